@@ -1,0 +1,29 @@
+//! # product-migration
+//!
+//! The schema of the product subgraph's store, as `sea-orm-migration`
+//! migrations that run unchanged on PostgreSQL (production) and SQLite
+//! (embedded default). Applied at start-up by the subgraph and by
+//! `shopgraph migrate product`; applying them again is a no-op.
+//!
+//! The bookkeeping table is `product_seaql_migrations`, not SeaORM's default,
+//! so several subgraphs may share one database without reading each other's
+//! migration history.
+
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_products;
+
+/// The product store's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_products::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "product_seaql_migrations".into_iden()
+    }
+}

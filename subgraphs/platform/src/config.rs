@@ -1,0 +1,225 @@
+//! Typed configuration from environment variables.
+//!
+//! Every service reads its settings through [`Env`], which turns a missing or
+//! malformed variable into a [`ConfigError`] naming the variable, the value it
+//! saw and what it expected, so a bad deployment stops at start-up with a
+//! message an operator can act on. [`Env`] reads from a map rather than the
+//! process environment directly, so tests build configurations without
+//! touching global state.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration value that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The variable is set but its value is unusable.
+    #[error("invalid value for {var}: {value:?} (expected {expected})")]
+    Invalid {
+        /// The environment variable's name.
+        var: String,
+        /// The value found.
+        value: String,
+        /// A human description of an acceptable value.
+        expected: String,
+    },
+    /// A required variable is not set.
+    #[error("missing required variable {var} (expected {expected})")]
+    Missing {
+        /// The environment variable's name.
+        var: String,
+        /// A human description of an acceptable value.
+        expected: String,
+    },
+}
+
+/// A snapshot of environment variables with typed accessors.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The process environment, read once.
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// An environment made of the given pairs (tests, embedded `dev` mode).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// Returns a copy with `key` set to `value` unless it is already set.
+    pub fn with_default(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.vars
+            .entry(key.to_owned())
+            .or_insert_with(|| value.into());
+        self
+    }
+
+    /// The raw value; empty strings count as unset, as most deploy tools
+    /// cannot distinguish the two.
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The first of `keys` that is set, with its name.
+    pub fn first_raw<'a>(&'a self, keys: &[&'a str]) -> Option<(&'a str, &'a str)> {
+        keys.iter()
+            .find_map(|key| self.raw(key).map(|value| (*key, value)))
+    }
+
+    /// A string value, if set.
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.raw(key).map(str::to_owned)
+    }
+
+    /// A value parsed with `FromStr`; `expected` describes valid values.
+    pub fn parse<T>(&self, key: &str, expected: &str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+    {
+        self.raw(key)
+            .map(|value| parse_value(key, value, expected))
+            .transpose()
+    }
+
+    /// Like [`Env::parse`], falling back to `default` when unset.
+    pub fn parse_or<T: FromStr>(
+        &self,
+        key: &str,
+        expected: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        Ok(self.parse(key, expected)?.unwrap_or(default))
+    }
+
+    /// A boolean: `true/false`, `1/0`, `yes/no`, `on/off`.
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(value) => match value.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(invalid(key, value, "a boolean: true or false")),
+            },
+        }
+    }
+
+    /// A duration in humantime form (`500ms`, `30s`, `5m`, `1h`).
+    pub fn duration_or(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(value) => humantime::parse_duration(value)
+                .map_err(|_| invalid(key, value, "a duration such as 500ms, 30s, 5m or 1h")),
+        }
+    }
+
+    /// An integer within `range`, inclusive.
+    pub fn int_in_or<T>(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<T>,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Display + Copy,
+    {
+        let expected = format!("an integer from {} to {}", range.start(), range.end());
+        match self.parse::<T>(key, &expected)? {
+            None => Ok(default),
+            Some(value) if range.contains(&value) => Ok(value),
+            Some(value) => Err(invalid(key, &value.to_string(), &expected)),
+        }
+    }
+
+    /// An IP address to bind to.
+    pub fn ip_or(&self, key: &str, default: IpAddr) -> Result<IpAddr, ConfigError> {
+        self.parse_or(key, "an IP address such as 0.0.0.0 or 127.0.0.1", default)
+    }
+}
+
+fn parse_value<T: FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| invalid(key, value, expected))
+}
+
+/// Builds a [`ConfigError::Invalid`]; used by services for their own checks.
+pub fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var: var.to_owned(),
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_value_names_variable_and_expectation() {
+        let env = Env::from_pairs([("PORT", "eighty")]);
+        let err = env
+            .int_in_or::<u16>("PORT", 0..=65535, 4001)
+            .expect_err("not a number");
+        let message = err.to_string();
+        assert!(message.contains("PORT"), "{message}");
+        assert!(message.contains("eighty"), "{message}");
+        assert!(message.contains("an integer from 0 to 65535"), "{message}");
+    }
+
+    #[test]
+    fn out_of_range_integer_is_rejected() {
+        let env = Env::from_pairs([("DATABASE_MAX_CONNECTIONS", "0")]);
+        assert!(
+            env.int_in_or::<u32>("DATABASE_MAX_CONNECTIONS", 1..=1000, 10)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let env = Env::from_pairs([("LOG_LEVEL", "  ")]);
+        assert_eq!(env.raw("LOG_LEVEL"), None);
+    }
+
+    #[test]
+    fn durations_and_booleans_parse() {
+        let env = Env::from_pairs([("T", "250ms"), ("B", "off"), ("X", "maybe")]);
+        assert_eq!(
+            env.duration_or("T", Duration::ZERO).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(!env.bool_or("B", true).unwrap());
+        assert!(env.bool_or("X", true).is_err());
+        assert!(env.duration_or("B", Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn first_raw_prefers_the_specific_variable() {
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "postgres://shared"),
+            ("PRODUCT_DATABASE_URL", "postgres://own"),
+        ]);
+        assert_eq!(
+            env.first_raw(&["PRODUCT_DATABASE_URL", "DATABASE_URL"]),
+            Some(("PRODUCT_DATABASE_URL", "postgres://own"))
+        );
+    }
+}

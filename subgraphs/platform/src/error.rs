@@ -1,0 +1,133 @@
+//! The error vocabulary clients see.
+//!
+//! Every error that leaves a Shopgraph service carries a stable,
+//! SCREAMING_SNAKE `extensions.code` from [`ErrorCode`]. Domain crates keep
+//! their own `thiserror` enums and map them to an [`ErrorCode`] at the GraphQL
+//! edge with [`coded`] / [`internal`]; nothing else builds error codes by hand.
+
+use async_graphql::ErrorExtensions;
+
+/// Stable error codes, shared by every subgraph and the router, so clients can
+/// branch on `extensions.code` instead of parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The HTTP request is not a GraphQL request (bad JSON, wrong content type).
+    BadRequest,
+    /// The request could not be parsed as GraphQL.
+    GraphqlParseFailed,
+    /// The document is not valid against the schema.
+    GraphqlValidationFailed,
+    /// An argument or input value is out of its allowed range or malformed.
+    BadUserInput,
+    /// No credentials, or credentials that could not be verified.
+    Unauthenticated,
+    /// Verified caller without the role the operation needs.
+    Forbidden,
+    /// The object does not exist (or is not visible to the caller).
+    NotFound,
+    /// The request conflicts with the current state (stock, status, idempotency).
+    Conflict,
+    /// The caller exceeded its request budget.
+    RateLimited,
+    /// A service this request depends on did not answer.
+    SubgraphUnavailable,
+    /// The HTTP method is not allowed for this operation (e.g. a mutation over GET).
+    MethodNotAllowed,
+    /// A bug or an infrastructure failure; details are in the logs only.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire form placed in `extensions.code`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BAD_REQUEST",
+            Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::Conflict => "CONFLICT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::SubgraphUnavailable => "SUBGRAPH_UNAVAILABLE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A GraphQL error whose message is safe to show, tagged with `code`.
+pub fn coded(code: ErrorCode, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message.into()).extend_with(|_, ext| ext.set("code", code.as_str()))
+}
+
+/// An internal failure: the cause chain goes to the log, the client gets a
+/// generic message (never SQL, hostnames or stack details).
+pub fn internal(cause: &(dyn std::error::Error + 'static)) -> async_graphql::Error {
+    tracing::error!(error = %error_chain(cause), "internal error");
+    coded(ErrorCode::Internal, "internal server error")
+}
+
+/// A domain error that knows which [`ErrorCode`] it means for a client.
+///
+/// Domain crates implement it at their GraphQL edge; [`to_graphql`] then
+/// turns any such error into a client-safe GraphQL error.
+pub trait Coded: std::error::Error + 'static {
+    /// The code clients see in `extensions.code`.
+    fn code(&self) -> ErrorCode;
+}
+
+/// Maps a [`Coded`] error to GraphQL: its message for client errors, a
+/// generic message (and a log line with the cause) for [`ErrorCode::Internal`].
+pub fn to_graphql<E: Coded>(error: E) -> async_graphql::Error {
+    match error.code() {
+        ErrorCode::Internal => internal(&error),
+        code => coded(code, error.to_string()),
+    }
+}
+
+/// Renders an error with all its sources, `outer: inner: root`, for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut rendered = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        rendered.push_str(": ");
+        rendered.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    rendered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coded_error_carries_extension_code() {
+        let err = coded(ErrorCode::NotFound, "no such product");
+        let server = err.into_server_error(Default::default());
+        let code = server
+            .extensions
+            .as_ref()
+            .and_then(|ext| ext.get("code"))
+            .cloned();
+        assert_eq!(code, Some(async_graphql::Value::from("NOT_FOUND")));
+        assert_eq!(server.message, "no such product");
+    }
+
+    #[test]
+    fn error_chain_lists_every_source() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("root cause"));
+        assert_eq!(error_chain(&err), "outer: root cause");
+    }
+}

@@ -1,0 +1,36 @@
+//! # shopgraph-platform
+//!
+//! What every Shopgraph service needs, written once. A subgraph crate brings
+//! its schema and its store; this crate brings the rest:
+//!
+//! | module | what it gives a service |
+//! |---|---|
+//! | [`config`] | typed reads of environment variables with errors that name the variable |
+//! | [`settings`] | the settings all services share (port, store, JWT, limits) |
+//! | [`telemetry`] | `tracing` logs (JSON or human) and OTLP trace export |
+//! | [`metrics`] | the Prometheus registry behind `/metrics` |
+//! | [`db`] | opening a SeaORM pool for PostgreSQL, MariaDB or SQLite, with statement counting |
+//! | [`health`] | `/health`, `/health/live`, `/health/ready` |
+//! | [`identity`] | who is calling: JWT verification into a `Viewer` |
+//! | [`graphql`] | GraphQL over HTTP (POST, GET for queries, GraphiQL) |
+//! | [`server`] | the common middleware stack and graceful serving |
+//! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`error`] | the `extensions.code` vocabulary |
+//! | [`money`], [`pagination`] | value types shared across subgraphs |
+//!
+//! It lives under `subgraphs/` because the subgraphs are its main users; the
+//! router uses the parts that are not GraphQL-serving specific.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod health;
+pub mod identity;
+pub mod metrics;
+pub mod money;
+pub mod pagination;
+pub mod server;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
