@@ -204,7 +204,8 @@ mod tests {
         };
         let db = Database::connect(&settings, "test").await.unwrap();
         let before = db.statements.get();
-        db.conn.execute_unprepared("SELECT 1").await.unwrap();
+        let select = sea_orm::Statement::from_string(db.backend(), "SELECT 1");
+        db.conn.query_one_raw(select).await.unwrap();
         assert_eq!(db.statements.get(), before + 1);
         assert!(db.check().await.is_ok());
     }

@@ -44,6 +44,8 @@ pub fn service_router(
     authority: Arc<JwtAuthority>,
     http: &HttpSettings,
 ) -> Router {
+    // Install the recorder now: metrics recorded before it exists are lost.
+    let prometheus = crate::metrics::prometheus();
     let identified = routes.layer(axum::middleware::from_fn_with_state(
         authority,
         identity::identify,
@@ -53,7 +55,7 @@ pub fn service_router(
         .merge(health::routes(service, readiness))
         .route(
             "/metrics",
-            get(|| async { crate::metrics::prometheus().render() }),
+            get(move || async move { prometheus.render() }),
         )
         .layer(
             ServiceBuilder::new()

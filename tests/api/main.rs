@@ -1,0 +1,15 @@
+//! Integration tests: real product subgraphs on real stores (PostgreSQL and
+//! SQLite), driven over HTTP. PostgreSQL must be reachable at
+//! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! `tests/run.sh` makes sure it is.
+
+mod helpers;
+
+mod product_auth;
+mod product_crud;
+mod product_entities;
+mod product_http;
+mod product_listing;
+mod product_stock;
+mod product_store_lifecycle;
+mod product_validation;

@@ -1,0 +1,127 @@
+//! Every bad input gets a coded error, never a panic or a 500.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{As, Backend, TestApp, backend_tests};
+
+const CREATE: &str =
+    "mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }";
+
+fn input(overrides: Value) -> Value {
+    let mut base =
+        json!({ "name": "Valid", "price": "1.00", "category": "Test", "stockQuantity": 1 });
+    for (key, value) in overrides.as_object().unwrap() {
+        base[key] = value.clone();
+    }
+    json!({ "input": base })
+}
+
+async fn invalid_product_input_is_bad_user_input(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (overrides, field) in [
+        (json!({ "name": "" }), "name"),
+        (json!({ "name": "   " }), "name"),
+        (json!({ "price": "-0.01" }), "price"),
+        (json!({ "price": "1.001" }), "price"),
+        (json!({ "price": "1000000000000" }), "price"),
+        (json!({ "stockQuantity": -1 }), "stockQuantity"),
+        (json!({ "category": "" }), "category"),
+        (json!({ "currency": "euro" }), "currency"),
+        (json!({ "imageUrl": "javascript:alert(1)" }), "imageUrl"),
+    ] {
+        let response = app.gql(As::Admin, CREATE, input(overrides.clone())).await;
+        assert_eq!(
+            response.code(),
+            "BAD_USER_INPUT",
+            "{overrides}: {:#}",
+            response.body
+        );
+        let message = response.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{message} names {field}");
+    }
+    let listing = app
+        .gql(
+            As::Anonymous,
+            "{ products(first: 100) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listing.data()["products"]["totalCount"],
+        0,
+        "nothing invalid was stored"
+    );
+}
+
+async fn malformed_values_get_codes_too(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (query, variables) in [
+        (CREATE, input(json!({ "price": "twelve" }))),
+        (CREATE, input(json!({ "stockQuantity": "lots" }))),
+        (CREATE, json!({})),
+        ("{ products(first: \"ten\") { totalCount } }", json!({})),
+        ("{ products { noSuchField } }", json!({})),
+    ] {
+        let response = app.gql(As::Admin, query, variables.clone()).await;
+        let codes = response.codes();
+        assert!(
+            !codes.is_empty(),
+            "{query} {variables}: {:#}",
+            response.body
+        );
+        for code in codes {
+            assert!(
+                code == "BAD_USER_INPUT" || code == "GRAPHQL_VALIDATION_FAILED",
+                "{query} {variables}: {code}"
+            );
+        }
+        assert!(response.status.is_client_error() || response.status.is_success());
+    }
+}
+
+async fn unknown_ids_on_writes_are_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    for id in [unknown.as_str(), "not-a-uuid"] {
+        for (query, variables) in [
+            (
+                "mutation($id: ID!) { updateProduct(id: $id, input: { name: \"x\" }) { id } }",
+                json!({ "id": id }),
+            ),
+            (
+                "mutation($id: ID!) { deleteProduct(id: $id) }",
+                json!({ "id": id }),
+            ),
+            (
+                "mutation($id: ID!) { adjustStock(id: $id, delta: 1) { id } }",
+                json!({ "id": id }),
+            ),
+        ] {
+            let response = app.gql(As::Admin, query, variables).await;
+            assert_eq!(response.code(), "NOT_FOUND", "{query} with {id}");
+        }
+    }
+    let id = app.create_product("Real", "1.00", 1, "T").await;
+    let zero = app
+        .gql(
+            As::Admin,
+            "mutation($id: ID!) { adjustStock(id: $id, delta: 0) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(zero.code(), "BAD_USER_INPUT");
+    let empty_name = app
+        .gql(
+            As::Admin,
+            "mutation($id: ID!) { updateProduct(id: $id, input: { name: \"\" }) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(empty_name.code(), "BAD_USER_INPUT");
+}
+
+backend_tests!(
+    invalid_product_input_is_bad_user_input,
+    malformed_values_get_codes_too,
+    unknown_ids_on_writes_are_not_found,
+);
