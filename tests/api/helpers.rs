@@ -1,8 +1,8 @@
 //! Spawning a real product subgraph for a test.
 //!
-//! Every [`TestApp`] gets its own store: a fresh PostgreSQL database
-//! (`shopgraph_test_<uuid>`, dropped when the test ends, even on panic) or a
-//! fresh SQLite file in the temp directory. The app listens on a random
+//! Every [`TestApp`] gets its own store from the platform's testkit: a fresh
+//! PostgreSQL database (dropped when the test ends, even on panic) or a fresh
+//! SQLite file in the temp directory. The app listens on a random
 //! port and is driven over HTTP, exactly as clients use it.
 
 use std::net::SocketAddr;
@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use product_subgraph::{ProductApp, ProductSettings};
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use shopgraph_platform::config::Env;
 use shopgraph_platform::db::StatementCounter;
 use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
 use shopgraph_platform::settings::RunMode;
+use shopgraph_platform::testkit::{TempBackend, TempDatabase};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -66,98 +66,20 @@ fn init_tracing() {
 }
 
 /// A store that exists for one test.
-pub struct TestDb {
-    pub url: String,
-    cleanup: Cleanup,
-}
+pub type TestDb = TempDatabase;
 
-enum Cleanup {
-    DropDatabase { admin_url: String, name: String },
-    RemoveFile(std::path::PathBuf),
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-impl TestDb {
-    /// Creates an empty store.
-    pub async fn create(backend: Backend) -> Self {
-        let unique = uuid::Uuid::new_v4().simple().to_string();
+impl From<Backend> for TempBackend {
+    fn from(backend: Backend) -> Self {
         match backend {
-            Backend::Postgres => {
-                let admin_url = postgres_admin_url();
-                let name = format!("shopgraph_test_{unique}");
-                let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
-                    panic!("PostgreSQL must be running at {admin_url}: {err}")
-                });
-                admin
-                    // Byte-order collation: NAME ordering is then the same on every machine.
-                    .execute_unprepared(&format!(
-                        "CREATE DATABASE {name} TEMPLATE template0 LC_COLLATE 'C'"
-                    ))
-                    .await
-                    .expect("create test database");
-                admin.close().await.ok();
-                let (base, _) = admin_url.rsplit_once('/').expect("URL has a database path");
-                Self {
-                    url: format!("{base}/{name}"),
-                    cleanup: Cleanup::DropDatabase { admin_url, name },
-                }
-            }
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("shopgraph-test-{unique}.db"));
-                Self {
-                    url: format!("sqlite://{}?mode=rwc", path.display()),
-                    cleanup: Cleanup::RemoveFile(path),
-                }
-            }
-        }
-    }
-
-    /// Drops the store now (e.g. to see readiness fail); also done on drop.
-    pub fn destroy(&mut self) {
-        match &self.cleanup {
-            Cleanup::DropDatabase { admin_url, name } => {
-                let (admin_url, db_name) = (admin_url.clone(), name.clone());
-                // Drop may run outside a runtime or inside a finished one: use a
-                // private runtime on a plain thread.
-                let result = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
-                    runtime.block_on(async move {
-                        let admin = Database::connect(&admin_url)
-                            .await
-                            .map_err(std::io::Error::other)?;
-                        admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
-                            ))
-                            .await
-                            .map_err(std::io::Error::other)?;
-                        admin.close().await.map_err(std::io::Error::other)
-                    })
-                })
-                .join();
-                if !matches!(result, Ok(Ok(()))) {
-                    eprintln!("warning: could not drop test database {name}: {result:?}");
-                }
-            }
-            Cleanup::RemoveFile(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
+            Backend::Sqlite => TempBackend::Sqlite,
+            Backend::Postgres => TempBackend::Postgres,
         }
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        self.destroy();
-    }
+/// A fresh, empty store on `backend`.
+pub async fn fresh_db(backend: Backend) -> TestDb {
+    TempDatabase::create(backend.into()).await
 }
 
 /// Test-time knobs for [`TestApp::spawn_with`].
@@ -262,7 +184,7 @@ impl TestApp {
 
     /// A product subgraph on a fresh store, with `options`.
     pub async fn spawn_with(backend: Backend, options: Options) -> Self {
-        let db = TestDb::create(backend).await;
+        let db = fresh_db(backend).await;
         Self::spawn_on(db, options).await
     }
 

@@ -6,10 +6,10 @@ use product_subgraph::seed::demo_catalogue;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 use serde_json::json;
 
-use crate::helpers::{As, Backend, Options, TestApp, TestDb, backend_tests, settings};
+use crate::helpers::{As, Backend, Options, TestApp, backend_tests, fresh_db, settings};
 
 async fn migrations_apply_twice(backend: Backend) {
-    let db = TestDb::create(backend).await;
+    let db = fresh_db(backend).await;
     let settings = settings(&db, Options::default());
     product_subgraph::migrate(&settings)
         .await
@@ -25,7 +25,7 @@ async fn migrations_apply_twice(backend: Backend) {
 }
 
 async fn seeding_twice_does_not_duplicate(backend: Backend) {
-    let db = TestDb::create(backend).await;
+    let db = fresh_db(backend).await;
     let seeded = Options {
         seed: true,
         ..Options::default()
@@ -33,7 +33,7 @@ async fn seeding_twice_does_not_duplicate(backend: Backend) {
     let mut first = TestApp::spawn_on(db, seeded).await;
     first.begin_shutdown();
     first.wait_stopped().await.unwrap();
-    let db = std::mem::replace(&mut first.db, TestDb::create(backend).await);
+    let db = std::mem::replace(&mut first.db, fresh_db(backend).await);
     drop(first);
 
     let second = TestApp::spawn_on(db, seeded).await;

@@ -17,6 +17,7 @@
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`error`] | the `extensions.code` vocabulary |
 //! | [`money`], [`pagination`] | value types shared across subgraphs |
+//! | `testkit` (feature) | throw-away databases for tests and benchmarks |
 //!
 //! It lives under `subgraphs/` because the subgraphs are its main users; the
 //! router uses the parts that are not GraphQL-serving specific.
@@ -34,3 +35,5 @@ pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
