@@ -5,6 +5,8 @@
 
 mod helpers;
 
+mod cli;
+
 mod product_auth;
 mod product_crud;
 mod product_entities;

@@ -53,10 +53,7 @@ pub fn service_router(
     Router::new()
         .merge(identified)
         .merge(health::routes(service, readiness))
-        .route(
-            "/metrics",
-            get(move || async move { prometheus.render() }),
-        )
+        .route("/metrics", get(move || async move { prometheus.render() }))
         .layer(
             ServiceBuilder::new()
                 .layer(

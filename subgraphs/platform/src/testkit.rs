@@ -47,7 +47,9 @@ impl TempDatabase {
                 let admin_url = postgres_admin_url();
                 let name = format!("shopgraph_test_{unique}");
                 let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
-                    panic!("PostgreSQL must be running at {admin_url} (tests/run.sh starts it): {err}")
+                    panic!(
+                        "PostgreSQL must be running at {admin_url} (tests/run.sh starts it): {err}"
+                    )
                 });
                 // Byte-order collation: NAME ordering is the same on every machine.
                 admin

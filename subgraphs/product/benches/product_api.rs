@@ -91,9 +91,23 @@ async fn main() {
     let url = format!("http://{addr}/graphql");
     for scenario in scenarios {
         // Warm up connections and caches.
-        run(&client, &url, &scenario.body, concurrency, Duration::from_millis(500)).await;
+        run(
+            &client,
+            &url,
+            &scenario.body,
+            concurrency,
+            Duration::from_millis(500),
+        )
+        .await;
         let before = statements.get();
-        let result = run(&client, &url, &scenario.body, concurrency, Duration::from_secs(seconds)).await;
+        let result = run(
+            &client,
+            &url,
+            &scenario.body,
+            concurrency,
+            Duration::from_secs(seconds),
+        )
+        .await;
         let executed = statements.get() - before;
         let mut latencies = result.latencies;
         latencies.sort_unstable();
@@ -117,7 +131,13 @@ struct RunResult {
     elapsed: Duration,
 }
 
-async fn run(client: &reqwest::Client, url: &str, body: &Value, concurrency: usize, duration: Duration) -> RunResult {
+async fn run(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    concurrency: usize,
+    duration: Duration,
+) -> RunResult {
     let started = Instant::now();
     let deadline = started + duration;
     let body = Arc::new(serde_json::to_vec(body).expect("body"));
@@ -136,10 +156,12 @@ async fn run(client: &reqwest::Client, url: &str, body: &Value, concurrency: usi
                         .send()
                         .await;
                     let ok = match response {
-                        Ok(response) if response.status().is_success() => match response.bytes().await {
-                            Ok(bytes) => !bytes.windows(9).any(|w| w == b"\"errors\":"),
-                            Err(_) => false,
-                        },
+                        Ok(response) if response.status().is_success() => {
+                            match response.bytes().await {
+                                Ok(bytes) => !bytes.windows(9).any(|w| w == b"\"errors\":"),
+                                Err(_) => false,
+                            }
+                        }
                         _ => false,
                     };
                     if ok {
@@ -184,7 +206,10 @@ async fn insert_products(url: &str) -> Vec<Uuid> {
         })
         .collect();
     let ids = products.iter().map(|p| p.id).collect();
-    ProductStore::new(conn).insert_missing(products).await.expect("insert products");
+    ProductStore::new(conn)
+        .insert_missing(products)
+        .await
+        .expect("insert products");
     ids
 }
 
@@ -197,5 +222,8 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -1,0 +1,181 @@
+//! The `shopgraph` binary as users run it: `dev`, `migrate`, `sdl`, `token`
+//! and configuration errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use shopgraph_platform::identity::JwtAuthority;
+use shopgraph_platform::settings::{AuthSettings, DEV_JWT_SECRET};
+
+fn shopgraph() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shopgraph"));
+    // Start from a clean environment so a developer's variables do not leak in.
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+/// Starts `shopgraph dev` in `data_dir` on a free port; returns the child
+/// and the GraphQL URL it printed.
+fn start_dev(data_dir: &std::path::Path) -> (Child, String) {
+    let mut child = shopgraph()
+        .arg("dev")
+        .env("PRODUCT_PORT", "0")
+        .env("SHOPGRAPH_DATA_DIR", data_dir)
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("shopgraph dev starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+            {
+                let _ = sender.send(url.to_owned());
+            }
+        }
+    });
+    let url = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("dev prints the product URL");
+    (child, url)
+}
+
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "dev exits cleanly on SIGTERM: {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dev stops within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn total_products(url: &str) -> Value {
+    let body: Value = reqwest::Client::new()
+        .post(url)
+        .json(&json!({ "query": "{ products(first: 1) { totalCount } categories }" }))
+        .send()
+        .await
+        .expect("dev answers")
+        .json()
+        .await
+        .expect("JSON");
+    body["data"].clone()
+}
+
+#[tokio::test]
+async fn dev_serves_demo_data_and_restarts_without_duplicates() {
+    let data_dir =
+        std::env::temp_dir().join(format!("shopgraph-dev-{}", uuid::Uuid::new_v4().simple()));
+    let (child, url) = start_dev(&data_dir);
+    let first = total_products(&url).await;
+    assert!(
+        first["products"]["totalCount"].as_u64().unwrap() >= 50,
+        "{first}"
+    );
+    assert!(first["categories"].as_array().unwrap().len() >= 5);
+    stop(child);
+
+    let (child, url) = start_dev(&data_dir);
+    let second = total_products(&url).await;
+    assert_eq!(second, first, "restarting does not duplicate the catalogue");
+    stop(child);
+    std::fs::remove_dir_all(&data_dir).ok();
+}
+
+#[test]
+fn sdl_prints_the_federation_schema() {
+    let output = shopgraph().args(["sdl", "product"]).output().expect("runs");
+    assert!(output.status.success());
+    let sdl = String::from_utf8(output.stdout).unwrap();
+    assert!(sdl.contains("type Product @key(fields: \"id\")"));
+    assert!(sdl.contains("specs.apollo.dev/federation/v2"));
+}
+
+#[test]
+fn token_prints_a_verifiable_dev_token() {
+    let output = shopgraph()
+        .args(["token", "--user", "alice", "--admin"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap();
+    let authority = JwtAuthority::from_settings(&AuthSettings {
+        jwt_secret: DEV_JWT_SECRET.into(),
+        using_dev_secret: true,
+        issuer: "shopgraph".into(),
+        audience: "shopgraph".into(),
+    });
+    let viewer = authority
+        .verify(token.trim())
+        .expect("signed with the dev secret");
+    assert_eq!(viewer.user_id, "alice");
+    assert!(viewer.is_admin());
+}
+
+#[test]
+fn invalid_configuration_names_the_variable() {
+    let output = shopgraph()
+        .args(["serve", "product"])
+        .env("PRODUCT_PORT", "eighty")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("PRODUCT_PORT") && stderr.contains("eighty"),
+        "{stderr}"
+    );
+
+    let output = shopgraph()
+        .args(["migrate", "product"])
+        .env("DATABASE_URL", "oracle://db")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("DATABASE_URL")
+    );
+}
+
+#[test]
+fn migrate_runs_twice() {
+    let path = std::env::temp_dir().join(format!(
+        "shopgraph-migrate-{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    for _ in 0..2 {
+        let output = shopgraph()
+            .args(["migrate", "product"])
+            .env("PRODUCT_DATABASE_URL", &url)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::remove_file(&path).ok();
+}
