@@ -21,8 +21,14 @@ fn shopgraph() -> Command {
 /// Starts `shopgraph dev` in `data_dir` on a free port; returns the child
 /// and the GraphQL URL it printed.
 fn start_dev(data_dir: &std::path::Path) -> (Child, String) {
+    start_dev_with(data_dir, &[])
+}
+
+/// [`start_dev`] with extra environment variables.
+fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, String) {
     let mut child = shopgraph()
         .arg("dev")
+        .envs(vars.iter().copied())
         .env("PRODUCT_PORT", "0")
         .env("SHOPGRAPH_DATA_DIR", data_dir)
         .env("LOG_FORMAT", "json")
@@ -178,4 +184,62 @@ fn migrate_runs_twice() {
         );
     }
     std::fs::remove_file(&path).ok();
+}
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, request spans reach the collector
+/// over OTLP/HTTP, in the caller's trace (W3C `traceparent`), and are
+/// flushed on shutdown.
+// Multi-threaded: the collector must keep answering while `stop` blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_in_the_callers_trace() {
+    use axum::body::Bytes;
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+
+    let received: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let sink = Arc::clone(&sink);
+            async move {
+                sink.lock().unwrap().push(body);
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let data_dir =
+        std::env::temp_dir().join(format!("shopgraph-otel-{}", uuid::Uuid::new_v4().simple()));
+    let endpoint = format!("http://{collector_addr}");
+    let (child, url) = start_dev_with(
+        &data_dir,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    );
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({ "query": "{ categories }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stop(child);
+    std::fs::remove_dir_all(&data_dir).ok();
+
+    let payloads = received.lock().unwrap().clone();
+    assert!(!payloads.is_empty(), "the collector received spans");
+    let trace_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert!(
+        payloads
+            .iter()
+            .any(|p| p.windows(16).any(|w| w == trace_bytes.as_slice())),
+        "a span continues the caller's trace"
+    );
 }

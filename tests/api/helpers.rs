@@ -220,6 +220,15 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// GETs `path` (health, metrics, GraphQL over GET).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the subgraph")
+    }
+
     /// POSTs a GraphQL request as `who`.
     pub async fn gql(&self, who: As, query: &str, variables: Value) -> GqlResponse {
         let mut request = self

@@ -3,7 +3,7 @@
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, TestApp};
+use crate::helpers::{As, Backend, Options, TestApp};
 
 async fn app() -> TestApp {
     TestApp::spawn(Backend::Sqlite).await
@@ -149,41 +149,22 @@ async fn deep_queries_are_refused() {
 async fn health_and_metrics() {
     let app = app().await;
     for path in ["/health", "/health/live", "/health/ready"] {
-        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
-    let ready: Value = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get("/health/ready").await.json().await.unwrap();
     assert_eq!(ready["checks"]["database"]["status"], "ok");
 
-    app.client
-        .post(app.url("/graphql"))
-        .json(&json!({ "query": "{ categories }" }))
-        .send()
-        .await
-        .unwrap();
-    app.client
-        .post(app.url("/graphql"))
-        .json(&json!({ "query": "mutation { deleteProduct(id: \"x\") }" }))
-        .send()
-        .await
-        .unwrap();
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    app.gql(As::Anonymous, "{ categories }", json!({})).await;
+    let refused = app
+        .gql(
+            As::Anonymous,
+            "mutation { deleteProduct(id: \"x\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     for expected in [
         "graphql_requests_total{service=\"product\",operation_type=\"query\"}",
         "graphql_requests_total{service=\"product\",operation_type=\"mutation\"}",

@@ -49,29 +49,14 @@ async fn seeding_twice_does_not_duplicate(backend: Backend) {
 #[tokio::test]
 async fn readiness_fails_when_the_store_is_gone() {
     let mut app = TestApp::spawn(Backend::Postgres).await;
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/health/ready").await;
     assert_eq!(ready.status(), 200);
     app.db.destroy();
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/health/ready").await;
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"]["status"], "error");
-    let live = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
+    let live = app.get("/health/live").await;
     assert_eq!(live.status(), 200, "liveness does not depend on the store");
 }
 
