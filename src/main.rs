@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use product_subgraph::{ProductApp, ProductSettings};
+use product_subgraph::ProductSettings;
 use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -111,7 +111,7 @@ async fn dev(env: Env) -> anyhow::Result<()> {
     let product = ProductSettings::from_env(&env, RunMode::Dev)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
 
-    let app = ProductApp::build(product).await?;
+    let app = product_subgraph::build(product).await?;
     let addr = app.local_addr()?;
     println!(
         "\nShopgraph dev is up (embedded SQLite, demo data):\n  product   http://{addr}/graphql  (GraphiQL in a browser)\n\nAdmin token: cargo run --release -- token --user admin --admin\nPress Ctrl-C to stop.\n"
@@ -126,7 +126,7 @@ async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
         Service::Product => {
             let settings = ProductSettings::from_env(&env, RunMode::Serve)?;
             let _telemetry = telemetry::init(&telemetry_settings)?;
-            ProductApp::build(settings)
+            product_subgraph::build(settings)
                 .await?
                 .run(shopgraph_platform::shutdown::signal())
                 .await?;

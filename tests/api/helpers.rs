@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::Duration;
 
-use product_subgraph::{ProductApp, ProductSettings};
+use product_subgraph::ProductSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shopgraph_platform::config::Env;
@@ -193,7 +193,7 @@ impl TestApp {
         init_tracing();
         let settings = settings(&db, options);
         let authority = JwtAuthority::from_settings(&settings.service.auth);
-        let app = ProductApp::build(settings)
+        let app = product_subgraph::build(settings)
             .await
             .expect("product subgraph starts");
         let addr = app.local_addr().expect("bound address");

@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::error::ErrorCode;
 use crate::identity::Identity;
 use crate::metrics;
+use crate::upstream::Credentials;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -58,6 +59,7 @@ async fn handle<Q, M, S>(
     method: Method,
     headers: HeaderMap,
     identity: Option<Extension<Identity>>,
+    credentials: Option<Extension<Credentials>>,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response
 where
@@ -120,7 +122,8 @@ where
     let identity = identity
         .map(|Extension(identity)| identity)
         .unwrap_or_default();
-    request = request.data(identity);
+    let credentials = credentials.map(|Extension(c)| c).unwrap_or_default();
+    request = request.data(identity).data(credentials);
     let mut response = endpoint.schema.execute(request).await;
 
     let request_error = response.data == async_graphql::Value::Null

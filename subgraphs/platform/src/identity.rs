@@ -3,8 +3,10 @@
 //! The [`identify`] middleware turns the `Authorization: Bearer <JWT>` header
 //! into an [`Identity`] request extension; the GraphQL handler copies it into
 //! the request data, and resolvers read it with [`viewer`] or [`admin`]. No
-//! resolver looks at headers. A token that is present but invalid is refused
-//! with 401 before any GraphQL runs; no token means [`Identity::Anonymous`].
+//! resolver looks at headers; calls made on the caller's behalf forward the
+//! header kept in [`Credentials`]. A token that is present but invalid is
+//! refused with 401 before any GraphQL runs; no token means
+//! [`Identity::Anonymous`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, coded};
 use crate::graphql::error_body;
+use crate::upstream::Credentials;
 use crate::settings::AuthSettings;
 
 /// The role that may change the catalogue, refund payments and so on.
@@ -147,9 +150,11 @@ pub async fn identify(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authority.identify(request.headers().get(header::AUTHORIZATION)) {
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    match authority.identify(authorization.as_ref()) {
         Ok(identity) => {
             request.extensions_mut().insert(identity);
+            request.extensions_mut().insert(Credentials(authorization));
             next.run(request).await
         }
         Err(err) => {

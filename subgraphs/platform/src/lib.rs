@@ -14,7 +14,9 @@
 //! | [`identity`] | who is calling: JWT verification into a `Viewer` |
 //! | [`graphql`] | GraphQL over HTTP (POST, GET for queries, GraphiQL) |
 //! | [`server`] | the common middleware stack and graceful serving |
+//! | [`service`] | a subgraph's life: migrate, bind, serve, background jobs, stop |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`upstream`] | calling another subgraph's GraphQL API with the caller's credentials |
 //! | [`error`] | the `extensions.code` vocabulary |
 //! | [`money`], [`pagination`] | value types shared across subgraphs |
 //! | `testkit` (feature) | throw-away databases for tests and benchmarks |
@@ -32,8 +34,10 @@ pub mod metrics;
 pub mod money;
 pub mod pagination;
 pub mod server;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod upstream;
 #[cfg(feature = "testkit")]
 pub mod testkit;

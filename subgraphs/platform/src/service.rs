@@ -1,0 +1,185 @@
+//! The life of a subgraph process: open and migrate its store, bind, serve,
+//! run background jobs, stop.
+//!
+//! Each subgraph crate supplies what is its own (migrations, schema,
+//! background jobs) and gets the rest from [`ServiceApp`]: the common
+//! middleware stack, readiness on its store, graceful shutdown that first
+//! drains HTTP, then stops the background jobs, then closes the pool.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DbErr;
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Database, DbOpenError, StatementCounter};
+use crate::health::ReadinessCheck;
+use crate::identity::JwtAuthority;
+use crate::server;
+use crate::settings::ServiceSettings;
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Database(#[from] DbOpenError),
+    /// Migrations failed.
+    #[error("cannot apply the {service} migrations")]
+    Migrate {
+        /// The service.
+        service: &'static str,
+        /// The driver's error.
+        #[source]
+        source: DbErr,
+    },
+    /// Start-up data (demo catalogue...) could not be written.
+    #[error("cannot prepare {service} start-up data")]
+    Prepare {
+        /// The service.
+        service: &'static str,
+        /// What failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens the store of `settings.name` and applies migrator `M`.
+pub async fn open_store<M: MigratorTrait>(settings: &ServiceSettings) -> Result<Database, StartError> {
+    let database = Database::connect(&settings.database, settings.name).await?;
+    M::up(&database.conn, None)
+        .await
+        .map_err(|source| StartError::Migrate {
+            service: settings.name,
+            source,
+        })?;
+    Ok(database)
+}
+
+/// Applies migrator `M` to the store of `settings.name` and closes it
+/// (`shopgraph migrate <service>`).
+pub async fn migrate<M: MigratorTrait>(settings: &ServiceSettings) -> Result<(), StartError> {
+    open_store::<M>(settings).await?.close().await;
+    Ok(())
+}
+
+type Job = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
+
+/// A subgraph that is migrated and bound, ready to run.
+pub struct ServiceApp {
+    name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    database: Database,
+    shutdown_timeout: Duration,
+    jobs: Vec<Job>,
+}
+
+impl ServiceApp {
+    /// Wraps `routes` (the GraphQL endpoint) in the common stack and binds
+    /// the listener of `settings` (port 0 picks a free one).
+    pub async fn bind(settings: &ServiceSettings, database: Database, routes: axum::Router) -> Result<Self, StartError> {
+        if settings.auth.using_dev_secret {
+            tracing::warn!(
+                service = settings.name,
+                "JWT_SECRET is not set: accepting tokens signed with the public dev secret"
+            );
+        }
+        let router = server::service_router(
+            settings.name,
+            routes,
+            vec![Arc::new(database.clone()) as Arc<dyn ReadinessCheck>],
+            Arc::new(JwtAuthority::from_settings(&settings.auth)),
+            &settings.http,
+        );
+        let addr = settings.http.addr;
+        let listener = server::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            name: settings.name,
+            listener,
+            router,
+            database,
+            shutdown_timeout: settings.http.shutdown_timeout,
+            jobs: Vec::new(),
+        })
+    }
+
+    /// Adds a background job (a sweeper, a scheduler) started by
+    /// [`ServiceApp::run`]; it must return soon after its token is cancelled.
+    pub fn with_job<F, Fut>(mut self, job: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.jobs.push(Box::new(move |token| tokio::spawn(job(token))));
+        self
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Counts the SQL statements this service executes.
+    pub fn statements(&self) -> StatementCounter {
+        self.database.statements.clone()
+    }
+
+    /// Serves until `shutdown` resolves; then drains in-flight requests,
+    /// stops background jobs and closes the pool.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let addr = self.listener.local_addr()?;
+        let name = self.name;
+        tracing::info!(service = name, %addr, "listening on http://{addr}/graphql");
+        let stop_jobs = CancellationToken::new();
+        let jobs: Vec<JoinHandle<()>> = self.jobs.into_iter().map(|job| job(stop_jobs.clone())).collect();
+        let result = server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await;
+        stop_jobs.cancel();
+        for job in jobs {
+            if let Err(err) = job.await {
+                tracing::error!(service = name, %err, "background job failed");
+            }
+        }
+        self.database.close().await;
+        tracing::info!(service = name, "stopped");
+        result
+    }
+}
+
+/// Runs `tick` every `interval` until `stop` is cancelled; a failing tick is
+/// logged and retried at the next interval. The common shape of sweepers.
+pub async fn every<F, Fut, E>(name: &'static str, interval: Duration, stop: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
+{
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = timer.tick() => {
+                if let Err(err) = tick().await {
+                    tracing::warn!(job = name, error = %crate::error::error_chain(&err), "background job tick failed");
+                }
+            }
+        }
+    }
+}

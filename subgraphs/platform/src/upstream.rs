@@ -1,0 +1,160 @@
+//! Calling another subgraph's GraphQL API (service to service).
+//!
+//! Basket asks product for prices, payment asks basket for the caller's
+//! basket. [`GraphqlClient`] sends one operation with a timeout, forwards
+//! the caller's credentials and W3C trace context, and turns every way a
+//! call can fail into an [`UpstreamError`] a resolver can map to
+//! `SUBGRAPH_UNAVAILABLE` or pass on with the upstream's own code.
+
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use opentelemetry::propagation::Injector;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::{Coded, ErrorCode};
+
+/// The caller's `Authorization` header, kept so that calls made on the
+/// caller's behalf carry the caller's identity.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials(pub Option<HeaderValue>);
+
+/// Why a call to another subgraph did not produce data.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connection refused, timeout, 5xx: the other service is not there.
+    #[error("the {service} service is unavailable")]
+    Unavailable {
+        /// The service called.
+        service: &'static str,
+        /// What went wrong, for the logs.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The service answered with GraphQL errors.
+    #[error("{service}: {message}")]
+    Rejected {
+        /// The service called.
+        service: &'static str,
+        /// The first error's `extensions.code`, if any.
+        code: Option<String>,
+        /// The first error's message.
+        message: String,
+    },
+    /// The answer did not have the expected shape.
+    #[error("the {service} service sent an unexpected response")]
+    Malformed {
+        /// The service called.
+        service: &'static str,
+        /// The decoding failure.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Coded for UpstreamError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unavailable { .. } => ErrorCode::SubgraphUnavailable,
+            Self::Rejected { code, .. } => match code.as_deref() {
+                Some("UNAUTHENTICATED") => ErrorCode::Unauthenticated,
+                Some("FORBIDDEN") => ErrorCode::Forbidden,
+                Some("NOT_FOUND") => ErrorCode::NotFound,
+                Some("BAD_USER_INPUT") => ErrorCode::BadUserInput,
+                _ => ErrorCode::SubgraphUnavailable,
+            },
+            Self::Malformed { .. } => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A GraphQL endpoint of another service.
+#[derive(Debug, Clone)]
+pub struct GraphqlClient {
+    service: &'static str,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl GraphqlClient {
+    /// A client for `service` at `url`; every call gives up after `timeout`.
+    pub fn new(service: &'static str, url: impl Into<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(2)))
+            .build()
+            .unwrap_or_default();
+        Self {
+            service,
+            url: url.into(),
+            http,
+        }
+    }
+
+    /// The endpoint called.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `query` and decodes its `data` into `T`.
+    pub async fn query<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        variables: Value,
+        credentials: Option<&Credentials>,
+    ) -> Result<T, UpstreamError> {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/graphql-response+json, application/json")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(Credentials(Some(authorization))) = credentials {
+            request = request.header("authorization", authorization.clone());
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut HeaderInjector(&mut headers));
+        });
+        request = request.headers(headers);
+
+        let unavailable = |source: Box<dyn std::error::Error + Send + Sync>| UpstreamError::Unavailable {
+            service: self.service,
+            source,
+        };
+        let response = request.send().await.map_err(|err| unavailable(Box::new(err)))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(unavailable(format!("HTTP {status}").into()));
+        }
+        let body: Value = response.json().await.map_err(|err| unavailable(Box::new(err)))?;
+        if let Some(error) = body.get("errors").and_then(|e| e.get(0)) {
+            return Err(UpstreamError::Rejected {
+                service: self.service,
+                code: error["extensions"]["code"].as_str().map(str::to_owned),
+                message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
+            });
+        }
+        serde_json::from_value(body.get("data").cloned().unwrap_or(Value::Null)).map_err(|source| {
+            UpstreamError::Malformed {
+                service: self.service,
+                source,
+            }
+        })
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut reqwest::header::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+            reqwest::header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
