@@ -9,12 +9,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use basket_subgraph::BasketSettings;
 use clap::{Parser, Subcommand, ValueEnum};
 use product_subgraph::ProductSettings;
 use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
+use shopgraph_platform::service::ServiceApp;
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
 use shopgraph_platform::telemetry::{self, TelemetrySettings};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +68,43 @@ enum Command {
 enum Service {
     /// The product subgraph (catalogue, prices, stock).
     Product,
+    /// The basket subgraph (one basket per user).
+    Basket,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Product => product_subgraph::SERVICE_NAME,
+            Self::Basket => basket_subgraph::SERVICE_NAME,
+        }
+    }
+
+    /// Reads the service's settings and builds it, ready to run.
+    async fn build(self, env: &Env, mode: RunMode) -> anyhow::Result<ServiceApp> {
+        Ok(match self {
+            Self::Product => product_subgraph::build(ProductSettings::from_env(env, mode)?).await?,
+            Self::Basket => basket_subgraph::build(BasketSettings::from_env(env, mode)?).await?,
+        })
+    }
+
+    async fn migrate(self, env: &Env) -> anyhow::Result<()> {
+        let mode = RunMode::Serve;
+        match self {
+            Self::Product => {
+                product_subgraph::migrate(&ProductSettings::from_env(env, mode)?).await?
+            }
+            Self::Basket => basket_subgraph::migrate(&BasketSettings::from_env(env, mode)?).await?,
+        }
+        Ok(())
+    }
+
+    fn sdl(self) -> String {
+        match self {
+            Self::Product => product_subgraph::graphql::sdl(),
+            Self::Basket => basket_subgraph::graphql::sdl(),
+        }
+    }
 }
 
 #[tokio::main]
@@ -90,9 +130,7 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
         Command::Serve { service } => serve(service, env).await,
         Command::Migrate { service } => migrate(service, env).await,
         Command::Sdl { service } => {
-            match service {
-                Service::Product => print!("{}", product_subgraph::graphql::sdl()),
-            }
+            print!("{}", service.sdl());
             Ok(())
         }
         Command::Token { user, admin, ttl } => {
@@ -106,44 +144,56 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
     }
 }
 
-async fn dev(env: Env) -> anyhow::Result<()> {
+async fn dev(mut env: Env) -> anyhow::Result<()> {
     let telemetry_settings = TelemetrySettings::from_env(&env, RunMode::Dev)?;
-    let product = ProductSettings::from_env(&env, RunMode::Dev)?;
+    // Validate every service's configuration before anything starts.
+    ProductSettings::from_env(&env, RunMode::Dev)?;
+    BasketSettings::from_env(&env, RunMode::Dev)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
 
-    let app = product_subgraph::build(product).await?;
-    let addr = app.local_addr()?;
-    println!(
-        "\nShopgraph dev is up (embedded SQLite, demo data):\n  product   http://{addr}/graphql  (GraphiQL in a browser)\n\nAdmin token: cargo run --release -- token --user admin --admin\nPress Ctrl-C to stop.\n"
+    let mut apps = Vec::new();
+    let mut banner = String::from("\nShopgraph dev is up (embedded SQLite, demo data):\n");
+    for service in [Service::Product, Service::Basket] {
+        let app = service.build(&env, RunMode::Dev).await?;
+        let addr = app.local_addr()?;
+        banner.push_str(&format!("  {:<12} http://{addr}/graphql\n", service.name()));
+        // Later services call earlier ones where they really listen.
+        let url_var = format!("{}_SERVICE_URL", service.name().to_ascii_uppercase());
+        env = env.with_default(&url_var, format!("http://{addr}/graphql"));
+        apps.push(app);
+    }
+    banner.push_str(
+        "\nGraphiQL: open a URL above in a browser.\nAdmin token: cargo run --release -- token --user admin --admin\nPress Ctrl-C to stop.\n",
     );
-    app.run(shopgraph_platform::shutdown::signal()).await?;
+    println!("{banner}");
+
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shopgraph_platform::shutdown::signal().await;
+        trigger.cancel();
+    });
+    let results = futures::future::join_all(
+        apps.into_iter()
+            .map(|app| app.run(stop.clone().cancelled_owned())),
+    )
+    .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(())
 }
 
 async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
     let telemetry_settings = TelemetrySettings::from_env(&env, RunMode::Serve)?;
-    match service {
-        Service::Product => {
-            let settings = ProductSettings::from_env(&env, RunMode::Serve)?;
-            let _telemetry = telemetry::init(&telemetry_settings)?;
-            product_subgraph::build(settings)
-                .await?
-                .run(shopgraph_platform::shutdown::signal())
-                .await?;
-        }
-    }
+    let _telemetry = telemetry::init(&telemetry_settings)?;
+    let app = service.build(&env, RunMode::Serve).await?;
+    app.run(shopgraph_platform::shutdown::signal()).await?;
     Ok(())
 }
 
 async fn migrate(service: Service, env: Env) -> anyhow::Result<()> {
     let telemetry_settings = TelemetrySettings::from_env(&env, RunMode::Serve)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
-    match service {
-        Service::Product => {
-            let settings = ProductSettings::from_env(&env, RunMode::Serve)?;
-            product_subgraph::migrate(&settings).await?;
-            tracing::info!(service = "product", "migrations applied");
-        }
-    }
+    service.migrate(&env).await?;
+    tracing::info!(service = service.name(), "migrations applied");
     Ok(())
 }

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, coded};
 use crate::graphql::error_body;
-use crate::upstream::Credentials;
 use crate::settings::AuthSettings;
+use crate::upstream::Credentials;
 
 /// The role that may change the catalogue, refund payments and so on.
 pub const ADMIN_ROLE: &str = "admin";

@@ -18,7 +18,7 @@
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`upstream`] | calling another subgraph's GraphQL API with the caller's credentials |
 //! | [`error`] | the `extensions.code` vocabulary |
-//! | [`money`], [`pagination`] | value types shared across subgraphs |
+//! | [`money`], [`pagination`], [`federation`] | types shared across subgraphs |
 //! | `testkit` (feature) | throw-away databases for tests and benchmarks |
 //!
 //! It lives under `subgraphs/` because the subgraphs are its main users; the
@@ -27,6 +27,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod federation;
 pub mod graphql;
 pub mod health;
 pub mod identity;
@@ -38,6 +39,6 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
-pub mod upstream;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod upstream;

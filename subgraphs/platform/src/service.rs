@@ -59,7 +59,9 @@ pub enum StartError {
 }
 
 /// Opens the store of `settings.name` and applies migrator `M`.
-pub async fn open_store<M: MigratorTrait>(settings: &ServiceSettings) -> Result<Database, StartError> {
+pub async fn open_store<M: MigratorTrait>(
+    settings: &ServiceSettings,
+) -> Result<Database, StartError> {
     let database = Database::connect(&settings.database, settings.name).await?;
     M::up(&database.conn, None)
         .await
@@ -92,7 +94,11 @@ pub struct ServiceApp {
 impl ServiceApp {
     /// Wraps `routes` (the GraphQL endpoint) in the common stack and binds
     /// the listener of `settings` (port 0 picks a free one).
-    pub async fn bind(settings: &ServiceSettings, database: Database, routes: axum::Router) -> Result<Self, StartError> {
+    pub async fn bind(
+        settings: &ServiceSettings,
+        database: Database,
+        routes: axum::Router,
+    ) -> Result<Self, StartError> {
         if settings.auth.using_dev_secret {
             tracing::warn!(
                 service = settings.name,
@@ -127,7 +133,8 @@ impl ServiceApp {
         F: FnOnce(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.jobs.push(Box::new(move |token| tokio::spawn(job(token))));
+        self.jobs
+            .push(Box::new(move |token| tokio::spawn(job(token))));
         self
     }
 
@@ -143,13 +150,21 @@ impl ServiceApp {
 
     /// Serves until `shutdown` resolves; then drains in-flight requests,
     /// stops background jobs and closes the pool.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let addr = self.listener.local_addr()?;
         let name = self.name;
         tracing::info!(service = name, %addr, "listening on http://{addr}/graphql");
         let stop_jobs = CancellationToken::new();
-        let jobs: Vec<JoinHandle<()>> = self.jobs.into_iter().map(|job| job(stop_jobs.clone())).collect();
-        let result = server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await;
+        let jobs: Vec<JoinHandle<()>> = self
+            .jobs
+            .into_iter()
+            .map(|job| job(stop_jobs.clone()))
+            .collect();
+        let result =
+            server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await;
         stop_jobs.cancel();
         for job in jobs {
             if let Err(err) = job.await {
@@ -164,8 +179,12 @@ impl ServiceApp {
 
 /// Runs `tick` every `interval` until `stop` is cancelled; a failing tick is
 /// logged and retried at the next interval. The common shape of sweepers.
-pub async fn every<F, Fut, E>(name: &'static str, interval: Duration, stop: CancellationToken, mut tick: F)
-where
+pub async fn every<F, Fut, E>(
+    name: &'static str,
+    interval: Duration,
+    stop: CancellationToken,
+    mut tick: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: std::error::Error + 'static,

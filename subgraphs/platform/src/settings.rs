@@ -88,6 +88,9 @@ pub struct ServiceSettings {
     pub auth: AuthSettings,
     /// GraphQL limits.
     pub graphql: GraphqlSettings,
+    /// The shop's currency (`SHOP_CURRENCY`, ISO 4217): new products'
+    /// default and the currency of an empty basket's zero total.
+    pub shop_currency: String,
 }
 
 /// How the process runs, which decides a few defaults.
@@ -196,12 +199,22 @@ impl ServiceSettings {
             introspection: env.bool_or("GRAPHQL_INTROSPECTION", true)?,
         };
 
+        let shop_currency = env.string("SHOP_CURRENCY").unwrap_or_else(|| "EUR".into());
+        if !crate::money::is_currency_code(&shop_currency) {
+            return Err(invalid(
+                "SHOP_CURRENCY",
+                &shop_currency,
+                "an ISO 4217 code of three capital letters, e.g. EUR",
+            ));
+        }
+
         Ok(Self {
             name,
             http,
             database,
             auth,
             graphql,
+            shop_currency,
         })
     }
 }
@@ -294,6 +307,7 @@ mod tests {
             ("JWT_SECRET", "short"),
             ("GRAPHQL_MAX_DEPTH", "1"),
             ("SHUTDOWN_TIMEOUT", "soon"),
+            ("SHOP_CURRENCY", "euro"),
         ] {
             let env = Env::from_pairs([(var, value)]);
             let err = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve)

@@ -108,7 +108,10 @@ impl GraphqlClient {
         let mut request = self
             .http
             .post(&self.url)
-            .header("accept", "application/graphql-response+json, application/json")
+            .header(
+                "accept",
+                "application/graphql-response+json, application/json",
+            )
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(Credentials(Some(authorization))) = credentials {
             request = request.header("authorization", authorization.clone());
@@ -120,21 +123,31 @@ impl GraphqlClient {
         });
         request = request.headers(headers);
 
-        let unavailable = |source: Box<dyn std::error::Error + Send + Sync>| UpstreamError::Unavailable {
-            service: self.service,
-            source,
-        };
-        let response = request.send().await.map_err(|err| unavailable(Box::new(err)))?;
+        let unavailable =
+            |source: Box<dyn std::error::Error + Send + Sync>| UpstreamError::Unavailable {
+                service: self.service,
+                source,
+            };
+        let response = request
+            .send()
+            .await
+            .map_err(|err| unavailable(Box::new(err)))?;
         let status = response.status();
         if status.is_server_error() {
             return Err(unavailable(format!("HTTP {status}").into()));
         }
-        let body: Value = response.json().await.map_err(|err| unavailable(Box::new(err)))?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|err| unavailable(Box::new(err)))?;
         if let Some(error) = body.get("errors").and_then(|e| e.get(0)) {
             return Err(UpstreamError::Rejected {
                 service: self.service,
                 code: error["extensions"]["code"].as_str().map(str::to_owned),
-                message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
+                message: error["message"]
+                    .as_str()
+                    .unwrap_or("unknown error")
+                    .to_owned(),
             });
         }
         serde_json::from_value(body.get("data").cloned().unwrap_or(Value::Null)).map_err(|source| {

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use product_subgraph::ProductSettings;
 use product_subgraph::domain::Product;
 use product_subgraph::store::ProductStore;
-use product_subgraph::ProductSettings;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shopgraph_platform::config::Env;
@@ -45,7 +45,9 @@ async fn main() {
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
     let settings = ProductSettings::from_env(&env, RunMode::Serve).expect("settings");
-    let app = product_subgraph::build(settings).await.expect("subgraph starts");
+    let app = product_subgraph::build(settings)
+        .await
+        .expect("subgraph starts");
     let addr = app.local_addr().expect("address");
     let statements = app.statements();
     tokio::spawn(app.run(std::future::pending()));

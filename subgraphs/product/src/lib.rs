@@ -19,10 +19,9 @@ pub mod seed;
 pub mod store;
 
 use product_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
-use shopgraph_platform::money::is_currency_code;
-pub use shopgraph_platform::service::{ServiceApp, StartError};
+use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::service::{self, open_store};
+pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
 
 use crate::graphql::CatalogSettings;
@@ -38,8 +37,6 @@ pub const DEV_PORT: u16 = 4001;
 pub struct ProductSettings {
     /// Port, store, JWT and GraphQL limits.
     pub service: ServiceSettings,
-    /// Currency of products created without one (`SHOP_CURRENCY`).
-    pub default_currency: String,
     /// Insert the demo catalogue at start-up (`SEED_DEMO_DATA`).
     pub seed_demo_data: bool,
 }
@@ -48,18 +45,9 @@ impl ProductSettings {
     /// Reads the settings; `dev` mode seeds demo data unless told not to.
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
-        let default_currency = env.string("SHOP_CURRENCY").unwrap_or_else(|| "EUR".into());
-        if !is_currency_code(&default_currency) {
-            return Err(invalid(
-                "SHOP_CURRENCY",
-                &default_currency,
-                "an ISO 4217 code of three capital letters, e.g. EUR",
-            ));
-        }
         let seed_demo_data = env.bool_or("SEED_DEMO_DATA", mode == RunMode::Dev)?;
         Ok(Self {
             service,
-            default_currency,
             seed_demo_data,
         })
     }
@@ -71,7 +59,7 @@ pub async fn build(settings: ProductSettings) -> Result<ServiceApp, StartError> 
     let database = open_store::<Migrator>(&settings.service).await?;
     let store = ProductStore::new(database.conn.clone());
     if settings.seed_demo_data {
-        let inserted = seed::seed(&store, &settings.default_currency)
+        let inserted = seed::seed(&store, &settings.service.shop_currency)
             .await
             .map_err(|err| StartError::Prepare {
                 service: SERVICE_NAME,
@@ -82,7 +70,7 @@ pub async fn build(settings: ProductSettings) -> Result<ServiceApp, StartError> 
     let schema = graphql::schema(
         store,
         CatalogSettings {
-            default_currency: settings.default_currency.clone(),
+            default_currency: settings.service.shop_currency.clone(),
         },
         &settings.service.graphql,
     );

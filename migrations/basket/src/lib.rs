@@ -1,0 +1,25 @@
+//! # basket-migration
+//!
+//! The schema of the basket subgraph's store: one basket per user and its
+//! items (snapshots of product name and price taken when added). Runs on
+//! PostgreSQL (production) and SQLite (embedded); the bookkeeping table is
+//! `basket_seaql_migrations` so subgraphs can share a database.
+
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_baskets;
+
+/// The basket store's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_baskets::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "basket_seaql_migrations".into_iden()
+    }
+}

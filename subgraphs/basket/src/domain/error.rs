@@ -1,0 +1,60 @@
+//! Everything that can go wrong with a basket.
+
+use sea_orm::DbErr;
+use uuid::Uuid;
+
+use super::CatalogUnavailable;
+
+/// A basket operation that could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum BasketError {
+    /// An input broke a rule; the message names the field.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The argument, as clients spell it.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The product does not exist (or the id is malformed).
+    #[error("product {0} does not exist")]
+    ProductNotFound(String),
+    /// The product is not in the basket.
+    #[error("product {0} is not in the basket")]
+    ItemNotFound(Uuid),
+    /// The basket would hold more units than are in stock.
+    #[error(
+        "quantity: only {available} of product {product_id} in stock; the basket would hold {requested}"
+    )]
+    InsufficientStock {
+        /// The product.
+        product_id: Uuid,
+        /// Units in stock.
+        available: i32,
+        /// Units the basket would hold.
+        requested: i32,
+    },
+    /// The basket would exceed the per-product maximum.
+    #[error("quantity: a basket holds at most {max} of one product")]
+    TooMany {
+        /// [`super::MAX_QUANTITY`].
+        max: i32,
+    },
+    /// The product is priced in another currency than the basket.
+    #[error("productId: the basket is in {basket}; this product is priced in {product}")]
+    CurrencyMismatch {
+        /// The basket's currency.
+        basket: String,
+        /// The product's currency.
+        product: String,
+    },
+    /// Another user's basket was asked for.
+    #[error("basket not found")]
+    NotYours,
+    /// The product catalogue could not be asked; nothing was changed.
+    #[error(transparent)]
+    CatalogUnavailable(#[from] CatalogUnavailable),
+    /// The store failed; details go to the logs.
+    #[error("basket store failure")]
+    Store(#[from] DbErr),
+}

@@ -1,0 +1,21 @@
+//! Federation types more than one subgraph declares.
+
+use async_graphql::{ID, SimpleObject};
+
+/// A product owned by the product subgraph, referenced by id from basket
+/// and payment lines; the router fetches its fields from product.
+#[derive(Debug, Clone, PartialEq, Eq, SimpleObject)]
+#[graphql(name = "Product", unresolvable = "id")]
+pub struct ProductRef {
+    /// The product's id.
+    pub id: ID,
+}
+
+impl ProductRef {
+    /// A reference to product `id`.
+    pub fn new(id: impl ToString) -> Self {
+        Self {
+            id: ID(id.to_string()),
+        }
+    }
+}
