@@ -1,4 +1,4 @@
-//! Spawning a real product subgraph for a test.
+//! Spawning real subgraphs for a test.
 //!
 //! Every [`TestApp`] gets its own store from the platform's testkit: a fresh
 //! PostgreSQL database (dropped when the test ends, even on panic) or a fresh
@@ -9,12 +9,15 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::Duration;
 
+use basket_subgraph::BasketSettings;
 use product_subgraph::ProductSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shopgraph_platform::config::Env;
 use shopgraph_platform::db::StatementCounter;
 use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
+use shopgraph_platform::service::ServiceApp;
+use shopgraph_platform::settings::AuthSettings;
 use shopgraph_platform::settings::RunMode;
 use shopgraph_platform::testkit::{TempBackend, TempDatabase};
 use tokio::task::JoinHandle;
@@ -98,27 +101,43 @@ impl Default for Options {
     }
 }
 
-/// The settings a test app runs with, on `db`.
-pub fn settings(db: &TestDb, options: Options) -> ProductSettings {
-    let env = Env::from_pairs([
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PRODUCT_PORT", "0".to_owned()),
-        ("PRODUCT_DATABASE_URL", db.url.clone()),
-        ("JWT_SECRET", TEST_JWT_SECRET.to_owned()),
-        ("SEED_DEMO_DATA", options.seed.to_string()),
-        ("HTTP_MAX_BODY_BYTES", options.max_body_bytes.to_string()),
-        ("SHUTDOWN_TIMEOUT", "20s".to_owned()),
-    ]);
-    ProductSettings::from_env(&env, RunMode::Serve).expect("valid test settings")
+/// The environment of test service `service` on `db`, plus `extra`.
+pub fn test_env(service: &str, db: &TestDb, options: Options, extra: &[(&str, &str)]) -> Env {
+    let prefix = service.to_ascii_uppercase();
+    let mut pairs = vec![
+        ("HOST".to_owned(), "127.0.0.1".to_owned()),
+        (format!("{prefix}_PORT"), "0".to_owned()),
+        (format!("{prefix}_DATABASE_URL"), db.url.clone()),
+        ("JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
+        ("SEED_DEMO_DATA".to_owned(), options.seed.to_string()),
+        (
+            "HTTP_MAX_BODY_BYTES".to_owned(),
+            options.max_body_bytes.to_string(),
+        ),
+        ("SHUTDOWN_TIMEOUT".to_owned(), "20s".to_owned()),
+    ];
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Env::from_pairs(pairs)
 }
 
-/// A running product subgraph and a client for it.
+/// The settings a test product subgraph runs with, on `db`.
+pub fn settings(db: &TestDb, options: Options) -> ProductSettings {
+    ProductSettings::from_env(&test_env("product", db, options, &[]), RunMode::Serve)
+        .expect("valid test settings")
+}
+
+/// A running subgraph and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub statements: StatementCounter,
     pub admin_token: String,
     pub user_token: String,
+    pub other_user_token: String,
     shutdown: CancellationToken,
     server: Option<JoinHandle<std::io::Result<()>>>,
     pub db: TestDb,
@@ -172,7 +191,11 @@ impl GqlResponse {
 #[derive(Debug, Clone, Copy)]
 pub enum As {
     Anonymous,
+    /// `user-1`.
     User,
+    /// `user-2`.
+    OtherUser,
+    /// `admin-1`, with the admin role.
     Admin,
 }
 
@@ -190,29 +213,59 @@ impl TestApp {
 
     /// A product subgraph on an existing store.
     pub async fn spawn_on(db: TestDb, options: Options) -> Self {
-        init_tracing();
-        let settings = settings(&db, options);
-        let authority = JwtAuthority::from_settings(&settings.service.auth);
-        let app = product_subgraph::build(settings)
+        let app = product_subgraph::build(settings(&db, options))
             .await
             .expect("product subgraph starts");
+        Self::start(app, db)
+    }
+
+    /// A basket subgraph on a fresh store, pricing from `product_url`.
+    pub async fn spawn_basket(backend: Backend, product_url: &str, extra: &[(&str, &str)]) -> Self {
+        let db = fresh_db(backend).await;
+        let mut vars = vec![
+            ("PRODUCT_SERVICE_URL", product_url),
+            ("UPSTREAM_TIMEOUT", "2s"),
+        ];
+        vars.extend_from_slice(extra);
+        let env = test_env("basket", &db, Options::default(), &vars);
+        let settings = BasketSettings::from_env(&env, RunMode::Serve).expect("valid test settings");
+        let app = basket_subgraph::build(settings)
+            .await
+            .expect("basket subgraph starts");
+        Self::start(app, db)
+    }
+
+    /// Runs a built service in the background.
+    fn start(app: ServiceApp, db: TestDb) -> Self {
+        init_tracing();
+        let authority = JwtAuthority::from_settings(&AuthSettings {
+            jwt_secret: TEST_JWT_SECRET.into(),
+            using_dev_secret: false,
+            issuer: "shopgraph".into(),
+            audience: "shopgraph".into(),
+        });
         let addr = app.local_addr().expect("bound address");
         let statements = app.statements();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone().cancelled_owned()));
         let hour = Duration::from_secs(3600);
+        let token = |user: &str, roles: &[&str]| authority.issue(user, roles, hour).expect("token");
         Self {
             addr,
             client: reqwest::Client::new(),
             statements,
-            admin_token: authority
-                .issue("admin-1", &[ADMIN_ROLE], hour)
-                .expect("token"),
-            user_token: authority.issue("user-1", &[], hour).expect("token"),
+            admin_token: token("admin-1", &[ADMIN_ROLE]),
+            user_token: token("user-1", &[]),
+            other_user_token: token("user-2", &[]),
             shutdown,
             server: Some(server),
             db,
         }
+    }
+
+    /// The GraphQL endpoint's URL.
+    pub fn graphql_url(&self) -> String {
+        self.url("/graphql")
     }
 
     /// `http://addr/path`.
@@ -248,6 +301,7 @@ impl TestApp {
         match who {
             As::Anonymous => None,
             As::User => Some(&self.user_token),
+            As::OtherUser => Some(&self.other_user_token),
             As::Admin => Some(&self.admin_token),
         }
     }

@@ -1,10 +1,11 @@
-//! Integration tests: real product subgraphs on real stores (PostgreSQL and
+//! Integration tests: real subgraphs on real stores (PostgreSQL and
 //! SQLite), driven over HTTP. PostgreSQL must be reachable at
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! `tests/run.sh` makes sure it is.
 
 mod helpers;
 
+mod basket;
 mod cli;
 
 mod product_auth;
