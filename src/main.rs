@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use basket_subgraph::BasketSettings;
 use clap::{Parser, Subcommand, ValueEnum};
+use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
 use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
@@ -70,6 +71,8 @@ enum Service {
     Product,
     /// The basket subgraph (one basket per user).
     Basket,
+    /// The payment subgraph (checkout, refunds).
+    Payment,
 }
 
 impl Service {
@@ -77,6 +80,7 @@ impl Service {
         match self {
             Self::Product => product_subgraph::SERVICE_NAME,
             Self::Basket => basket_subgraph::SERVICE_NAME,
+            Self::Payment => payment_subgraph::SERVICE_NAME,
         }
     }
 
@@ -85,6 +89,7 @@ impl Service {
         Ok(match self {
             Self::Product => product_subgraph::build(ProductSettings::from_env(env, mode)?).await?,
             Self::Basket => basket_subgraph::build(BasketSettings::from_env(env, mode)?).await?,
+            Self::Payment => payment_subgraph::build(PaymentSettings::from_env(env, mode)?).await?,
         })
     }
 
@@ -95,6 +100,9 @@ impl Service {
                 product_subgraph::migrate(&ProductSettings::from_env(env, mode)?).await?
             }
             Self::Basket => basket_subgraph::migrate(&BasketSettings::from_env(env, mode)?).await?,
+            Self::Payment => {
+                payment_subgraph::migrate(&PaymentSettings::from_env(env, mode)?).await?
+            }
         }
         Ok(())
     }
@@ -103,6 +111,7 @@ impl Service {
         match self {
             Self::Product => product_subgraph::graphql::sdl(),
             Self::Basket => basket_subgraph::graphql::sdl(),
+            Self::Payment => payment_subgraph::graphql::sdl(),
         }
     }
 }
@@ -149,11 +158,12 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     // Validate every service's configuration before anything starts.
     ProductSettings::from_env(&env, RunMode::Dev)?;
     BasketSettings::from_env(&env, RunMode::Dev)?;
+    PaymentSettings::from_env(&env, RunMode::Dev)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
 
     let mut apps = Vec::new();
     let mut banner = String::from("\nShopgraph dev is up (embedded SQLite, demo data):\n");
-    for service in [Service::Product, Service::Basket] {
+    for service in [Service::Product, Service::Basket, Service::Payment] {
         let app = service.build(&env, RunMode::Dev).await?;
         let addr = app.local_addr()?;
         banner.push_str(&format!("  {:<12} http://{addr}/graphql\n", service.name()));

@@ -1,0 +1,25 @@
+//! # payment-migration
+//!
+//! The schema of the payment subgraph's store: payments with their
+//! idempotency keys, and the basket lines they were created from. Runs on
+//! MariaDB/MySQL (production) and SQLite (embedded); the bookkeeping table is
+//! `payment_seaql_migrations`.
+
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_payments;
+
+/// The payment store's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_payments::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "payment_seaql_migrations".into_iden()
+    }
+}

@@ -1,0 +1,93 @@
+//! Write side: checkout and the payment life cycle.
+
+use async_graphql::{Context, ID, Object, Result};
+use rust_decimal::Decimal;
+use shopgraph_platform::identity;
+use shopgraph_platform::upstream::Credentials;
+
+use super::types::{
+    CardInput, CheckoutInput, CreatePaymentInput, PaymentNode, payment_error, payments,
+};
+use crate::domain::PaymentError;
+
+/// Root mutation type of the payment subgraph.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Pays for the caller's basket: snapshot, create, charge. Idempotent on
+    /// `idempotencyKey`.
+    async fn checkout(&self, ctx: &Context<'_>, input: CheckoutInput) -> Result<PaymentNode> {
+        let viewer = identity::viewer(ctx)?;
+        let card = input.card.parse().map_err(payment_error)?;
+        payments(ctx)
+            .checkout(viewer, credentials(ctx), (&input).into(), card)
+            .await
+            .map(PaymentNode)
+            .map_err(payment_error)
+    }
+
+    /// Creates a PENDING payment for the caller's basket. Idempotent on
+    /// `idempotencyKey`.
+    async fn create_payment(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePaymentInput,
+    ) -> Result<PaymentNode> {
+        let viewer = identity::viewer(ctx)?;
+        payments(ctx)
+            .create(viewer, credentials(ctx), input.into())
+            .await
+            .map(PaymentNode)
+            .map_err(payment_error)
+    }
+
+    /// Charges a PENDING payment of the caller's with `card`.
+    async fn process_payment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        card: Option<CardInput>,
+    ) -> Result<PaymentNode> {
+        let viewer = identity::viewer(ctx)?;
+        let card = card
+            .ok_or_else(|| PaymentError::invalid("card", "is required for card payments"))
+            .and_then(|card| card.parse())
+            .map_err(payment_error)?;
+        payments(ctx)
+            .process(viewer, &id, card)
+            .await
+            .map(PaymentNode)
+            .map_err(payment_error)
+    }
+
+    /// Cancels a PENDING payment of the caller's.
+    async fn cancel_payment(&self, ctx: &Context<'_>, id: ID) -> Result<PaymentNode> {
+        let viewer = identity::viewer(ctx)?;
+        payments(ctx)
+            .cancel(viewer, &id)
+            .await
+            .map(PaymentNode)
+            .map_err(payment_error)
+    }
+
+    /// Refunds `amount` (everything left when omitted) of a captured
+    /// payment (admin).
+    async fn refund_payment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        amount: Option<Decimal>,
+    ) -> Result<PaymentNode> {
+        identity::admin(ctx)?;
+        payments(ctx)
+            .refund(&id, amount)
+            .await
+            .map(PaymentNode)
+            .map_err(payment_error)
+    }
+}
+
+fn credentials<'a>(ctx: &Context<'a>) -> &'a Credentials {
+    ctx.data_unchecked::<Credentials>()
+}

@@ -1,0 +1,108 @@
+//! # payment-subgraph
+//!
+//! Payments for baskets, served as an Apollo Federation v2 subgraph that
+//! owns the `Payment` entity and adds `User.payments`; its production store
+//! is MariaDB.
+//!
+//! * [`domain`] — payments, the state machine, cards, the provider and
+//!   basket ports, the simulated provider;
+//! * [`service`] — the use cases (checkout, create, process, cancel, refund);
+//! * [`store`] — the SeaORM repository (idempotency by unique index, status
+//!   changes by conditional update);
+//! * [`basket_client`] — the basket adapter: GraphQL calls to basket;
+//! * [`graphql`] — the schema;
+//! * [`sweeper`] — expires pending payments.
+
+pub mod basket_client;
+pub mod domain;
+pub mod graphql;
+pub mod service;
+pub mod store;
+pub mod sweeper;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use payment_migration::Migrator;
+use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::service::open_store;
+pub use shopgraph_platform::service::{ServiceApp, StartError};
+use shopgraph_platform::settings::{RunMode, ServiceSettings};
+use shopgraph_platform::upstream::GraphqlClient;
+
+use crate::basket_client::GraphqlBaskets;
+use crate::domain::provider::SimulatedProvider;
+use crate::service::Payments;
+use crate::store::PaymentStore;
+
+/// The subgraph's name in logs, metrics and the supergraph.
+pub const SERVICE_NAME: &str = "payment";
+/// Port of the subgraph in `shopgraph dev` and the default for `serve`.
+pub const DEV_PORT: u16 = 4003;
+
+/// Everything the payment subgraph is configured with.
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    /// Port, store, JWT and GraphQL limits.
+    pub service: ServiceSettings,
+    /// GraphQL endpoint of the basket subgraph (`BASKET_SERVICE_URL`).
+    pub basket_url: String,
+    /// How long a call to basket may take (`UPSTREAM_TIMEOUT`).
+    pub upstream_timeout: Duration,
+    /// How long a payment may stay PENDING (`PAYMENT_TTL`).
+    pub pending_ttl: Duration,
+    /// How often expired payments are looked for (`PAYMENT_EXPIRY_INTERVAL`).
+    pub expiry_interval: Duration,
+}
+
+impl PaymentSettings {
+    /// Reads the settings.
+    pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
+        let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
+        let basket_url = env
+            .string("BASKET_SERVICE_URL")
+            .unwrap_or_else(|| "http://127.0.0.1:4002/graphql".into());
+        if !(basket_url.starts_with("http://") || basket_url.starts_with("https://")) {
+            return Err(invalid(
+                "BASKET_SERVICE_URL",
+                &basket_url,
+                "the basket subgraph's GraphQL URL, e.g. http://basket:4002/graphql",
+            ));
+        }
+        Ok(Self {
+            service,
+            basket_url,
+            upstream_timeout: env.duration_or("UPSTREAM_TIMEOUT", Duration::from_secs(3))?,
+            pending_ttl: env.duration_or("PAYMENT_TTL", Duration::from_secs(15 * 60))?,
+            expiry_interval: env.duration_or("PAYMENT_EXPIRY_INTERVAL", Duration::from_secs(30))?,
+        })
+    }
+}
+
+/// Opens and migrates the store and binds the listener: a payment subgraph
+/// (with its expiry sweeper) ready to [`ServiceApp::run`].
+pub async fn build(settings: PaymentSettings) -> Result<ServiceApp, StartError> {
+    let database = open_store::<Migrator>(&settings.service).await?;
+    let baskets = GraphqlBaskets::new(GraphqlClient::new(
+        "basket",
+        settings.basket_url.clone(),
+        settings.upstream_timeout,
+    ));
+    let payments = Payments::new(
+        PaymentStore::new(database.conn.clone()),
+        Arc::new(baskets),
+        Arc::new(SimulatedProvider),
+        settings.pending_ttl,
+    );
+    let schema = graphql::schema(payments.clone(), &settings.service.graphql);
+    let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
+    let interval = settings.expiry_interval;
+    Ok(ServiceApp::bind(&settings.service, database, routes)
+        .await?
+        .with_job(move |stop| sweeper::run_expiry(payments, interval, stop)))
+}
+
+/// Applies pending migrations and returns (`shopgraph migrate payment`).
+pub async fn migrate(settings: &PaymentSettings) -> Result<(), StartError> {
+    shopgraph_platform::service::migrate::<Migrator>(&settings.service).await
+}
