@@ -10,6 +10,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use basket_subgraph::BasketSettings;
+use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -31,11 +32,16 @@ pub const TEST_JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 pub enum Backend {
     Sqlite,
     Postgres,
+    MariaDb,
 }
 
-/// Runs each listed `async fn name(backend: Backend)` once per backend.
+/// Runs each listed `async fn name(backend: Backend)` on SQLite and on the
+/// subgraph's production backend: PostgreSQL, or MariaDB with `mariadb:`.
 macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
+    (mariadb: $($name:ident),* $(,)?) => {
+        $crate::helpers::backend_tests!(@on mariadb MariaDb; $($name),*);
+    };
+    (@on $module:ident $backend:ident; $($name:ident),*) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,14 +50,17 @@ macro_rules! backend_tests {
                 }
             )*
         }
-        mod postgres {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::helpers::Backend::Postgres).await
+                    super::$name($crate::helpers::Backend::$backend).await
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::helpers::backend_tests!(@on postgres Postgres; $($name),*);
     };
 }
 pub(crate) use backend_tests;
@@ -76,6 +85,7 @@ impl From<Backend> for TempBackend {
         match backend {
             Backend::Sqlite => TempBackend::Sqlite,
             Backend::Postgres => TempBackend::Postgres,
+            Backend::MariaDb => TempBackend::MariaDb,
         }
     }
 }
@@ -232,6 +242,23 @@ impl TestApp {
         let app = basket_subgraph::build(settings)
             .await
             .expect("basket subgraph starts");
+        Self::start(app, db)
+    }
+
+    /// A payment subgraph on a fresh store, reading baskets from `basket_url`.
+    pub async fn spawn_payment(backend: Backend, basket_url: &str, extra: &[(&str, &str)]) -> Self {
+        let db = fresh_db(backend).await;
+        let mut vars = vec![
+            ("BASKET_SERVICE_URL", basket_url),
+            ("UPSTREAM_TIMEOUT", "2s"),
+        ];
+        vars.extend_from_slice(extra);
+        let env = test_env("payment", &db, Options::default(), &vars);
+        let settings =
+            PaymentSettings::from_env(&env, RunMode::Serve).expect("valid test settings");
+        let app = payment_subgraph::build(settings)
+            .await
+            .expect("payment subgraph starts");
         Self::start(app, db)
     }
 
