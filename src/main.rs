@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use basket_subgraph::BasketSettings;
 use clap::{Parser, Subcommand, ValueEnum};
+use notification_subgraph::NotificationSettings;
 use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
 use shopgraph_platform::config::{ConfigError, Env};
@@ -73,6 +74,8 @@ enum Service {
     Basket,
     /// The payment subgraph (checkout, refunds).
     Payment,
+    /// The notification subgraph (per-user inboxes).
+    Notification,
 }
 
 impl Service {
@@ -81,6 +84,7 @@ impl Service {
             Self::Product => product_subgraph::SERVICE_NAME,
             Self::Basket => basket_subgraph::SERVICE_NAME,
             Self::Payment => payment_subgraph::SERVICE_NAME,
+            Self::Notification => notification_subgraph::SERVICE_NAME,
         }
     }
 
@@ -90,6 +94,9 @@ impl Service {
             Self::Product => product_subgraph::build(ProductSettings::from_env(env, mode)?).await?,
             Self::Basket => basket_subgraph::build(BasketSettings::from_env(env, mode)?).await?,
             Self::Payment => payment_subgraph::build(PaymentSettings::from_env(env, mode)?).await?,
+            Self::Notification => {
+                notification_subgraph::build(NotificationSettings::from_env(env, mode)?).await?
+            }
         })
     }
 
@@ -103,6 +110,9 @@ impl Service {
             Self::Payment => {
                 payment_subgraph::migrate(&PaymentSettings::from_env(env, mode)?).await?
             }
+            Self::Notification => {
+                notification_subgraph::migrate(&NotificationSettings::from_env(env, mode)?).await?
+            }
         }
         Ok(())
     }
@@ -112,6 +122,7 @@ impl Service {
             Self::Product => product_subgraph::graphql::sdl(),
             Self::Basket => basket_subgraph::graphql::sdl(),
             Self::Payment => payment_subgraph::graphql::sdl(),
+            Self::Notification => notification_subgraph::graphql::sdl(),
         }
     }
 }
@@ -159,11 +170,17 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     ProductSettings::from_env(&env, RunMode::Dev)?;
     BasketSettings::from_env(&env, RunMode::Dev)?;
     PaymentSettings::from_env(&env, RunMode::Dev)?;
+    NotificationSettings::from_env(&env, RunMode::Dev)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
 
     let mut apps = Vec::new();
     let mut banner = String::from("\nShopgraph dev is up (embedded SQLite, demo data):\n");
-    for service in [Service::Product, Service::Basket, Service::Payment] {
+    for service in [
+        Service::Product,
+        Service::Basket,
+        Service::Payment,
+        Service::Notification,
+    ] {
         let app = service.build(&env, RunMode::Dev).await?;
         let addr = app.local_addr()?;
         banner.push_str(&format!("  {:<12} http://{addr}/graphql\n", service.name()));

@@ -1,0 +1,24 @@
+//! # notification-migration
+//!
+//! The schema of the notification subgraph's store. Runs on PostgreSQL
+//! (production) and SQLite (embedded); the bookkeeping table is
+//! `notification_seaql_migrations`.
+
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_notifications;
+
+/// The notification store's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_notifications::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "notification_seaql_migrations".into_iden()
+    }
+}

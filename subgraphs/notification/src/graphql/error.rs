@@ -1,0 +1,20 @@
+//! How notification errors look to clients.
+
+use shopgraph_platform::error::{Coded, ErrorCode};
+
+use crate::domain::NotificationError;
+
+impl Coded for NotificationError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            NotificationError::Invalid { .. } | NotificationError::Page(_) => {
+                ErrorCode::BadUserInput
+            }
+            NotificationError::NotFound(_) => ErrorCode::NotFound,
+            NotificationError::WrongStatus { .. } | NotificationError::RetryLimit { .. } => {
+                ErrorCode::Conflict
+            }
+            NotificationError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! # notification-subgraph
+//!
+//! Per-user notifications, served as an Apollo Federation v2 subgraph that
+//! owns the `Notification` entity and adds `User.notifications` and
+//! `User.unreadNotificationCount`.
+//!
+//! * [`domain`] — notifications, their rules and the `Deliverer` port;
+//! * [`service`] — the use cases, with the one creation path admins (and,
+//!   later, event consumers) use;
+//! * [`store`] — the SeaORM repository (PostgreSQL in production, SQLite
+//!   embedded);
+//! * [`delivery`] — in-app delivery and the webhook gateway for e-mail,
+//!   SMS and push;
+//! * [`graphql`] — the schema;
+//! * [`scheduler`] — due deliveries, retries and cleanup.
+
+pub mod delivery;
+pub mod domain;
+pub mod graphql;
+pub mod scheduler;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use notification_migration::Migrator;
+use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::service::open_store;
+pub use shopgraph_platform::service::{ServiceApp, StartError};
+use shopgraph_platform::settings::{RunMode, ServiceSettings};
+
+use crate::delivery::GatewayDeliverer;
+use crate::service::{Notifications, Policy};
+use crate::store::NotificationStore;
+
+/// The subgraph's name in logs, metrics and the supergraph.
+pub const SERVICE_NAME: &str = "notification";
+/// Port of the subgraph in `shopgraph dev` and the default for `serve`.
+pub const DEV_PORT: u16 = 4004;
+
+/// Everything the notification subgraph is configured with.
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    /// Port, store, JWT and GraphQL limits.
+    pub service: ServiceSettings,
+    /// Retries, backoff and lifetime.
+    pub policy: Policy,
+    /// Gateway for e-mail, SMS and push (`NOTIFICATION_WEBHOOK_URL`).
+    pub webhook_url: Option<String>,
+    /// How long a gateway call may take (`UPSTREAM_TIMEOUT`).
+    pub delivery_timeout: Duration,
+    /// How often due deliveries and retries run (`NOTIFICATION_SCHEDULER_INTERVAL`).
+    pub scheduler_interval: Duration,
+    /// How often expired notifications are deleted (`CLEANUP_INTERVAL`).
+    pub cleanup_interval: Duration,
+}
+
+impl NotificationSettings {
+    /// Reads the settings.
+    pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
+        let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
+        let webhook_url = env.string("NOTIFICATION_WEBHOOK_URL");
+        if let Some(url) = &webhook_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "NOTIFICATION_WEBHOOK_URL",
+                url,
+                "an http:// or https:// URL",
+            ));
+        }
+        Ok(Self {
+            service,
+            policy: Policy {
+                max_retries: env.int_in_or("DEFAULT_RETRY_ATTEMPTS", 0..=100, 3)?,
+                retry_backoff: env
+                    .duration_or("NOTIFICATION_RETRY_BACKOFF", Duration::from_secs(30))?,
+                ttl: env.duration_or("NOTIFICATION_TTL", Duration::from_secs(30 * 24 * 3600))?,
+            },
+            webhook_url,
+            delivery_timeout: env.duration_or("UPSTREAM_TIMEOUT", Duration::from_secs(3))?,
+            scheduler_interval: env
+                .duration_or("NOTIFICATION_SCHEDULER_INTERVAL", Duration::from_secs(5))?,
+            cleanup_interval: env.duration_or("CLEANUP_INTERVAL", Duration::from_secs(3600))?,
+        })
+    }
+}
+
+/// Opens and migrates the store and binds the listener: a notification
+/// subgraph (with its scheduler and cleanup) ready to [`ServiceApp::run`].
+pub async fn build(settings: NotificationSettings) -> Result<ServiceApp, StartError> {
+    let database = open_store::<Migrator>(&settings.service).await?;
+    let deliverer = GatewayDeliverer::new(settings.webhook_url.clone(), settings.delivery_timeout);
+    let notifications = Notifications::new(
+        NotificationStore::new(database.conn.clone()),
+        Arc::new(deliverer),
+        settings.policy.clone(),
+    );
+    let schema = graphql::schema(notifications.clone(), &settings.service.graphql);
+    let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
+    let (scheduler, cleanup) = (notifications.clone(), notifications);
+    let (scheduler_every, cleanup_every) = (settings.scheduler_interval, settings.cleanup_interval);
+    Ok(ServiceApp::bind(&settings.service, database, routes)
+        .await?
+        .with_job(move |stop| scheduler::run_deliveries(scheduler, scheduler_every, stop))
+        .with_job(move |stop| scheduler::run_cleanup(cleanup, cleanup_every, stop)))
+}
+
+/// Applies pending migrations and returns (`shopgraph migrate notification`).
+pub async fn migrate(settings: &NotificationSettings) -> Result<(), StartError> {
+    shopgraph_platform::service::migrate::<Migrator>(&settings.service).await
+}

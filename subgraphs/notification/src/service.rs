@@ -1,0 +1,329 @@
+//! The notification use cases.
+//!
+//! [`Notifications::create`] is the one creation path: admins use it through
+//! GraphQL today, event consumers will call it in the events issue. A new
+//! notification is stored, then delivered at once unless it is scheduled;
+//! the scheduler ([`Notifications::run_due`]) delivers scheduled ones when
+//! due and retries failed ones while retries are left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::DateTime;
+use shopgraph_platform::identity::Viewer;
+use shopgraph_platform::pagination::{decode_cursor, encode_cursor, page_size};
+use uuid::Uuid;
+
+use crate::domain::{
+    Deliverer, NewNotification, Notification, NotificationError, NotificationPatch, Stats, Status,
+    now,
+};
+use crate::store::{InboxFilter, NotificationCursor, NotificationStore};
+
+/// Most notifications one bulk request may create.
+pub const MAX_BULK: usize = 100;
+/// Most notifications one scheduler tick delivers or retries.
+const TICK_BATCH: u64 = 200;
+
+/// Delivery and lifetime settings.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Retries of a failed delivery (`DEFAULT_RETRY_ATTEMPTS`).
+    pub max_retries: i32,
+    /// Wait before retrying a failure automatically (`NOTIFICATION_RETRY_BACKOFF`).
+    pub retry_backoff: Duration,
+    /// Lifetime of a notification without `expiresAt` (`NOTIFICATION_TTL`).
+    pub ttl: Duration,
+}
+
+/// A page of notifications.
+#[derive(Debug, Clone)]
+pub struct NotificationPage {
+    /// `(cursor, notification)`, newest first.
+    pub items: Vec<(String, Notification)>,
+    /// Whether more follow.
+    pub has_next_page: bool,
+}
+
+/// Notification operations over one store and one deliverer.
+#[derive(Clone)]
+pub struct Notifications {
+    store: NotificationStore,
+    deliverer: Arc<dyn Deliverer>,
+    policy: Policy,
+}
+
+impl Notifications {
+    /// Use cases over `store`, delivering through `deliverer`.
+    pub fn new(store: NotificationStore, deliverer: Arc<dyn Deliverer>, policy: Policy) -> Self {
+        Self {
+            store,
+            deliverer,
+            policy,
+        }
+    }
+
+    /// The retry limit in force.
+    pub fn max_retries(&self) -> i32 {
+        self.policy.max_retries
+    }
+
+    /// Creates one notification and delivers it unless it is scheduled.
+    pub async fn create(&self, new: NewNotification) -> Result<Notification, NotificationError> {
+        let mut created = self.create_many(vec![new]).await?;
+        created
+            .pop()
+            .ok_or_else(|| NotificationError::NotFound("just created".into()))
+    }
+
+    /// Creates several notifications atomically (all or none), then
+    /// delivers those not scheduled.
+    pub async fn create_many(
+        &self,
+        news: Vec<NewNotification>,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        if news.is_empty() || news.len() > MAX_BULK {
+            return Err(NotificationError::invalid(
+                "inputs",
+                format!("must hold between 1 and {MAX_BULK} notifications"),
+            ));
+        }
+        let at = now();
+        let news = news
+            .into_iter()
+            .map(|n| n.validate(at))
+            .collect::<Result<Vec<_>, _>>()?;
+        let expiry =
+            at + chrono::Duration::from_std(self.policy.ttl).unwrap_or(chrono::Duration::MAX);
+        let stored = self.store.insert(news, expiry).await?;
+        let mut result = Vec::with_capacity(stored.len());
+        for notification in stored {
+            result.push(if notification.scheduled_at.is_some() {
+                notification
+            } else {
+                self.deliver(notification).await?
+            });
+        }
+        Ok(result)
+    }
+
+    /// Delivers a PENDING or FAILED notification now (admin).
+    pub async fn send(&self, id: &str) -> Result<Notification, NotificationError> {
+        let notification = self.find(id).await?;
+        match notification.status {
+            Status::Pending | Status::Failed => self.deliver(notification).await,
+            current => Err(NotificationError::WrongStatus {
+                current,
+                action: "send",
+            }),
+        }
+    }
+
+    /// Retries a FAILED notification, counting the attempt (admin).
+    pub async fn retry(&self, id: &str) -> Result<Notification, NotificationError> {
+        let notification = self.find(id).await?;
+        if notification.status != Status::Failed {
+            return Err(NotificationError::WrongStatus {
+                current: notification.status,
+                action: "retry",
+            });
+        }
+        if !self
+            .store
+            .count_retry(notification.id, self.policy.max_retries)
+            .await?
+        {
+            let current = self.reload(notification.id).await?;
+            return Err(if current.status == Status::Failed {
+                NotificationError::RetryLimit {
+                    id: id.to_owned(),
+                    attempts: current.retry_count,
+                }
+            } else {
+                NotificationError::WrongStatus {
+                    current: current.status,
+                    action: "retry",
+                }
+            });
+        }
+        let notification = self.reload(notification.id).await?;
+        self.deliver(notification).await
+    }
+
+    /// Marks one of the caller's delivered notifications read.
+    pub async fn mark_read(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+    ) -> Result<Notification, NotificationError> {
+        let notification = self.owned(viewer, id).await?;
+        match notification.status {
+            Status::Read => Ok(notification),
+            Status::Sent => {
+                self.store.mark_read(notification.id).await?;
+                self.reload(notification.id).await
+            }
+            current => Err(NotificationError::WrongStatus {
+                current,
+                action: "mark read",
+            }),
+        }
+    }
+
+    /// Marks all the caller's delivered notifications read; returns how many.
+    pub async fn mark_all_read(&self, viewer: &Viewer) -> Result<u64, NotificationError> {
+        self.store.mark_all_read(&viewer.user_id).await
+    }
+
+    /// Changes a notification's content (admin).
+    pub async fn update(
+        &self,
+        id: &str,
+        patch: NotificationPatch,
+    ) -> Result<Notification, NotificationError> {
+        let patch = patch.validate(now())?;
+        let notification = self.find(id).await?;
+        self.store.update(notification.id, patch).await?;
+        self.reload(notification.id).await
+    }
+
+    /// Deletes one of the caller's notifications (any, for admins).
+    pub async fn delete(&self, viewer: &Viewer, id: &str) -> Result<(), NotificationError> {
+        let notification = self.visible(viewer, id).await?;
+        if self.store.delete(notification.id).await? {
+            Ok(())
+        } else {
+            Err(NotificationError::NotFound(id.to_owned()))
+        }
+    }
+
+    /// A notification its owner or an admin may see.
+    pub async fn get(&self, viewer: &Viewer, id: &str) -> Result<Notification, NotificationError> {
+        self.visible(viewer, id).await
+    }
+
+    /// A page of `user_id`'s notifications, newest first.
+    pub async fn inbox(
+        &self,
+        user_id: &str,
+        filter: InboxFilter,
+        first: Option<i32>,
+        after: Option<&str>,
+    ) -> Result<NotificationPage, NotificationError> {
+        let limit = page_size(first)?;
+        let after = after.map(decode_cursor::<NotificationCursor>).transpose()?;
+        let (items, has_next_page) = self.store.inbox(user_id, &filter, after, limit).await?;
+        Ok(NotificationPage {
+            items: items
+                .into_iter()
+                .map(|n| {
+                    let cursor = encode_cursor(&NotificationCursor {
+                        created_at: n.created_at,
+                        id: n.id,
+                    });
+                    (cursor, n)
+                })
+                .collect(),
+            has_next_page,
+        })
+    }
+
+    /// Delivered, unread notifications of `user_id`.
+    pub async fn unread_count(&self, user_id: &str) -> Result<u64, NotificationError> {
+        self.store.unread_count(user_id).await
+    }
+
+    /// Counts of `user_id`'s notifications by status and type.
+    pub async fn stats(&self, user_id: &str) -> Result<Stats, NotificationError> {
+        self.store.stats(user_id).await
+    }
+
+    /// Deletes expired notifications; returns how many.
+    pub async fn cleanup_expired(&self) -> Result<u64, NotificationError> {
+        self.store.delete_expired(now()).await
+    }
+
+    /// One scheduler tick: deliver what is due, retry what failed long
+    /// enough ago. Returns (delivered or attempted, retried).
+    pub async fn run_due(&self) -> Result<(usize, usize), NotificationError> {
+        let at = now();
+        let due = self.store.due(at, TICK_BATCH).await?;
+        let delivered = due.len();
+        for notification in due {
+            self.deliver(notification).await?;
+        }
+        let backoff =
+            chrono::Duration::from_std(self.policy.retry_backoff).unwrap_or(chrono::Duration::MAX);
+        let idle_since = at
+            .checked_sub_signed(backoff)
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        let failed = self
+            .store
+            .retryable(self.policy.max_retries, idle_since, TICK_BATCH)
+            .await?;
+        let mut retried = 0;
+        for notification in failed {
+            if self
+                .store
+                .count_retry(notification.id, self.policy.max_retries)
+                .await?
+            {
+                retried += 1;
+                let notification = self.reload(notification.id).await?;
+                self.deliver(notification).await?;
+            }
+        }
+        Ok((delivered, retried))
+    }
+
+    /// Hands a notification to its channel and records the outcome.
+    async fn deliver(&self, notification: Notification) -> Result<Notification, NotificationError> {
+        let from = notification.status;
+        match self.deliverer.deliver(&notification).await {
+            Ok(()) => {
+                self.store.mark_sent(notification.id, from).await?;
+            }
+            Err(err) => {
+                tracing::warn!(notification_id = %notification.id, channel = %notification.channel, error = %err, "delivery failed");
+                self.store
+                    .mark_failed(notification.id, from, &err.0)
+                    .await?;
+            }
+        }
+        self.reload(notification.id).await
+    }
+
+    async fn find(&self, id: &str) -> Result<Notification, NotificationError> {
+        let uuid =
+            Uuid::parse_str(id.trim()).map_err(|_| NotificationError::NotFound(id.to_owned()))?;
+        self.store
+            .get(uuid)
+            .await?
+            .ok_or_else(|| NotificationError::NotFound(id.to_owned()))
+    }
+
+    async fn visible(&self, viewer: &Viewer, id: &str) -> Result<Notification, NotificationError> {
+        let notification = self.find(id).await?;
+        if notification.user_id == viewer.user_id || viewer.is_admin() {
+            Ok(notification)
+        } else {
+            Err(NotificationError::NotFound(id.to_owned()))
+        }
+    }
+
+    async fn owned(&self, viewer: &Viewer, id: &str) -> Result<Notification, NotificationError> {
+        let notification = self.find(id).await?;
+        if notification.user_id == viewer.user_id {
+            Ok(notification)
+        } else {
+            Err(NotificationError::NotFound(id.to_owned()))
+        }
+    }
+
+    async fn reload(&self, id: Uuid) -> Result<Notification, NotificationError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| NotificationError::NotFound(id.to_string()))
+    }
+}

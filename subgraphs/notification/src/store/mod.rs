@@ -1,0 +1,411 @@
+//! The notification store (PostgreSQL in production, SQLite embedded).
+//!
+//! Status changes are conditional updates (`WHERE status = <expected>`), so
+//! a notification is recorded as delivered once even when the scheduler and
+//! an admin send it at the same moment, and a retry is counted once.
+
+mod entity;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{
+    Channel, NewNotification, Notification, NotificationError, NotificationPatch, NotificationType,
+    Priority, Stats, Status, now,
+};
+use entity::{ActiveModel, Column, Entity, Model};
+
+/// Where a page starts: after this (created_at, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCursor {
+    /// Creation time of the last notification seen.
+    pub created_at: DateTime<Utc>,
+    /// Its id.
+    pub id: Uuid,
+}
+
+/// Which of a user's notifications to list.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    /// Only in this status.
+    pub status: Option<Status>,
+    /// Only of this type.
+    pub kind: Option<NotificationType>,
+}
+
+/// Reads and writes notifications.
+#[derive(Debug, Clone)]
+pub struct NotificationStore {
+    db: DatabaseConnection,
+}
+
+impl NotificationStore {
+    /// A store over an open, migrated pool.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Stores validated notifications in one transaction, all PENDING.
+    pub async fn insert(
+        &self,
+        notifications: Vec<NewNotification>,
+        default_expiry: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        let created_at = now();
+        let txn = self.db.begin().await?;
+        let mut stored = Vec::with_capacity(notifications.len());
+        for new in notifications {
+            let model = ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(new.user_id),
+                kind: Set(new.kind.as_str().to_owned()),
+                title: Set(new.title),
+                message: Set(new.message),
+                data: Set(new.data.map(|d| d.to_string())),
+                channel: Set(new.channel.as_str().to_owned()),
+                status: Set(Status::Pending.as_str().to_owned()),
+                priority: Set(new.priority.as_str().to_owned()),
+                retry_count: Set(0),
+                failure_reason: Set(None),
+                scheduled_at: Set(new.scheduled_at),
+                sent_at: Set(None),
+                read_at: Set(None),
+                expires_at: Set(Some(new.expires_at.unwrap_or(default_expiry))),
+                created_at: Set(created_at),
+                updated_at: Set(created_at),
+            };
+            let row = Entity::insert(model).exec_with_returning(&txn).await?;
+            stored.push(to_domain(row)?);
+        }
+        txn.commit().await?;
+        Ok(stored)
+    }
+
+    /// One notification.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Notification>, NotificationError> {
+        Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(to_domain)
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Records a delivery if the notification is still in `from`.
+    pub async fn mark_sent(&self, id: Uuid, from: Status) -> Result<bool, NotificationError> {
+        let at = now();
+        self.change(id, from, |update| {
+            update
+                .col_expr(Column::Status, Expr::value(Status::Sent.as_str()))
+                .col_expr(Column::SentAt, Expr::value(at))
+                .col_expr(Column::FailureReason, Expr::value(Option::<String>::None))
+        })
+        .await
+    }
+
+    /// Records a failed delivery if the notification is still in `from`.
+    pub async fn mark_failed(
+        &self,
+        id: Uuid,
+        from: Status,
+        reason: &str,
+    ) -> Result<bool, NotificationError> {
+        let reason: String = reason.chars().take(500).collect();
+        self.change(id, from, |update| {
+            update
+                .col_expr(Column::Status, Expr::value(Status::Failed.as_str()))
+                .col_expr(Column::FailureReason, Expr::value(reason))
+        })
+        .await
+    }
+
+    /// Counts one more retry of a FAILED notification, unless `max` were made.
+    pub async fn count_retry(&self, id: Uuid, max: i32) -> Result<bool, NotificationError> {
+        let result = Entity::update_many()
+            .col_expr(Column::RetryCount, Expr::col(Column::RetryCount).add(1))
+            .col_expr(Column::UpdatedAt, Expr::value(now()))
+            .filter(Column::Id.eq(id))
+            .filter(Column::Status.eq(Status::Failed.as_str()))
+            .filter(Column::RetryCount.lt(max))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Marks a delivered notification read.
+    pub async fn mark_read(&self, id: Uuid) -> Result<bool, NotificationError> {
+        let at = now();
+        self.change(id, Status::Sent, |update| {
+            update
+                .col_expr(Column::Status, Expr::value(Status::Read.as_str()))
+                .col_expr(Column::ReadAt, Expr::value(at))
+        })
+        .await
+    }
+
+    /// Marks every delivered notification of `user_id` read; returns how many.
+    pub async fn mark_all_read(&self, user_id: &str) -> Result<u64, NotificationError> {
+        let at = now();
+        let result = Entity::update_many()
+            .col_expr(Column::Status, Expr::value(Status::Read.as_str()))
+            .col_expr(Column::ReadAt, Expr::value(at))
+            .col_expr(Column::UpdatedAt, Expr::value(at))
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::Status.eq(Status::Sent.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Applies `patch` to notification `id`.
+    pub async fn update(
+        &self,
+        id: Uuid,
+        patch: NotificationPatch,
+    ) -> Result<bool, NotificationError> {
+        let mut update = Entity::update_many().col_expr(Column::UpdatedAt, Expr::value(now()));
+        if let Some(title) = patch.title {
+            update = update.col_expr(Column::Title, Expr::value(title));
+        }
+        if let Some(message) = patch.message {
+            update = update.col_expr(Column::Message, Expr::value(message));
+        }
+        if let Some(data) = patch.data {
+            update = update.col_expr(Column::Data, Expr::value(data.map(|d| d.to_string())));
+        }
+        if let Some(priority) = patch.priority {
+            update = update.col_expr(Column::Priority, Expr::value(priority.as_str()));
+        }
+        if let Some(expires_at) = patch.expires_at {
+            update = update.col_expr(Column::ExpiresAt, Expr::value(expires_at));
+        }
+        let result = update.filter(Column::Id.eq(id)).exec(&self.db).await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Deletes notification `id`; returns whether it existed.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, NotificationError> {
+        Ok(Entity::delete_by_id(id).exec(&self.db).await?.rows_affected == 1)
+    }
+
+    /// Deletes notifications whose `expires_at` has passed; returns how many.
+    pub async fn delete_expired(&self, at: DateTime<Utc>) -> Result<u64, NotificationError> {
+        Ok(Entity::delete_many()
+            .filter(Column::ExpiresAt.lt(at))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// Scheduled notifications now due, oldest first.
+    pub async fn due(
+        &self,
+        at: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        self.find_many(
+            Condition::all()
+                .add(Column::Status.eq(Status::Pending.as_str()))
+                .add(Column::ScheduledAt.lte(at)),
+            limit,
+        )
+        .await
+    }
+
+    /// Failed notifications with retries left, untouched since `idle_since`.
+    pub async fn retryable(
+        &self,
+        max: i32,
+        idle_since: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        self.find_many(
+            Condition::all()
+                .add(Column::Status.eq(Status::Failed.as_str()))
+                .add(Column::RetryCount.lt(max))
+                .add(Column::UpdatedAt.lt(idle_since)),
+            limit,
+        )
+        .await
+    }
+
+    /// A page of `user_id`'s notifications, newest first (scheduled ones
+    /// appear once due), and whether more follow.
+    pub async fn inbox(
+        &self,
+        user_id: &str,
+        filter: &InboxFilter,
+        after: Option<NotificationCursor>,
+        limit: u64,
+    ) -> Result<(Vec<Notification>, bool), NotificationError> {
+        let mut condition = visible_to(user_id, now());
+        if let Some(status) = filter.status {
+            condition = condition.add(Column::Status.eq(status.as_str()));
+        }
+        if let Some(kind) = filter.kind {
+            condition = condition.add(Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(after) = after {
+            condition = condition.add(
+                Condition::any()
+                    .add(Column::CreatedAt.lt(after.created_at))
+                    .add(
+                        Condition::all()
+                            .add(Column::CreatedAt.eq(after.created_at))
+                            .add(Column::Id.lt(after.id)),
+                    ),
+            );
+        }
+        let mut rows = Entity::find()
+            .filter(condition)
+            .order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let has_next = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok((
+            rows.into_iter().map(to_domain).collect::<Result<_, _>>()?,
+            has_next,
+        ))
+    }
+
+    /// Delivered, unread notifications of `user_id`.
+    pub async fn unread_count(&self, user_id: &str) -> Result<u64, NotificationError> {
+        Ok(Entity::find()
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::Status.eq(Status::Sent.as_str()))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// Counts of `user_id`'s notifications by status and by type.
+    pub async fn stats(&self, user_id: &str) -> Result<Stats, NotificationError> {
+        let visible = visible_to(user_id, now());
+        let by_status: Vec<(String, i64)> = Entity::find()
+            .select_only()
+            .column(Column::Status)
+            .column_as(Column::Id.count(), "count")
+            .filter(visible.clone())
+            .group_by(Column::Status)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let by_type: Vec<(String, i64)> = Entity::find()
+            .select_only()
+            .column(Column::Kind)
+            .column_as(Column::Id.count(), "count")
+            .filter(visible)
+            .group_by(Column::Kind)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let by_status: Vec<(Status, i64)> = Status::ALL
+            .iter()
+            .map(|s| {
+                (
+                    *s,
+                    by_status
+                        .iter()
+                        .find(|(name, _)| name == s.as_str())
+                        .map_or(0, |(_, n)| *n),
+                )
+            })
+            .collect();
+        let mut by_type: Vec<(NotificationType, i64)> = by_type
+            .into_iter()
+            .filter_map(|(name, n)| NotificationType::parse(&name).map(|k| (k, n)))
+            .collect();
+        by_type.sort_by_key(|(kind, _)| kind.as_str());
+        Ok(Stats {
+            total: by_status.iter().map(|(_, n)| n).sum(),
+            unread: by_status
+                .iter()
+                .find(|(s, _)| *s == Status::Sent)
+                .map_or(0, |(_, n)| *n),
+            by_status,
+            by_type,
+        })
+    }
+
+    async fn find_many(
+        &self,
+        condition: Condition,
+        limit: u64,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        Entity::find()
+            .filter(condition)
+            .order_by_asc(Column::CreatedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| to_domain(row).map_err(Into::into))
+            .collect()
+    }
+
+    async fn change(
+        &self,
+        id: Uuid,
+        from: Status,
+        set: impl FnOnce(sea_orm::UpdateMany<Entity>) -> sea_orm::UpdateMany<Entity>,
+    ) -> Result<bool, NotificationError> {
+        let update = Entity::update_many().col_expr(Column::UpdatedAt, Expr::value(now()));
+        let result = set(update)
+            .filter(Column::Id.eq(id))
+            .filter(Column::Status.eq(from.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+}
+
+/// A user's notifications, without those scheduled for later.
+fn visible_to(user_id: &str, at: DateTime<Utc>) -> Condition {
+    Condition::all().add(Column::UserId.eq(user_id)).add(
+        Condition::any()
+            .add(Column::ScheduledAt.is_null())
+            .add(Column::ScheduledAt.lte(at))
+            .add(Column::Status.ne(Status::Pending.as_str())),
+    )
+}
+
+fn to_domain(row: Model) -> Result<Notification, DbErr> {
+    let bad = |what: &str, value: &str| {
+        DbErr::Custom(format!(
+            "notification {} has unknown {what} {value:?}",
+            row.id
+        ))
+    };
+    Ok(Notification {
+        id: row.id,
+        kind: NotificationType::parse(&row.kind).ok_or_else(|| bad("type", &row.kind))?,
+        channel: Channel::parse(&row.channel).ok_or_else(|| bad("channel", &row.channel))?,
+        status: Status::parse(&row.status).ok_or_else(|| bad("status", &row.status))?,
+        priority: Priority::parse(&row.priority).ok_or_else(|| bad("priority", &row.priority))?,
+        data: row
+            .data
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| DbErr::Custom(e.to_string()))?,
+        user_id: row.user_id,
+        title: row.title,
+        message: row.message,
+        retry_count: row.retry_count,
+        failure_reason: row.failure_reason,
+        scheduled_at: row.scheduled_at,
+        sent_at: row.sent_at,
+        read_at: row.read_at,
+        expires_at: row.expires_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
