@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 use shopgraph_platform::identity::JwtAuthority;
 use shopgraph_platform::settings::{AuthSettings, DEV_JWT_SECRET};
 
+/// Service name → GraphQL URL, as `shopgraph dev` printed them.
+type Urls = std::collections::HashMap<String, String>;
+
 fn shopgraph() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shopgraph"));
     // Start from a clean environment so a developer's variables do not leak in.
@@ -18,18 +21,21 @@ fn shopgraph() -> Command {
     command
 }
 
-/// Starts `shopgraph dev` in `data_dir` on a free port; returns the child
-/// and the GraphQL URL it printed.
-fn start_dev(data_dir: &std::path::Path) -> (Child, String) {
+/// Starts `shopgraph dev` in `data_dir` on free ports; returns the child
+/// and the GraphQL URL it printed for each service.
+fn start_dev(data_dir: &std::path::Path) -> (Child, Urls) {
     start_dev_with(data_dir, &[])
 }
 
 /// [`start_dev`] with extra environment variables.
-fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, String) {
+fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, Urls) {
     let mut child = shopgraph()
         .arg("dev")
         .envs(vars.iter().copied())
         .env("PRODUCT_PORT", "0")
+        .env("BASKET_PORT", "0")
+        .env("PAYMENT_PORT", "0")
+        .env("NOTIFICATION_PORT", "0")
         .env("SHOPGRAPH_DATA_DIR", data_dir)
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::piped())
@@ -40,18 +46,22 @@ fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, 
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
+            let mut words = line.split_whitespace();
+            if let (Some(service), Some(url)) = (words.next(), words.next())
+                && url.starts_with("http://127.0.0.1:")
             {
-                let _ = sender.send(url.to_owned());
+                let _ = sender.send((service.to_owned(), url.to_owned()));
             }
         }
     });
-    let url = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("dev prints the product URL");
-    (child, url)
+    let mut urls = std::collections::HashMap::new();
+    while urls.len() < 4 {
+        let (service, url) = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("dev prints every service's URL");
+        urls.insert(service, url);
+    }
+    (child, urls)
 }
 
 fn stop(mut child: Child) {
@@ -91,29 +101,106 @@ async fn total_products(url: &str) -> Value {
 async fn dev_serves_demo_data_and_restarts_without_duplicates() {
     let data_dir =
         std::env::temp_dir().join(format!("shopgraph-dev-{}", uuid::Uuid::new_v4().simple()));
-    let (child, url) = start_dev(&data_dir);
-    let first = total_products(&url).await;
+    let (child, urls) = start_dev(&data_dir);
+    let first = total_products(&urls["product"]).await;
     assert!(
         first["products"]["totalCount"].as_u64().unwrap() >= 50,
         "{first}"
     );
     assert!(first["categories"].as_array().unwrap().len() >= 5);
+    shop_flow_across_subgraphs(&urls).await;
     stop(child);
 
-    let (child, url) = start_dev(&data_dir);
-    let second = total_products(&url).await;
+    let (child, urls) = start_dev(&data_dir);
+    let second = total_products(&urls["product"]).await;
     assert_eq!(second, first, "restarting does not duplicate the catalogue");
     stop(child);
     std::fs::remove_dir_all(&data_dir).ok();
 }
 
+/// In `dev`, the subgraphs find each other: a basket is priced by product
+/// and paid through payment, which reads the basket with the user's token.
+async fn shop_flow_across_subgraphs(urls: &Urls) {
+    let client = reqwest::Client::new();
+    let token = String::from_utf8(
+        shopgraph()
+            .args(["token", "--user", "dev-test-user"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let call = |service: &str, query: &str| {
+        client
+            .post(&urls[service])
+            .bearer_auth(token.trim())
+            .json(&json!({ "query": query }))
+            .send()
+    };
+    let products: Value = call(
+        "product",
+        "{ products(first: 1, filter: { inStock: true }) { edges { node { id } } } }",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let product = products["data"]["products"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added: Value = call(
+        "basket",
+        &format!(
+            "mutation {{ addBasketItem(productId: \"{product}\", quantity: 1) {{ itemCount }} }}"
+        ),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(added["data"]["addBasketItem"]["itemCount"], 1, "{added}");
+    let paid: Value = call(
+        "payment",
+        "mutation { checkout(input: { idempotencyKey: \"dev\", method: CARD, card: { number: \"4242424242424242\", expMonth: 1, expYear: 2040, cvc: \"123\" } }) { status } }",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(paid["data"]["checkout"]["status"], "COMPLETED", "{paid}");
+    let inbox: Value = call(
+        "notification",
+        "{ myNotifications { edges { node { id } } } notificationStats { total } }",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        inbox["data"]["notificationStats"]["total"].is_number(),
+        "{inbox}"
+    );
+}
+
 #[test]
 fn sdl_prints_the_federation_schema() {
-    let output = shopgraph().args(["sdl", "product"]).output().expect("runs");
-    assert!(output.status.success());
-    let sdl = String::from_utf8(output.stdout).unwrap();
-    assert!(sdl.contains("type Product @key(fields: \"id\")"));
-    assert!(sdl.contains("specs.apollo.dev/federation/v2"));
+    for (service, entity) in [
+        ("product", "type Product @key(fields: \"id\")"),
+        ("basket", "type User @key(fields: \"id\")"),
+        ("payment", "type Payment @key(fields: \"id\")"),
+        ("notification", "type Notification @key(fields: \"id\")"),
+    ] {
+        let output = shopgraph().args(["sdl", service]).output().expect("runs");
+        assert!(output.status.success());
+        let sdl = String::from_utf8(output.stdout).unwrap();
+        assert!(sdl.contains(entity), "{service}");
+        assert!(sdl.contains("specs.apollo.dev/federation/v2"), "{service}");
+    }
 }
 
 #[test]
@@ -215,13 +302,14 @@ async fn traces_are_exported_over_otlp_in_the_callers_trace() {
     let data_dir =
         std::env::temp_dir().join(format!("shopgraph-otel-{}", uuid::Uuid::new_v4().simple()));
     let endpoint = format!("http://{collector_addr}");
-    let (child, url) = start_dev_with(
+    let (child, urls) = start_dev_with(
         &data_dir,
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
     );
+    let url = &urls["product"];
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = reqwest::Client::new()
-        .post(&url)
+        .post(url)
         .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
         .json(&json!({ "query": "{ categories }" }))
         .send()

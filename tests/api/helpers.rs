@@ -10,6 +10,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use basket_subgraph::BasketSettings;
+use notification_subgraph::NotificationSettings;
 use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
 use reqwest::StatusCode;
@@ -259,6 +260,18 @@ impl TestApp {
         let app = payment_subgraph::build(settings)
             .await
             .expect("payment subgraph starts");
+        Self::start(app, db)
+    }
+
+    /// A notification subgraph on a fresh store, with `extra` settings.
+    pub async fn spawn_notification(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let db = fresh_db(backend).await;
+        let env = test_env("notification", &db, Options::default(), extra);
+        let settings =
+            NotificationSettings::from_env(&env, RunMode::Serve).expect("valid test settings");
+        let app = notification_subgraph::build(settings)
+            .await
+            .expect("notification subgraph starts");
         Self::start(app, db)
     }
 

@@ -8,6 +8,7 @@ mod helpers;
 mod basket;
 mod cli;
 
+mod notification;
 mod payment;
 mod product_auth;
 mod product_crud;
