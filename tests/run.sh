@@ -53,14 +53,55 @@ ensure_postgres() {
         done
     fi
     if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+        # A fresh Debian install asks for a password over TCP: give the
+        # postgres role a known one, for this machine's tests only.
+        if as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'shopgraph-test'\"" >/dev/null 2>&1 \
+            && PGPASSWORD=shopgraph-test psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+            export TEST_POSTGRES_URL="postgres://postgres:shopgraph-test@127.0.0.1:5432/postgres"
+            return
+        fi
         echo "PostgreSQL at 127.0.0.1:5432 does not accept user postgres without a password." >&2
         echo "Set TEST_POSTGRES_URL=postgres://USER:PASSWORD@HOST:PORT/DB to a role that may CREATE DATABASE." >&2
         exit 1
     fi
 }
 
+# MariaDB: the payment subgraph's production store; tests create and drop
+# their own databases on the server at TEST_MARIADB_URL (default: local
+# server, root without a password).
+ensure_mariadb() {
+    if [ -n "${TEST_MARIADB_URL:-}" ]; then
+        return
+    fi
+    if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+        say "installing MariaDB"
+        apt_install mariadb-server mariadb-client
+    fi
+    if ! mysqladmin --protocol=tcp -h 127.0.0.1 -P 3306 -u root status >/dev/null 2>&1; then
+        say "starting MariaDB"
+        as_root mkdir -p /run/mysqld
+        as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+        as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+        for _ in $(seq 1 30); do
+            mysqladmin --protocol=tcp -h 127.0.0.1 -P 3306 -u root status >/dev/null 2>&1 && break
+            sleep 1
+        done
+    fi
+    if ! mysql --protocol=tcp -h 127.0.0.1 -P 3306 -u root -e 'select 1' >/dev/null 2>&1; then
+        # A fresh install lets root in over the socket only: add a TCP root
+        # without a password, for this machine's tests only.
+        as_root mysql -u root -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" >/dev/null 2>&1 || true
+    fi
+    if ! mysql --protocol=tcp -h 127.0.0.1 -P 3306 -u root -e 'select 1' >/dev/null 2>&1; then
+        echo "MariaDB at 127.0.0.1:3306 does not accept root without a password over TCP." >&2
+        echo "Set TEST_MARIADB_URL=mysql://USER:PASSWORD@HOST:PORT/DB to a user that may CREATE DATABASE." >&2
+        exit 1
+    fi
+}
+
 ensure_rust_components
 ensure_postgres
+ensure_mariadb
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

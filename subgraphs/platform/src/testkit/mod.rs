@@ -7,6 +7,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_MARIADB_URL`
 //! (default `mysql://root@127.0.0.1:3306/test`).
 
+pub mod load;
+
 use std::path::PathBuf;
 
 use sea_orm::{ConnectionTrait, Database};
