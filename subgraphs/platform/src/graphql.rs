@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{ObjectType, Schema, ServerError, SubscriptionType};
+use async_graphql::{ObjectType, Schema, SchemaBuilder, ServerError, SubscriptionType};
 use async_graphql_axum::{GraphQLRequest, rejection::GraphQLRejection};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::error::ErrorCode;
 use crate::identity::Identity;
 use crate::metrics;
+use crate::settings::GraphqlSettings;
 use crate::upstream::Credentials;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -239,4 +240,71 @@ fn coded_response(
         error_json(code, message).to_string(),
     )
         .into_response()
+}
+
+/// A subgraph's schema builder with Federation v2 on and the shared limits
+/// (depth, complexity, introspection switch) applied.
+pub fn federated<Q, M, S>(
+    builder: SchemaBuilder<Q, M, S>,
+    limits: &GraphqlSettings,
+) -> SchemaBuilder<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let builder = builder
+        .enable_federation()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if limits.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
+}
+
+/// The federation SDL of a subgraph schema (what `shopgraph sdl` prints and
+/// composition reads).
+pub fn federation_sdl<Q, M, S>(builder: SchemaBuilder<Q, M, S>) -> String
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    builder
+        .enable_federation()
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+/// Declares a GraphQL enum mirroring a domain enum variant for variant,
+/// with `From` both ways, so domain types stay free of GraphQL derives.
+#[macro_export]
+macro_rules! mirror_enum {
+    ($(#[$meta:meta])* $name:ident <=> $domain:path { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl From<$domain> for $name {
+            fn from(value: $domain) -> Self {
+                use $domain as Domain;
+                match value {
+                    $(Domain::$variant => Self::$variant),+
+                }
+            }
+        }
+
+        impl From<$name> for $domain {
+            fn from(value: $name) -> Self {
+                use $domain as Domain;
+                match value {
+                    $($name::$variant => Domain::$variant),+
+                }
+            }
+        }
+    };
 }

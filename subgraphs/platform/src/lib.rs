@@ -12,18 +12,20 @@
 //! | [`db`] | opening a SeaORM pool for PostgreSQL, MariaDB or SQLite, with statement counting |
 //! | [`health`] | `/health`, `/health/live`, `/health/ready` |
 //! | [`identity`] | who is calling: JWT verification into a `Viewer` |
-//! | [`graphql`] | GraphQL over HTTP (POST, GET for queries, GraphiQL) |
+//! | [`graphql`] | GraphQL over HTTP (POST, GET for queries, GraphiQL), the federated schema builder, `mirror_enum!` |
 //! | [`server`] | the common middleware stack and graceful serving |
 //! | [`service`] | a subgraph's life: migrate, bind, serve, background jobs, stop |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`upstream`] | calling another subgraph's GraphQL API with the caller's credentials |
 //! | [`error`] | the `extensions.code` vocabulary |
+//! | [`clock`] | the microsecond clock stores write with |
 //! | [`money`], [`pagination`], [`federation`] | types shared across subgraphs |
 //! | `testkit` (feature) | throw-away databases for tests and benchmarks |
 //!
 //! It lives under `subgraphs/` because the subgraphs are its main users; the
 //! router uses the parts that are not GraphQL-serving specific.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -12,6 +12,8 @@ use rust_decimal::Decimal;
 use shopgraph_platform::money::normalize;
 use uuid::Uuid;
 
+pub use shopgraph_platform::clock::now;
+
 pub use catalog::{CatalogProduct, CatalogUnavailable, ProductCatalog};
 pub use error::BasketError;
 
@@ -117,12 +119,6 @@ pub fn validate_quantity(quantity: i32) -> Result<i32, BasketError> {
             reason: format!("must be between 1 and {MAX_QUANTITY}, got {quantity}"),
         })
     }
-}
-
-/// The current time at the stores' precision (microseconds).
-pub fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 #[cfg(test)]

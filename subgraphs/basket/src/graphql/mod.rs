@@ -7,7 +7,7 @@ mod mutation;
 mod query;
 mod types;
 
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, Schema};
 use shopgraph_platform::settings::GraphqlSettings;
 
 use crate::service::Baskets;
@@ -21,26 +21,18 @@ pub type BasketSchema = Schema<Query, Mutation, EmptySubscription>;
 #[derive(Debug, Clone)]
 pub struct ShopCurrency(pub String);
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription).enable_federation()
-}
-
 /// The schema wired to the basket use cases.
 pub fn schema(baskets: Baskets, currency: ShopCurrency, limits: &GraphqlSettings) -> BasketSchema {
-    let mut builder = builder()
-        .data(baskets)
-        .data(currency)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
-    if !limits.introspection {
-        builder = builder.disable_introspection();
-    }
-    builder.finish()
+    shopgraph_platform::graphql::federated(
+        Schema::build(Query, Mutation, EmptySubscription),
+        limits,
+    )
+    .data(baskets)
+    .data(currency)
+    .finish()
 }
 
 /// The federation SDL that composition and `shopgraph sdl basket` use.
 pub fn sdl() -> String {
-    builder()
-        .finish()
-        .sdl_with_options(SDLExportOptions::new().federation())
+    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, EmptySubscription))
 }

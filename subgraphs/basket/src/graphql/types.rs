@@ -1,6 +1,6 @@
 //! GraphQL shapes of baskets and the `User` entity's basket field.
 
-use async_graphql::{Context, Enum, ID, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use shopgraph_platform::error::{Coded, to_graphql};
 use shopgraph_platform::federation::ProductRef;
@@ -37,10 +37,7 @@ impl BasketNode {
     }
 
     async fn status(&self) -> BasketStatus {
-        match self.0.status {
-            DomainStatus::Active => BasketStatus::Active,
-            DomainStatus::Abandoned => BasketStatus::Abandoned,
-        }
+        self.0.status.into()
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -52,13 +49,14 @@ impl BasketNode {
     }
 }
 
-/// Whether a basket is in use.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum BasketStatus {
-    /// Changed recently, or empty.
-    Active,
-    /// Left with items for longer than the shop's basket TTL.
-    Abandoned,
+shopgraph_platform::mirror_enum! {
+    /// Whether a basket is in use.
+    BasketStatus <=> DomainStatus {
+        /// Changed recently, or empty.
+        Active,
+        /// Left with items for longer than the shop's basket TTL.
+        Abandoned,
+    }
 }
 
 /// One product in a basket, priced when it was added or last changed.

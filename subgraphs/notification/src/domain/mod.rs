@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
+pub use shopgraph_platform::clock::now;
+
 pub use error::NotificationError;
 
 /// Declares a closed set of names stored as SCREAMING_SNAKE strings.
@@ -283,12 +285,6 @@ fn validate_data(data: Option<&serde_json::Value>) -> Result<(), NotificationErr
         ));
     }
     Ok(())
-}
-
-/// The current time at the stores' precision (microseconds).
-pub fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! GraphQL shapes of notifications.
 
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
@@ -10,34 +10,7 @@ use crate::domain::{
 };
 use crate::service::{NotificationPage, Notifications};
 
-/// Maps a GraphQL enum to and from its domain twin, variant by variant.
-macro_rules! mirror_enum {
-    ($(#[$meta:meta])* $name:ident <=> $domain:ident { $($variant:ident),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl From<$domain> for $name {
-            fn from(value: $domain) -> Self {
-                match value {
-                    $($domain::$variant => Self::$variant),+
-                }
-            }
-        }
-
-        impl From<$name> for $domain {
-            fn from(value: $name) -> Self {
-                match value {
-                    $($name::$variant => Self::$variant),+
-                }
-            }
-        }
-    };
-}
-
-mirror_enum! {
+shopgraph_platform::mirror_enum! {
     /// What a notification is about.
     NotificationType <=> DomainType {
         PaymentCompleted, PaymentFailed, PaymentRefunded, PaymentCancelled, PaymentExpired,
@@ -45,17 +18,17 @@ mirror_enum! {
     }
 }
 
-mirror_enum! {
+shopgraph_platform::mirror_enum! {
     /// How a notification reaches its user.
     NotificationChannel <=> Channel { InApp, Email, Sms, Push }
 }
 
-mirror_enum! {
+shopgraph_platform::mirror_enum! {
     /// Where a notification is in its life.
     NotificationStatus <=> Status { Pending, Sent, Failed, Read }
 }
 
-mirror_enum! {
+shopgraph_platform::mirror_enum! {
     /// How prominently to show a notification.
     NotificationPriority <=> Priority { Low, Normal, High, Urgent }
 }

@@ -16,6 +16,8 @@ use rust_decimal::Decimal;
 use shopgraph_platform::money::normalize;
 use uuid::Uuid;
 
+pub use shopgraph_platform::clock::now;
+
 pub use basket::{BasketLine, BasketSnapshot, BasketSource};
 pub use card::Card;
 pub use error::PaymentError;
@@ -198,12 +200,6 @@ pub fn validate_refund(
         ));
     }
     Ok(normalize(amount))
-}
-
-/// The current time at the stores' precision (microseconds).
-pub fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 #[cfg(test)]

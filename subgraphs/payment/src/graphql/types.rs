@@ -1,7 +1,7 @@
 //! GraphQL shapes of payments.
 
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use shopgraph_platform::error::{error_chain, to_graphql};
 use shopgraph_platform::federation::ProductRef;
@@ -37,9 +37,7 @@ impl PaymentNode {
     }
 
     async fn method(&self) -> PaymentMethod {
-        match self.0.method {
-            DomainMethod::Card => PaymentMethod::Card,
-        }
+        self.0.method.into()
     }
 
     /// The basket lines the payment was created from.
@@ -127,61 +125,18 @@ impl PaymentItemNode {
     }
 }
 
-/// Where a payment is in its life.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentStatus {
-    Pending,
-    Processing,
-    Completed,
-    Failed,
-    PartiallyRefunded,
-    Refunded,
-    Cancelled,
-    Expired,
-}
-
-impl From<DomainStatus> for PaymentStatus {
-    fn from(status: DomainStatus) -> Self {
-        match status {
-            DomainStatus::Pending => Self::Pending,
-            DomainStatus::Processing => Self::Processing,
-            DomainStatus::Completed => Self::Completed,
-            DomainStatus::Failed => Self::Failed,
-            DomainStatus::PartiallyRefunded => Self::PartiallyRefunded,
-            DomainStatus::Refunded => Self::Refunded,
-            DomainStatus::Cancelled => Self::Cancelled,
-            DomainStatus::Expired => Self::Expired,
-        }
+shopgraph_platform::mirror_enum! {
+    /// Where a payment is in its life.
+    PaymentStatus <=> DomainStatus {
+        Pending, Processing, Completed, Failed, PartiallyRefunded, Refunded, Cancelled, Expired,
     }
 }
 
-impl From<PaymentStatus> for DomainStatus {
-    fn from(status: PaymentStatus) -> Self {
-        match status {
-            PaymentStatus::Pending => Self::Pending,
-            PaymentStatus::Processing => Self::Processing,
-            PaymentStatus::Completed => Self::Completed,
-            PaymentStatus::Failed => Self::Failed,
-            PaymentStatus::PartiallyRefunded => Self::PartiallyRefunded,
-            PaymentStatus::Refunded => Self::Refunded,
-            PaymentStatus::Cancelled => Self::Cancelled,
-            PaymentStatus::Expired => Self::Expired,
-        }
-    }
-}
-
-/// How a payment is paid.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentMethod {
-    /// A payment card (see `CardInput`).
-    Card,
-}
-
-impl From<PaymentMethod> for DomainMethod {
-    fn from(method: PaymentMethod) -> Self {
-        match method {
-            PaymentMethod::Card => Self::Card,
-        }
+shopgraph_platform::mirror_enum! {
+    /// How a payment is paid.
+    PaymentMethod <=> DomainMethod {
+        /// A payment card (see `CardInput`).
+        Card,
     }
 }
 

@@ -9,9 +9,9 @@ mod product;
 mod query;
 
 pub use error::ProductError;
-pub(crate) use product::now;
 pub use product::{
     MAX_STOCK, NewProduct, NewProductInput, Product, ProductPatch, ProductPatchInput,
     StockAdjustment, parse_product_id, validate_stock_delta,
 };
 pub use query::{CursorPosition, ListQuery, Page, ProductFilter, ProductSort, SortKey};
+pub(crate) use shopgraph_platform::clock::now;

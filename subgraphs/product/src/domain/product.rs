@@ -5,6 +5,8 @@ use rust_decimal::Decimal;
 use shopgraph_platform::money::{MONEY_SCALE, is_currency_code, normalize};
 use uuid::Uuid;
 
+use shopgraph_platform::clock::now;
+
 use super::ProductError;
 
 /// Highest stock level stored; keeps `stock + delta` far from `i32` overflow.
@@ -184,13 +186,6 @@ pub fn validate_stock_delta(delta: i32) -> Result<i32, ProductError> {
         ));
     }
     Ok(delta)
-}
-
-/// The current time at the stores' precision (microseconds), so a value
-/// read back compares equal to the one written (keyset cursors rely on it).
-pub(crate) fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 fn name(value: &str) -> Result<String, ProductError> {

@@ -9,7 +9,7 @@ mod query;
 mod types;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, Schema};
 use shopgraph_platform::settings::GraphqlSettings;
 
 use crate::store::ProductStore;
@@ -27,10 +27,6 @@ pub struct CatalogSettings {
     pub default_currency: String,
 }
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription).enable_federation()
-}
-
 /// The schema wired to `store`.
 pub fn schema(
     store: ProductStore,
@@ -39,21 +35,17 @@ pub fn schema(
 ) -> ProductSchema {
     let loader =
         DataLoader::new(ProductLoader::new(store.clone()), tokio::spawn).max_batch_size(1000);
-    let mut builder = builder()
-        .data(store)
-        .data(loader)
-        .data(catalog)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
-    if !limits.introspection {
-        builder = builder.disable_introspection();
-    }
-    builder.finish()
+    shopgraph_platform::graphql::federated(
+        Schema::build(Query, Mutation, EmptySubscription),
+        limits,
+    )
+    .data(store)
+    .data(loader)
+    .data(catalog)
+    .finish()
 }
 
 /// The federation SDL that composition and `shopgraph sdl product` use.
 pub fn sdl() -> String {
-    builder()
-        .finish()
-        .sdl_with_options(SDLExportOptions::new().federation())
+    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, EmptySubscription))
 }
