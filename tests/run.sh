@@ -99,15 +99,27 @@ ensure_mariadb() {
     fi
 }
 
+# Node.js runs the schema composition and breaking-change check.
+ensure_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        say "installing Node.js"
+        apt_install nodejs npm
+    fi
+}
+
 ensure_rust_components
 ensure_postgres
 ensure_mariadb
+ensure_node
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "schema check"
+schema/check.sh
 
 say "cargo test"
 cargo test --workspace --locked "$@"

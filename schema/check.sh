@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The schema check (run by tests/run.sh, so by CI):
+#   1. every committed schema/<service>.graphql equals what `shopgraph sdl`
+#      prints now (a diff is shown when it does not);
+#   2. the subgraphs compose, and schema/supergraph.graphql and
+#      schema/api.graphql are up to date;
+#   3. schema/api.graphql has no BREAKING change against the previous
+#      commit unless schema/approved-breaking-changes lists it.
+# Planning every operation the tests and web-demo/ use against the
+# supergraph joins as a step when the router's planner lands.
+#
+#   schema/check.sh            check
+#   schema/check.sh --write    regenerate the SDL files, supergraph and API schema
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+services=(product basket payment notification)
+write=false
+[ "${1:-}" = "--write" ] && write=true
+
+if [ ! -d schema/node_modules ]; then
+    (cd schema && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+cargo build --quiet --locked --bin shopgraph
+bin="${CARGO_TARGET_DIR:-target}/debug/shopgraph"
+
+failed=false
+for service in "${services[@]}"; do
+    fresh=$(mktemp)
+    "$bin" sdl "$service" > "$fresh"
+    if $write; then
+        mv "$fresh" "schema/$service.graphql"
+    elif ! diff -u "schema/$service.graphql" "$fresh" > "$fresh.diff"; then
+        echo "schema/$service.graphql is stale (run schema/check.sh --write and commit):"
+        sed 's/^/    /' "$fresh.diff"
+        failed=true
+    fi
+    rm -f "$fresh" "$fresh.diff"
+done
+$failed && exit 1
+echo "subgraph SDL: ok, schema/{$(IFS=,; echo "${services[*]}")}.graphql match the code"
+
+if $write; then
+    node schema/compose.mjs
+else
+    node schema/compose.mjs --check
+    node schema/breaking.mjs "${SCHEMA_BASE_REV:-HEAD~1}"
+fi
