@@ -4,10 +4,10 @@
 #      prints now (a diff is shown when it does not);
 #   2. the subgraphs compose, and schema/supergraph.graphql and
 #      schema/api.graphql are up to date;
-#   3. schema/api.graphql has no BREAKING change against the previous
+#   3. every operation clients use (tests/operations/, web-demo/) is valid
+#      against the API schema and plans with the router's planner;
+#   4. schema/api.graphql has no BREAKING change against the previous
 #      commit unless schema/approved-breaking-changes lists it.
-# Planning every operation the tests and web-demo/ use against the
-# supergraph joins as a step when the router's planner lands.
 #
 #   schema/check.sh            check
 #   schema/check.sh --write    regenerate the SDL files, supergraph and API schema
@@ -45,5 +45,7 @@ if $write; then
     node schema/compose.mjs
 else
     node schema/compose.mjs --check
+    mapfile -t operations < <(find tests/operations web-demo -name '*.graphql' -not -path '*/node_modules/*' 2>/dev/null | sort)
+    "$bin" plan --supergraph schema/supergraph.graphql "${operations[@]}"
     node schema/breaking.mjs "${SCHEMA_BASE_REV:-HEAD~1}"
 fi

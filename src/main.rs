@@ -4,7 +4,8 @@
 //! * `shopgraph serve <service>` — one service, configured by environment;
 //! * `shopgraph migrate <service>` — apply a store's migrations and exit;
 //! * `shopgraph sdl <service>` — print a subgraph's federation SDL;
-//! * `shopgraph token --user <id> [--admin]` — print a dev JWT.
+//! * `shopgraph token --user <id> [--admin]` — print a dev JWT;
+//! * `shopgraph plan FILE...` — plan operations against the supergraph.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -50,6 +51,15 @@ enum Command {
     Sdl {
         /// The subgraph.
         service: Service,
+    },
+    /// Plan every operation in the given files against a supergraph (schema check).
+    Plan {
+        /// The supergraph SDL.
+        #[arg(long, default_value = "schema/supergraph.graphql")]
+        supergraph: std::path::PathBuf,
+        /// Files of GraphQL operations.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
     },
     /// Print a JWT for a user, signed with JWT_SECRET (or the dev secret).
     Token {
@@ -153,6 +163,7 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
             print!("{}", service.sdl());
             Ok(())
         }
+        Command::Plan { supergraph, files } => plan(&supergraph, &files),
         Command::Token { user, admin, ttl } => {
             // Reuses the services' own auth settings so the token matches them.
             let settings = ServiceSettings::from_env(&env, "token", 0, RunMode::Serve)?;
@@ -214,6 +225,52 @@ async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&telemetry_settings)?;
     let app = service.build(&env, RunMode::Serve).await?;
     app.run(shopgraph_platform::shutdown::signal()).await?;
+    Ok(())
+}
+
+/// Plans every operation in `files`; fails listing the ones that cannot be.
+fn plan(supergraph: &std::path::Path, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    use shopgraph_router::planner::{PlannerSettings, QueryPlanner, operation_names, subgraphs_of};
+    let sdl = std::fs::read_to_string(supergraph)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", supergraph.display()))?;
+    let planner = QueryPlanner::from_supergraph(&sdl, PlannerSettings::default())?;
+    let (mut planned, mut failed) = (0, 0);
+    for file in files {
+        let document = std::fs::read_to_string(file)
+            .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", file.display()))?;
+        let names = match operation_names(&document) {
+            Ok(names) => names,
+            Err(err) => {
+                println!("  FAILED  {}: {err}", file.display());
+                failed += 1;
+                continue;
+            }
+        };
+        for name in names {
+            let label = format!(
+                "{}#{}",
+                file.display(),
+                name.as_deref().unwrap_or("<anonymous>")
+            );
+            match planner.plan(&document, name.as_deref()) {
+                Ok(plan) => {
+                    println!("  ok      {label}  ({})", subgraphs_of(&plan).join(", "));
+                    planned += 1;
+                }
+                Err(err) => {
+                    println!("  FAILED  {label}: {err}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} operation(s) cannot be planned ({planned} can)");
+    }
+    println!(
+        "planning: ok, {planned} operation(s) planned against {}",
+        supergraph.display()
+    );
     Ok(())
 }
 

@@ -1,0 +1,289 @@
+//! Planning: from an operation's text to a cached query plan.
+//!
+//! 1. parse (with a token limit, so a huge document is refused cheaply);
+//! 2. validate against the public API schema (the planner trusts its
+//!    input, so this is where unknown fields and bad arguments are caught);
+//! 3. normalize (fragments inlined, fields merged) and plan with
+//!    `hive-router-query-planner`, under a time limit;
+//! 4. cache the plan by document hash and operation name.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use graphql_tools::validation::rules::default_rules_validation_plan;
+use graphql_tools::validation::validate::{ValidationPlan, validate};
+use hive_router_query_planner::ast::normalization::normalize_operation;
+use hive_router_query_planner::graph::PlannerOverrideContext;
+use hive_router_query_planner::planner::plan_nodes::{PlanNode, QueryPlan};
+use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
+use hive_router_query_planner::utils::cancellation::CancellationToken;
+use hive_router_query_planner::utils::parsing::{
+    safe_parse_operation_with_token_limit, safe_parse_schema,
+};
+use lru::LruCache;
+
+/// Why the supergraph could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The supergraph SDL does not parse.
+    #[error("the supergraph does not parse: {0}")]
+    Parse(String),
+    /// The planner rejected the supergraph.
+    #[error("the planner cannot use the supergraph: {0}")]
+    Planner(String),
+}
+
+/// Why an operation could not be planned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    /// Not GraphQL (`GRAPHQL_PARSE_FAILED`).
+    #[error("syntax error: {0}")]
+    Parse(String),
+    /// Not valid against the API schema (`GRAPHQL_VALIDATION_FAILED`).
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// Valid, but the planner could not plan it.
+    #[error("cannot plan the operation: {0}")]
+    Plan(String),
+}
+
+/// Planner settings.
+#[derive(Debug, Clone)]
+pub struct PlannerSettings {
+    /// Plans kept in the LRU cache.
+    pub cache_size: NonZeroUsize,
+    /// Longest a single plan may take.
+    pub timeout: Duration,
+    /// Most tokens an operation may have.
+    pub max_tokens: usize,
+}
+
+impl Default for PlannerSettings {
+    fn default() -> Self {
+        Self {
+            cache_size: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            timeout: Duration::from_secs(5),
+            max_tokens: 15_000,
+        }
+    }
+}
+
+type CacheKey = (u64, Option<String>);
+
+/// The supergraph, ready to plan operations.
+pub struct QueryPlanner {
+    planner: Planner,
+    validation: ValidationPlan,
+    cache: Mutex<LruCache<CacheKey, Arc<QueryPlan>>>,
+    settings: PlannerSettings,
+}
+
+impl QueryPlanner {
+    /// Loads a supergraph SDL (Apollo join/v0.x format).
+    pub fn from_supergraph(sdl: &str, settings: PlannerSettings) -> Result<Self, LoadError> {
+        let document = safe_parse_schema(sdl).map_err(|err| LoadError::Parse(err.to_string()))?;
+        let planner = Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
+            .map_err(|err| LoadError::Planner(err.to_string()))?;
+        Ok(Self {
+            planner,
+            validation: default_rules_validation_plan(),
+            cache: Mutex::new(LruCache::new(settings.cache_size)),
+            settings,
+        })
+    }
+
+    /// Subgraph name → URL, as the supergraph records them.
+    pub fn subgraph_urls(&self) -> BTreeMap<String, String> {
+        self.planner
+            .supergraph
+            .subgraph_endpoint_map
+            .iter()
+            .map(|(name, url)| (name.clone(), url.clone()))
+            .collect()
+    }
+
+    /// The plan of `operation_name` (or the only operation) in `document`.
+    pub fn plan(
+        &self,
+        document: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<QueryPlan>, PlanError> {
+        let key = (hash(document), operation_name.map(str::to_owned));
+        if let Some(plan) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|mut cache| cache.get(&key).cloned())
+        {
+            metrics::counter!("router_plan_cache_hits_total").increment(1);
+            return Ok(plan);
+        }
+        metrics::counter!("router_plan_cache_misses_total").increment(1);
+
+        let parsed = safe_parse_operation_with_token_limit(document, self.settings.max_tokens)
+            .map_err(|err| PlanError::Parse(err.to_string()))?;
+        let errors = validate(
+            &self.planner.consumer_schema.document,
+            &parsed,
+            &self.validation,
+        );
+        if !errors.is_empty() {
+            return Err(PlanError::Invalid(
+                errors.into_iter().map(|e| e.message).collect(),
+            ));
+        }
+        let normalized = normalize_operation(&self.planner.supergraph, &parsed, operation_name)
+            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
+        let plan = self
+            .planner
+            .plan_from_normalized_operation(
+                &normalized.operation,
+                PlannerOverrideContext::default(),
+                &CancellationToken::with_timeout(self.settings.timeout),
+            )
+            .map_err(|err| PlanError::Plan(err.to_string()))?;
+        let plan = Arc::new(plan);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, Arc::clone(&plan));
+        }
+        Ok(plan)
+    }
+}
+
+/// The names of the operations in `document` (`None` for an anonymous one).
+pub fn operation_names(document: &str) -> Result<Vec<Option<String>>, PlanError> {
+    use graphql_tools::parser::query::{Definition, OperationDefinition};
+    let parsed = graphql_tools::parser::parse_query::<String>(document)
+        .map_err(|err| PlanError::Parse(err.to_string()))?;
+    Ok(parsed
+        .definitions
+        .iter()
+        .filter_map(|definition| match definition {
+            Definition::Operation(OperationDefinition::Query(q)) => Some(q.name.clone()),
+            Definition::Operation(OperationDefinition::Mutation(m)) => Some(m.name.clone()),
+            Definition::Operation(OperationDefinition::Subscription(s)) => Some(s.name.clone()),
+            Definition::Operation(OperationDefinition::SelectionSet(_)) => Some(None),
+            Definition::Fragment(_) => None,
+        })
+        .collect())
+}
+
+/// The subgraphs a plan fetches from, in the order they first appear.
+pub fn subgraphs_of(plan: &QueryPlan) -> Vec<String> {
+    fn walk(node: &PlanNode, out: &mut Vec<String>) {
+        let mut push = |name: &str| {
+            if !out.iter().any(|s| s == name) {
+                out.push(name.to_owned());
+            }
+        };
+        match node {
+            PlanNode::Fetch(fetch) => push(&fetch.service_name),
+            PlanNode::BatchFetch(batch) => push(&batch.service_name),
+            PlanNode::Sequence(seq) => seq.nodes.iter().for_each(|n| walk(n, out)),
+            PlanNode::Parallel(par) => par.nodes.iter().for_each(|n| walk(n, out)),
+            PlanNode::Flatten(flatten) => walk(&flatten.node, out),
+            PlanNode::Condition(cond) => {
+                for branch in [&cond.if_clause, &cond.else_clause].into_iter().flatten() {
+                    walk(branch, out);
+                }
+            }
+            PlanNode::Subscription(sub) => push(&sub.primary.service_name),
+            PlanNode::Defer(defer) => {
+                if let Some(primary) = &defer.primary.node {
+                    walk(primary, out);
+                }
+                for deferred in &defer.deferred {
+                    if let Some(node) = &deferred.node {
+                        walk(node, out);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(node) = &plan.node {
+        walk(node, &mut out);
+    }
+    out
+}
+
+fn hash(document: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    document.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUPERGRAPH: &str = include_str!("../../../schema/supergraph.graphql");
+    const ME: &str = include_str!("../../../tests/operations/me.graphql");
+
+    fn planner() -> QueryPlanner {
+        QueryPlanner::from_supergraph(SUPERGRAPH, PlannerSettings::default())
+            .expect("the committed supergraph loads")
+    }
+
+    #[test]
+    fn the_me_query_spans_all_four_subgraphs() {
+        let plan = planner().plan(ME, Some("Me")).expect("plans");
+        let mut subgraphs = subgraphs_of(&plan);
+        subgraphs.sort();
+        assert_eq!(subgraphs, ["basket", "notification", "payment", "product"]);
+    }
+
+    #[test]
+    fn plans_are_cached_by_document_and_operation() {
+        let planner = planner();
+        let first = planner.plan(ME, Some("Me")).unwrap();
+        let second = planner.plan(ME, Some("Me")).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+    }
+
+    #[test]
+    fn bad_operations_are_refused_with_the_right_kind() {
+        let planner = planner();
+        assert!(matches!(
+            planner.plan("{ me { id ", None),
+            Err(PlanError::Parse(_))
+        ));
+        assert!(matches!(
+            planner.plan("{ me { noSuchField } }", None),
+            Err(PlanError::Invalid(_))
+        ));
+        assert!(
+            matches!(
+                planner.plan("{ _entities(representations: []) { __typename } }", None),
+                Err(PlanError::Invalid(_))
+            ),
+            "federation internals are not in the API"
+        );
+        assert!(matches!(
+            planner.plan("{ products(first: \"x\") { totalCount } }", None),
+            Err(PlanError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_supergraph_names_every_subgraph() {
+        let urls = planner().subgraph_urls();
+        assert_eq!(
+            urls.get("product").map(String::as_str),
+            Some("http://127.0.0.1:4001/graphql")
+        );
+        assert_eq!(urls.len(), 4);
+    }
+
+    #[test]
+    fn operation_names_are_listed() {
+        assert_eq!(
+            operation_names("query A { me { id } } mutation B { clearBasket { id } }").unwrap(),
+            [Some("A".into()), Some("B".into())]
+        );
+        assert_eq!(operation_names("{ categories }").unwrap(), [None]);
+    }
+}
