@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{As, Backend, GqlResponse, TestApp, backend_tests};
+use crate::helpers::{As, Backend, GqlResponse, TestApp, backend_tests, unreachable_url};
 
 const BASKET: &str = "id itemCount status total { amount currency } items { product { id } productName category quantity unitPrice { amount currency } subtotal { amount } }";
 
@@ -324,10 +324,7 @@ async fn product_outage_is_subgraph_unavailable_and_harmless(backend: Backend) {
     shop.add(As::User, &cup, 1).await.data();
 
     // A basket subgraph whose product URL points at a port nobody listens on.
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/graphql", listener.local_addr().unwrap())
-    };
+    let dead = unreachable_url();
     let orphan = TestApp::spawn_basket(backend, &dead, &[]).await;
     let response = orphan
         .gql(

@@ -96,6 +96,12 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
     TempDatabase::create(backend.into()).await
 }
 
+/// A GraphQL URL on a loopback port nobody listens on (a subgraph that is down).
+pub fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    format!("http://{}/graphql", listener.local_addr().expect("address"))
+}
+
 /// Test-time knobs for [`TestApp::spawn_with`].
 #[derive(Debug, Clone, Copy)]
 pub struct Options {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{As, Backend, GqlResponse, TestApp, backend_tests};
+use crate::helpers::{As, Backend, GqlResponse, TestApp, backend_tests, unreachable_url};
 
 const PAYMENT: &str = "id status amount { amount currency } refundedAmount { amount } method provider providerId \
     failureReason retryable cardLast4 createdAt processedAt expiresAt \
@@ -453,10 +453,7 @@ async fn bad_input_and_outages_are_coded(backend: Backend) {
         .await;
     assert_eq!(no_card.code(), "BAD_USER_INPUT");
 
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/graphql", listener.local_addr().unwrap())
-    };
+    let dead = unreachable_url();
     let orphan = TestApp::spawn_payment(backend, &dead, &[]).await;
     let response = orphan
         .gql(

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basket_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::service::open_store;
 pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -59,15 +59,11 @@ impl BasketSettings {
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
         let product_url = env
-            .string("PRODUCT_SERVICE_URL")
-            .unwrap_or_else(|| format!("http://127.0.0.1:{}/graphql", 4001));
-        if !(product_url.starts_with("http://") || product_url.starts_with("https://")) {
-            return Err(invalid(
+            .http_url(
                 "PRODUCT_SERVICE_URL",
-                &product_url,
                 "the product subgraph's GraphQL URL, e.g. http://product:4001/graphql",
-            ));
-        }
+            )?
+            .unwrap_or_else(|| "http://127.0.0.1:4001/graphql".into());
         Ok(Self {
             service,
             product_url,

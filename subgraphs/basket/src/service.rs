@@ -43,15 +43,7 @@ impl Baskets {
         let product = self.current_product(product_id).await?;
         let max_total = product.stock.clamp(0, MAX_QUANTITY);
         if quantity > max_total {
-            return Err(if quantity > product.stock {
-                BasketError::InsufficientStock {
-                    product_id: product.id,
-                    available: product.stock,
-                    requested: quantity,
-                }
-            } else {
-                BasketError::TooMany { max: MAX_QUANTITY }
-            });
+            return Err(BasketError::over_limit(&product, quantity));
         }
         self.store
             .add_item(user_id, &product, quantity, max_total)
@@ -68,11 +60,7 @@ impl Baskets {
         let quantity = validate_quantity(quantity)?;
         let product = self.current_product(product_id).await?;
         if quantity > product.stock {
-            return Err(BasketError::InsufficientStock {
-                product_id: product.id,
-                available: product.stock,
-                requested: quantity,
-            });
+            return Err(BasketError::over_limit(&product, quantity));
         }
         self.store.set_quantity(user_id, &product, quantity).await
     }

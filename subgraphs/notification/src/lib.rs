@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notification_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::service::open_store;
 pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -60,16 +60,7 @@ impl NotificationSettings {
     /// Reads the settings.
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
-        let webhook_url = env.string("NOTIFICATION_WEBHOOK_URL");
-        if let Some(url) = &webhook_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(invalid(
-                "NOTIFICATION_WEBHOOK_URL",
-                url,
-                "an http:// or https:// URL",
-            ));
-        }
+        let webhook_url = env.http_url("NOTIFICATION_WEBHOOK_URL", "an http:// or https:// URL")?;
         Ok(Self {
             service,
             policy: Policy {

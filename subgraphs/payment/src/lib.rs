@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payment_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::service::open_store;
 pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -60,15 +60,11 @@ impl PaymentSettings {
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
         let basket_url = env
-            .string("BASKET_SERVICE_URL")
-            .unwrap_or_else(|| "http://127.0.0.1:4002/graphql".into());
-        if !(basket_url.starts_with("http://") || basket_url.starts_with("https://")) {
-            return Err(invalid(
+            .http_url(
                 "BASKET_SERVICE_URL",
-                &basket_url,
                 "the basket subgraph's GraphQL URL, e.g. http://basket:4002/graphql",
-            ));
-        }
+            )?
+            .unwrap_or_else(|| "http://127.0.0.1:4002/graphql".into());
         Ok(Self {
             service,
             basket_url,

@@ -149,6 +149,17 @@ impl Env {
         }
     }
 
+    /// An `http://` or `https://` URL, if set; `expected` describes it.
+    pub fn http_url(&self, key: &str, expected: &str) -> Result<Option<String>, ConfigError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(Some(url.to_owned()))
+            }
+            Some(url) => Err(invalid(key, url, expected)),
+        }
+    }
+
     /// An IP address to bind to.
     pub fn ip_or(&self, key: &str, default: IpAddr) -> Result<IpAddr, ConfigError> {
         self.parse_or(key, "an IP address such as 0.0.0.0 or 127.0.0.1", default)
@@ -209,6 +220,17 @@ mod tests {
         assert!(!env.bool_or("B", true).unwrap());
         assert!(env.bool_or("X", true).is_err());
         assert!(env.duration_or("B", Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        let env = Env::from_pairs([("A", "http://x/graphql"), ("B", "ftp://x")]);
+        assert_eq!(
+            env.http_url("A", "a URL").unwrap().as_deref(),
+            Some("http://x/graphql")
+        );
+        assert!(env.http_url("B", "a URL").is_err());
+        assert_eq!(env.http_url("C", "a URL").unwrap(), None);
     }
 
     #[test]

@@ -252,16 +252,10 @@ impl TelemetrySettings {
                 _ => return Err(invalid("LOG_FORMAT", value, "json or pretty")),
             },
         };
-        let otlp_endpoint = env.string("OTEL_EXPORTER_OTLP_ENDPOINT");
-        if let Some(endpoint) = &otlp_endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(invalid(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                endpoint,
-                "an http:// or https:// URL of an OTLP/HTTP collector",
-            ));
-        }
+        let otlp_endpoint = env.http_url(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "an http:// or https:// URL of an OTLP/HTTP collector",
+        )?;
         Ok(Self {
             level,
             format,

@@ -3,7 +3,7 @@
 use sea_orm::DbErr;
 use uuid::Uuid;
 
-use super::CatalogUnavailable;
+use super::{CatalogProduct, CatalogUnavailable, MAX_QUANTITY};
 
 /// A basket operation that could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -57,4 +57,20 @@ pub enum BasketError {
     /// The store failed; details go to the logs.
     #[error("basket store failure")]
     Store(#[from] DbErr),
+}
+
+impl BasketError {
+    /// Why a line may not hold `requested` units of `product`: not enough
+    /// stock, or more than the per-product maximum.
+    pub fn over_limit(product: &CatalogProduct, requested: i32) -> Self {
+        if requested > product.stock {
+            Self::InsufficientStock {
+                product_id: product.id,
+                available: product.stock,
+                requested,
+            }
+        } else {
+            Self::TooMany { max: MAX_QUANTITY }
+        }
+    }
 }

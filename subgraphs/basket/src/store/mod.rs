@@ -18,9 +18,7 @@ use sea_orm::{
 use shopgraph_platform::money::normalize;
 use uuid::Uuid;
 
-use crate::domain::{
-    Basket, BasketError, BasketItem, BasketStatus, CatalogProduct, MAX_QUANTITY, now,
-};
+use crate::domain::{Basket, BasketError, BasketItem, BasketStatus, CatalogProduct, now};
 use entity::{basket_items, baskets};
 
 /// Reads and writes baskets.
@@ -95,7 +93,7 @@ impl BasketStore {
                 .one(&txn)
                 .await?
                 .map_or(0, |line| line.quantity);
-            return Err(too_many(product, held + quantity));
+            return Err(BasketError::over_limit(product, held + quantity));
         }
         touch(&txn, &mut basket, now).await?;
         let basket = load(&txn, basket).await?;
@@ -218,18 +216,6 @@ impl BasketStore {
         }
         txn.commit().await?;
         Ok(marked)
-    }
-}
-
-fn too_many(product: &CatalogProduct, requested: i32) -> BasketError {
-    if requested > MAX_QUANTITY {
-        BasketError::TooMany { max: MAX_QUANTITY }
-    } else {
-        BasketError::InsufficientStock {
-            product_id: product.id,
-            available: product.stock,
-            requested,
-        }
     }
 }
 
