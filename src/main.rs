@@ -1,7 +1,9 @@
 //! `shopgraph`: one binary for every Shopgraph process.
 //!
-//! * `shopgraph dev` — the whole shop in one process on embedded defaults;
-//! * `shopgraph serve <service>` — one service, configured by environment;
+//! * `shopgraph dev` — the whole shop (router + four subgraphs) in one
+//!   process on embedded defaults;
+//! * `shopgraph serve <service>` — the router or one subgraph, configured
+//!   by environment;
 //! * `shopgraph migrate <service>` — apply a store's migrations and exit;
 //! * `shopgraph sdl <service>` — print a subgraph's federation SDL;
 //! * `shopgraph token --user <id> [--admin]` — print a dev JWT;
@@ -20,6 +22,8 @@ use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
 use shopgraph_platform::service::ServiceApp;
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
 use shopgraph_platform::telemetry::{self, TelemetrySettings};
+use shopgraph_router::RouterApp;
+use shopgraph_router::config::RouterSettings;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -35,9 +39,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole shop in one process on embedded defaults (SQLite, demo data).
+    /// Run the whole shop (router + four subgraphs) in one process on embedded defaults.
     Dev,
-    /// Run one service as production does, configured by environment variables.
+    /// Run the router or one subgraph as production does, configured by environment variables.
     Serve {
         /// The service to run.
         service: Service,
@@ -76,8 +80,10 @@ enum Command {
 }
 
 /// The services this build contains.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Service {
+    /// The federation router: one API over the four subgraphs.
+    Router,
     /// The product subgraph (catalogue, prices, stock).
     Product,
     /// The basket subgraph (one basket per user).
@@ -91,6 +97,7 @@ enum Service {
 impl Service {
     fn name(self) -> &'static str {
         match self {
+            Self::Router => shopgraph_router::SERVICE_NAME,
             Self::Product => product_subgraph::SERVICE_NAME,
             Self::Basket => basket_subgraph::SERVICE_NAME,
             Self::Payment => payment_subgraph::SERVICE_NAME,
@@ -98,9 +105,10 @@ impl Service {
         }
     }
 
-    /// Reads the service's settings and builds it, ready to run.
+    /// Reads a subgraph's settings and builds it, ready to run.
     async fn build(self, env: &Env, mode: RunMode) -> anyhow::Result<ServiceApp> {
         Ok(match self {
+            Self::Router => anyhow::bail!("the router is not a subgraph"),
             Self::Product => product_subgraph::build(ProductSettings::from_env(env, mode)?).await?,
             Self::Basket => basket_subgraph::build(BasketSettings::from_env(env, mode)?).await?,
             Self::Payment => payment_subgraph::build(PaymentSettings::from_env(env, mode)?).await?,
@@ -113,6 +121,7 @@ impl Service {
     async fn migrate(self, env: &Env) -> anyhow::Result<()> {
         let mode = RunMode::Serve;
         match self {
+            Self::Router => anyhow::bail!("the router has no store to migrate"),
             Self::Product => {
                 product_subgraph::migrate(&ProductSettings::from_env(env, mode)?).await?
             }
@@ -127,13 +136,16 @@ impl Service {
         Ok(())
     }
 
-    fn sdl(self) -> String {
-        match self {
+    fn sdl(self) -> anyhow::Result<String> {
+        Ok(match self {
+            Self::Router => anyhow::bail!(
+                "the router serves the composed supergraph (schema/supergraph.graphql), not a subgraph SDL"
+            ),
             Self::Product => product_subgraph::graphql::sdl(),
             Self::Basket => basket_subgraph::graphql::sdl(),
             Self::Payment => payment_subgraph::graphql::sdl(),
             Self::Notification => notification_subgraph::graphql::sdl(),
-        }
+        })
     }
 }
 
@@ -160,7 +172,7 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
         Command::Serve { service } => serve(service, env).await,
         Command::Migrate { service } => migrate(service, env).await,
         Command::Sdl { service } => {
-            print!("{}", service.sdl());
+            print!("{}", service.sdl()?);
             Ok(())
         }
         Command::Plan { supergraph, files } => plan(&supergraph, &files),
@@ -182,10 +194,11 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     BasketSettings::from_env(&env, RunMode::Dev)?;
     PaymentSettings::from_env(&env, RunMode::Dev)?;
     NotificationSettings::from_env(&env, RunMode::Dev)?;
+    RouterSettings::from_env(&env, RunMode::Dev)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
 
     let mut apps = Vec::new();
-    let mut banner = String::from("\nShopgraph dev is up (embedded SQLite, demo data):\n");
+    let mut subgraphs = String::new();
     for service in [
         Service::Product,
         Service::Basket,
@@ -194,16 +207,20 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     ] {
         let app = service.build(&env, RunMode::Dev).await?;
         let addr = app.local_addr()?;
-        banner.push_str(&format!("  {:<12} http://{addr}/graphql\n", service.name()));
+        subgraphs.push_str(&format!("  {:<12} http://{addr}/graphql\n", service.name()));
         // Later services call earlier ones where they really listen.
         let url_var = format!("{}_SERVICE_URL", service.name().to_ascii_uppercase());
         env = env.with_default(&url_var, format!("http://{addr}/graphql"));
         apps.push(app);
     }
-    banner.push_str(
-        "\nGraphiQL: open a URL above in a browser.\nAdmin token: cargo run --release -- token --user admin --admin\nPress Ctrl-C to stop.\n",
+    // The router reaches each subgraph where it really listens (the
+    // <SERVICE>_SERVICE_URL defaults set above).
+    let router = RouterApp::bind(RouterSettings::from_env(&env, RunMode::Dev)?).await?;
+    let router_addr = router.local_addr()?;
+    println!(
+        "\nShopgraph dev is up (embedded SQLite, demo data):\n  {:<12} http://{router_addr}/graphql   <- the API\n{subgraphs}\nGraphiQL: open a URL above in a browser.\nToken: cargo run --release -q -- token --user alice   (add --admin for admin operations)\nPress Ctrl-C to stop.\n",
+        "router",
     );
-    println!("{banner}");
 
     let stop = CancellationToken::new();
     let trigger = stop.clone();
@@ -211,17 +228,36 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
         shopgraph_platform::shutdown::signal().await;
         trigger.cancel();
     });
-    let results = futures::future::join_all(
+    // Stop the router first so no request reaches a stopped subgraph.
+    let router_stopped = CancellationToken::new();
+    let subgraphs_stop = router_stopped.clone();
+    let router = {
+        let stop = stop.clone();
+        async move {
+            let result = router.run(stop.cancelled_owned()).await;
+            router_stopped.cancel();
+            result
+        }
+    };
+    let subgraphs = futures::future::join_all(
         apps.into_iter()
-            .map(|app| app.run(stop.clone().cancelled_owned())),
-    )
-    .await;
+            .map(|app| app.run(subgraphs_stop.clone().cancelled_owned())),
+    );
+    let (router_result, results) = futures::future::join(router, subgraphs).await;
+    router_result?;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(())
 }
 
 async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
     let telemetry_settings = TelemetrySettings::from_env(&env, RunMode::Serve)?;
+    if service == Service::Router {
+        let settings = RouterSettings::from_env(&env, RunMode::Serve)?;
+        let _telemetry = telemetry::init(&telemetry_settings)?;
+        let router = RouterApp::bind(settings).await?;
+        router.run(shopgraph_platform::shutdown::signal()).await?;
+        return Ok(());
+    }
     let _telemetry = telemetry::init(&telemetry_settings)?;
     let app = service.build(&env, RunMode::Serve).await?;
     app.run(shopgraph_platform::shutdown::signal()).await?;
@@ -252,9 +288,12 @@ fn plan(supergraph: &std::path::Path, files: &[std::path::PathBuf]) -> anyhow::R
                 file.display(),
                 name.as_deref().unwrap_or("<anonymous>")
             );
-            match planner.plan(&document, name.as_deref()) {
-                Ok(plan) => {
-                    println!("  ok      {label}  ({})", subgraphs_of(&plan).join(", "));
+            match planner.prepare(&document, name.as_deref()) {
+                Ok(prepared) => {
+                    println!(
+                        "  ok      {label}  ({})",
+                        subgraphs_of(&prepared.plan).join(", ")
+                    );
                     planned += 1;
                 }
                 Err(err) => {

@@ -3,9 +3,11 @@
 //! 1. parse (with a token limit, so a huge document is refused cheaply);
 //! 2. validate against the public API schema (the planner trusts its
 //!    input, so this is where unknown fields and bad arguments are caught);
-//! 3. normalize (fragments inlined, fields merged) and plan with
+//! 3. set root introspection fields (`__schema`, `__type`) aside: the
+//!    router answers those itself ([`crate::introspection`]);
+//! 4. normalize (fragments inlined, fields merged) and plan with
 //!    `hive-router-query-planner`, under a time limit;
-//! 4. cache the plan by document hash and operation name.
+//! 5. cache the [`PreparedOperation`] by document hash and operation name.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -13,12 +15,15 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use graphql_tools::static_graphql::query::Document as QueryDocument;
 use graphql_tools::validation::rules::default_rules_validation_plan;
 use graphql_tools::validation::validate::{ValidationPlan, validate};
 use hive_router_query_planner::ast::normalization::normalize_operation;
+use hive_router_query_planner::ast::operation::OperationDefinition;
 use hive_router_query_planner::graph::PlannerOverrideContext;
 use hive_router_query_planner::planner::plan_nodes::{PlanNode, QueryPlan};
 use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
+use hive_router_query_planner::state::supergraph_state::OperationKind;
 use hive_router_query_planner::utils::cancellation::CancellationToken;
 use hive_router_query_planner::utils::parsing::{
     safe_parse_operation_with_token_limit, safe_parse_schema,
@@ -50,6 +55,25 @@ pub enum PlanError {
     Plan(String),
 }
 
+/// An operation ready to execute: its plan and the normalized operation the
+/// response is projected from. Cached and shared between requests.
+#[derive(Debug)]
+pub struct PreparedOperation {
+    /// The query plan.
+    pub plan: QueryPlan,
+    /// The normalized operation (fragments inlined, introspection removed).
+    pub operation: OperationDefinition,
+    /// Query, mutation or subscription.
+    pub kind: OperationKind,
+    /// The root type's name in the API schema (`Query`, `Mutation`...).
+    pub root_type: String,
+    /// The parsed document, kept when the operation selects `__schema` or
+    /// `__type` at its root: the router resolves those from it per request.
+    pub introspection: Option<QueryDocument>,
+    /// The operation name the client selected (or the document's only one).
+    pub name: Option<String>,
+}
+
 /// Planner settings.
 #[derive(Debug, Clone)]
 pub struct PlannerSettings {
@@ -72,12 +96,13 @@ impl Default for PlannerSettings {
 }
 
 type CacheKey = (u64, Option<String>);
+type Cached = Arc<PreparedOperation>;
 
 /// The supergraph, ready to plan operations.
 pub struct QueryPlanner {
     planner: Planner,
     validation: ValidationPlan,
-    cache: Mutex<LruCache<CacheKey, Arc<QueryPlan>>>,
+    cache: Mutex<LruCache<CacheKey, Cached>>,
     settings: PlannerSettings,
 }
 
@@ -105,24 +130,43 @@ impl QueryPlanner {
             .collect()
     }
 
-    /// The plan of `operation_name` (or the only operation) in `document`.
-    pub fn plan(
+    /// The API schema the planner validates against (for introspection and
+    /// the executor's type information).
+    pub fn api_schema(&self) -> &graphql_tools::static_graphql::schema::Document {
+        &self.planner.consumer_schema.document
+    }
+
+    /// Parses, validates, normalizes and plans `operation_name` (or the
+    /// only operation) in `document`, or returns the cached result.
+    pub fn prepare(
         &self,
         document: &str,
         operation_name: Option<&str>,
-    ) -> Result<Arc<QueryPlan>, PlanError> {
+    ) -> Result<Cached, PlanError> {
         let key = (hash(document), operation_name.map(str::to_owned));
-        if let Some(plan) = self
+        if let Some(prepared) = self
             .cache
             .lock()
             .ok()
             .and_then(|mut cache| cache.get(&key).cloned())
         {
             metrics::counter!("router_plan_cache_hits_total").increment(1);
-            return Ok(plan);
+            return Ok(prepared);
         }
         metrics::counter!("router_plan_cache_misses_total").increment(1);
 
+        let prepared = Arc::new(self.prepare_uncached(document, operation_name)?);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, Arc::clone(&prepared));
+        }
+        Ok(prepared)
+    }
+
+    fn prepare_uncached(
+        &self,
+        document: &str,
+        operation_name: Option<&str>,
+    ) -> Result<PreparedOperation, PlanError> {
         let parsed = safe_parse_operation_with_token_limit(document, self.settings.max_tokens)
             .map_err(|err| PlanError::Parse(err.to_string()))?;
         let errors = validate(
@@ -135,21 +179,38 @@ impl QueryPlanner {
                 errors.into_iter().map(|e| e.message).collect(),
             ));
         }
-        let normalized = normalize_operation(&self.planner.supergraph, &parsed, operation_name)
+        let mut to_plan = parsed.clone();
+        let introspection = crate::introspection::strip_introspection(&mut to_plan, operation_name)
+            .then_some(parsed);
+        let normalized = normalize_operation(&self.planner.supergraph, &to_plan, operation_name)
             .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
+        let operation = normalized.operation;
         let plan = self
             .planner
             .plan_from_normalized_operation(
-                &normalized.operation,
+                &operation,
                 PlannerOverrideContext::default(),
                 &CancellationToken::with_timeout(self.settings.timeout),
             )
             .map_err(|err| PlanError::Plan(err.to_string()))?;
-        let plan = Arc::new(plan);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(key, Arc::clone(&plan));
-        }
-        Ok(plan)
+        let kind = operation
+            .operation_kind
+            .clone()
+            .unwrap_or(OperationKind::Query);
+        let root_type = self
+            .planner
+            .supergraph
+            .root_type_name(Some(&kind))
+            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?
+            .to_owned();
+        Ok(PreparedOperation {
+            plan,
+            operation,
+            kind,
+            root_type,
+            introspection,
+            name: normalized.operation_name,
+        })
     }
 }
 
@@ -230,8 +291,8 @@ mod tests {
 
     #[test]
     fn the_me_query_spans_all_four_subgraphs() {
-        let plan = planner().plan(ME, Some("Me")).expect("plans");
-        let mut subgraphs = subgraphs_of(&plan);
+        let plan = planner().prepare(ME, Some("Me")).expect("plans");
+        let mut subgraphs = subgraphs_of(&plan.plan);
         subgraphs.sort();
         assert_eq!(subgraphs, ["basket", "notification", "payment", "product"]);
     }
@@ -239,8 +300,8 @@ mod tests {
     #[test]
     fn plans_are_cached_by_document_and_operation() {
         let planner = planner();
-        let first = planner.plan(ME, Some("Me")).unwrap();
-        let second = planner.plan(ME, Some("Me")).unwrap();
+        let first = planner.prepare(ME, Some("Me")).unwrap();
+        let second = planner.prepare(ME, Some("Me")).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
     }
 
@@ -248,22 +309,22 @@ mod tests {
     fn bad_operations_are_refused_with_the_right_kind() {
         let planner = planner();
         assert!(matches!(
-            planner.plan("{ me { id ", None),
+            planner.prepare("{ me { id ", None),
             Err(PlanError::Parse(_))
         ));
         assert!(matches!(
-            planner.plan("{ me { noSuchField } }", None),
+            planner.prepare("{ me { noSuchField } }", None),
             Err(PlanError::Invalid(_))
         ));
         assert!(
             matches!(
-                planner.plan("{ _entities(representations: []) { __typename } }", None),
+                planner.prepare("{ _entities(representations: []) { __typename } }", None),
                 Err(PlanError::Invalid(_))
             ),
             "federation internals are not in the API"
         );
         assert!(matches!(
-            planner.plan("{ products(first: \"x\") { totalCount } }", None),
+            planner.prepare("{ products(first: \"x\") { totalCount } }", None),
             Err(PlanError::Invalid(_))
         ));
     }

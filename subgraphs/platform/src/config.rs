@@ -79,6 +79,19 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// Every set variable whose name ends with `suffix`, as (name, value),
+    /// sorted by name: for families such as `<SUBGRAPH>_SERVICE_URL`.
+    pub fn with_suffix<'a>(&'a self, suffix: &'a str) -> Vec<(&'a str, &'a str)> {
+        let mut found: Vec<(&str, &str)> = self
+            .vars
+            .keys()
+            .filter(|key| key.ends_with(suffix) && key.len() > suffix.len())
+            .filter_map(|key| self.raw(key).map(|value| (key.as_str(), value)))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
     /// The first of `keys` that is set, with its name.
     pub fn first_raw<'a>(&'a self, keys: &[&'a str]) -> Option<(&'a str, &'a str)> {
         keys.iter()

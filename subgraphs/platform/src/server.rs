@@ -44,15 +44,26 @@ pub fn service_router(
     authority: Arc<JwtAuthority>,
     http: &HttpSettings,
 ) -> Router {
-    // Install the recorder now: metrics recorded before it exists are lost.
-    let prometheus = crate::metrics::prometheus();
     let identified = routes.layer(axum::middleware::from_fn_with_state(
         authority,
         identity::identify,
     ));
-    Router::new()
-        .merge(identified)
-        .merge(health::routes(service, readiness))
+    with_common_layers(
+        service,
+        Router::new()
+            .merge(identified)
+            .merge(health::routes(service, readiness)),
+        http,
+    )
+}
+
+/// Adds `/metrics` and the layers every Shopgraph HTTP service shares
+/// (trace span, compression, body limit, timeout) to `routes`; the router
+/// uses it too, with its own identity step.
+pub fn with_common_layers(service: &'static str, routes: Router, http: &HttpSettings) -> Router {
+    // Install the recorder now: metrics recorded before it exists are lost.
+    let prometheus = crate::metrics::prometheus();
+    routes
         .route("/metrics", get(move || async move { prometheus.render() }))
         .layer(
             ServiceBuilder::new()

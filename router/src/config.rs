@@ -1,0 +1,190 @@
+//! The router's settings, read from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ROUTER_PORT` (`PORT` in `serve`) | 4000 | listen port |
+//! | `HOST` | `0.0.0.0` (`serve`), `127.0.0.1` (`dev`) | listen address |
+//! | `SUPERGRAPH_PATH` | `schema/supergraph.graphql` | the composed supergraph; re-read when it changes |
+//! | `SUPERGRAPH_POLL_INTERVAL` | 2s | how often the file is checked for changes |
+//! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached (first URL of a list) |
+//! | `SUBGRAPH_TIMEOUT` | 30s | limit of one subgraph request |
+//! | `GRAPHQL_INTROSPECTION` | true | answer `__schema` / `__type` |
+//! | `GRAPHIQL` | true | serve GraphiQL to browsers at `/graphql` |
+//! | `PLAN_CACHE_SIZE` | 1024 | query plans kept |
+//! | `GRAPHQL_MAX_TOKENS` | 15000 | longest document accepted, in tokens |
+//! | `JWT_*` | see [`crate::identity`] | token verification |
+//!
+//! Plus the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
+//! `REQUEST_TIMEOUT`, `SHUTDOWN_TIMEOUT`).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::settings::{HttpSettings, RunMode};
+
+use crate::identity::RouterAuthSettings;
+use crate::planner::PlannerSettings;
+
+/// The supergraph committed with this build: `shopgraph dev` falls back to
+/// it when run outside a checkout.
+pub const EMBEDDED_SUPERGRAPH: &str = include_str!("../../schema/supergraph.graphql");
+
+/// The router's dev port.
+pub const DEFAULT_PORT: u16 = 4000;
+
+/// Where the supergraph comes from.
+#[derive(Debug, Clone)]
+pub enum SupergraphSource {
+    /// A file, watched for changes (hot reload).
+    File(PathBuf),
+    /// The supergraph compiled into the binary (dev outside a checkout).
+    Embedded,
+}
+
+/// Everything the router process needs.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    /// Listener, body limit, timeouts.
+    pub http: HttpSettings,
+    /// The supergraph to serve.
+    pub supergraph: SupergraphSource,
+    /// How often a supergraph file is checked for changes.
+    pub poll_interval: Duration,
+    /// Subgraph name → URL, overriding the supergraph's `join__Graph` URLs.
+    pub subgraph_urls: BTreeMap<String, String>,
+    /// Limit of one subgraph request.
+    pub subgraph_timeout: Duration,
+    /// Whether `__schema` / `__type` are answered.
+    pub introspection: bool,
+    /// Whether browsers get GraphiQL at `/graphql`.
+    pub graphiql: bool,
+    /// Plan cache size, plan time limit, token limit.
+    pub planner: PlannerSettings,
+    /// How bearer tokens are verified.
+    pub auth: RouterAuthSettings,
+}
+
+impl RouterSettings {
+    /// Reads the router's settings; `mode` decides defaults (loopback and
+    /// the embedded supergraph fallback in `dev`).
+    pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
+        let port_keys: &[&str] = match mode {
+            RunMode::Dev => &["ROUTER_PORT"],
+            RunMode::Serve => &["ROUTER_PORT", "PORT"],
+        };
+        let port = match env.first_raw(port_keys) {
+            None => DEFAULT_PORT,
+            Some((var, value)) => value
+                .parse::<u16>()
+                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535"))?,
+        };
+        let default_host = match mode {
+            RunMode::Dev => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            RunMode::Serve => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let http = HttpSettings {
+            addr: SocketAddr::new(env.ip_or("HOST", default_host)?, port),
+            max_body_bytes: env.int_in_or(
+                "HTTP_MAX_BODY_BYTES",
+                1024..=64 * 1024 * 1024,
+                2 * 1024 * 1024,
+            )?,
+            request_timeout: env.duration_or("REQUEST_TIMEOUT", Duration::from_secs(30))?,
+            shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
+        };
+
+        let supergraph = match env.raw("SUPERGRAPH_PATH") {
+            Some(path) => SupergraphSource::File(PathBuf::from(path)),
+            None => {
+                let default = PathBuf::from("schema/supergraph.graphql");
+                if mode == RunMode::Dev && !default.exists() {
+                    SupergraphSource::Embedded
+                } else {
+                    SupergraphSource::File(default)
+                }
+            }
+        };
+
+        let mut subgraph_urls = BTreeMap::new();
+        for suffix in ["_SERVICE_URL", "_SERVICE_URLS"] {
+            for (var, value) in env.with_suffix(suffix) {
+                let name = var[..var.len() - suffix.len()].to_ascii_lowercase();
+                subgraph_urls.insert(name, first_url(var, value)?);
+            }
+        }
+
+        let planner = PlannerSettings {
+            cache_size: env
+                .int_in_or("PLAN_CACHE_SIZE", 1..=1_000_000, 1024)?
+                .try_into()
+                .map_or(NonZeroUsize::MIN, |n: NonZeroUsize| n),
+            max_tokens: env.int_in_or("GRAPHQL_MAX_TOKENS", 100..=1_000_000, 15_000)?,
+            ..PlannerSettings::default()
+        };
+
+        Ok(Self {
+            http,
+            supergraph,
+            poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
+            subgraph_urls,
+            subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
+            introspection: env.bool_or("GRAPHQL_INTROSPECTION", true)?,
+            graphiql: env.bool_or("GRAPHIQL", true)?,
+            planner,
+            auth: RouterAuthSettings::from_env(env)?,
+        })
+    }
+}
+
+/// The first URL of a comma-separated replica list (`url;weight=3` allowed);
+/// load balancing across the others arrives with traffic management.
+fn first_url(var: &str, value: &str) -> Result<String, ConfigError> {
+    let expected =
+        "comma-separated http:// or https:// URLs, each optionally followed by ;weight=N";
+    let mut urls = value.split(',').map(str::trim).filter(|u| !u.is_empty());
+    let first = urls.next().ok_or_else(|| invalid(var, value, expected))?;
+    let url = first.split(';').next().unwrap_or(first).trim();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(var, value, expected));
+    }
+    Ok(url.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_urls_override_the_supergraph_by_subgraph_name() {
+        let env = Env::from_pairs([
+            ("PRODUCT_SERVICE_URL", "http://p:1/graphql"),
+            (
+                "BASKET_SERVICE_URLS",
+                "http://b1:2/graphql;weight=3, http://b2:2/graphql",
+            ),
+        ]);
+        let settings = RouterSettings::from_env(&env, RunMode::Serve).unwrap();
+        assert_eq!(settings.subgraph_urls["product"], "http://p:1/graphql");
+        assert_eq!(settings.subgraph_urls["basket"], "http://b1:2/graphql");
+        assert_eq!(settings.http.addr.port(), DEFAULT_PORT);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("ROUTER_PORT", "99999"),
+            ("PRODUCT_SERVICE_URL", "ftp://x"),
+            ("SUBGRAPH_TIMEOUT", "soon"),
+            ("GRAPHQL_INTROSPECTION", "maybe"),
+        ] {
+            let err = RouterSettings::from_env(&Env::from_pairs([(var, value)]), RunMode::Serve)
+                .expect_err(var)
+                .to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! Entity fetches: finding the objects a `Flatten` path points at, turning
+//! them into `_entities` representations, and merging the answers back.
+//!
+//! A flatten path such as `me.basket.items.@.product` is walked twice over
+//! the same data: once (read-only) to build representations, once (mutably)
+//! to merge the answers. Both walks visit objects in the same order and
+//! apply the same filters, so the n-th object visited while merging is the
+//! n-th object seen while collecting.
+
+use std::collections::{BTreeSet, HashMap};
+
+use hive_router_query_planner::ast::selection_item::SelectionItem;
+use hive_router_query_planner::ast::selection_set::SelectionSet;
+use hive_router_query_planner::planner::plan_nodes::{
+    FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment,
+};
+use serde_json::{Map, Value};
+
+use super::error::{PathSegment, ResponsePath};
+use super::schema::SchemaIndex;
+
+const TYPENAME: &str = "__typename";
+
+/// The representations of one entity fetch, deduplicated.
+#[derive(Debug, Default)]
+pub struct Representations {
+    /// Distinct representations, in first-seen order: the `representations` variable.
+    pub unique: Vec<Value>,
+    /// For every object visited on the path, in order: its representation's index
+    /// (`None` when it could not be represented, e.g. its key fields are missing).
+    pub slots: Vec<Option<usize>>,
+    /// The response path of every visited object (for error paths).
+    pub paths: Vec<ResponsePath>,
+}
+
+impl Representations {
+    /// Response paths of the objects that share representation `index`.
+    pub fn paths_of(&self, index: usize) -> impl Iterator<Item = &ResponsePath> {
+        self.slots
+            .iter()
+            .zip(&self.paths)
+            .filter(move |(slot, _)| **slot == Some(index))
+            .map(|(_, path)| path)
+    }
+}
+
+/// Collects the representations of the objects at `path` below `data`.
+pub fn collect(
+    data: &Value,
+    path: &[FlattenNodePathSegment],
+    requires: &SelectionSet,
+    input_rewrites: Option<&[FetchRewrite]>,
+    schema: &SchemaIndex,
+    into: &mut Representations,
+    seen: &mut HashMap<String, usize>,
+) {
+    let mut response_path = Vec::new();
+    visit(data, path, schema, &mut response_path, &mut |at, object| {
+        let slot = represent(object, requires, schema).and_then(|mut representation| {
+            for rewrite in input_rewrites.unwrap_or_default() {
+                apply_rewrite(rewrite, &mut representation, schema);
+            }
+            let key = representation.to_string();
+            Some(*seen.entry(key).or_insert_with(|| {
+                into.unique.push(representation);
+                into.unique.len() - 1
+            }))
+        });
+        into.slots.push(slot);
+        into.paths.push(at.clone());
+    });
+}
+
+/// Merges `answers[slot]` into every object at `path` whose slot is set,
+/// visiting objects in the same order as [`collect`]. `offset` is the
+/// position of this path's first object in `slots` (a batch fetch collects
+/// several paths into one slot list).
+pub fn merge_answers(
+    data: &mut Value,
+    path: &[FlattenNodePathSegment],
+    schema: &SchemaIndex,
+    slots: &[Option<usize>],
+    offset: &mut usize,
+    answers: &[Value],
+) {
+    visit_mut(data, path, schema, &mut |object| {
+        let slot = slots.get(*offset).copied().flatten();
+        *offset += 1;
+        if let Some(Value::Object(answer)) = slot.and_then(|index| answers.get(index)) {
+            deep_merge_object(object, answer);
+        }
+    });
+}
+
+fn visit<'v>(
+    value: &'v Value,
+    path: &[FlattenNodePathSegment],
+    schema: &SchemaIndex,
+    response_path: &mut ResponsePath,
+    on_object: &mut dyn FnMut(&ResponsePath, &'v Map<String, Value>),
+) {
+    let Some((segment, rest)) = path.split_first() else {
+        if let Value::Object(object) = value {
+            on_object(response_path, object);
+        }
+        return;
+    };
+    match (segment, value) {
+        (FlattenNodePathSegment::Field(key), Value::Object(object)) => {
+            if let Some(child) = object.get(key) {
+                response_path.push(PathSegment::Key(key.clone()));
+                visit(child, rest, schema, response_path, on_object);
+                response_path.pop();
+            }
+        }
+        (FlattenNodePathSegment::List, Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                response_path.push(PathSegment::Index(index));
+                visit(item, rest, schema, response_path, on_object);
+                response_path.pop();
+            }
+        }
+        (FlattenNodePathSegment::TypeCondition(types), Value::Object(object)) => {
+            if matches_types(object, types, schema) {
+                visit(value, rest, schema, response_path, on_object);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn visit_mut(
+    value: &mut Value,
+    path: &[FlattenNodePathSegment],
+    schema: &SchemaIndex,
+    on_object: &mut dyn FnMut(&mut Map<String, Value>),
+) {
+    let Some((segment, rest)) = path.split_first() else {
+        if let Value::Object(object) = value {
+            on_object(object);
+        }
+        return;
+    };
+    match segment {
+        FlattenNodePathSegment::Field(key) => {
+            if let Some(child) = value.as_object_mut().and_then(|object| object.get_mut(key)) {
+                visit_mut(child, rest, schema, on_object);
+            }
+        }
+        FlattenNodePathSegment::List => {
+            if let Value::Array(items) = value {
+                for item in items {
+                    visit_mut(item, rest, schema, on_object);
+                }
+            }
+        }
+        FlattenNodePathSegment::TypeCondition(types) => {
+            if value
+                .as_object()
+                .is_some_and(|object| matches_types(object, types, schema))
+            {
+                visit_mut(value, rest, schema, on_object);
+            }
+        }
+    }
+}
+
+fn matches_types(
+    object: &Map<String, Value>,
+    types: &BTreeSet<String>,
+    schema: &SchemaIndex,
+) -> bool {
+    object
+        .get(TYPENAME)
+        .and_then(Value::as_str)
+        .is_some_and(|typename| types.iter().any(|t| schema.satisfies(typename, t)))
+}
+
+/// Projects `object` onto the `requires` selection (`... on Product { __typename id }`).
+/// `None` when the object lacks a field the representation needs.
+fn represent(
+    object: &Map<String, Value>,
+    requires: &SelectionSet,
+    schema: &SchemaIndex,
+) -> Option<Value> {
+    let typename = object.get(TYPENAME).and_then(Value::as_str)?;
+    let mut representation = Map::new();
+    let mut matched = false;
+    for item in &requires.items {
+        match item {
+            SelectionItem::InlineFragment(fragment) => {
+                if schema.satisfies(typename, &fragment.type_condition) {
+                    matched = true;
+                    project_into(object, &fragment.selections, schema, &mut representation)?;
+                }
+            }
+            SelectionItem::Field(_) => {
+                matched = true;
+                project_into(
+                    object,
+                    &SelectionSet {
+                        items: vec![item.clone()],
+                    },
+                    schema,
+                    &mut representation,
+                )?;
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
+    matched.then_some(Value::Object(representation))
+}
+
+fn project_into(
+    object: &Map<String, Value>,
+    selections: &SelectionSet,
+    schema: &SchemaIndex,
+    out: &mut Map<String, Value>,
+) -> Option<()> {
+    for item in &selections.items {
+        match item {
+            SelectionItem::Field(field) => {
+                let value = object.get(field.selection_identifier())?;
+                let projected = if field.selections.is_empty() {
+                    value.clone()
+                } else {
+                    project_value(value, &field.selections, schema)?
+                };
+                match out.get_mut(&field.name) {
+                    Some(Value::Object(existing)) => {
+                        if let Value::Object(more) = projected {
+                            deep_merge_object(existing, &more);
+                        }
+                    }
+                    _ => {
+                        out.insert(field.name.clone(), projected);
+                    }
+                }
+            }
+            SelectionItem::InlineFragment(fragment) => {
+                let applies = object
+                    .get(TYPENAME)
+                    .and_then(Value::as_str)
+                    .is_none_or(|typename| schema.satisfies(typename, &fragment.type_condition));
+                if applies {
+                    project_into(object, &fragment.selections, schema, out)?;
+                }
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
+    Some(())
+}
+
+fn project_value(value: &Value, selections: &SelectionSet, schema: &SchemaIndex) -> Option<Value> {
+    match value {
+        Value::Object(object) => {
+            let mut out = Map::new();
+            project_into(object, selections, schema, &mut out)?;
+            Some(Value::Object(out))
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| project_value(item, selections, schema))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        other => Some(other.clone()),
+    }
+}
+
+/// Applies a planner rewrite: a `ValueSetter` (e.g. `__typename` of an
+/// `@interfaceObject` representation set to the interface name) or a
+/// `KeyRenamer` (an internally aliased field renamed back to its key).
+pub fn apply_rewrite(rewrite: &FetchRewrite, value: &mut Value, schema: &SchemaIndex) {
+    match rewrite {
+        FetchRewrite::ValueSetter(setter) => {
+            set_value(value, &setter.path, &setter.set_value_to, schema);
+        }
+        FetchRewrite::KeyRenamer(renamer) => {
+            rename_key(value, &renamer.path, &renamer.rename_key_to, schema);
+        }
+    }
+}
+
+fn set_value(value: &mut Value, path: &[FetchNodePathSegment], to: &str, schema: &SchemaIndex) {
+    let Some((segment, rest)) = path.split_first() else {
+        *value = Value::String(to.to_owned());
+        return;
+    };
+    match value {
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| set_value(item, path, to, schema)),
+        Value::Object(object) => match segment {
+            FetchNodePathSegment::TypenameEquals(types) => {
+                if typename_matches(object, types, schema) {
+                    set_value(value, rest, to, schema);
+                }
+            }
+            FetchNodePathSegment::Key(key) => {
+                if let Some(child) = object.get_mut(key) {
+                    set_value(child, rest, to, schema);
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+fn rename_key(value: &mut Value, path: &[FetchNodePathSegment], to: &str, schema: &SchemaIndex) {
+    let Some((segment, rest)) = path.split_first() else {
+        return;
+    };
+    match value {
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| rename_key(item, path, to, schema)),
+        Value::Object(object) => match segment {
+            FetchNodePathSegment::TypenameEquals(types) => {
+                if typename_matches(object, types, schema) {
+                    rename_key(value, rest, to, schema);
+                }
+            }
+            FetchNodePathSegment::Key(key) if rest.is_empty() => {
+                if key != to
+                    && let Some(moved) = object.remove(key)
+                {
+                    object.insert(to.to_owned(), moved);
+                }
+            }
+            FetchNodePathSegment::Key(key) => {
+                if let Some(child) = object.get_mut(key) {
+                    rename_key(child, rest, to, schema);
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+/// An object without `__typename` is taken to match: rewrites address
+/// representations the planner built for exactly those types.
+fn typename_matches(
+    object: &Map<String, Value>,
+    types: &BTreeSet<String>,
+    schema: &SchemaIndex,
+) -> bool {
+    object
+        .get(TYPENAME)
+        .and_then(Value::as_str)
+        .is_none_or(|typename| types.iter().any(|t| schema.satisfies(typename, t)))
+}
+
+/// Merges `source` into `target`: nested objects merge key by key, lists of
+/// equal length merge item by item, anything else is replaced.
+pub fn deep_merge_object(target: &mut Map<String, Value>, source: &Map<String, Value>) {
+    for (key, incoming) in source {
+        match target.get_mut(key) {
+            Some(existing) => deep_merge(existing, incoming),
+            None => {
+                target.insert(key.clone(), incoming.clone());
+            }
+        }
+    }
+}
+
+fn deep_merge(target: &mut Value, source: &Value) {
+    match (target, source) {
+        (Value::Object(target), Value::Object(source)) => deep_merge_object(target, source),
+        (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
+            for (t, s) in target.iter_mut().zip(source) {
+                deep_merge(t, s);
+            }
+        }
+        (target, source) => *target = source.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(text: &str) -> Vec<FlattenNodePathSegment> {
+        text.split('.')
+            .map(|segment| match segment {
+                "@" => FlattenNodePathSegment::List,
+                field => FlattenNodePathSegment::Field(field.to_owned()),
+            })
+            .collect()
+    }
+
+    fn requires(fields: &[&str]) -> SelectionSet {
+        use hive_router_query_planner::ast::selection_set::{
+            FieldSelection, InlineFragmentSelection,
+        };
+        SelectionSet {
+            items: vec![SelectionItem::InlineFragment(InlineFragmentSelection {
+                type_condition: "Product".into(),
+                selections: SelectionSet {
+                    items: fields
+                        .iter()
+                        .map(|name| {
+                            SelectionItem::Field(FieldSelection {
+                                name: (*name).into(),
+                                ..Default::default()
+                            })
+                        })
+                        .collect(),
+                },
+                skip_if: None,
+                include_if: None,
+            })],
+        }
+    }
+
+    #[test]
+    fn representations_are_deduplicated_and_answers_reach_every_copy() {
+        let mut data = json!({ "items": [
+            { "product": { "__typename": "Product", "id": "1" } },
+            { "product": { "__typename": "Product", "id": "2" } },
+            { "product": { "__typename": "Product", "id": "1" } },
+            { "product": null },
+        ]});
+        let schema = SchemaIndex::default();
+        let mut reps = Representations::default();
+        let path = path("items.@.product");
+        collect(
+            &data,
+            &path,
+            &requires(&["__typename", "id"]),
+            None,
+            &schema,
+            &mut reps,
+            &mut HashMap::new(),
+        );
+        assert_eq!(
+            reps.unique,
+            [
+                json!({"__typename":"Product","id":"1"}),
+                json!({"__typename":"Product","id":"2"})
+            ]
+        );
+        assert_eq!(reps.slots, [Some(0), Some(1), Some(0)]);
+        assert_eq!(reps.paths_of(0).count(), 2);
+
+        let answers = [json!({ "name": "one" }), json!({ "name": "two" })];
+        merge_answers(&mut data, &path, &schema, &reps.slots, &mut 0, &answers);
+        assert_eq!(data["items"][0]["product"]["name"], "one");
+        assert_eq!(data["items"][1]["product"]["name"], "two");
+        assert_eq!(data["items"][2]["product"]["name"], "one");
+        assert_eq!(data["items"][3]["product"], Value::Null);
+    }
+
+    #[test]
+    fn objects_missing_key_fields_are_not_represented() {
+        let data = json!({ "product": { "__typename": "Product" } });
+        let mut reps = Representations::default();
+        collect(
+            &data,
+            &path("product"),
+            &requires(&["__typename", "id"]),
+            None,
+            &SchemaIndex::default(),
+            &mut reps,
+            &mut HashMap::new(),
+        );
+        assert!(reps.unique.is_empty());
+        assert_eq!(reps.slots, [None]);
+    }
+
+    #[test]
+    fn deep_merge_combines_nested_objects_and_lists() {
+        let mut target = json!({ "a": { "x": 1 }, "l": [{ "id": 1 }, { "id": 2 }] });
+        let source = json!({ "a": { "y": 2 }, "l": [{ "n": "a" }, { "n": "b" }], "b": true });
+        deep_merge(&mut target, &source);
+        assert_eq!(
+            target,
+            json!({ "a": { "x": 1, "y": 2 }, "l": [{ "id": 1, "n": "a" }, { "id": 2, "n": "b" }], "b": true })
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! Execution: running a query plan against the subgraphs and shaping the
+//! client's response.
+//!
+//! 1. [`Executor::execute`] walks the plan ([`plan`]-shaped data from the
+//!    hive planner): `Sequence` children one after another, `Parallel`
+//!    children concurrently, `Condition` by a boolean variable, `Fetch` as
+//!    one subgraph request, `Flatten(Fetch)` and `BatchFetch` as `_entities`
+//!    requests built from the objects already fetched ([`entities`]).
+//! 2. Every answer is merged into one data tree; subgraph errors are
+//!    re-pathed into the client's response; a subgraph that cannot be
+//!    reached leaves its part `null` with a `SUBGRAPH_UNAVAILABLE` error.
+//! 3. [`project`] writes exactly the client's selection from that tree,
+//!    propagating nulls per the GraphQL spec.
+//!
+//! Fetches of a `Parallel` node run concurrently; the data tree sits behind
+//! a mutex that is only held for the synchronous steps (building
+//! representations, merging answers), never across a subgraph call.
+
+pub mod entities;
+pub mod error;
+pub mod project;
+pub mod schema;
+pub mod variables;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use hive_router_query_planner::ast::operation::OperationDefinition;
+use hive_router_query_planner::planner::plan_nodes::{
+    BatchFetchNode, FetchNode, FlattenNodePathSegment, PlanNode, QueryPlan,
+};
+use serde_json::{Map, Value};
+use shopgraph_platform::error::ErrorCode;
+use shopgraph_platform::identity::Identity;
+
+use crate::subgraph::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
+use entities::Representations;
+use error::{GraphqlError, PathSegment, ResponsePath, subgraph_path};
+use project::Projector;
+use schema::SchemaIndex;
+
+/// What one operation needs to run.
+pub struct ExecutionRequest<'a> {
+    /// The plan from the planner.
+    pub plan: &'a QueryPlan,
+    /// The normalized client operation (what projection follows).
+    pub operation: &'a OperationDefinition,
+    /// The name of the root type the operation selects on (`Query`, `Mutation`).
+    pub root_type: &'a str,
+    /// Coerced variables (defaults applied).
+    pub variables: &'a Map<String, Value>,
+    /// The verified caller, forwarded to subgraphs.
+    pub identity: &'a Identity,
+    /// Root fields answered by the router itself (introspection), appended to `data`.
+    pub extra_root_fields: Map<String, Value>,
+}
+
+/// The result of an operation: the `data` JSON and the errors.
+#[derive(Debug)]
+pub struct ExecutionResult {
+    /// The serialized `data` member (`null` when a non-null root field failed).
+    pub data: Vec<u8>,
+    /// Errors, in the order they happened.
+    pub errors: Vec<GraphqlError>,
+}
+
+impl ExecutionResult {
+    /// The GraphQL response body: `{"data":…,"errors":[…]}`.
+    pub fn into_body(self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.data.len() + 16);
+        body.extend_from_slice(b"{\"data\":");
+        body.extend_from_slice(&self.data);
+        if !self.errors.is_empty() {
+            body.extend_from_slice(b",\"errors\":");
+            // Serialising plain strings and maps into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut body, &self.errors);
+        }
+        body.push(b'}');
+        body
+    }
+}
+
+/// Runs plans against subgraphs through a [`Fetcher`].
+#[derive(Clone)]
+pub struct Executor {
+    fetcher: Arc<dyn Fetcher>,
+}
+
+/// The data tree and errors of one operation, shared by concurrent fetches.
+struct State {
+    data: Value,
+    errors: Vec<GraphqlError>,
+}
+
+struct Run<'a> {
+    executor: &'a Executor,
+    schema: &'a SchemaIndex,
+    request: &'a ExecutionRequest<'a>,
+    state: Mutex<State>,
+}
+
+impl Executor {
+    /// An executor sending its fetches through `fetcher`.
+    pub fn new(fetcher: Arc<dyn Fetcher>) -> Self {
+        Self { fetcher }
+    }
+
+    /// Runs `request.plan` and projects the response.
+    pub async fn execute(
+        &self,
+        schema: &SchemaIndex,
+        request: ExecutionRequest<'_>,
+    ) -> ExecutionResult {
+        let run = Run {
+            executor: self,
+            schema,
+            request: &request,
+            state: Mutex::new(State {
+                data: Value::Object(Map::new()),
+                errors: Vec::new(),
+            }),
+        };
+        if let Some(node) = &request.plan.node {
+            run.node(node).await;
+        }
+        let State { data, mut errors } = run
+            .state
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let empty = Map::new();
+        let data_object = data.as_object().unwrap_or(&empty);
+        let data = Projector::new(schema, request.variables, &mut errors).project_root(
+            &request.operation.selection_set,
+            request.root_type,
+            data_object,
+            &request.extra_root_fields,
+        );
+        ExecutionResult { data, errors }
+    }
+}
+
+impl Run<'_> {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the tree half-written
+        // in a way later steps rely on; keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    // Plans are trees of unknown depth: recursion goes through a boxed future.
+    fn node<'n>(&'n self, node: &'n PlanNode) -> BoxFuture<'n, ()> {
+        async move {
+            match node {
+                PlanNode::Sequence(sequence) => {
+                    for child in &sequence.nodes {
+                        self.node(child).await;
+                    }
+                }
+                PlanNode::Parallel(parallel) => {
+                    futures::future::join_all(parallel.nodes.iter().map(|child| self.node(child)))
+                        .await;
+                }
+                PlanNode::Condition(condition) => {
+                    let flag = self
+                        .request
+                        .variables
+                        .get(&condition.condition)
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    let branch = if flag {
+                        &condition.if_clause
+                    } else {
+                        &condition.else_clause
+                    };
+                    if let Some(branch) = branch {
+                        self.node(branch).await;
+                    }
+                }
+                PlanNode::Fetch(fetch) => self.root_fetch(fetch).await,
+                PlanNode::Flatten(flatten) => match flatten.node.as_ref() {
+                    PlanNode::Fetch(fetch) => {
+                        self.entity_fetch(fetch, flatten.path.as_slice()).await
+                    }
+                    other => self.unsupported(other),
+                },
+                PlanNode::BatchFetch(batch) => self.batch_fetch(batch).await,
+                other @ (PlanNode::Subscription(_) | PlanNode::Defer(_)) => self.unsupported(other),
+            }
+        }
+        .boxed()
+    }
+
+    fn unsupported(&self, node: &PlanNode) {
+        let kind = match node {
+            PlanNode::Subscription(_) => "subscriptions",
+            PlanNode::Defer(_) => "@defer",
+            _ => "this plan shape",
+        };
+        self.state().errors.push(GraphqlError::coded(
+            ErrorCode::BadRequest,
+            format!("{kind} are not supported over this transport"),
+        ));
+    }
+
+    /// The client variables a fetch uses.
+    fn variables_for(
+        &self,
+        usages: Option<&std::collections::BTreeSet<String>>,
+    ) -> Map<String, Value> {
+        let mut variables = Map::new();
+        for name in usages.into_iter().flatten() {
+            if let Some(value) = self.request.variables.get(name) {
+                variables.insert(name.clone(), value.clone());
+            }
+        }
+        variables
+    }
+
+    async fn send(
+        &self,
+        service: &str,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> Result<SubgraphResponse, FetchError> {
+        let request = SubgraphRequest {
+            query,
+            operation_name: None,
+            variables,
+            identity: self.request.identity,
+        };
+        let started = std::time::Instant::now();
+        let result = self.executor.fetcher.fetch(service, request).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("router_subgraph_requests_total", "subgraph" => service.to_owned(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("router_subgraph_request_duration_seconds", "subgraph" => service.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// A fetch on the root type: its data merges into the root.
+    async fn root_fetch(&self, fetch: &FetchNode) {
+        let variables = self.variables_for(fetch.variable_usages.as_ref());
+        let result = self
+            .send(
+                &fetch.service_name,
+                &fetch.operation.document_str,
+                variables,
+            )
+            .await;
+        let mut state = self.state();
+        match result {
+            Err(err) => state
+                .errors
+                .push(unavailable(&fetch.service_name, &err, None)),
+            Ok(response) => {
+                for raw in &response.errors {
+                    state.errors.push(GraphqlError::from_subgraph(
+                        raw,
+                        &fetch.service_name,
+                        subgraph_path(raw),
+                    ));
+                }
+                if let Some(Value::Object(mut answer)) = response.data {
+                    if let Some(rewrites) = &fetch.output_rewrites {
+                        let mut value = Value::Object(std::mem::take(&mut answer));
+                        for rewrite in rewrites {
+                            entities::apply_rewrite(rewrite, &mut value, self.schema);
+                        }
+                        answer = match value {
+                            Value::Object(object) => object,
+                            _ => Map::new(),
+                        };
+                    }
+                    if let Value::Object(root) = &mut state.data {
+                        entities::deep_merge_object(root, &answer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Flatten(path) { Fetch }`: an `_entities` request for the objects at `path`.
+    async fn entity_fetch(&self, fetch: &FetchNode, path: &[FlattenNodePathSegment]) {
+        let Some(requires) = &fetch.requires else {
+            self.unsupported(&PlanNode::Fetch(fetch.clone()));
+            return;
+        };
+        let mut reps = Representations::default();
+        {
+            let state = self.state();
+            entities::collect(
+                &state.data,
+                path,
+                requires,
+                fetch.input_rewrites.as_deref(),
+                self.schema,
+                &mut reps,
+                &mut HashMap::new(),
+            );
+        }
+        if reps.unique.is_empty() {
+            return;
+        }
+        let mut variables = self.variables_for(fetch.variable_usages.as_ref());
+        variables.insert(
+            "representations".into(),
+            Value::Array(std::mem::take(&mut reps.unique)),
+        );
+        let expected = variables["representations"].as_array().map_or(0, Vec::len);
+        let result = self
+            .send(
+                &fetch.service_name,
+                &fetch.operation.document_str,
+                variables,
+            )
+            .await;
+
+        let mut state = self.state();
+        let response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                let at = path_prefix(path);
+                state
+                    .errors
+                    .push(unavailable(&fetch.service_name, &err, Some(at)));
+                return;
+            }
+        };
+        let mut data = match response.data {
+            Some(Value::Object(data)) => data,
+            _ => Map::new(),
+        };
+        let mut answers = take_list(&mut data, "_entities");
+        state.errors.extend(entity_errors(
+            &response.errors,
+            &fetch.service_name,
+            &reps,
+            "_entities",
+            path,
+        ));
+        if answers.len() != expected {
+            if !(answers.is_empty() && !response.errors.is_empty()) {
+                state
+                    .errors
+                    .push(miscount(&fetch.service_name, answers.len(), expected));
+            }
+            return;
+        }
+        for rewrite in fetch.output_rewrites.iter().flatten() {
+            for answer in &mut answers {
+                entities::apply_rewrite(rewrite, answer, self.schema);
+            }
+        }
+        let State { data, .. } = &mut *state;
+        entities::merge_answers(data, path, self.schema, &reps.slots, &mut 0, &answers);
+    }
+
+    /// Several entity fetches to one subgraph in a single request, one
+    /// aliased `_entities` field each.
+    async fn batch_fetch(&self, batch: &BatchFetchNode) {
+        let mut variables = self.variables_for(batch.variable_usages.as_ref());
+        let mut collected = Vec::with_capacity(batch.entity_batch.aliases.len());
+        {
+            let state = self.state();
+            for alias in &batch.entity_batch.aliases {
+                let mut reps = Representations::default();
+                let mut seen = HashMap::new();
+                for path in &alias.merge_paths {
+                    entities::collect(
+                        &state.data,
+                        path.as_slice(),
+                        &alias.requires,
+                        alias.input_rewrites.as_deref(),
+                        self.schema,
+                        &mut reps,
+                        &mut seen,
+                    );
+                }
+                variables.insert(
+                    alias.representations_variable_name.clone(),
+                    Value::Array(std::mem::take(&mut reps.unique)),
+                );
+                collected.push(reps);
+            }
+        }
+        if collected
+            .iter()
+            .all(|reps| reps.slots.iter().all(Option::is_none))
+        {
+            return;
+        }
+        let result = self
+            .send(
+                &batch.service_name,
+                &batch.operation.document_str,
+                variables,
+            )
+            .await;
+        let mut state = self.state();
+        let response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                for alias in &batch.entity_batch.aliases {
+                    for path in &alias.merge_paths {
+                        let at = path_prefix(path.as_slice());
+                        state
+                            .errors
+                            .push(unavailable(&batch.service_name, &err, Some(at)));
+                    }
+                }
+                return;
+            }
+        };
+        let mut data = match response.data {
+            Some(Value::Object(data)) => data,
+            _ => Map::new(),
+        };
+        for (alias, reps) in batch.entity_batch.aliases.iter().zip(&collected) {
+            let first_path = alias
+                .merge_paths
+                .first()
+                .map(|p| p.as_slice())
+                .unwrap_or_default();
+            state.errors.extend(entity_errors(
+                &response.errors,
+                &batch.service_name,
+                reps,
+                &alias.alias,
+                first_path,
+            ));
+            let mut answers = take_list(&mut data, &alias.alias);
+            let expected = reps.slots.iter().flatten().max().map_or(0, |max| max + 1);
+            if answers.len() != expected {
+                if !(answers.is_empty() && !response.errors.is_empty()) {
+                    state
+                        .errors
+                        .push(miscount(&batch.service_name, answers.len(), expected));
+                }
+                continue;
+            }
+            for rewrite in alias.output_rewrites.iter().flatten() {
+                for answer in &mut answers {
+                    entities::apply_rewrite(rewrite, answer, self.schema);
+                }
+            }
+            let mut offset = 0;
+            let State { data: tree, .. } = &mut *state;
+            for path in &alias.merge_paths {
+                entities::merge_answers(
+                    tree,
+                    path.as_slice(),
+                    self.schema,
+                    &reps.slots,
+                    &mut offset,
+                    &answers,
+                );
+            }
+        }
+    }
+}
+
+/// Removes and returns the list at `data[field]` (empty when it is not a list).
+fn take_list(data: &mut Map<String, Value>, field: &str) -> Vec<Value> {
+    match data.remove(field) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+fn miscount(service: &str, got: usize, expected: usize) -> GraphqlError {
+    GraphqlError::coded(
+        ErrorCode::Internal,
+        format!("subgraph `{service}` returned {got} entities for {expected} representations"),
+    )
+    .from_service(service)
+}
+
+/// Subgraph errors of an entity fetch, re-pathed from `_entities.N.rest` to
+/// the client path of every object that used representation N.
+fn entity_errors(
+    raw_errors: &[Value],
+    service: &str,
+    reps: &Representations,
+    field: &str,
+    flatten_path: &[FlattenNodePathSegment],
+) -> Vec<GraphqlError> {
+    let mut errors = Vec::new();
+    for raw in raw_errors {
+        let path = subgraph_path(raw);
+        match path.as_deref() {
+            Some([PathSegment::Key(root), PathSegment::Index(index), rest @ ..])
+                if root == field =>
+            {
+                let mut any = false;
+                for at in reps.paths_of(*index) {
+                    any = true;
+                    let mut full = at.clone();
+                    full.extend_from_slice(rest);
+                    errors.push(GraphqlError::from_subgraph(raw, service, Some(full)));
+                }
+                if !any {
+                    errors.push(GraphqlError::from_subgraph(
+                        raw,
+                        service,
+                        Some(path_prefix(flatten_path)),
+                    ));
+                }
+            }
+            _ => errors.push(GraphqlError::from_subgraph(
+                raw,
+                service,
+                Some(path_prefix(flatten_path)),
+            )),
+        }
+    }
+    errors
+}
+
+/// The part of a flatten path before its first list: where an error about
+/// the whole fetch is reported.
+fn path_prefix(path: &[FlattenNodePathSegment]) -> ResponsePath {
+    path.iter()
+        .map_while(|segment| match segment {
+            FlattenNodePathSegment::Field(key) => Some(PathSegment::Key(key.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn unavailable(service: &str, err: &FetchError, path: Option<ResponsePath>) -> GraphqlError {
+    tracing::warn!(subgraph = service, error = %err, "subgraph fetch failed");
+    let error = GraphqlError::coded(
+        ErrorCode::SubgraphUnavailable,
+        format!("the {service} subgraph is unavailable"),
+    )
+    .from_service(service);
+    match path {
+        Some(path) => error.at(path),
+        None => error,
+    }
+}

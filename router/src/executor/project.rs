@@ -1,0 +1,310 @@
+//! Response projection: from the merged subgraph data to exactly what the
+//! client asked for.
+//!
+//! The merged data holds everything the subgraphs returned, including keys
+//! and `__typename`s the planner added. Projection walks the client's
+//! (normalized) operation and writes JSON straight into a byte buffer:
+//! aliases become keys, `@skip`/`@include` are evaluated, fragments apply by
+//! runtime type, and a `null` in a non-null position nulls the nearest
+//! nullable ancestor (GraphQL spec §6.4.4) by truncating the buffer back to
+//! where that ancestor's value started.
+
+use hive_router_query_planner::ast::selection_item::SelectionItem;
+use hive_router_query_planner::ast::selection_set::SelectionSet;
+use serde_json::{Map, Value};
+use shopgraph_platform::error::ErrorCode;
+
+use super::error::{GraphqlError, PathSegment, ResponsePath};
+use super::schema::{SchemaIndex, TypeRef};
+
+/// A non-null position received `null`: the nearest nullable ancestor must
+/// become `null`.
+struct Bubble;
+
+/// Writes the projected `data` member.
+pub struct Projector<'a> {
+    schema: &'a SchemaIndex,
+    variables: &'a Map<String, Value>,
+    errors: &'a mut Vec<GraphqlError>,
+    /// Set when an error without a path exists (a failed root fetch): such
+    /// an error already explains missing data, so no synthetic
+    /// "cannot return null" errors are added.
+    pathless_error: bool,
+    out: Vec<u8>,
+    path: ResponsePath,
+}
+
+impl<'a> Projector<'a> {
+    /// A projector that appends null-propagation errors to `errors`.
+    pub fn new(
+        schema: &'a SchemaIndex,
+        variables: &'a Map<String, Value>,
+        errors: &'a mut Vec<GraphqlError>,
+    ) -> Self {
+        let pathless_error = errors.iter().any(|e| e.path.is_none());
+        Self {
+            schema,
+            variables,
+            errors,
+            pathless_error,
+            out: Vec::with_capacity(1024),
+            path: Vec::new(),
+        }
+    }
+
+    /// Projects the root selection of an operation on `root_type` and
+    /// returns the JSON of `data` (`null` when a root field bubbled).
+    /// `extra` holds root fields resolved outside the plan (introspection).
+    pub fn project_root(
+        mut self,
+        selections: &SelectionSet,
+        root_type: &str,
+        data: &Map<String, Value>,
+        extra: &Map<String, Value>,
+    ) -> Vec<u8> {
+        let started = self.out.len();
+        let mut written = Vec::new();
+        let result = self.write_object_fields(selections, root_type, data, &mut written, true);
+        let result = result.and_then(|()| {
+            for (key, value) in extra {
+                self.separator(written.is_empty());
+                written.push(key.as_str().to_owned());
+                self.write_key(key);
+                self.write_json(value);
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => self.out.push(b'}'),
+            Err(Bubble) => {
+                self.out.truncate(started);
+                self.out.extend_from_slice(b"null");
+            }
+        }
+        self.out
+    }
+
+    /// Writes `{`, the fields selected on an object of `runtime_type`, and
+    /// leaves the closing brace to the caller.
+    fn write_object_fields(
+        &mut self,
+        selections: &SelectionSet,
+        runtime_type: &str,
+        object: &Map<String, Value>,
+        written: &mut Vec<String>,
+        open: bool,
+    ) -> Result<(), Bubble> {
+        if open {
+            self.out.push(b'{');
+        }
+        for item in &selections.items {
+            match item {
+                SelectionItem::Field(field) => {
+                    if field.omit_from_response
+                        || !self.included(field.skip_if.as_deref(), field.include_if.as_deref())
+                    {
+                        continue;
+                    }
+                    let key = field.selection_identifier();
+                    if written.iter().any(|k| k == key) {
+                        continue;
+                    }
+                    self.separator(written.is_empty());
+                    written.push(key.to_owned());
+                    self.write_key(key);
+                    if field.name == "__typename" {
+                        self.write_str(runtime_type);
+                        continue;
+                    }
+                    let value = object.get(key).unwrap_or(&Value::Null);
+                    let Some(ty) = self.schema.field_type(runtime_type, &field.name) else {
+                        // A field the API schema does not know (cannot pass
+                        // validation); write what the subgraph sent.
+                        self.write_json(value);
+                        continue;
+                    };
+                    self.path.push(PathSegment::Key(key.to_owned()));
+                    let result =
+                        self.complete(value, ty, &field.selections, runtime_type, &field.name);
+                    self.path.pop();
+                    result?;
+                }
+                SelectionItem::InlineFragment(fragment) => {
+                    if self
+                        .schema
+                        .satisfies(runtime_type, &fragment.type_condition)
+                        && self
+                            .included(fragment.skip_if.as_deref(), fragment.include_if.as_deref())
+                    {
+                        self.write_object_fields(
+                            &fragment.selections,
+                            runtime_type,
+                            object,
+                            written,
+                            false,
+                        )?;
+                    }
+                }
+                SelectionItem::FragmentSpread(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes a value of declared type `ty` (spec §6.4.3).
+    fn complete(
+        &mut self,
+        value: &Value,
+        ty: &TypeRef,
+        selections: &SelectionSet,
+        parent_type: &str,
+        field_name: &str,
+    ) -> Result<(), Bubble> {
+        match ty {
+            TypeRef::NonNull(inner) => {
+                if value.is_null() {
+                    self.null_in_non_null(parent_type, field_name);
+                    return Err(Bubble);
+                }
+                self.complete_non_null(value, inner, selections, parent_type, field_name)
+            }
+            nullable => {
+                if value.is_null() {
+                    self.out.extend_from_slice(b"null");
+                    return Ok(());
+                }
+                let started = self.out.len();
+                if self
+                    .complete_non_null(value, nullable, selections, parent_type, field_name)
+                    .is_err()
+                {
+                    self.out.truncate(started);
+                    self.out.extend_from_slice(b"null");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn complete_non_null(
+        &mut self,
+        value: &Value,
+        ty: &TypeRef,
+        selections: &SelectionSet,
+        parent_type: &str,
+        field_name: &str,
+    ) -> Result<(), Bubble> {
+        match ty {
+            TypeRef::NonNull(inner) => {
+                self.complete_non_null(value, inner, selections, parent_type, field_name)
+            }
+            TypeRef::List(item_type) => {
+                let Value::Array(items) = value else {
+                    return self.invalid(parent_type, field_name, "a list");
+                };
+                self.out.push(b'[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        self.out.push(b',');
+                    }
+                    self.path.push(PathSegment::Index(index));
+                    let result =
+                        self.complete(item, item_type, selections, parent_type, field_name);
+                    self.path.pop();
+                    result?;
+                }
+                self.out.push(b']');
+                Ok(())
+            }
+            TypeRef::Named(type_name) => {
+                if selections.is_empty() {
+                    self.write_json(value);
+                    return Ok(());
+                }
+                let Value::Object(object) = value else {
+                    return self.invalid(parent_type, field_name, "an object");
+                };
+                let runtime_type = match object.get("__typename").and_then(Value::as_str) {
+                    Some(typename) => typename,
+                    None if !self.schema.is_abstract(type_name) => type_name.as_str(),
+                    None => {
+                        return self.invalid(parent_type, field_name, "an object with __typename");
+                    }
+                };
+                let mut written = Vec::new();
+                self.write_object_fields(selections, runtime_type, object, &mut written, true)?;
+                self.out.push(b'}');
+                Ok(())
+            }
+        }
+    }
+
+    fn invalid(
+        &mut self,
+        parent_type: &str,
+        field_name: &str,
+        expected: &str,
+    ) -> Result<(), Bubble> {
+        if !self.has_error_near() {
+            self.errors.push(
+                GraphqlError::coded(
+                    ErrorCode::Internal,
+                    format!("a subgraph returned a value for {parent_type}.{field_name} that is not {expected}"),
+                )
+                .at(self.path.clone()),
+            );
+        }
+        Err(Bubble)
+    }
+
+    fn null_in_non_null(&mut self, parent_type: &str, field_name: &str) {
+        if self.pathless_error || self.has_error_near() {
+            return;
+        }
+        self.errors.push(
+            GraphqlError::coded(
+                ErrorCode::Internal,
+                format!("Cannot return null for non-nullable field {parent_type}.{field_name}."),
+            )
+            .at(self.path.clone()),
+        );
+    }
+
+    /// Whether an error already explains a null here: one at this path, above
+    /// it, or below it.
+    fn has_error_near(&self) -> bool {
+        self.errors.iter().any(|error| {
+            error.path.as_ref().is_some_and(|path| {
+                let shared = path.len().min(self.path.len());
+                path[..shared] == self.path[..shared]
+            })
+        })
+    }
+
+    fn included(&self, skip_if: Option<&str>, include_if: Option<&str>) -> bool {
+        let flag = |name: &str| self.variables.get(name).and_then(Value::as_bool);
+        let skipped = skip_if.is_some_and(|name| flag(name).unwrap_or(false));
+        let included = include_if.is_none_or(|name| flag(name).unwrap_or(true));
+        !skipped && included
+    }
+
+    fn separator(&mut self, first: bool) {
+        if !first {
+            self.out.push(b',');
+        }
+    }
+
+    fn write_key(&mut self, key: &str) {
+        self.write_str(key);
+        self.out.push(b':');
+    }
+
+    fn write_str(&mut self, text: &str) {
+        // Serialising a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, text);
+    }
+
+    fn write_json(&mut self, value: &Value) {
+        let _ = serde_json::to_writer(&mut self.out, value);
+    }
+}

@@ -1,0 +1,357 @@
+//! The router's GraphQL-over-HTTP endpoint, one request read top to bottom:
+//!
+//! 1. GraphiQL for browsers (`GET` with `Accept: text/html`);
+//! 2. read the request: POST JSON body or GET query string (`BAD_REQUEST`);
+//! 3. identify the caller from `Authorization: Bearer` (401 `UNAUTHENTICATED`);
+//! 4. prepare: parse, validate, plan — cached ([`crate::planner`]);
+//! 5. check the operation against the transport: no mutation over GET
+//!    (405), subscriptions need a streaming transport;
+//! 6. coerce variables (`BAD_USER_INPUT`);
+//! 7. answer introspection, execute the plan ([`crate::executor`]) and
+//!    write the response (`application/graphql-response+json` when the
+//!    client accepts it, else `application/json`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use hive_router_query_planner::state::supergraph_state::OperationKind;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use shopgraph_platform::error::ErrorCode;
+
+use crate::executor::ExecutionRequest;
+use crate::executor::error::GraphqlError;
+use crate::executor::variables;
+use crate::identity::RouterAuth;
+use crate::planner::PlanError;
+use crate::supergraph::SupergraphHandle;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// What every request needs, shared by all of them.
+#[derive(Clone)]
+pub struct RouterState {
+    /// The current supergraph (hot-reloadable).
+    pub supergraph: SupergraphHandle,
+    /// Bearer-token verification.
+    pub auth: Arc<RouterAuth>,
+    /// Whether `__schema` / `__type` are answered.
+    pub introspection: bool,
+    /// Whether browsers get GraphiQL.
+    pub graphiql: bool,
+}
+
+/// A GraphQL request as clients send it (POST body, or GET parameters).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphqlRequest {
+    query: Option<String>,
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Map<String, Value>>,
+}
+
+/// GET parameters: `variables` arrives as a JSON string.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+/// A request refused before execution: status, code and message.
+struct Rejection {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    }
+}
+
+/// `GET` and `POST /graphql`.
+pub async fn graphql(
+    State(state): State<RouterState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method == Method::GET && state.graphiql && accepts(&headers, "text/html") {
+        return Html(
+            async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("Shopgraph")
+                .finish(),
+        )
+        .into_response();
+    }
+    let started = Instant::now();
+    let content_type = if accepts(&headers, GRAPHQL_RESPONSE_JSON) {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    };
+    let (label, result) = handle(&state, &method, &uri, &headers, &body).await;
+    let outcome = match &result {
+        Ok((_, false)) => "ok",
+        Ok((_, true)) => "error",
+        Err(_) => "rejected",
+    };
+    metrics::counter!("router_requests_total", "operation_type" => label, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("router_request_duration_seconds", "operation_type" => label)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok((body, _)) => respond(StatusCode::OK, content_type, body),
+        Err(rejection) => {
+            metrics::counter!("router_errors_total", "code" => rejection.code.as_str())
+                .increment(1);
+            let error = GraphqlError::coded(rejection.code, rejection.message);
+            let body = serde_json::json!({ "errors": [error] })
+                .to_string()
+                .into_bytes();
+            let mut response = respond(rejection.status, content_type, body);
+            match rejection.status {
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                }
+                StatusCode::UNAUTHORIZED => {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                    );
+                }
+                _ => {}
+            }
+            response
+        }
+    }
+}
+
+/// The request's steps; returns the response body and whether it carries errors.
+async fn handle(
+    state: &RouterState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (&'static str, Result<(Vec<u8>, bool), Rejection>) {
+    let request = match read_request(method, uri, headers, body) {
+        Ok(request) => request,
+        Err(rejection) => return ("unknown", Err(rejection)),
+    };
+    let identity = match state.auth.identify(headers.get(header::AUTHORIZATION)) {
+        Ok(identity) => identity,
+        Err(err) => {
+            return (
+                "unknown",
+                Err(Rejection::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthenticated,
+                    err.to_string(),
+                )),
+            );
+        }
+    };
+    let Some(query) = request.query.as_deref().filter(|q| !q.trim().is_empty()) else {
+        return (
+            "unknown",
+            Err(Rejection::bad_request("the request has no `query`")),
+        );
+    };
+
+    let supergraph = state.supergraph.current();
+    let prepared = match supergraph
+        .planner
+        .prepare(query, request.operation_name.as_deref())
+    {
+        Ok(prepared) => prepared,
+        Err(err) => return ("unknown", Err(plan_rejection(err))),
+    };
+    let label = match prepared.kind {
+        OperationKind::Query => "query",
+        OperationKind::Mutation => "mutation",
+        OperationKind::Subscription => "subscription",
+    };
+    match prepared.kind {
+        OperationKind::Mutation if method == Method::GET => {
+            return (
+                label,
+                Err(Rejection::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ErrorCode::MethodNotAllowed,
+                    "only queries may be sent with GET; use POST for mutations",
+                )),
+            );
+        }
+        OperationKind::Subscription => {
+            return (
+                label,
+                Err(Rejection::bad_request(
+                    "subscriptions need a streaming transport (websocket or SSE)",
+                )),
+            );
+        }
+        _ => {}
+    }
+    if prepared.introspection.is_some() && !state.introspection {
+        return (
+            label,
+            Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::GraphqlValidationFailed,
+                "introspection is disabled on this router",
+            )),
+        );
+    }
+    let provided = request.variables.unwrap_or_default();
+    let variables = match variables::coerce(
+        prepared.operation.variable_definitions.as_deref(),
+        &provided,
+    ) {
+        Ok(variables) => variables,
+        Err(problems) => {
+            return (
+                label,
+                Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    problems.join("; "),
+                )),
+            );
+        }
+    };
+    let extra_root_fields = prepared
+        .introspection
+        .as_ref()
+        .map(|document| {
+            supergraph
+                .introspection
+                .resolve(document, prepared.name.as_deref(), &variables)
+        })
+        .unwrap_or_default();
+    let result = supergraph
+        .executor
+        .execute(
+            &supergraph.schema,
+            ExecutionRequest {
+                plan: &prepared.plan,
+                operation: &prepared.operation,
+                root_type: &prepared.root_type,
+                variables: &variables,
+                identity: &identity,
+                extra_root_fields,
+            },
+        )
+        .await;
+    for error in &result.errors {
+        metrics::counter!("router_errors_total", "code" => error.code().to_owned()).increment(1);
+    }
+    let has_errors = !result.errors.is_empty();
+    (label, Ok((result.into_body(), has_errors)))
+}
+
+fn read_request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<GraphqlRequest, Rejection> {
+    match *method {
+        Method::GET => {
+            let Query(params) = Query::<GetParams>::try_from_uri(uri)
+                .map_err(|err| Rejection::bad_request(format!("malformed query string: {err}")))?;
+            let variables = params
+                .variables
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| serde_json::from_str::<Option<Map<String, Value>>>(&v))
+                .transpose()
+                .map_err(|err| {
+                    Rejection::bad_request(format!("`variables` is not a JSON object: {err}"))
+                })?
+                .flatten();
+            Ok(GraphqlRequest {
+                query: params.query,
+                operation_name: params.operation_name,
+                variables,
+            })
+        }
+        Method::POST => {
+            let json = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| {
+                    ct.trim_start()
+                        .to_ascii_lowercase()
+                        .starts_with("application/json")
+                });
+            if !json {
+                return Err(Rejection::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ErrorCode::BadRequest,
+                    "POST requests must have content-type application/json",
+                ));
+            }
+            serde_json::from_slice(body)
+                .map_err(|err| Rejection::bad_request(format!("malformed GraphQL request: {err}")))
+        }
+        _ => Err(Rejection::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "use GET or POST",
+        )),
+    }
+}
+
+fn plan_rejection(err: PlanError) -> Rejection {
+    match err {
+        PlanError::Parse(message) => Rejection::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlParseFailed,
+            message,
+        ),
+        PlanError::Invalid(messages) => Rejection::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlValidationFailed,
+            messages.join("; "),
+        ),
+        PlanError::Plan(message) => {
+            tracing::error!(%message, "a valid operation could not be planned");
+            Rejection::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "the router could not plan this operation",
+            )
+        }
+    }
+}
+
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(media_type))
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}

@@ -1,0 +1,88 @@
+//! Talking to subgraphs: one GraphQL request out, one response back.
+//!
+//! The executor only knows the [`Fetcher`] trait: "send this operation to
+//! subgraph `name` on behalf of this caller". [`client::HttpFetcher`] is the
+//! production implementation (pooled keep-alive HTTP, per-subgraph timeout,
+//! compression, W3C trace context and identity forwarding); tests and later
+//! traffic-management layers wrap or replace it.
+
+pub mod client;
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+use shopgraph_platform::identity::Identity;
+
+/// One operation sent to one subgraph.
+#[derive(Debug)]
+pub struct SubgraphRequest<'a> {
+    /// The operation text, as the planner printed it.
+    pub query: &'a str,
+    /// The operation name sent along (for subgraph logs), if any.
+    pub operation_name: Option<&'a str>,
+    /// The variables the operation uses (client variables and `representations`).
+    pub variables: Map<String, Value>,
+    /// Who the client is; forwarded so the subgraph can authorise.
+    pub identity: &'a Identity,
+}
+
+/// A subgraph's GraphQL answer, undecoded below `data` and `errors`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SubgraphResponse {
+    /// The `data` member (`None` when absent or `null`).
+    #[serde(default)]
+    pub data: Option<Value>,
+    /// The `errors` member, each error kept as the subgraph sent it.
+    #[serde(default)]
+    pub errors: Vec<Value>,
+}
+
+/// Why a subgraph produced no GraphQL response at all.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The supergraph names a subgraph no URL is known for.
+    #[error("no URL is configured for subgraph `{0}`")]
+    UnknownSubgraph(String),
+    /// Connection refused, reset, DNS failure...
+    #[error("subgraph `{subgraph}` is unreachable: {reason}")]
+    Unreachable {
+        /// The subgraph.
+        subgraph: String,
+        /// What the transport said (for logs and the error message).
+        reason: String,
+    },
+    /// No answer within the subgraph timeout.
+    #[error("subgraph `{subgraph}` did not answer within {timeout:?}")]
+    Timeout {
+        /// The subgraph.
+        subgraph: String,
+        /// The limit that expired.
+        timeout: std::time::Duration,
+    },
+    /// An HTTP status that carries no GraphQL response (5xx, 404...).
+    #[error("subgraph `{subgraph}` answered HTTP {status}")]
+    Status {
+        /// The subgraph.
+        subgraph: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// A body that is not a GraphQL JSON response.
+    #[error("subgraph `{subgraph}` sent a malformed response: {reason}")]
+    Malformed {
+        /// The subgraph.
+        subgraph: String,
+        /// The decoding failure.
+        reason: String,
+    },
+}
+
+/// Sends operations to subgraphs by name.
+pub trait Fetcher: Send + Sync + 'static {
+    /// Sends `request` to the subgraph called `subgraph` (the supergraph's
+    /// `join__Graph` name, e.g. `product`).
+    fn fetch<'a>(
+        &'a self,
+        subgraph: &'a str,
+        request: SubgraphRequest<'a>,
+    ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>>;
+}

@@ -1,0 +1,167 @@
+//! The loaded supergraph and its hot reload.
+//!
+//! A [`Supergraph`] bundles everything derived from one supergraph SDL: the
+//! planner (with its plan cache), the executor's view of the API schema,
+//! the introspection index and the subgraph client. Requests take an
+//! `Arc<Supergraph>` snapshot when they start, so swapping in a new one
+//! ([`SupergraphHandle::replace`]) never disturbs requests in flight: they
+//! finish on the supergraph they started with.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{EMBEDDED_SUPERGRAPH, RouterSettings, SupergraphSource};
+use crate::executor::Executor;
+use crate::executor::schema::SchemaIndex;
+use crate::introspection::IntrospectionSchema;
+use crate::planner::{LoadError, QueryPlanner};
+use crate::subgraph::client::HttpFetcher;
+
+/// Why a supergraph could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SupergraphError {
+    /// The file could not be read.
+    #[error("cannot read the supergraph {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SDL is not a usable supergraph.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// Everything derived from one supergraph SDL.
+pub struct Supergraph {
+    /// Validation, planning and the plan cache.
+    pub planner: QueryPlanner,
+    /// Field types and possible types for projection.
+    pub schema: SchemaIndex,
+    /// Answers `__schema` / `__type`.
+    pub introspection: IntrospectionSchema,
+    /// Runs plans against the subgraphs.
+    pub executor: Executor,
+    /// Subgraph name → URL in use.
+    pub subgraph_urls: BTreeMap<String, String>,
+    fingerprint: u64,
+}
+
+impl Supergraph {
+    /// Builds the bundle for `sdl`, with subgraph URLs from the SDL unless
+    /// `settings` overrides them.
+    pub fn build(sdl: &str, settings: &RouterSettings) -> Result<Self, SupergraphError> {
+        let planner = QueryPlanner::from_supergraph(sdl, settings.planner.clone())?;
+        let mut subgraph_urls = planner.subgraph_urls();
+        for (name, url) in &mut subgraph_urls {
+            if let Some(custom) = settings.subgraph_urls.get(name) {
+                url.clone_from(custom);
+            }
+        }
+        let fetcher = HttpFetcher::new(subgraph_urls.clone(), settings.subgraph_timeout);
+        Ok(Self {
+            schema: SchemaIndex::new(planner.api_schema()),
+            introspection: IntrospectionSchema::new(planner.api_schema()),
+            executor: Executor::new(Arc::new(fetcher)),
+            planner,
+            subgraph_urls,
+            fingerprint: fingerprint(sdl),
+        })
+    }
+}
+
+/// The current supergraph, swappable while requests run.
+#[derive(Clone)]
+pub struct SupergraphHandle {
+    current: Arc<RwLock<Arc<Supergraph>>>,
+}
+
+impl SupergraphHandle {
+    /// Starts with `supergraph`.
+    pub fn new(supergraph: Supergraph) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(supergraph))),
+        }
+    }
+
+    /// The supergraph new requests should use.
+    pub fn current(&self) -> Arc<Supergraph> {
+        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Makes `supergraph` the one new requests use.
+    pub fn replace(&self, supergraph: Supergraph) {
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(supergraph);
+    }
+}
+
+/// Reads the SDL of `source`.
+pub fn read_source(source: &SupergraphSource) -> Result<String, SupergraphError> {
+    match source {
+        SupergraphSource::Embedded => Ok(EMBEDDED_SUPERGRAPH.to_owned()),
+        SupergraphSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|source| SupergraphError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    }
+}
+
+/// Polls the supergraph file every `settings.poll_interval` and swaps in a
+/// new [`Supergraph`] when its content changes. A file that fails to load
+/// is logged and ignored: the router keeps serving the last good one.
+pub async fn watch(handle: SupergraphHandle, settings: RouterSettings, stop: CancellationToken) {
+    let SupergraphSource::File(path) = &settings.supergraph else {
+        return;
+    };
+    let mut timer = tokio::time::interval(settings.poll_interval.max(Duration::from_millis(50)));
+    // A file that failed to load is not retried until it changes again.
+    let mut rejected = None;
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = timer.tick() => {}
+        }
+        let Ok(sdl) = tokio::fs::read_to_string(path).await else {
+            continue;
+        };
+        let print = fingerprint(&sdl);
+        if print == handle.current().fingerprint || rejected == Some(print) {
+            continue;
+        }
+        let build_settings = settings.clone();
+        let built =
+            tokio::task::spawn_blocking(move || Supergraph::build(&sdl, &build_settings)).await;
+        match built {
+            Ok(Ok(supergraph)) => {
+                handle.replace(supergraph);
+                metrics::counter!("router_supergraph_reloads_total", "outcome" => "ok")
+                    .increment(1);
+                tracing::info!(path = %path.display(), "supergraph reloaded");
+            }
+            Ok(Err(err)) => {
+                rejected = Some(print);
+                metrics::counter!("router_supergraph_reloads_total", "outcome" => "error")
+                    .increment(1);
+                tracing::error!(path = %path.display(), error = %err, "supergraph changed but cannot be loaded; keeping the previous one");
+            }
+            Err(err) => tracing::error!(%err, "supergraph reload task failed"),
+        }
+    }
+}
+
+fn fingerprint(sdl: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    sdl.hash(&mut hasher);
+    hasher.finish()
+}
