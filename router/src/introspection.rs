@@ -162,25 +162,20 @@ impl IntrospectionSchema {
             }
         }
 
-        let used: HashSet<String> = types
-            .iter()
-            .flat_map(|t| {
-                let fields = fields_of(t).iter();
-                let outputs = fields.clone().map(|f| &f.field_type);
-                let arguments = fields.flat_map(|f| f.arguments.iter());
-                let inputs = arguments.chain(match t {
-                    TypeDefinition::InputObject(i) => i.fields.iter(),
-                    _ => [].iter(),
-                });
-                outputs.chain(inputs.map(|a| &a.value_type))
-            })
-            .chain(
-                directives
-                    .iter()
-                    .flat_map(|d| d.arguments.iter().map(|a| &a.value_type)),
-            )
-            .map(|t| t.inner_type().to_owned())
-            .collect();
+        // Built-in scalars are listed only when something refers to them.
+        let mut used = HashSet::new();
+        let mut inputs: Vec<&schema::InputValue> = Vec::new();
+        for t in &types {
+            for field in fields_of(t) {
+                used.insert(field.field_type.inner_type().to_owned());
+                inputs.extend(&field.arguments);
+            }
+            if let TypeDefinition::InputObject(i) = t {
+                inputs.extend(&i.fields);
+            }
+        }
+        inputs.extend(directives.iter().flat_map(|d| &d.arguments));
+        used.extend(inputs.iter().map(|i| i.value_type.inner_type().to_owned()));
         types.retain(|t| !BUILT_IN_SCALARS.contains(&t.name()) || used.contains(t.name()));
 
         Self {
@@ -1004,10 +999,14 @@ fn selection_set_mut(operation: &mut OperationDefinition) -> &mut query::Selecti
     }
 }
 
+/// The response key of the `__typename` that keeps an introspection-only
+/// operation valid once stripped; the router neither plans nor returns it.
+pub const PLACEHOLDER_ALIAS: &str = "__shopgraph_placeholder";
+
 fn typename_field() -> Selection {
     Selection::Field(query::Field {
         position: Pos::default(),
-        alias: None,
+        alias: Some(PLACEHOLDER_ALIAS.to_owned()),
         name: "__typename".to_owned(),
         arguments: Vec::new(),
         directives: Vec::new(),

@@ -7,6 +7,7 @@ mod helpers;
 
 mod basket;
 mod cli;
+mod identity_hop;
 
 mod notification;
 mod payment;
@@ -18,3 +19,4 @@ mod product_listing;
 mod product_stock;
 mod product_store_lifecycle;
 mod product_validation;
+mod router;

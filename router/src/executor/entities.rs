@@ -56,15 +56,15 @@ pub fn collect(
 ) {
     let mut response_path = Vec::new();
     visit(data, path, schema, &mut response_path, &mut |at, object| {
-        let slot = represent(object, requires, schema).and_then(|mut representation| {
+        let slot = represent(object, requires, schema).map(|mut representation| {
             for rewrite in input_rewrites.unwrap_or_default() {
                 apply_rewrite(rewrite, &mut representation, schema);
             }
             let key = representation.to_string();
-            Some(*seen.entry(key).or_insert_with(|| {
+            *seen.entry(key).or_insert_with(|| {
                 into.unique.push(representation);
                 into.unique.len() - 1
-            }))
+            })
         });
         into.slots.push(slot);
         into.paths.push(at.clone());
@@ -120,10 +120,10 @@ fn visit<'v>(
                 response_path.pop();
             }
         }
-        (FlattenNodePathSegment::TypeCondition(types), Value::Object(object)) => {
-            if matches_types(object, types, schema) {
-                visit(value, rest, schema, response_path, on_object);
-            }
+        (FlattenNodePathSegment::TypeCondition(types), Value::Object(object))
+            if matches_types(object, types, schema) =>
+        {
+            visit(value, rest, schema, response_path, on_object);
         }
         _ => {}
     }

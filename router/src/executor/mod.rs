@@ -343,7 +343,7 @@ impl Run<'_> {
             path,
         ));
         if answers.len() != expected {
-            if !(answers.is_empty() && !response.errors.is_empty()) {
+            if !answers.is_empty() || response.errors.is_empty() {
                 state
                     .errors
                     .push(miscount(&fetch.service_name, answers.len(), expected));
@@ -435,7 +435,7 @@ impl Run<'_> {
             let mut answers = take_list(&mut data, &alias.alias);
             let expected = reps.slots.iter().flatten().max().map_or(0, |max| max + 1);
             if answers.len() != expected {
-                if !(answers.is_empty() && !response.errors.is_empty()) {
+                if !answers.is_empty() || response.errors.is_empty() {
                     state
                         .errors
                         .push(miscount(&batch.service_name, answers.len(), expected));

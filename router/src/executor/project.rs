@@ -65,14 +65,13 @@ impl<'a> Projector<'a> {
         let started = self.out.len();
         let mut written = Vec::new();
         let result = self.write_object_fields(selections, root_type, data, &mut written, true);
-        let result = result.and_then(|()| {
+        let result = result.map(|()| {
             for (key, value) in extra {
                 self.separator(written.is_empty());
                 written.push(key.as_str().to_owned());
                 self.write_key(key);
                 self.write_json(value);
             }
-            Ok(())
         });
         match result {
             Ok(()) => self.out.push(b'}'),

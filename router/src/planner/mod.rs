@@ -179,20 +179,29 @@ impl QueryPlanner {
                 errors.into_iter().map(|e| e.message).collect(),
             ));
         }
+        crate::introspection::check_introspection_depth(&parsed)
+            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
         let mut to_plan = parsed.clone();
         let introspection = crate::introspection::strip_introspection(&mut to_plan, operation_name)
             .then_some(parsed);
         let normalized = normalize_operation(&self.planner.supergraph, &to_plan, operation_name)
             .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
-        let operation = normalized.operation;
-        let plan = self
-            .planner
-            .plan_from_normalized_operation(
-                &operation,
-                PlannerOverrideContext::default(),
-                &CancellationToken::with_timeout(self.settings.timeout),
-            )
-            .map_err(|err| PlanError::Plan(err.to_string()))?;
+        let mut operation = normalized.operation;
+        let plan = if only_placeholder(&mut operation) {
+            // Introspection only: nothing to fetch.
+            QueryPlan {
+                kind: "QueryPlan",
+                node: None,
+            }
+        } else {
+            self.planner
+                .plan_from_normalized_operation(
+                    &operation,
+                    PlannerOverrideContext::default(),
+                    &CancellationToken::with_timeout(self.settings.timeout),
+                )
+                .map_err(|err| PlanError::Plan(err.to_string()))?
+        };
         let kind = operation
             .operation_kind
             .clone()
@@ -211,6 +220,23 @@ impl QueryPlanner {
             introspection,
             name: normalized.operation_name,
         })
+    }
+}
+
+/// Whether the root selection is only the placeholder `__typename` left by
+/// [`crate::introspection::strip_introspection`]; if so, it is hidden from
+/// the response.
+fn only_placeholder(operation: &mut OperationDefinition) -> bool {
+    use hive_router_query_planner::ast::selection_item::SelectionItem;
+    let items = &mut operation.selection_set.items;
+    match items.as_mut_slice() {
+        [SelectionItem::Field(field)]
+            if field.alias.as_deref() == Some(crate::introspection::PLACEHOLDER_ALIAS) =>
+        {
+            field.omit_from_response = true;
+            true
+        }
+        _ => false,
     }
 }
 

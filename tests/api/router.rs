@@ -1,0 +1,415 @@
+//! The router in front of the real shop: four subgraphs on their
+//! production stores (PostgreSQL; MariaDB for payment) or on SQLite,
+//! driven through one federated endpoint, as clients use it.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shopgraph_platform::config::Env;
+use shopgraph_platform::settings::RunMode;
+use shopgraph_router::RouterApp;
+use shopgraph_router::config::RouterSettings;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{
+    As, Backend, GqlResponse, Options, TEST_JWT_SECRET, TestApp, unreachable_url,
+};
+
+/// The committed supergraph the router serves.
+fn supergraph_path() -> String {
+    format!("{}/schema/supergraph.graphql", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Four subgraphs and a router over them.
+struct Shop {
+    product: TestApp,
+    _basket: TestApp,
+    _payment: TestApp,
+    notification: TestApp,
+    router: Router,
+}
+
+/// A running router and a client for it.
+struct Router {
+    url: String,
+    client: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Router {
+    /// Starts a router with `vars` on top of the test defaults.
+    async fn start(vars: &[(&str, String)]) -> Self {
+        let mut pairs: Vec<(String, String)> = vec![
+            ("HOST".into(), "127.0.0.1".into()),
+            ("ROUTER_PORT".into(), "0".into()),
+            ("SUPERGRAPH_PATH".into(), supergraph_path()),
+            ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+            ("SUBGRAPH_TIMEOUT".into(), "5s".into()),
+        ];
+        pairs.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let settings = RouterSettings::from_env(&Env::from_pairs(pairs), RunMode::Serve)
+            .expect("valid router settings");
+        let app = RouterApp::bind(settings).await.expect("router starts");
+        let url = format!("http://{}/graphql", app.local_addr().expect("bound"));
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run(stop.clone().cancelled_owned()));
+        Self {
+            url,
+            client: reqwest::Client::new(),
+            stop,
+        }
+    }
+
+    async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> GqlResponse {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the router answers");
+        let status = response.status();
+        GqlResponse {
+            status,
+            body: response.json().await.expect("a JSON body"),
+        }
+    }
+}
+
+impl Shop {
+    /// The whole shop on `backend` (payment on MariaDB when `backend` is PostgreSQL).
+    async fn spawn(backend: Backend) -> Self {
+        let product = TestApp::spawn_with(
+            backend,
+            Options {
+                seed: true,
+                ..Options::default()
+            },
+        )
+        .await;
+        let basket = TestApp::spawn_basket(backend, &product.graphql_url(), &[]).await;
+        let payment_backend = match backend {
+            Backend::Postgres => Backend::MariaDb,
+            other => other,
+        };
+        let payment = TestApp::spawn_payment(payment_backend, &basket.graphql_url(), &[]).await;
+        let notification = TestApp::spawn_notification(backend, &[]).await;
+        let router = Router::start(&[
+            ("PRODUCT_SERVICE_URL", product.graphql_url()),
+            ("BASKET_SERVICE_URL", basket.graphql_url()),
+            ("PAYMENT_SERVICE_URL", payment.graphql_url()),
+            ("NOTIFICATION_SERVICE_URL", notification.graphql_url()),
+        ])
+        .await;
+        Self {
+            product,
+            _basket: basket,
+            _payment: payment,
+            notification,
+            router,
+        }
+    }
+
+    /// POSTs through the router as `who` (tokens are the subgraphs' test tokens).
+    async fn gql(&self, who: As, query: &str, variables: Value) -> GqlResponse {
+        let token = match who {
+            As::Anonymous => None,
+            As::User => Some(self.product.user_token.as_str()),
+            As::OtherUser => Some(self.product.other_user_token.as_str()),
+            As::Admin => Some(self.product.admin_token.as_str()),
+        };
+        self.router.post(token, query, variables).await
+    }
+}
+
+const ME: &str =
+    "{ me { id basket { total { amount } items { quantity product { name price { amount } } } }
+    payments(first: 5) { edges { node { status items { product { name } } } } }
+    notifications(first: 5) { edges { node { title } } } unreadNotificationCount } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_gathers_the_user_from_all_four_subgraphs() {
+    let shop = Shop::spawn(Backend::Postgres).await;
+    let products = shop
+        .gql(
+            As::User,
+            "{ products(first: 2, sort: NAME) { edges { node { id name price { amount } } } } }",
+            json!({}),
+        )
+        .await;
+    let edges = products.data()["products"]["edges"]
+        .as_array()
+        .expect("a page")
+        .clone();
+    let (first, second) = (&edges[0]["node"], &edges[1]["node"]);
+
+    let add = "mutation($id: ID!, $n: Int!) { addBasketItem(productId: $id, quantity: $n) { itemCount } }";
+    shop.gql(As::User, add, json!({ "id": first["id"], "n": 2 }))
+        .await
+        .data();
+    let checkout = shop
+        .gql(
+            As::User,
+            r#"mutation { checkout(input: { idempotencyKey: "router-1", method: CARD,
+                card: { number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123" } }) { status } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(checkout.data()["checkout"]["status"], "COMPLETED");
+    shop.gql(As::User, add, json!({ "id": second["id"], "n": 1 }))
+        .await
+        .data();
+    shop.gql(
+        As::Admin,
+        r#"mutation { createNotification(input: { userId: "user-1", type: SYSTEM, title: "Welcome", message: "hi" }) { id } }"#,
+        json!({}),
+    )
+    .await
+    .data();
+
+    let me = shop.gql(As::User, ME, json!({})).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let me = &me.data()["me"];
+    assert_eq!(me["id"], "user-1");
+    let items = me["basket"]["items"].as_array().expect("basket items");
+    assert_eq!(items.len(), 2, "{me:#}");
+    assert_eq!(items[0]["product"]["name"], first["name"]);
+    assert_eq!(items[0]["quantity"], 2);
+    assert_eq!(items[1]["product"]["name"], second["name"]);
+    let payments = me["payments"]["edges"].as_array().expect("payments");
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["node"]["status"], "COMPLETED");
+    assert_eq!(
+        payments[0]["node"]["items"][0]["product"]["name"],
+        first["name"]
+    );
+    assert_eq!(me["notifications"]["edges"][0]["node"]["title"], "Welcome");
+    assert_eq!(me["unreadNotificationCount"], 1);
+
+    // Another user sees only their own (empty) picture.
+    let other = shop.gql(As::OtherUser, ME, json!({})).await;
+    let other = &other.data()["me"];
+    assert_eq!(other["id"], "user-2");
+    assert_eq!(other["basket"]["items"], json!([]));
+    assert_eq!(other["unreadNotificationCount"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_refuses_bad_requests_with_coded_errors() {
+    let shop = Shop::spawn(Backend::Sqlite).await;
+
+    let anonymous = shop.gql(As::Anonymous, "{ me { id } }", json!({})).await;
+    assert_eq!(anonymous.status, StatusCode::OK);
+    assert_eq!(anonymous.code(), "UNAUTHENTICATED");
+    assert_eq!(anonymous.body["data"], Value::Null);
+
+    let bad_token = shop
+        .router
+        .post(Some("not-a-jwt"), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bad_token.code(), "UNAUTHENTICATED");
+
+    let syntax = shop.gql(As::User, "{ me { id ", json!({})).await;
+    assert_eq!(syntax.status, StatusCode::BAD_REQUEST);
+    assert_eq!(syntax.code(), "GRAPHQL_PARSE_FAILED");
+
+    let invalid = shop.gql(As::User, "{ me { nope } }", json!({})).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid.code(), "GRAPHQL_VALIDATION_FAILED");
+
+    let internals = shop
+        .gql(
+            As::User,
+            "{ _entities(representations: []) { __typename } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(internals.code(), "GRAPHQL_VALIDATION_FAILED");
+
+    let missing = shop
+        .gql(
+            As::User,
+            "query($n: Int!) { products(first: $n) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing.code(), "BAD_USER_INPUT");
+
+    let get_mutation = shop
+        .router
+        .client
+        .get(&shop.router.url)
+        .query(&[("query", "mutation { clearBasket { id } }")])
+        .bearer_auth(&shop.product.user_token)
+        .send()
+        .await
+        .expect("the router answers");
+    assert_eq!(get_mutation.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get_mutation.headers()["allow"], "POST");
+
+    let get_query = shop
+        .router
+        .client
+        .get(&shop.router.url)
+        .query(&[("query", "{ categories }")])
+        .send()
+        .await
+        .expect("the router answers");
+    assert_eq!(get_query.status(), StatusCode::OK);
+    let body: Value = get_query.json().await.expect("JSON");
+    assert!(
+        !body["data"]["categories"]
+            .as_array()
+            .expect("categories")
+            .is_empty()
+    );
+
+    let not_json = shop
+        .router
+        .client
+        .post(&shop.router.url)
+        .header("content-type", "text/plain")
+        .body("{ categories }")
+        .send()
+        .await
+        .expect("the router answers");
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subgraph_that_is_down_leaves_partial_data_and_a_coded_error() {
+    let mut shop = Shop::spawn(Backend::Sqlite).await;
+    shop.notification.begin_shutdown();
+    shop.notification
+        .wait_stopped()
+        .await
+        .expect("notification stops");
+
+    let response = shop
+        .gql(
+            As::User,
+            r#"{ categories notification(id: "00000000-0000-0000-0000-000000000000") { id } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(
+        response.body["data"]["categories"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert_eq!(response.body["data"]["notification"], Value::Null);
+    assert_eq!(response.code(), "SUBGRAPH_UNAVAILABLE");
+    assert_eq!(
+        response.body["errors"][0]["extensions"]["serviceName"],
+        "notification"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_shows_the_api_and_can_be_switched_off() {
+    let router = Router::start(&[]).await;
+    let response = router
+        .post(
+            None,
+            "{ __schema { queryType { name } types { name } } }",
+            json!({}),
+        )
+        .await;
+    let data = response.data();
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    assert_eq!(
+        data.as_object().map(|o| o.len()),
+        Some(1),
+        "only what was asked: {data:#}"
+    );
+    let names: Vec<&str> = data["__schema"]["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"Product") && names.contains(&"User"));
+    for internal in [
+        "_Any",
+        "_Entity",
+        "_Service",
+        "join__Graph",
+        "link__Purpose",
+    ] {
+        assert!(
+            !names.contains(&internal),
+            "{internal} leaked into introspection"
+        );
+    }
+
+    let closed = Router::start(&[("GRAPHQL_INTROSPECTION", "false".into())]).await;
+    let refused = closed
+        .post(None, "{ __type(name: \"Product\") { name } }", json!({}))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.code(), "GRAPHQL_VALIDATION_FAILED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
+    let product = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            seed: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let committed = std::fs::read_to_string(supergraph_path()).expect("supergraph");
+    let dir = std::env::temp_dir().join(format!("shopgraph-reload-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("supergraph.graphql");
+    let dead = unreachable_url();
+    let pointing_to = |url: &str| committed.replace("http://127.0.0.1:4001/graphql", url);
+    std::fs::write(&path, pointing_to(&dead)).expect("write supergraph");
+
+    let router = Router::start(&[
+        ("SUPERGRAPH_PATH", path.display().to_string()),
+        ("SUPERGRAPH_POLL_INTERVAL", "100ms".into()),
+    ])
+    .await;
+    let before = router.post(None, "{ categories }", json!({})).await;
+    assert_eq!(before.code(), "SUBGRAPH_UNAVAILABLE");
+
+    // A broken file is ignored: the router keeps the last good supergraph.
+    std::fs::write(&path, "type Query {").expect("write broken supergraph");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        router.post(None, "{ categories }", json!({})).await.code(),
+        "SUBGRAPH_UNAVAILABLE"
+    );
+
+    std::fs::write(&path, pointing_to(&product.graphql_url())).expect("rewrite supergraph");
+    let mut answered = None;
+    for _ in 0..50 {
+        let response = router.post(None, "{ categories }", json!({})).await;
+        if response.body.get("errors").is_none() {
+            answered = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answered = answered.expect("the new supergraph is served within 5 s");
+    assert!(
+        answered.data()["categories"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
