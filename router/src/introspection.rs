@@ -526,8 +526,8 @@ pub fn check_introspection_depth(document: &query::Document) -> Result<(), Intro
 ///
 /// The document stays valid: inline fragments and fragments left empty are
 /// removed, with their spreads; a root selection set left empty gets a single
-/// `__typename` (which the client did not ask for: drop it from the data when
-/// this returns true).
+/// `__typename` aliased [`PLACEHOLDER_ALIAS`], which the planner recognises:
+/// it plans no fetch for it and keeps it out of the response.
 pub fn strip_introspection(document: &mut query::Document, operation_name: Option<&str>) -> bool {
     let Some((index, _)) = selected_query(document, operation_name) else {
         return false;
@@ -1469,7 +1469,7 @@ mod tests {
         );
         assert_eq!(
             stripped("{ __schema { types { name } } }"),
-            (true, printed("{ __typename }"))
+            (true, printed(&format!("{{ {PLACEHOLDER_ALIAS}: __typename }}")))
         );
         assert_eq!(stripped("{ me { id } }"), (false, printed("{ me { id } }")));
         assert_eq!(

@@ -81,15 +81,54 @@ pub fn merge_answers(
     schema: &SchemaIndex,
     slots: &[Option<usize>],
     offset: &mut usize,
-    answers: &[Value],
+    answers: &mut Answers,
 ) {
     visit_mut(data, path, schema, &mut |object| {
         let slot = slots.get(*offset).copied().flatten();
         *offset += 1;
-        if let Some(Value::Object(answer)) = slot.and_then(|index| answers.get(index)) {
+        if let Some(Value::Object(answer)) = slot.and_then(|index| answers.take(index)) {
             deep_merge_object(object, answer);
         }
     });
+}
+
+/// The answers of one `_entities` field, handed out so that an answer is
+/// moved into the last object that uses it and cloned only for the others
+/// (several objects share one representation after deduplication).
+pub struct Answers {
+    values: Vec<Option<Value>>,
+    remaining_uses: Vec<usize>,
+}
+
+impl Answers {
+    /// `values[i]` answers representation `i`; `slots` says which objects use which.
+    pub fn new(values: Vec<Value>, slots: &[Option<usize>]) -> Self {
+        let mut remaining_uses = vec![0; values.len()];
+        for index in slots.iter().flatten() {
+            if let Some(uses) = remaining_uses.get_mut(*index) {
+                *uses += 1;
+            }
+        }
+        Self {
+            values: values.into_iter().map(Some).collect(),
+            remaining_uses,
+        }
+    }
+
+    /// Applies `f` to every answer (output rewrites).
+    pub fn for_each_mut(&mut self, f: impl FnMut(&mut Value)) {
+        self.values.iter_mut().flatten().for_each(f);
+    }
+
+    fn take(&mut self, index: usize) -> Option<Value> {
+        let uses = self.remaining_uses.get_mut(index)?;
+        *uses = uses.saturating_sub(1);
+        if *uses == 0 {
+            self.values.get_mut(index)?.take()
+        } else {
+            self.values.get(index)?.clone()
+        }
+    }
 }
 
 fn visit<'v>(
@@ -229,7 +268,7 @@ fn project_into(
                 match out.get_mut(&field.name) {
                     Some(Value::Object(existing)) => {
                         if let Value::Object(more) = projected {
-                            deep_merge_object(existing, &more);
+                            deep_merge_object(existing, more);
                         }
                     }
                     _ => {
@@ -353,18 +392,18 @@ fn typename_matches(
 
 /// Merges `source` into `target`: nested objects merge key by key, lists of
 /// equal length merge item by item, anything else is replaced.
-pub fn deep_merge_object(target: &mut Map<String, Value>, source: &Map<String, Value>) {
+pub fn deep_merge_object(target: &mut Map<String, Value>, source: Map<String, Value>) {
     for (key, incoming) in source {
-        match target.get_mut(key) {
+        match target.get_mut(&key) {
             Some(existing) => deep_merge(existing, incoming),
             None => {
-                target.insert(key.clone(), incoming.clone());
+                target.insert(key, incoming);
             }
         }
     }
 }
 
-fn deep_merge(target: &mut Value, source: &Value) {
+fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
         (Value::Object(target), Value::Object(source)) => deep_merge_object(target, source),
         (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
@@ -372,7 +411,7 @@ fn deep_merge(target: &mut Value, source: &Value) {
                 deep_merge(t, s);
             }
         }
-        (target, source) => *target = source.clone(),
+        (target, source) => *target = source,
     }
 }
 
@@ -444,8 +483,11 @@ mod tests {
         assert_eq!(reps.slots, [Some(0), Some(1), Some(0)]);
         assert_eq!(reps.paths_of(0).count(), 2);
 
-        let answers = [json!({ "name": "one" }), json!({ "name": "two" })];
-        merge_answers(&mut data, &path, &schema, &reps.slots, &mut 0, &answers);
+        let mut answers = Answers::new(
+            vec![json!({ "name": "one" }), json!({ "name": "two" })],
+            &reps.slots,
+        );
+        merge_answers(&mut data, &path, &schema, &reps.slots, &mut 0, &mut answers);
         assert_eq!(data["items"][0]["product"]["name"], "one");
         assert_eq!(data["items"][1]["product"]["name"], "two");
         assert_eq!(data["items"][2]["product"]["name"], "one");
@@ -473,7 +515,7 @@ mod tests {
     fn deep_merge_combines_nested_objects_and_lists() {
         let mut target = json!({ "a": { "x": 1 }, "l": [{ "id": 1 }, { "id": 2 }] });
         let source = json!({ "a": { "y": 2 }, "l": [{ "n": "a" }, { "n": "b" }], "b": true });
-        deep_merge(&mut target, &source);
+        deep_merge(&mut target, source);
         assert_eq!(
             target,
             json!({ "a": { "x": 1, "y": 2 }, "l": [{ "id": 1, "n": "a" }, { "id": 2, "n": "b" }], "b": true })

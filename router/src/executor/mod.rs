@@ -36,7 +36,7 @@ use shopgraph_platform::error::ErrorCode;
 use shopgraph_platform::identity::Identity;
 
 use crate::subgraph::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
-use entities::Representations;
+use entities::{Answers, Representations};
 use error::{GraphqlError, PathSegment, ResponsePath, subgraph_path};
 use project::Projector;
 use schema::SchemaIndex;
@@ -276,7 +276,7 @@ impl Run<'_> {
                         };
                     }
                     if let Value::Object(root) = &mut state.data {
-                        entities::deep_merge_object(root, &answer);
+                        entities::deep_merge_object(root, answer);
                     }
                 }
             }
@@ -334,7 +334,7 @@ impl Run<'_> {
             Some(Value::Object(data)) => data,
             _ => Map::new(),
         };
-        let mut answers = take_list(&mut data, "_entities");
+        let answers = take_list(&mut data, "_entities");
         state.errors.extend(entity_errors(
             &response.errors,
             &fetch.service_name,
@@ -350,13 +350,12 @@ impl Run<'_> {
             }
             return;
         }
+        let mut answers = Answers::new(answers, &reps.slots);
         for rewrite in fetch.output_rewrites.iter().flatten() {
-            for answer in &mut answers {
-                entities::apply_rewrite(rewrite, answer, self.schema);
-            }
+            answers.for_each_mut(|answer| entities::apply_rewrite(rewrite, answer, self.schema));
         }
         let State { data, .. } = &mut *state;
-        entities::merge_answers(data, path, self.schema, &reps.slots, &mut 0, &answers);
+        entities::merge_answers(data, path, self.schema, &reps.slots, &mut 0, &mut answers);
     }
 
     /// Several entity fetches to one subgraph in a single request, one
@@ -432,7 +431,7 @@ impl Run<'_> {
                 &alias.alias,
                 first_path,
             ));
-            let mut answers = take_list(&mut data, &alias.alias);
+            let answers = take_list(&mut data, &alias.alias);
             let expected = reps.slots.iter().flatten().max().map_or(0, |max| max + 1);
             if answers.len() != expected {
                 if !answers.is_empty() || response.errors.is_empty() {
@@ -442,10 +441,10 @@ impl Run<'_> {
                 }
                 continue;
             }
+            let mut answers = Answers::new(answers, &reps.slots);
             for rewrite in alias.output_rewrites.iter().flatten() {
-                for answer in &mut answers {
-                    entities::apply_rewrite(rewrite, answer, self.schema);
-                }
+                answers
+                    .for_each_mut(|answer| entities::apply_rewrite(rewrite, answer, self.schema));
             }
             let mut offset = 0;
             let State { data: tree, .. } = &mut *state;
@@ -456,7 +455,7 @@ impl Run<'_> {
                     self.schema,
                     &reps.slots,
                     &mut offset,
-                    &answers,
+                    &mut answers,
                 );
             }
         }

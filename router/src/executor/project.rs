@@ -55,12 +55,12 @@ impl<'a> Projector<'a> {
     /// Projects the root selection of an operation on `root_type` and
     /// returns the JSON of `data` (`null` when a root field bubbled).
     /// `extra` holds root fields resolved outside the plan (introspection).
-    pub fn project_root(
+    pub fn project_root<'s>(
         mut self,
-        selections: &SelectionSet,
+        selections: &'s SelectionSet,
         root_type: &str,
         data: &Map<String, Value>,
-        extra: &Map<String, Value>,
+        extra: &'s Map<String, Value>,
     ) -> Vec<u8> {
         let started = self.out.len();
         let mut written = Vec::new();
@@ -68,7 +68,7 @@ impl<'a> Projector<'a> {
         let result = result.map(|()| {
             for (key, value) in extra {
                 self.separator(written.is_empty());
-                written.push(key.as_str().to_owned());
+                written.push(key.as_str());
                 self.write_key(key);
                 self.write_json(value);
             }
@@ -85,12 +85,12 @@ impl<'a> Projector<'a> {
 
     /// Writes `{`, the fields selected on an object of `runtime_type`, and
     /// leaves the closing brace to the caller.
-    fn write_object_fields(
+    fn write_object_fields<'s>(
         &mut self,
-        selections: &SelectionSet,
+        selections: &'s SelectionSet,
         runtime_type: &str,
         object: &Map<String, Value>,
-        written: &mut Vec<String>,
+        written: &mut Vec<&'s str>,
         open: bool,
     ) -> Result<(), Bubble> {
         if open {
@@ -105,11 +105,11 @@ impl<'a> Projector<'a> {
                         continue;
                     }
                     let key = field.selection_identifier();
-                    if written.iter().any(|k| k == key) {
+                    if written.contains(&key) {
                         continue;
                     }
                     self.separator(written.is_empty());
-                    written.push(key.to_owned());
+                    written.push(key);
                     self.write_key(key);
                     if field.name == "__typename" {
                         self.write_str(runtime_type);

@@ -1,0 +1,560 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016  # GraphQL $variables in single-quoted queries are literal
+# Router load benchmark: the Shopgraph router against Hive Router (and
+# against calling the product subgraph directly), on the same supergraph,
+# the same four release-built subgraphs and the same seeded data.
+#
+#   router/benches/router_load.sh            # from the repository root
+#
+# What it does:
+#   1. installs what is missing: wrk, jq, curl (apt-get), Hive Router
+#      0.0.84 (cargo install into $HIVE_ROOT, built in /var/tmp/hive-router-build);
+#   2. builds `shopgraph` in release;
+#   3. starts product/basket/payment/notification (`shopgraph serve`) on
+#      fresh SQLite files in a temporary directory, the Shopgraph router,
+#      Hive Router (default config: in-flight subgraph request dedupe ON)
+#      and a second Hive Router with dedupe OFF (BENCH_HIVE_NODEDUPE=0 to
+#      skip it), all on 127.0.0.1;
+#   4. seeds, through the Shopgraph router, a bench user with 20 basket
+#      lines, 15 completed payments (each snapshots the 20 lines) and 40
+#      notifications;
+#   5. checks the two queries once on every target (no errors, identical
+#      JSON from both routers), then load-tests each with wrk:
+#        heavy    — me { basket, payments(15) × 20 lines × product, notifications(40) }
+#        products — products(first: 50), incl. straight to the product subgraph;
+#      printing req/s, p50/p95/p99, subgraph requests and CPU per request,
+#      and router RSS at rest / peak under load.
+#   Fails (exit 1) on GraphQL errors, non-2xx answers or socket errors.
+#
+# Knobs (environment):
+#   BENCH_SECONDS=10        measured seconds per run
+#   BENCH_CONNECTIONS=32    wrk connections
+#   BENCH_THREADS=2         wrk threads
+#   BENCH_WARMUP_SECONDS=2  wrk warm-up before every measured run
+#   BENCH_PORT_BASE=14000   router on BASE, subgraphs BASE+1..4, Hive BASE+10, BASE+11
+#   BENCH_HIVE_NODEDUPE=1   also run Hive Router with subgraph dedupe disabled
+#   BENCH_KEEP=1            keep the temporary directory (logs, databases)
+#   HIVE_ROOT=/var/tmp/hive-router   where Hive Router is installed
+#   CARGO_TARGET_DIR=/var/tmp/shopgraph-ci-target
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32}
+BENCH_THREADS=${BENCH_THREADS:-2}
+BENCH_WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-2}
+BENCH_PORT_BASE=${BENCH_PORT_BASE:-14000}
+BENCH_HIVE_NODEDUPE=${BENCH_HIVE_NODEDUPE:-1}
+HIVE_VERSION=0.0.84
+HIVE_ROOT=${HIVE_ROOT:-/var/tmp/hive-router}
+HIVE_BIN=$HIVE_ROOT/bin/hive_router
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/shopgraph-ci-target}
+BIN=$CARGO_TARGET_DIR/release/shopgraph
+LUA=$ROOT/router/benches/router_load.lua
+
+JWT_SECRET_BENCH="shopgraph-router-load-bench-secret-0123456789abcdef"
+ROUTER_PORT_B=$BENCH_PORT_BASE
+PRODUCT_PORT_B=$((BENCH_PORT_BASE + 1))
+BASKET_PORT_B=$((BENCH_PORT_BASE + 2))
+PAYMENT_PORT_B=$((BENCH_PORT_BASE + 3))
+NOTIFICATION_PORT_B=$((BENCH_PORT_BASE + 4))
+HIVE_PORT_B=$((BENCH_PORT_BASE + 10))
+HIVE_ND_PORT_B=$((BENCH_PORT_BASE + 11))
+SUBGRAPHS=(product basket payment notification)
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- installs
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_tools() {
+    local missing=()
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v jq >/dev/null 2>&1 || missing+=(jq)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+}
+
+ensure_hive_router() {
+    if [ -x "$HIVE_BIN" ]; then
+        return
+    fi
+    say "installing Hive Router $HIVE_VERSION into $HIVE_ROOT (10+ minutes on 2 cores)"
+    CARGO_TARGET_DIR=/var/tmp/hive-router-build \
+        cargo install "hive-router@$HIVE_VERSION" --locked --features graphiql --root "$HIVE_ROOT"
+}
+
+# ------------------------------------------------------- processes, cleanup
+
+WORK=""
+PIDS=()
+declare -A PID_OF=()
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ ${#PIDS[@]} -gt 0 ]; then
+        for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+        for _ in $(seq 1 50); do
+            local alive=0
+            for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+            [ "$alive" = 0 ] && break
+            sleep 0.2
+        done
+        for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+    fi
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        if [ "$rc" != 0 ]; then
+            for log in "$WORK"/*.log; do
+                [ -s "$log" ] || continue
+                printf '\n--- last lines of %s\n' "$(basename "$log")" >&2
+                tail -n 15 "$log" >&2
+            done
+        fi
+        if [ "${BENCH_KEEP:-0}" = 1 ]; then
+            echo "kept $WORK" >&2
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME CMD... — runs CMD in the background, logging to $WORK/NAME.log.
+start() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=("$!")
+    PID_OF[$name]=$!
+}
+
+# wait_http NAME URL — until URL answers 2xx (60 s at most).
+wait_http() {
+    local name=$1 url=$2
+    for _ in $(seq 1 300); do
+        if curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name exited during start-up"
+        sleep 0.2
+    done
+    die "$name did not become ready at $url within 60 s"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------ GraphQL
+
+# gql PORT TOKEN BODY — POSTs BODY (JSON) to 127.0.0.1:PORT/graphql.
+gql() {
+    local port=$1 token=$2 body=$3
+    local auth=()
+    [ -n "$token" ] && auth=(-H "authorization: Bearer $token")
+    curl -sS --max-time 30 "http://127.0.0.1:$port/graphql" \
+        -H 'content-type: application/json' -H 'accept: application/json' \
+        "${auth[@]}" --data-binary "$body"
+}
+
+# body QUERY [VARIABLES-JSON] — a GraphQL-over-HTTP request body.
+body() {
+    local vars=${2:-}
+    if [ -z "$vars" ]; then vars='{}'; fi
+    jq -nc --arg q "$1" --argjson v "$vars" '{query: $q, variables: $v}'
+}
+
+# ok WHAT RESPONSE — fails unless RESPONSE has data and no errors.
+ok() {
+    if ! jq -e '(.errors // [] | length == 0) and .data != null' >/dev/null 2>&1 <<<"$2"; then
+        die "$1: $(head -c 600 <<<"$2")"
+    fi
+}
+
+# subgraph_requests PORT — graphql_requests_total of one subgraph.
+subgraph_requests() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+        awk '/^graphql_requests_total[{ ]/ {s += $NF} END {printf "%d\n", s}'
+}
+port_of_subgraph() {
+    case $1 in
+        product) echo "$PRODUCT_PORT_B" ;;
+        basket) echo "$BASKET_PORT_B" ;;
+        payment) echo "$PAYMENT_PORT_B" ;;
+        notification) echo "$NOTIFICATION_PORT_B" ;;
+    esac
+}
+all_subgraph_requests() {
+    local total=0 s
+    for s in "${SUBGRAPHS[@]}"; do total=$((total + $(subgraph_requests "$(port_of_subgraph "$s")"))); done
+    echo "$total"
+}
+subgraph_cpu_ticks() {
+    local total=0 s
+    for s in "${SUBGRAPHS[@]}"; do total=$((total + $(cpu_ticks "${PID_OF[$s]}"))); done
+    echo "$total"
+}
+
+HEAVY_QUERY='{ me { id basket { total { amount } items { quantity product { name price { amount } stockQuantity } } } payments(first: 15) { edges { node { status amount { amount } items { quantity product { name category } } } } } notifications(first: 40) { edges { node { title status } } } unreadNotificationCount } }'
+PRODUCTS_QUERY='{ products(first: 50) { edges { node { id name price { amount currency } } } } }'
+
+# ====================================================================== main
+
+ensure_tools
+ensure_hive_router
+
+say "building shopgraph (release)"
+cargo build --release --locked --bin shopgraph
+[ -x "$BIN" ] || die "no binary at $BIN"
+
+for port in "$ROUTER_PORT_B" "$PRODUCT_PORT_B" "$BASKET_PORT_B" "$PAYMENT_PORT_B" \
+    "$NOTIFICATION_PORT_B" "$HIVE_PORT_B" "$HIVE_ND_PORT_B"; do
+    port_in_use "$port" && die "port $port is in use (set BENCH_PORT_BASE)"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/shopgraph-router-bench.XXXXXX")
+mkdir -p "$WORK/data"
+
+say "starting the subgraphs on 127.0.0.1:$PRODUCT_PORT_B-$NOTIFICATION_PORT_B (SQLite in $WORK/data)"
+subgraph_env=(
+    HOST=127.0.0.1
+    JWT_SECRET="$JWT_SECRET_BENCH"
+    ACCEPT_DIRECT_TOKENS=true
+    LOG_LEVEL=warn
+    LOG_FORMAT=json
+    SHOPGRAPH_DATA_DIR="$WORK/data"
+    PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql"
+    BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql"
+)
+start product env "${subgraph_env[@]}" SEED_DEMO_DATA=true PRODUCT_PORT="$PRODUCT_PORT_B" \
+    PRODUCT_DATABASE_URL="sqlite://$WORK/data/product.db?mode=rwc" "$BIN" serve product
+start basket env "${subgraph_env[@]}" BASKET_PORT="$BASKET_PORT_B" \
+    BASKET_DATABASE_URL="sqlite://$WORK/data/basket.db?mode=rwc" "$BIN" serve basket
+start payment env "${subgraph_env[@]}" PAYMENT_PORT="$PAYMENT_PORT_B" \
+    PAYMENT_DATABASE_URL="sqlite://$WORK/data/payment.db?mode=rwc" "$BIN" serve payment
+start notification env "${subgraph_env[@]}" NOTIFICATION_PORT="$NOTIFICATION_PORT_B" \
+    NOTIFICATION_DATABASE_URL="sqlite://$WORK/data/notification.db?mode=rwc" "$BIN" serve notification
+for s in "${SUBGRAPHS[@]}"; do
+    wait_http "$s" "http://127.0.0.1:$(port_of_subgraph "$s")/health/ready"
+done
+
+say "starting the Shopgraph router on 127.0.0.1:$ROUTER_PORT_B"
+start router env HOST=127.0.0.1 ROUTER_PORT="$ROUTER_PORT_B" \
+    SUPERGRAPH_PATH="$ROOT/schema/supergraph.graphql" \
+    PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql" \
+    BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql" \
+    PAYMENT_SERVICE_URL="http://127.0.0.1:$PAYMENT_PORT_B/graphql" \
+    NOTIFICATION_SERVICE_URL="http://127.0.0.1:$NOTIFICATION_PORT_B/graphql" \
+    JWT_SECRET="$JWT_SECRET_BENCH" LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
+    "$BIN" serve router
+wait_http router "http://127.0.0.1:$ROUTER_PORT_B/health/ready"
+
+# Hive Router: the same supergraph with the subgraph URLs pointed at the
+# bench ports; the client's Authorization header goes to every subgraph
+# (they verify it themselves: ACCEPT_DIRECT_TOKENS=true).
+sed -E \
+    -e "s#(@join__graph\(name: \"product\", url: \")[^\"]*#\1http://127.0.0.1:$PRODUCT_PORT_B/graphql#" \
+    -e "s#(@join__graph\(name: \"basket\", url: \")[^\"]*#\1http://127.0.0.1:$BASKET_PORT_B/graphql#" \
+    -e "s#(@join__graph\(name: \"payment\", url: \")[^\"]*#\1http://127.0.0.1:$PAYMENT_PORT_B/graphql#" \
+    -e "s#(@join__graph\(name: \"notification\", url: \")[^\"]*#\1http://127.0.0.1:$NOTIFICATION_PORT_B/graphql#" \
+    schema/supergraph.graphql >"$WORK/supergraph.hive.graphql"
+for s in "${SUBGRAPHS[@]}"; do
+    grep -q "@join__graph(name: \"$s\", url: \"http://127.0.0.1:$(port_of_subgraph "$s")/graphql\")" \
+        "$WORK/supergraph.hive.graphql" ||
+        die "could not rewrite the join__graph URL of $s in schema/supergraph.graphql"
+done
+
+hive_config() { # PORT DEDUPE
+    cat <<EOF
+supergraph:
+  source: file
+  path: $WORK/supergraph.hive.graphql
+http:
+  host: 127.0.0.1
+  port: $1
+log:
+  level: warn
+headers:
+  all:
+    request:
+      - propagate:
+          named: authorization
+traffic_shaping:
+  all:
+    dedupe_enabled: $2
+EOF
+}
+start_hive() { # NAME PORT DEDUPE
+    hive_config "$2" "$3" >"$WORK/$1.config.yaml"
+    # Hive reads PORT/HOST/LOG_LEVEL/SUPERGRAPH_FILE_PATH... from the
+    # environment too; set them so nothing inherited overrides the file.
+    start "$1" env -u SUPERGRAPH_FILE_PATH -u HIVE_CDN_ENDPOINT -u HIVE_CDN_KEY \
+        -u HIVE_ACCESS_TOKEN -u HIVE_TARGET -u LOG_FILTER \
+        ROUTER_CONFIG_FILE_PATH="$WORK/$1.config.yaml" PORT="$2" HOST=127.0.0.1 \
+        LOG_LEVEL=warn "$HIVE_BIN"
+    wait_http "$1" "http://127.0.0.1:$2/readiness"
+}
+say "starting Hive Router $HIVE_VERSION on 127.0.0.1:$HIVE_PORT_B (subgraph dedupe on, its default)"
+start_hive hive "$HIVE_PORT_B" true
+ROUTERS=(router hive)
+if [ "$BENCH_HIVE_NODEDUPE" = 1 ]; then
+    say "starting Hive Router on 127.0.0.1:$HIVE_ND_PORT_B (subgraph dedupe off)"
+    start_hive hive_nodedupe "$HIVE_ND_PORT_B" false
+    ROUTERS+=(hive_nodedupe)
+fi
+declare -A PORT_OF=([router]=$ROUTER_PORT_B [hive]=$HIVE_PORT_B [hive_nodedupe]=$HIVE_ND_PORT_B [direct]=$PRODUCT_PORT_B)
+declare -A LABEL=([router]="shopgraph router" [hive]="hive router" [hive_nodedupe]="hive (dedupe off)" [direct]="product subgraph")
+
+# ------------------------------------------------------------------- seed
+
+say "seeding through the Shopgraph router: 20 basket lines, 15 payments, 40 notifications"
+TOKEN=$(JWT_SECRET="$JWT_SECRET_BENCH" "$BIN" token --user bench)
+ADMIN_TOKEN=$(JWT_SECRET="$JWT_SECRET_BENCH" "$BIN" token --user bench-admin --admin)
+
+resp=$(gql "$ROUTER_PORT_B" "" "$(body '{ products(first: 20, filter: {inStock: true}) { edges { node { id } } } }')")
+ok "products(first: 20)" "$resp"
+mapfile -t PRODUCT_IDS < <(jq -r '.data.products.edges[].node.id' <<<"$resp")
+[ ${#PRODUCT_IDS[@]} = 20 ] || die "expected 20 products in stock, got ${#PRODUCT_IDS[@]}"
+for id in "${PRODUCT_IDS[@]}"; do
+    resp=$(gql "$ROUTER_PORT_B" "$TOKEN" "$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' \
+        "$(jq -nc --arg id "$id" '{id: $id}')")")
+    ok "addBasketItem($id)" "$resp"
+done
+for i in $(seq 1 15); do
+    resp=$(gql "$ROUTER_PORT_B" "$TOKEN" "$(body 'mutation($key: String!) { checkout(input: {idempotencyKey: $key, method: CARD, card: {number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123"}}) { id status } }' \
+        "$(jq -nc --arg k "bench-checkout-$i" '{key: $k}')")")
+    ok "checkout #$i" "$resp"
+    [ "$(jq -r '.data.checkout.status' <<<"$resp")" = COMPLETED ] || die "checkout #$i: $resp"
+done
+for i in $(seq 1 40); do
+    resp=$(gql "$ROUTER_PORT_B" "$ADMIN_TOKEN" "$(body 'mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id status } }' \
+        "$(jq -nc --arg t "Bench notification $i" '{input: {userId: "bench", type: "PAYMENT_COMPLETED", title: $t, message: "Your order was paid."}}')")")
+    ok "createNotification #$i" "$resp"
+done
+
+# ------------------------------------------------------------------ check
+
+HEAVY_BODY=$WORK/heavy.json
+PRODUCTS_BODY=$WORK/products.json
+body "$HEAVY_QUERY" >"$HEAVY_BODY"
+body "$PRODUCTS_QUERY" >"$PRODUCTS_BODY"
+
+say "checking both queries on every target"
+for r in "${ROUTERS[@]}"; do
+    resp=$(gql "${PORT_OF[$r]}" "$TOKEN" "$(cat "$HEAVY_BODY")")
+    ok "heavy query on ${LABEL[$r]}" "$resp"
+    jq -S . <<<"$resp" >"$WORK/heavy.$r.json"
+    resp=$(gql "${PORT_OF[$r]}" "" "$(cat "$PRODUCTS_BODY")")
+    ok "products query on ${LABEL[$r]}" "$resp"
+    jq -S . <<<"$resp" >"$WORK/products.$r.json"
+done
+resp=$(gql "$PRODUCT_PORT_B" "" "$(cat "$PRODUCTS_BODY")")
+ok "products query on the product subgraph" "$resp"
+jq -S '{data}' <<<"$resp" >"$WORK/products.direct.json"
+jq -e '.data.me | (.basket.items | length) == 20 and (.payments.edges | length) == 15
+        and all(.payments.edges[]; (.node.items | length) == 20)
+        and (.notifications.edges | length) == 40' "$WORK/heavy.router.json" >/dev/null ||
+    die "the heavy query does not see the seeded data: $(head -c 400 "$WORK/heavy.router.json")"
+jq -e '(.data.products.edges | length) == 50' "$WORK/products.router.json" >/dev/null ||
+    die "products(first: 50) did not return 50 products"
+for r in "${ROUTERS[@]}"; do
+    [ "$r" = router ] && continue
+    diff -u "$WORK/heavy.router.json" "$WORK/heavy.$r.json" >"$WORK/heavy.diff" ||
+        die "heavy query: shopgraph and ${LABEL[$r]} answer differently:
+$(head -n 40 "$WORK/heavy.diff")"
+    diff -u "$WORK/products.router.json" "$WORK/products.$r.json" >"$WORK/products.diff" ||
+        die "products query: shopgraph and ${LABEL[$r]} answer differently:
+$(head -n 40 "$WORK/products.diff")"
+done
+jq -S '{data}' "$WORK/products.router.json" | diff -u - "$WORK/products.direct.json" >"$WORK/products.diff" ||
+    die "products query: the router and the product subgraph answer differently"
+HEAVY_BYTES=$(jq -c . "$WORK/heavy.router.json" | wc -c)
+echo "heavy answer: $HEAVY_BYTES bytes, identical on ${ROUTERS[*]}; products answer identical everywhere" >&2
+
+# Subgraph requests one heavy query causes, per subgraph (20 sequential queries).
+declare -A FETCHES=()
+for r in "${ROUTERS[@]}"; do
+    declare -A before=()
+    for s in "${SUBGRAPHS[@]}"; do before[$s]=$(subgraph_requests "$(port_of_subgraph "$s")"); done
+    for _ in $(seq 1 20); do gql "${PORT_OF[$r]}" "$TOKEN" "$(cat "$HEAVY_BODY")" >/dev/null; done
+    line=""
+    for s in "${SUBGRAPHS[@]}"; do
+        after=$(subgraph_requests "$(port_of_subgraph "$s")")
+        line+="$s=$(awk -v d=$((after - before[$s])) 'BEGIN {printf "%.2f", d / 20}') "
+    done
+    FETCHES[$r]=$line
+    unset before
+done
+# A few products queries too, so every router has served both queries.
+for r in "${ROUTERS[@]}"; do
+    for _ in $(seq 1 20); do gql "${PORT_OF[$r]}" "" "$(cat "$PRODUCTS_BODY")" >/dev/null; done
+done
+
+declare -A RSS_REST=() RSS_PEAK=()
+for r in "${ROUTERS[@]}"; do
+    RSS_REST[$r]=$(rss_kb "${PID_OF[$r]}")
+    RSS_PEAK[$r]=${RSS_REST[$r]}
+done
+
+# ------------------------------------------------------------------- load
+
+FAILURES=()
+declare -A RES=()
+
+# load SCENARIO TARGET BODYFILE TOKEN
+load() {
+    local scenario=$1 target=$2 bodyfile=$3 token=$4
+    local port=${PORT_OF[$target]} url out pid=""
+    url="http://127.0.0.1:$port/graphql"
+    [ "$target" != direct ] && pid=${PID_OF[$target]}
+    export BENCH_BODY_FILE=$bodyfile BENCH_TOKEN=$token
+
+    timeout $((BENCH_WARMUP_SECONDS + 30)) wrk -t "$BENCH_THREADS" -c "$BENCH_CONNECTIONS" \
+        -d "${BENCH_WARMUP_SECONDS}s" --timeout 10s -s "$LUA" "$url" >/dev/null 2>&1 || true
+
+    # Sample the router's RSS while wrk runs (bounded by wrk's lifetime and a deadline).
+    local rss_file=$WORK/rss.$scenario.$target sampler=""
+    echo 0 >"$rss_file"
+    if [ -n "$pid" ]; then
+        (
+            max=0
+            end=$(($(date +%s) + BENCH_SECONDS + 15))
+            while [ "$(date +%s)" -le "$end" ]; do
+                v=$(rss_kb "$pid")
+                [ "${v:-0}" -gt "$max" ] && max=$v && echo "$max" >"$rss_file"
+                sleep 0.1
+            done
+        ) &
+        sampler=$!
+    fi
+    local sg_before sg_cpu_before r_cpu_before=0
+    sg_before=$(all_subgraph_requests)
+    sg_cpu_before=$(subgraph_cpu_ticks)
+    [ -n "$pid" ] && r_cpu_before=$(cpu_ticks "$pid")
+
+    out=$(timeout $((BENCH_SECONDS + 30)) wrk -t "$BENCH_THREADS" -c "$BENCH_CONNECTIONS" \
+        -d "${BENCH_SECONDS}s" --timeout 10s -s "$LUA" "$url" 2>&1) || true
+
+    local sg_after sg_cpu_after r_cpu_after=0
+    sg_after=$(all_subgraph_requests)
+    sg_cpu_after=$(subgraph_cpu_ticks)
+    [ -n "$pid" ] && r_cpu_after=$(cpu_ticks "$pid")
+    if [ -n "$sampler" ]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        local peak
+        peak=$(cat "$rss_file")
+        [ "$peak" -gt "${RSS_PEAK[$target]}" ] && RSS_PEAK[$target]=$peak
+    fi
+
+    local result
+    result=$(grep '^RESULT ' <<<"$out" || true)
+    if [ -z "$result" ]; then
+        FAILURES+=("$scenario/${LABEL[$target]}: wrk produced no result: $(tail -n 5 <<<"$out")")
+        return
+    fi
+    local kv
+    for kv in ${result#RESULT }; do RES[$scenario.$target.${kv%%=*}]=${kv#*=}; done
+    local n=${RES[$scenario.$target.requests]}
+    RES[$scenario.$target.sg_per_op]=$(awk -v d=$((sg_after - sg_before)) -v n="$n" 'BEGIN {printf "%.2f", n ? d / n : 0}')
+    RES[$scenario.$target.sg_cpu_us]=$(awk -v d=$((sg_cpu_after - sg_cpu_before)) -v n="$n" -v hz="$CLK_TCK" 'BEGIN {printf "%.0f", n ? d / hz * 1e6 / n : 0}')
+    if [ -n "$pid" ]; then
+        RES[$scenario.$target.r_cpu_us]=$(awk -v d=$((r_cpu_after - r_cpu_before)) -v n="$n" -v hz="$CLK_TCK" 'BEGIN {printf "%.0f", n ? d / hz * 1e6 / n : 0}')
+    else
+        RES[$scenario.$target.r_cpu_us]="-"
+    fi
+    local bad=0 k
+    for k in non2xx connect_err read_err write_err timeout_err gql_errors bad_status; do
+        [ "${RES[$scenario.$target.$k]}" != 0 ] && bad=1
+    done
+    if [ "$bad" = 1 ] || [ "$n" = 0 ]; then
+        FAILURES+=("$scenario/${LABEL[$target]}: $result $(grep '^FIRST_ERROR ' <<<"$out" || true)")
+    fi
+    printf '  %-8s %-18s %9s req/s  p50 %7s ms  p95 %7s ms  p99 %7s ms\n' "$scenario" "${LABEL[$target]}" \
+        "${RES[$scenario.$target.rps]}" "${RES[$scenario.$target.p50_ms]}" \
+        "${RES[$scenario.$target.p95_ms]}" "${RES[$scenario.$target.p99_ms]}" >&2
+}
+
+say "load: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS wrk threads, ${BENCH_WARMUP_SECONDS}s warm-up each"
+for r in "${ROUTERS[@]}"; do load heavy "$r" "$HEAVY_BODY" "$TOKEN"; done
+load products direct "$PRODUCTS_BODY" ""
+for r in "${ROUTERS[@]}"; do load products "$r" "$PRODUCTS_BODY" ""; done
+
+declare -A RSS_AFTER=()
+for r in "${ROUTERS[@]}"; do RSS_AFTER[$r]=$(rss_kb "${PID_OF[$r]}"); done
+
+# ------------------------------------------------------------------ report
+
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "n/a"}'; }
+
+{
+    echo
+    echo "Router load benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, shopgraph $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- router src subgraphs 2>/dev/null || echo '+dirty'), hive-router $HIVE_VERSION"
+    echo "wrk: ${BENCH_SECONDS}s, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
+    echo
+    printf '%-9s %-18s %9s %8s %8s %8s %11s %12s %13s\n' scenario target "req/s" "p50 ms" "p95 ms" "p99 ms" "sub req/op" "router µs/op" "subgr. µs/op"
+    printf '%-9s %-18s %9s %8s %8s %8s %11s %12s %13s\n' --------- ------------------ --------- -------- -------- -------- ----------- ------------ -------------
+    for sc in heavy products; do
+        targets=("${ROUTERS[@]}")
+        [ "$sc" = products ] && targets=(direct "${ROUTERS[@]}")
+        for t in "${targets[@]}"; do
+            [ -n "${RES[$sc.$t.rps]:-}" ] || continue
+            printf '%-9s %-18s %9s %8s %8s %8s %11s %12s %13s\n' "$sc" "${LABEL[$t]}" \
+                "${RES[$sc.$t.rps]}" "${RES[$sc.$t.p50_ms]}" "${RES[$sc.$t.p95_ms]}" "${RES[$sc.$t.p99_ms]}" \
+                "${RES[$sc.$t.sg_per_op]}" "${RES[$sc.$t.r_cpu_us]}" "${RES[$sc.$t.sg_cpu_us]}"
+        done
+    done
+    echo
+    echo "throughput ratios:"
+    echo "  heavy     shopgraph ÷ hive                = $(ratio "${RES[heavy.router.rps]:-}" "${RES[heavy.hive.rps]:-}")"
+    [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
+        echo "  heavy     shopgraph ÷ hive (dedupe off)   = $(ratio "${RES[heavy.router.rps]:-}" "${RES[heavy.hive_nodedupe.rps]:-}")"
+    echo "  products  shopgraph ÷ hive                = $(ratio "${RES[products.router.rps]:-}" "${RES[products.hive.rps]:-}")"
+    [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
+        echo "  products  shopgraph ÷ hive (dedupe off)   = $(ratio "${RES[products.router.rps]:-}" "${RES[products.hive_nodedupe.rps]:-}")"
+    echo "  products  shopgraph router ÷ direct       = $(ratio "${RES[products.router.rps]:-}" "${RES[products.direct.rps]:-}")"
+    echo "  products  hive router ÷ direct            = $(ratio "${RES[products.hive.rps]:-}" "${RES[products.direct.rps]:-}")"
+    echo
+    echo "subgraph requests per heavy query (20 sequential queries):"
+    for r in "${ROUTERS[@]}"; do printf '  %-18s %s\n' "${LABEL[$r]}" "${FETCHES[$r]}"; done
+    echo
+    echo "router memory (VmRSS, MiB):"
+    printf '  %-18s %8s %8s %8s\n' router "at rest" "peak" "after"
+    for r in "${ROUTERS[@]}"; do
+        printf '  %-18s %8s %8s %8s\n' "${LABEL[$r]}" "$(mib "${RSS_REST[$r]}")" "$(mib "${RSS_PEAK[$r]}")" "$(mib "${RSS_AFTER[$r]}")"
+    done
+    echo
+    echo "sub req/op: subgraph HTTP requests per router request under load (graphql_requests_total);"
+    echo "µs/op: CPU time (user+sys) of the router process / of the four subgraphs per request."
+}
+
+if [ ${#FAILURES[@]} -gt 0 ]; then
+    printf '\nFAILED runs (errors under load):\n' >&2
+    for f in "${FAILURES[@]}"; do printf '  %s\n' "$f" >&2; done
+    exit 1
+fi
