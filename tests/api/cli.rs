@@ -32,6 +32,7 @@ fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, 
     let mut child = shopgraph()
         .arg("dev")
         .envs(vars.iter().copied())
+        .env("ROUTER_PORT", "0")
         .env("PRODUCT_PORT", "0")
         .env("BASKET_PORT", "0")
         .env("PAYMENT_PORT", "0")
@@ -55,7 +56,7 @@ fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, 
         }
     });
     let mut urls = std::collections::HashMap::new();
-    while urls.len() < 4 {
+    while urls.len() < 5 {
         let (service, url) = receiver
             .recv_timeout(Duration::from_secs(60))
             .expect("dev prints every service's URL");
@@ -118,8 +119,10 @@ async fn dev_serves_demo_data_and_restarts_without_duplicates() {
     std::fs::remove_dir_all(&data_dir).ok();
 }
 
-/// In `dev`, the subgraphs find each other: a basket is priced by product
-/// and paid through payment, which reads the basket with the user's token.
+/// In `dev`, the router serves the shop and the subgraphs find each other:
+/// a basket is priced by product and paid through payment, which reads the
+/// basket with the user's identity; `me` gathers all four subgraphs; a dev
+/// token sent straight to a subgraph still works (dev only).
 async fn shop_flow_across_subgraphs(urls: &Urls) {
     let client = reqwest::Client::new();
     let token = String::from_utf8(
@@ -138,7 +141,7 @@ async fn shop_flow_across_subgraphs(urls: &Urls) {
             .send()
     };
     let products: Value = call(
-        "product",
+        "router",
         "{ products(first: 1, filter: { inStock: true }) { edges { node { id } } } }",
     )
     .await
@@ -151,7 +154,7 @@ async fn shop_flow_across_subgraphs(urls: &Urls) {
         .unwrap()
         .to_owned();
     let added: Value = call(
-        "basket",
+        "router",
         &format!(
             "mutation {{ addBasketItem(productId: \"{product}\", quantity: 1) {{ itemCount }} }}"
         ),
@@ -163,7 +166,7 @@ async fn shop_flow_across_subgraphs(urls: &Urls) {
     .unwrap();
     assert_eq!(added["data"]["addBasketItem"]["itemCount"], 1, "{added}");
     let paid: Value = call(
-        "payment",
+        "router",
         "mutation { checkout(input: { idempotencyKey: \"dev\", method: CARD, card: { number: \"4242424242424242\", expMonth: 1, expYear: 2040, cvc: \"123\" } }) { status } }",
     )
     .await
@@ -185,6 +188,21 @@ async fn shop_flow_across_subgraphs(urls: &Urls) {
         inbox["data"]["notificationStats"]["total"].is_number(),
         "{inbox}"
     );
+    let me: Value = call(
+        "router",
+        "{ me { id basket { itemCount } payments(first: 1) { edges { node { status items { product { id } } } } } unreadNotificationCount } }",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let me = &me["data"]["me"];
+    assert_eq!(me["id"], "dev-test-user", "{me}");
+    let payment = &me["payments"]["edges"][0]["node"];
+    assert_eq!(payment["status"], "COMPLETED", "{me}");
+    assert_eq!(payment["items"][0]["product"]["id"], product.as_str());
+    assert!(me["unreadNotificationCount"].is_number(), "{me}");
 }
 
 #[test]
@@ -216,6 +234,7 @@ fn token_prints_a_verifiable_dev_token() {
         using_dev_secret: true,
         issuer: "shopgraph".into(),
         audience: "shopgraph".into(),
+        accept_direct_tokens: true,
     });
     let viewer = authority
         .verify(token.trim())
