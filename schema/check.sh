@@ -45,6 +45,7 @@ if $write; then
     node schema/compose.mjs
 else
     node schema/compose.mjs --check
+    node tests/federation/compose.mjs --check
     mapfile -t operations < <(find tests/operations web-demo -name '*.graphql' -not -path '*/node_modules/*' 2>/dev/null | sort)
     "$bin" plan --supergraph schema/supergraph.graphql "${operations[@]}"
     node schema/breaking.mjs "${SCHEMA_BASE_REV:-HEAD~1}"

@@ -215,94 +215,108 @@ fn matches_types(
         .is_some_and(|typename| types.iter().any(|t| schema.satisfies(typename, t)))
 }
 
-/// Projects `object` onto the `requires` selection (`... on Product { __typename id }`).
-/// `None` when the object lacks a field the representation needs.
+/// Projects `object` onto the `requires` selection (`... on Product {
+/// __typename id }`). `None` when nothing but `__typename` could be
+/// projected (e.g. the object's key fields are missing because the fetch
+/// that should have brought them failed).
 fn represent(
     object: &Map<String, Value>,
     requires: &SelectionSet,
     schema: &SchemaIndex,
 ) -> Option<Value> {
-    let typename = object.get(TYPENAME).and_then(Value::as_str)?;
     let mut representation = Map::new();
-    let mut matched = false;
-    for item in &requires.items {
-        match item {
-            SelectionItem::InlineFragment(fragment) => {
-                if schema.satisfies(typename, &fragment.type_condition) {
-                    matched = true;
-                    project_into(object, &fragment.selections, schema, &mut representation)?;
-                }
-            }
-            SelectionItem::Field(_) => {
-                matched = true;
-                project_into(
-                    object,
-                    &SelectionSet {
-                        items: vec![item.clone()],
-                    },
-                    schema,
-                    &mut representation,
-                )?;
-            }
-            SelectionItem::FragmentSpread(_) => {}
-        }
-    }
-    matched.then_some(Value::Object(representation))
+    project_into(object, &requires.items, None, schema, &mut representation);
+    let has_fields = representation.keys().any(|key| key != TYPENAME);
+    has_fields.then_some(Value::Object(representation))
 }
 
+/// Writes the selected fields of `object` into `out`. A required field is
+/// read by its name (falling back to its response key) and written under
+/// its response key: the planner aliases a field it must fetch with other
+/// arguments than the client's (`_internal_qp_alias_0: weight(unit: KG)`)
+/// and asks for it back as `weight: _internal_qp_alias_0`. Fields missing
+/// from `object` are left out. `__typename` is always written first, taken
+/// from the object or, failing that, from the enclosing fragment's type.
 fn project_into(
     object: &Map<String, Value>,
-    selections: &SelectionSet,
+    items: &[SelectionItem],
+    fragment_type: Option<&str>,
     schema: &SchemaIndex,
     out: &mut Map<String, Value>,
-) -> Option<()> {
-    for item in &selections.items {
+) {
+    let typename = object
+        .get(TYPENAME)
+        .and_then(Value::as_str)
+        .or(fragment_type);
+    for item in items {
         match item {
             SelectionItem::Field(field) => {
-                let value = object.get(field.selection_identifier())?;
+                let key = field.selection_identifier();
+                if key == TYPENAME {
+                    continue;
+                }
+                let Some(value) = object.get(&field.name).or_else(|| object.get(key)) else {
+                    continue;
+                };
                 let projected = if field.selections.is_empty() {
                     value.clone()
                 } else {
-                    project_value(value, &field.selections, schema)?
+                    match project_value(value, &field.selections.items, schema) {
+                        Some(projected) => projected,
+                        None => continue,
+                    }
                 };
-                match out.get_mut(&field.name) {
+                if let Some(typename) = typename
+                    && !out.contains_key(TYPENAME)
+                {
+                    out.insert(TYPENAME.to_owned(), Value::String(typename.to_owned()));
+                }
+                match out.get_mut(key) {
                     Some(Value::Object(existing)) => {
                         if let Value::Object(more) = projected {
                             deep_merge_object(existing, more);
                         }
                     }
                     _ => {
-                        out.insert(field.name.clone(), projected);
+                        out.insert(key.to_owned(), projected);
                     }
                 }
             }
             SelectionItem::InlineFragment(fragment) => {
-                let applies = object
-                    .get(TYPENAME)
-                    .and_then(Value::as_str)
-                    .is_none_or(|typename| schema.satisfies(typename, &fragment.type_condition));
+                let condition = fragment.type_condition.as_str();
+                let applies = typename.is_none_or(|typename| {
+                    schema.satisfies(typename, condition) || schema.satisfies(condition, typename)
+                });
                 if applies {
-                    project_into(object, &fragment.selections, schema, out)?;
+                    project_into(
+                        object,
+                        &fragment.selections.items,
+                        Some(typename.unwrap_or(condition)),
+                        schema,
+                        out,
+                    );
                 }
             }
             SelectionItem::FragmentSpread(_) => {}
         }
     }
-    Some(())
 }
 
-fn project_value(value: &Value, selections: &SelectionSet, schema: &SchemaIndex) -> Option<Value> {
+/// A required field's value, projected onto its sub-selection; `None` when
+/// an object yields nothing (it is then left out of the representation).
+fn project_value(value: &Value, items: &[SelectionItem], schema: &SchemaIndex) -> Option<Value> {
     match value {
         Value::Object(object) => {
             let mut out = Map::new();
-            project_into(object, selections, schema, &mut out)?;
-            Some(Value::Object(out))
+            project_into(object, items, None, schema, &mut out);
+            (!out.is_empty()).then_some(Value::Object(out))
         }
-        Value::Array(items) => items
-            .iter()
-            .map(|item| project_value(item, selections, schema))
-            .collect::<Option<Vec<_>>>()
-            .map(Value::Array),
+        Value::Array(values) => Some(Value::Array(
+            values
+                .iter()
+                .filter_map(|value| project_value(value, items, schema))
+                .collect(),
+        )),
         other => Some(other.clone()),
     }
 }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use hive_router_query_planner::ast::operation::OperationDefinition;
+use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchNode, FlattenNodePathSegment, PlanNode, QueryPlan,
 };
@@ -253,9 +254,21 @@ impl Run<'_> {
             .await;
         let mut state = self.state();
         match result {
-            Err(err) => state
-                .errors
-                .push(unavailable(&fetch.service_name, &err, None)),
+            Err(err) => {
+                // One error per root field the fetch was to answer, at its path.
+                let keys = root_keys(&fetch.operation.document.operation.selection_set.items);
+                if keys.is_empty() {
+                    state
+                        .errors
+                        .push(unavailable(&fetch.service_name, &err, None));
+                }
+                for key in keys {
+                    let at = vec![PathSegment::Key(key)];
+                    state
+                        .errors
+                        .push(unavailable(&fetch.service_name, &err, Some(at)));
+                }
+            }
             Ok(response) => {
                 for raw in &response.errors {
                     state.errors.push(GraphqlError::from_subgraph(
@@ -337,10 +350,14 @@ impl Run<'_> {
         let answers = take_list(&mut data, "_entities");
         state.errors.extend(entity_errors(
             &response.errors,
-            &fetch.service_name,
-            &reps,
-            "_entities",
-            path,
+            &EntityField {
+                service: &fetch.service_name,
+                field: "_entities",
+                reps: &reps,
+                answers: &answers,
+                flatten_path: path,
+                claims_unmatched: true,
+            },
         ));
         if answers.len() != expected {
             if !answers.is_empty() || response.errors.is_empty() {
@@ -418,20 +435,30 @@ impl Run<'_> {
             Some(Value::Object(data)) => data,
             _ => Map::new(),
         };
-        for (alias, reps) in batch.entity_batch.aliases.iter().zip(&collected) {
+        for (position, (alias, reps)) in batch
+            .entity_batch
+            .aliases
+            .iter()
+            .zip(&collected)
+            .enumerate()
+        {
             let first_path = alias
                 .merge_paths
                 .first()
                 .map(|p| p.as_slice())
                 .unwrap_or_default();
+            let answers = take_list(&mut data, &alias.alias);
             state.errors.extend(entity_errors(
                 &response.errors,
-                &batch.service_name,
-                reps,
-                &alias.alias,
-                first_path,
+                &EntityField {
+                    service: &batch.service_name,
+                    field: &alias.alias,
+                    reps,
+                    answers: &answers,
+                    flatten_path: first_path,
+                    claims_unmatched: position == 0,
+                },
             ));
-            let answers = take_list(&mut data, &alias.alias);
             let expected = reps.slots.iter().flatten().max().map_or(0, |max| max + 1);
             if answers.len() != expected {
                 if !answers.is_empty() || response.errors.is_empty() {
@@ -462,6 +489,30 @@ impl Run<'_> {
     }
 }
 
+/// The response keys a root fetch selects (through root inline fragments too).
+fn root_keys(items: &[SelectionItem]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for item in items {
+        match item {
+            SelectionItem::Field(field) if field.name != "__typename" => {
+                let key = field.selection_identifier();
+                if !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_owned());
+                }
+            }
+            SelectionItem::InlineFragment(fragment) => {
+                for key in root_keys(&fragment.selections.items) {
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    keys
+}
+
 /// Removes and returns the list at `data[field]` (empty when it is not a list).
 fn take_list(data: &mut Map<String, Value>, field: &str) -> Vec<Value> {
     match data.remove(field) {
@@ -478,45 +529,89 @@ fn miscount(service: &str, got: usize, expected: usize) -> GraphqlError {
     .from_service(service)
 }
 
+/// Where the errors of one `_entities` field (`_entities`, or a batch
+/// alias such as `_e0`) come from and go to.
+struct EntityField<'a> {
+    service: &'a str,
+    /// The field's name in the subgraph response.
+    field: &'a str,
+    reps: &'a Representations,
+    /// Its answers, to place errors whose path lacks the list index.
+    answers: &'a [Value],
+    /// Where errors that name no entity are reported.
+    flatten_path: &'a [FlattenNodePathSegment],
+    /// Whether errors whose path does not start at `field` belong here (in
+    /// a batch, only the first alias takes them, so none is repeated).
+    claims_unmatched: bool,
+}
+
 /// Subgraph errors of an entity fetch, re-pathed from `_entities.N.rest` to
 /// the client path of every object that used representation N.
-fn entity_errors(
-    raw_errors: &[Value],
-    service: &str,
-    reps: &Representations,
-    field: &str,
-    flatten_path: &[FlattenNodePathSegment],
-) -> Vec<GraphqlError> {
+fn entity_errors(raw_errors: &[Value], at: &EntityField<'_>) -> Vec<GraphqlError> {
+    let fallback = || Some(path_prefix(at.flatten_path));
     let mut errors = Vec::new();
     for raw in raw_errors {
-        let path = subgraph_path(raw);
-        match path.as_deref() {
-            Some([PathSegment::Key(root), PathSegment::Index(index), rest @ ..])
-                if root == field =>
-            {
-                let mut any = false;
-                for at in reps.paths_of(*index) {
-                    any = true;
-                    let mut full = at.clone();
-                    full.extend_from_slice(rest);
-                    errors.push(GraphqlError::from_subgraph(raw, service, Some(full)));
-                }
-                if !any {
-                    errors.push(GraphqlError::from_subgraph(
-                        raw,
-                        service,
-                        Some(path_prefix(flatten_path)),
-                    ));
-                }
+        let path = subgraph_path(raw).unwrap_or_default();
+        let (index, rest) = match path.as_slice() {
+            [PathSegment::Key(root), PathSegment::Index(index), rest @ ..] if root == at.field => {
+                (Some(*index), rest)
             }
-            _ => errors.push(GraphqlError::from_subgraph(
-                raw,
-                service,
-                Some(path_prefix(flatten_path)),
-            )),
+            // Some servers (async-graphql among them) leave the list index
+            // out: `_entities.email`. It is still known when exactly one
+            // answer is null along the rest of the path.
+            [PathSegment::Key(root), rest @ ..] if root == at.field => {
+                (sole_null_along(at.answers, rest), rest)
+            }
+            _ => {
+                if at.claims_unmatched {
+                    errors.push(GraphqlError::from_subgraph(raw, at.service, fallback()));
+                }
+                continue;
+            }
+        };
+        let targets: Vec<&ResponsePath> = index
+            .map(|i| at.reps.paths_of(i).collect())
+            .unwrap_or_default();
+        if targets.is_empty() {
+            errors.push(GraphqlError::from_subgraph(raw, at.service, fallback()));
+        }
+        for target in targets {
+            let mut full = target.clone();
+            full.extend_from_slice(rest);
+            errors.push(GraphqlError::from_subgraph(raw, at.service, Some(full)));
         }
     }
     errors
+}
+
+/// The index of the only answer that is `null` somewhere along `path`.
+fn sole_null_along(answers: &[Value], path: &[PathSegment]) -> Option<usize> {
+    let is_null_along = |answer: &Value| {
+        let mut value = answer;
+        for segment in path {
+            if value.is_null() {
+                return true;
+            }
+            value = match (segment, value) {
+                (PathSegment::Key(key), Value::Object(object)) => {
+                    object.get(key).unwrap_or(&Value::Null)
+                }
+                (PathSegment::Index(i), Value::Array(items)) => {
+                    items.get(*i).unwrap_or(&Value::Null)
+                }
+                _ => return false,
+            };
+        }
+        value.is_null()
+    };
+    let mut found = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, answer)| is_null_along(answer));
+    match (found.next(), found.next()) {
+        (Some((index, _)), None) => Some(index),
+        _ => None,
+    }
 }
 
 /// The part of a flatten path before its first list: where an error about
@@ -540,5 +635,86 @@ fn unavailable(service: &str, err: &FetchError, path: Option<ResponsePath>) -> G
     match path {
         Some(path) => error.at(path),
         None => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(k: &str) -> PathSegment {
+        PathSegment::Key(k.to_owned())
+    }
+
+    #[test]
+    fn entity_errors_land_on_the_client_path_with_or_without_the_list_index() {
+        let reps = Representations {
+            unique: Vec::new(),
+            slots: vec![Some(0), Some(1)],
+            paths: vec![
+                vec![key("items"), PathSegment::Index(0), key("product")],
+                vec![key("items"), PathSegment::Index(1), key("product")],
+            ],
+        };
+        let answers = [json!({ "name": "a" }), json!({ "name": null })];
+        let flatten = [FlattenNodePathSegment::Field("items".into())];
+        let at = EntityField {
+            service: "product",
+            field: "_entities",
+            reps: &reps,
+            answers: &answers,
+            flatten_path: &flatten,
+            claims_unmatched: true,
+        };
+        let raw = [
+            json!({ "message": "indexed", "path": ["_entities", 0, "name"] }),
+            json!({ "message": "no index", "path": ["_entities", "name"], "extensions": { "code": "NOT_FOUND" } }),
+            json!({ "message": "no path" }),
+        ];
+        let errors = entity_errors(&raw, &at);
+        let paths: Vec<_> = errors
+            .iter()
+            .map(|e| e.path.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                vec![
+                    key("items"),
+                    PathSegment::Index(0),
+                    key("product"),
+                    key("name")
+                ],
+                vec![
+                    key("items"),
+                    PathSegment::Index(1),
+                    key("product"),
+                    key("name")
+                ],
+                vec![key("items")],
+            ]
+        );
+        assert_eq!(errors[1].code(), "NOT_FOUND");
+        assert_eq!(
+            errors[0].code(),
+            "INTERNAL",
+            "a missing code becomes INTERNAL"
+        );
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.extensions["serviceName"] == "product")
+        );
+
+        let batch_alias = EntityField {
+            claims_unmatched: false,
+            ..at
+        };
+        assert_eq!(
+            entity_errors(&raw[2..], &batch_alias).len(),
+            0,
+            "not repeated per alias"
+        );
     }
 }

@@ -112,7 +112,13 @@ impl<'a> Projector<'a> {
                     written.push(key);
                     self.write_key(key);
                     if field.name == "__typename" {
-                        self.write_str(runtime_type);
+                        // An aliased `__typename` comes back under its alias
+                        // (from the subgraph that knows the concrete type).
+                        let typename = match object.get(key) {
+                            Some(Value::String(typename)) if key != "__typename" => typename,
+                            _ => runtime_type,
+                        };
+                        self.write_str(typename);
                         continue;
                     }
                     let value = object.get(key).unwrap_or(&Value::Null);
@@ -223,12 +229,8 @@ impl<'a> Projector<'a> {
                 let Value::Object(object) = value else {
                     return self.invalid(parent_type, field_name, "an object");
                 };
-                let runtime_type = match object.get("__typename").and_then(Value::as_str) {
-                    Some(typename) => typename,
-                    None if !self.schema.is_abstract(type_name) => type_name.as_str(),
-                    None => {
-                        return self.invalid(parent_type, field_name, "an object with __typename");
-                    }
+                let Some(runtime_type) = self.runtime_type(object, type_name, selections) else {
+                    return self.invalid(parent_type, field_name, "an object with __typename");
                 };
                 let mut written = Vec::new();
                 self.write_object_fields(selections, runtime_type, object, &mut written, true)?;
@@ -236,6 +238,27 @@ impl<'a> Projector<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// The concrete type of `object`, declared as `declared`: its
+    /// `__typename`, unless that names an abstract type (an
+    /// `@interfaceObject` answer) and an aliased `__typename` the client
+    /// selected carries the concrete one.
+    fn runtime_type<'v>(
+        &self,
+        object: &'v Map<String, Value>,
+        declared: &'v str,
+        selections: &SelectionSet,
+    ) -> Option<&'v str> {
+        let typename = object.get("__typename").and_then(Value::as_str);
+        if let Some(typename) = typename
+            && !self.schema.is_abstract(typename)
+        {
+            return Some(typename);
+        }
+        aliased_typename(object, &selections.items)
+            .or(typename)
+            .or_else(|| (!self.schema.is_abstract(declared)).then_some(declared))
     }
 
     fn invalid(
@@ -306,4 +329,20 @@ impl<'a> Projector<'a> {
     fn write_json(&mut self, value: &Value) {
         let _ = serde_json::to_writer(&mut self.out, value);
     }
+}
+
+/// The value of a `__typename` the client selected under an alias, if any.
+fn aliased_typename<'v>(
+    object: &'v Map<String, Value>,
+    items: &[SelectionItem],
+) -> Option<&'v str> {
+    items.iter().find_map(|item| match item {
+        SelectionItem::Field(field) if field.name == "__typename" => object
+            .get(field.selection_identifier())
+            .and_then(Value::as_str),
+        SelectionItem::InlineFragment(fragment) => {
+            aliased_typename(object, &fragment.selections.items)
+        }
+        _ => None,
+    })
 }
