@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shopgraph_platform::config::Env;
 use shopgraph_platform::db::StatementCounter;
-use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
+use shopgraph_platform::identity::{ADMIN_ROLE, Identity, JwtAuthority, forward_identity};
 use shopgraph_platform::service::ServiceApp;
 use shopgraph_platform::settings::AuthSettings;
 use shopgraph_platform::settings::RunMode;
@@ -132,6 +132,9 @@ pub fn test_env(service: &str, db: &TestDb, options: Options, extra: &[(&str, &s
             options.max_body_bytes.to_string(),
         ),
         ("SHUTDOWN_TIMEOUT".to_owned(), "20s".to_owned()),
+        // The tests send bearer tokens straight to subgraphs, as a client of
+        // a lone subgraph in dev would; `identity_hop` covers the refusal.
+        ("ACCEPT_DIRECT_TOKENS".to_owned(), "true".to_owned()),
     ];
     pairs.extend(
         extra
@@ -289,6 +292,7 @@ impl TestApp {
             using_dev_secret: false,
             issuer: "shopgraph".into(),
             audience: "shopgraph".into(),
+            accept_direct_tokens: true,
         });
         let addr = app.local_addr().expect("bound address");
         let statements = app.statements();
@@ -338,6 +342,29 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("request reaches the subgraph");
+        let status = response.status();
+        let body = response.json().await.expect("JSON body");
+        GqlResponse { status, body }
+    }
+
+    /// POSTs a GraphQL request carrying `identity` in the forwarded identity
+    /// headers, as the router sends it (no bearer token).
+    pub async fn gql_forwarded(
+        &self,
+        identity: &Identity,
+        query: &str,
+        variables: Value,
+    ) -> GqlResponse {
+        let mut headers = reqwest::header::HeaderMap::new();
+        forward_identity(identity, &mut headers);
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .headers(headers)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request reaches the subgraph");
         let status = response.status();
         let body = response.json().await.expect("JSON body");
         GqlResponse { status, body }

@@ -54,6 +54,7 @@ async fn invalid_tokens_get_401(backend: Backend) {
         using_dev_secret: false,
         issuer: "shopgraph".into(),
         audience: "shopgraph".into(),
+        accept_direct_tokens: true,
     })
     .issue("admin-1", &["admin"], std::time::Duration::from_secs(60))
     .unwrap();

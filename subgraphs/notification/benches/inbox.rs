@@ -29,6 +29,7 @@ async fn main() {
         ("NOTIFICATION_PORT", "0".to_owned()),
         ("NOTIFICATION_DATABASE_URL", db.url.clone()),
         ("JWT_SECRET", SECRET.to_owned()),
+        ("ACCEPT_DIRECT_TOKENS", "true".to_owned()),
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
     let settings = NotificationSettings::from_env(&env, RunMode::Serve).expect("settings");
@@ -44,6 +45,7 @@ async fn main() {
         using_dev_secret: false,
         issuer: "shopgraph".into(),
         audience: "shopgraph".into(),
+        accept_direct_tokens: true,
     });
     let hour = Duration::from_secs(3600);
     let admin = authority.issue("admin", &[ADMIN_ROLE], hour).unwrap();

@@ -32,6 +32,7 @@ fn env(service: &str, db: &TempDatabase, extra: &[(&str, String)]) -> Env {
         (format!("{prefix}_PORT"), "0".to_owned()),
         (format!("{prefix}_DATABASE_URL"), db.url.clone()),
         ("JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ("ACCEPT_DIRECT_TOKENS".to_owned(), "true".to_owned()),
         ("DATABASE_MAX_CONNECTIONS".to_owned(), "20".to_owned()),
     ];
     pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));

@@ -51,6 +51,12 @@ pub struct AuthSettings {
     pub issuer: String,
     /// Expected `aud` claim (`JWT_AUDIENCE`).
     pub audience: String,
+    /// Whether a bearer token sent straight to this subgraph is verified
+    /// (`ACCEPT_DIRECT_TOKENS`). In production clients call the router, which
+    /// verifies the token and forwards the caller's identity, so a direct
+    /// token is refused; `shopgraph dev` accepts one so that a subgraph can
+    /// be run and tried on its own. Default: true in `dev`, false in `serve`.
+    pub accept_direct_tokens: bool,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -60,6 +66,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("using_dev_secret", &self.using_dev_secret)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("accept_direct_tokens", &self.accept_direct_tokens)
             .finish()
     }
 }
@@ -191,6 +198,7 @@ impl ServiceSettings {
             audience: env
                 .string("JWT_AUDIENCE")
                 .unwrap_or_else(|| "shopgraph".into()),
+            accept_direct_tokens: env.bool_or("ACCEPT_DIRECT_TOKENS", mode == RunMode::Dev)?,
         };
 
         let graphql = GraphqlSettings {
@@ -291,6 +299,20 @@ mod tests {
         assert_eq!(s.http.addr, "127.0.0.1:4001".parse().unwrap());
         assert!(s.database.url.starts_with("sqlite://"));
         assert!(s.auth.using_dev_secret);
+        assert!(s.auth.accept_direct_tokens);
+    }
+
+    #[test]
+    fn direct_tokens_are_refused_in_serve_unless_enabled() {
+        let serve =
+            ServiceSettings::from_env(&Env::default(), "product", 4001, RunMode::Serve).unwrap();
+        assert!(!serve.auth.accept_direct_tokens);
+        let env = Env::from_pairs([("ACCEPT_DIRECT_TOKENS", "true")]);
+        let enabled = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve).unwrap();
+        assert!(enabled.auth.accept_direct_tokens);
+        let env = Env::from_pairs([("ACCEPT_DIRECT_TOKENS", "false")]);
+        let disabled = ServiceSettings::from_env(&env, "product", 4001, RunMode::Dev).unwrap();
+        assert!(!disabled.auth.accept_direct_tokens);
     }
 
     #[test]
@@ -302,6 +324,7 @@ mod tests {
             ("GRAPHQL_MAX_DEPTH", "1"),
             ("SHUTDOWN_TIMEOUT", "soon"),
             ("SHOP_CURRENCY", "euro"),
+            ("ACCEPT_DIRECT_TOKENS", "maybe"),
         ] {
             let env = Env::from_pairs([(var, value)]);
             let err = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve)

@@ -2,24 +2,35 @@
 //!
 //! Basket asks product for prices, payment asks basket for the caller's
 //! basket. [`GraphqlClient`] sends one operation with a timeout, forwards
-//! the caller's credentials and W3C trace context, and turns every way a
-//! call can fail into an [`UpstreamError`] a resolver can map to
-//! `SUBGRAPH_UNAVAILABLE` or pass on with the upstream's own code.
+//! the caller's identity (the `x-shopgraph-user-*` headers of
+//! [`crate::identity`], plus the caller's `Authorization` header when there
+//! was one) and W3C trace context, and turns every way a call can fail into
+//! an [`UpstreamError`] a resolver can map to `SUBGRAPH_UNAVAILABLE` or pass
+//! on with the upstream's own code.
 
 use std::time::Duration;
 
-use axum::http::HeaderValue;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use opentelemetry::propagation::Injector;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::{Coded, ErrorCode};
+use crate::identity::{Identity, forward_identity};
 
-/// The caller's `Authorization` header, kept so that calls made on the
-/// caller's behalf carry the caller's identity.
+/// Who the current request acts for, kept so that calls made on the caller's
+/// behalf carry the caller's identity. The identify middleware stores it as
+/// a request extension; the GraphQL handler puts it in the request data.
 #[derive(Debug, Clone, Default)]
-pub struct Credentials(pub Option<HeaderValue>);
+pub struct Credentials {
+    /// The caller's `Authorization` header as received (a direct token, in
+    /// dev), forwarded unchanged; `None` behind the router.
+    pub authorization: Option<HeaderValue>,
+    /// The caller as this service identified them, forwarded in the
+    /// identity headers.
+    pub identity: Identity,
+}
 
 /// Why a call to another subgraph did not produce data.
 #[derive(Debug, thiserror::Error)]
@@ -105,23 +116,23 @@ impl GraphqlClient {
         variables: Value,
         credentials: Option<&Credentials>,
     ) -> Result<T, UpstreamError> {
-        let mut request = self
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/graphql-response+json, application/json"),
+        );
+        if let Some(credentials) = credentials {
+            if let Some(authorization) = &credentials.authorization {
+                headers.insert(header::AUTHORIZATION, authorization.clone());
+            }
+            forward_identity(&credentials.identity, &mut headers);
+        }
+        inject_trace_context(&mut headers);
+        let request = self
             .http
             .post(&self.url)
-            .header(
-                "accept",
-                "application/graphql-response+json, application/json",
-            )
+            .headers(headers)
             .json(&json!({ "query": query, "variables": variables }));
-        if let Some(Credentials(Some(authorization))) = credentials {
-            request = request.header("authorization", authorization.clone());
-        }
-        let mut headers = reqwest::header::HeaderMap::new();
-        let context = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&context, &mut HeaderInjector(&mut headers));
-        });
-        request = request.headers(headers);
 
         let unavailable =
             |source: Box<dyn std::error::Error + Send + Sync>| UpstreamError::Unavailable {
@@ -159,13 +170,24 @@ impl GraphqlClient {
     }
 }
 
-struct HeaderInjector<'a>(&'a mut reqwest::header::HeaderMap);
+/// Writes the current tracing span's W3C trace context (`traceparent`,
+/// `tracestate`) into `headers` with the global OpenTelemetry propagator, so
+/// the called service's spans join the caller's trace. Used for every
+/// outgoing call, here and in the router.
+pub fn inject_trace_context(headers: &mut HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers));
+    });
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         if let (Ok(name), Ok(value)) = (
-            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
-            reqwest::header::HeaderValue::from_str(&value),
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
         ) {
             self.0.insert(name, value);
         }
