@@ -33,7 +33,11 @@
 #   BENCH_WARMUP_SECONDS=2  wrk warm-up before every measured run
 #   BENCH_PORT_BASE=14000   router on BASE, subgraphs BASE+1..4, Hive BASE+10, BASE+11
 #   BENCH_HIVE_NODEDUPE=1   also run Hive Router with subgraph dedupe disabled
+#   BENCH_ROUTER_ENV=       extra VAR=VALUE words for the Shopgraph router, e.g.
+#                           "LD_PRELOAD=/lib/x86_64-linux-gnu/libmimalloc.so.2"
 #   BENCH_KEEP=1            keep the temporary directory (logs, databases)
+#   BENCH_PERF=1            perf-record each router during its runs, print its top
+#                           BENCH_PERF_TOP (30) symbols
 #   HIVE_ROOT=/var/tmp/hive-router   where Hive Router is installed
 #   CARGO_TARGET_DIR=/var/tmp/shopgraph-ci-target
 set -euo pipefail
@@ -168,6 +172,14 @@ wait_http() {
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 CLK_TCK=$(getconf CLK_TCK)
+# Busy CPU ticks of the whole machine (user, nice, system, irq, softirq, steal).
+machine_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# CPU ticks of every process this script started.
+bench_cpu_ticks() {
+    local total=0 pid
+    for pid in "${PIDS[@]}"; do total=$((total + $(cpu_ticks "$pid"))); done
+    echo "$total"
+}
 
 # ------------------------------------------------------------------ GraphQL
 
@@ -263,6 +275,7 @@ for s in "${SUBGRAPHS[@]}"; do
 done
 
 say "starting the Shopgraph router on 127.0.0.1:$ROUTER_PORT_B"
+read -r -a router_extra_env <<<"${BENCH_ROUTER_ENV:-}"
 start router env HOST=127.0.0.1 ROUTER_PORT="$ROUTER_PORT_B" \
     SUPERGRAPH_PATH="$ROOT/schema/supergraph.graphql" \
     PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql" \
@@ -270,7 +283,7 @@ start router env HOST=127.0.0.1 ROUTER_PORT="$ROUTER_PORT_B" \
     PAYMENT_SERVICE_URL="http://127.0.0.1:$PAYMENT_PORT_B/graphql" \
     NOTIFICATION_SERVICE_URL="http://127.0.0.1:$NOTIFICATION_PORT_B/graphql" \
     JWT_SECRET="$JWT_SECRET_BENCH" LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
-    "$BIN" serve router
+    "${router_extra_env[@]}" "$BIN" serve router
 wait_http router "http://127.0.0.1:$ROUTER_PORT_B/health/ready"
 
 # Hive Router: the same supergraph with the subgraph URLs pointed at the
@@ -423,7 +436,13 @@ done
 # ------------------------------------------------------------------- load
 
 FAILURES=()
+PERF_REPORTS=()
+NOISY=""
 declare -A RES=()
+if [ "${BENCH_PERF:-0}" = 1 ] && ! command -v perf >/dev/null 2>&1; then
+    say "installing perf (BENCH_PERF=1)"
+    apt_install linux-perf
+fi
 
 # load SCENARIO TARGET BODYFILE TOKEN
 load() {
@@ -435,30 +454,58 @@ load() {
 
     timeout $((BENCH_WARMUP_SECONDS + 30)) wrk -t "$BENCH_THREADS" -c "$BENCH_CONNECTIONS" \
         -d "${BENCH_WARMUP_SECONDS}s" --timeout 10s -s "$LUA" "$url" >/dev/null 2>&1 || true
+    sleep 1 # let the requests wrk abandoned finish before counting
 
     # Sample the router's RSS while wrk runs (bounded by wrk's lifetime and a deadline).
     local rss_file=$WORK/rss.$scenario.$target sampler=""
     echo 0 >"$rss_file"
     if [ -n "$pid" ]; then
         (
+            # Builtins only (one `sleep` per sample): the sampler must not load the machine.
             max=0
-            end=$(($(date +%s) + BENCH_SECONDS + 15))
-            while [ "$(date +%s)" -le "$end" ]; do
-                v=$(rss_kb "$pid")
-                [ "${v:-0}" -gt "$max" ] && max=$v && echo "$max" >"$rss_file"
-                sleep 0.1
+            end=$((SECONDS + BENCH_SECONDS + 15))
+            while [ "$SECONDS" -le "$end" ]; do
+                while read -r key value _; do
+                    if [ "$key" = VmRSS: ]; then
+                        if [ "$value" -gt "$max" ]; then
+                            max=$value
+                            echo "$max" >"$rss_file"
+                        fi
+                        break
+                    fi
+                done <"/proc/$pid/status" || break
+                sleep 0.2
             done
         ) &
         sampler=$!
     fi
-    local sg_before sg_cpu_before r_cpu_before=0
+    local sg_before sg_cpu_before r_cpu_before=0 busy_before bench_before
     sg_before=$(all_subgraph_requests)
     sg_cpu_before=$(subgraph_cpu_ticks)
     [ -n "$pid" ] && r_cpu_before=$(cpu_ticks "$pid")
+    busy_before=$(machine_busy_ticks)
+    bench_before=$(bench_cpu_ticks)
 
-    out=$(timeout $((BENCH_SECONDS + 30)) wrk -t "$BENCH_THREADS" -c "$BENCH_CONNECTIONS" \
-        -d "${BENCH_SECONDS}s" --timeout 10s -s "$LUA" "$url" 2>&1) || true
+    local perf_pid=""
+    if [ "${BENCH_PERF:-0}" = 1 ] && [ -n "$pid" ]; then
+        timeout $((BENCH_SECONDS + 30)) perf record -q -F 499 -p "$pid" \
+            -o "$WORK/perf.$scenario.$target.data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    # `times` adds the CPU wrk used (children's user and system time).
+    out=$(
+        timeout $((BENCH_SECONDS + 30)) wrk -t "$BENCH_THREADS" -c "$BENCH_CONNECTIONS" \
+            -d "${BENCH_SECONDS}s" --timeout 10s -s "$LUA" "$url" 2>&1 || true
+        times
+    )
+    local busy_after bench_after
+    busy_after=$(machine_busy_ticks)
+    bench_after=$(bench_cpu_ticks)
 
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" 2>/dev/null || true
+        PERF_REPORTS+=("$scenario.$target")
+    fi
     local sg_after sg_cpu_after r_cpu_after=0
     sg_after=$(all_subgraph_requests)
     sg_cpu_after=$(subgraph_cpu_ticks)
@@ -487,6 +534,12 @@ load() {
     else
         RES[$scenario.$target.r_cpu_us]="-"
     fi
+    # CPU the rest of the machine used meanwhile (other builds, tests...): noise.
+    local wrk_seconds
+    wrk_seconds=$(tail -n 1 <<<"$out" | awk '{t = 0; for (i = 1; i <= NF; i++) {split($i, p, "m"); t += p[1] * 60 + p[2]}; print t}')
+    RES[$scenario.$target.other]=$(awk -v busy=$((busy_after - busy_before)) -v bench=$((bench_after - bench_before)) \
+        -v w="$wrk_seconds" -v hz="$CLK_TCK" -v us="${RES[$scenario.$target.duration_us]}" \
+        'BEGIN {o = ((busy - bench) / hz - w) / (us / 1e6); if (o < 0) o = 0; printf "%.2f", o}')
     local bad=0 k
     for k in non2xx connect_err read_err write_err timeout_err gql_errors bad_status; do
         [ "${RES[$scenario.$target.$k]}" != 0 ] && bad=1
@@ -494,9 +547,12 @@ load() {
     if [ "$bad" = 1 ] || [ "$n" = 0 ]; then
         FAILURES+=("$scenario/${LABEL[$target]}: $result $(grep '^FIRST_ERROR ' <<<"$out" || true)")
     fi
-    printf '  %-8s %-18s %9s req/s  p50 %7s ms  p95 %7s ms  p99 %7s ms\n' "$scenario" "${LABEL[$target]}" \
+    if awk -v o="${RES[$scenario.$target.other]}" 'BEGIN {exit !(o > 0.25)}'; then
+        NOISY+=" $scenario/${LABEL[$target]} (${RES[$scenario.$target.other]})"
+    fi
+    printf '  %-8s %-18s %9s req/s  p50 %7s ms  p95 %7s ms  p99 %7s ms  (other CPU %s)\n' "$scenario" "${LABEL[$target]}" \
         "${RES[$scenario.$target.rps]}" "${RES[$scenario.$target.p50_ms]}" \
-        "${RES[$scenario.$target.p95_ms]}" "${RES[$scenario.$target.p99_ms]}" >&2
+        "${RES[$scenario.$target.p95_ms]}" "${RES[$scenario.$target.p99_ms]}" "${RES[$scenario.$target.other]}" >&2
 }
 
 say "load: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS wrk threads, ${BENCH_WARMUP_SECONDS}s warm-up each"
@@ -517,16 +573,16 @@ ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a 
     echo "Router load benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, shopgraph $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- router src subgraphs 2>/dev/null || echo '+dirty'), hive-router $HIVE_VERSION"
     echo "wrk: ${BENCH_SECONDS}s, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
     echo
-    printf '%-9s %-18s %9s %8s %8s %8s %11s %12s %13s\n' scenario target "req/s" "p50 ms" "p95 ms" "p99 ms" "sub req/op" "router µs/op" "subgr. µs/op"
-    printf '%-9s %-18s %9s %8s %8s %8s %11s %12s %13s\n' --------- ------------------ --------- -------- -------- -------- ----------- ------------ -------------
+    printf '%-9s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' scenario target "req/s" "p50 ms" "p95 ms" "p99 ms" "sub req/op" "router µs/op" "subgr. µs/op" "other CPU"
+    printf '%-9s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' --------- ------------------ --------- -------- -------- -------- ---------- ------------ ------------- ----------
     for sc in heavy products; do
         targets=("${ROUTERS[@]}")
         [ "$sc" = products ] && targets=(direct "${ROUTERS[@]}")
         for t in "${targets[@]}"; do
             [ -n "${RES[$sc.$t.rps]:-}" ] || continue
-            printf '%-9s %-18s %9s %8s %8s %8s %11s %12s %13s\n' "$sc" "${LABEL[$t]}" \
+            printf '%-9s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' "$sc" "${LABEL[$t]}" \
                 "${RES[$sc.$t.rps]}" "${RES[$sc.$t.p50_ms]}" "${RES[$sc.$t.p95_ms]}" "${RES[$sc.$t.p99_ms]}" \
-                "${RES[$sc.$t.sg_per_op]}" "${RES[$sc.$t.r_cpu_us]}" "${RES[$sc.$t.sg_cpu_us]}"
+                "${RES[$sc.$t.sg_per_op]}" "${RES[$sc.$t.r_cpu_us]}" "${RES[$sc.$t.sg_cpu_us]}" "${RES[$sc.$t.other]}"
         done
     done
     echo
@@ -551,7 +607,20 @@ ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a 
     echo
     echo "sub req/op: subgraph HTTP requests per router request under load (graphql_requests_total);"
     echo "µs/op: CPU time (user+sys) of the router process / of the four subgraphs per request."
+    echo "other CPU: cores busy with processes outside this benchmark during the run (noise; $(nproc) cores in all)."
+    if [ -n "$NOISY" ]; then
+        echo "WARNING: other processes used > 0.25 core during:$NOISY — rerun on a quiet machine for comparable numbers."
+    fi
 }
+
+# BENCH_PERF=1: where each router spends its CPU (flat profile, self time).
+for run in "${PERF_REPORTS[@]}"; do
+    [ -s "$WORK/perf.$run.data" ] || continue
+    printf '\nperf, %s: top symbols by self CPU\n' "$run"
+    perf report -i "$WORK/perf.$run.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+        grep -v -e '^#' -e '^$' | sed -E 's/[[:space:]]+(-[[:space:]]+)*$//' |
+        awk -v n="${BENCH_PERF_TOP:-30}" 'NR <= n {print substr($0, 1, 160)}' || true
+done
 
 if [ ${#FAILURES[@]} -gt 0 ]; then
     printf '\nFAILED runs (errors under load):\n' >&2

@@ -10,12 +10,20 @@
 //! where that ancestor's value started.
 
 use hive_router_query_planner::ast::selection_item::SelectionItem;
-use hive_router_query_planner::ast::selection_set::SelectionSet;
+use hive_router_query_planner::ast::selection_set::{FieldSelection, SelectionSet};
 use serde_json::{Map, Value};
 use shopgraph_platform::error::ErrorCode;
 
 use super::error::{GraphqlError, PathSegment, ResponsePath};
 use super::schema::{SchemaIndex, TypeRef};
+
+/// One response key of an object: its first field and any later ones
+/// selected under the same key (whose sub-selections merge).
+struct CollectedField<'s> {
+    key: &'s str,
+    field: &'s FieldSelection,
+    more: Vec<&'s FieldSelection>,
+}
 
 /// A non-null position received `null`: the nearest nullable ancestor must
 /// become `null`.
@@ -63,12 +71,12 @@ impl<'a> Projector<'a> {
         extra: &'s Map<String, Value>,
     ) -> Vec<u8> {
         let started = self.out.len();
-        let mut written = Vec::new();
-        let result = self.write_object_fields(selections, root_type, data, &mut written, true);
+        let mut fields = Vec::new();
+        self.collect_fields(&selections.items, root_type, &mut fields);
+        let result = self.write_object(&fields, root_type, data);
         let result = result.map(|()| {
-            for (key, value) in extra {
-                self.separator(written.is_empty());
-                written.push(key.as_str());
+            for (index, (key, value)) in extra.iter().enumerate() {
+                self.separator(fields.is_empty() && index == 0);
                 self.write_key(key);
                 self.write_json(value);
             }
@@ -83,20 +91,16 @@ impl<'a> Projector<'a> {
         self.out
     }
 
-    /// Writes `{`, the fields selected on an object of `runtime_type`, and
-    /// leaves the closing brace to the caller.
-    fn write_object_fields<'s>(
-        &mut self,
-        selections: &'s SelectionSet,
+    /// The fields selected on an object of `runtime_type`, grouped by
+    /// response key in first-seen order (spec §6.3.2 CollectFields): a key
+    /// selected in several fragments appears once, with every occurrence.
+    fn collect_fields<'s>(
+        &self,
+        items: &'s [SelectionItem],
         runtime_type: &str,
-        object: &Map<String, Value>,
-        written: &mut Vec<&'s str>,
-        open: bool,
-    ) -> Result<(), Bubble> {
-        if open {
-            self.out.push(b'{');
-        }
-        for item in &selections.items {
+        fields: &mut Vec<CollectedField<'s>>,
+    ) {
+        for item in items {
             match item {
                 SelectionItem::Field(field) => {
                     if field.omit_from_response
@@ -105,34 +109,14 @@ impl<'a> Projector<'a> {
                         continue;
                     }
                     let key = field.selection_identifier();
-                    if written.contains(&key) {
-                        continue;
+                    match fields.iter_mut().find(|collected| collected.key == key) {
+                        Some(collected) => collected.more.push(field),
+                        None => fields.push(CollectedField {
+                            key,
+                            field,
+                            more: Vec::new(),
+                        }),
                     }
-                    self.separator(written.is_empty());
-                    written.push(key);
-                    self.write_key(key);
-                    if field.name == "__typename" {
-                        // An aliased `__typename` comes back under its alias
-                        // (from the subgraph that knows the concrete type).
-                        let typename = match object.get(key) {
-                            Some(Value::String(typename)) if key != "__typename" => typename,
-                            _ => runtime_type,
-                        };
-                        self.write_str(typename);
-                        continue;
-                    }
-                    let value = object.get(key).unwrap_or(&Value::Null);
-                    let Some(ty) = self.schema.field_type(runtime_type, &field.name) else {
-                        // A field the API schema does not know (cannot pass
-                        // validation); write what the subgraph sent.
-                        self.write_json(value);
-                        continue;
-                    };
-                    self.path.push(PathSegment::Key(key.to_owned()));
-                    let result =
-                        self.complete(value, ty, &field.selections, runtime_type, &field.name);
-                    self.path.pop();
-                    result?;
                 }
                 SelectionItem::InlineFragment(fragment) => {
                     if self
@@ -141,17 +125,60 @@ impl<'a> Projector<'a> {
                         && self
                             .included(fragment.skip_if.as_deref(), fragment.include_if.as_deref())
                     {
-                        self.write_object_fields(
-                            &fragment.selections,
-                            runtime_type,
-                            object,
-                            written,
-                            false,
-                        )?;
+                        self.collect_fields(&fragment.selections.items, runtime_type, fields);
                     }
                 }
                 SelectionItem::FragmentSpread(_) => {}
             }
+        }
+    }
+
+    /// Writes `{` and the collected fields of an object of `runtime_type`;
+    /// the closing brace is the caller's.
+    fn write_object(
+        &mut self,
+        fields: &[CollectedField<'_>],
+        runtime_type: &str,
+        object: &Map<String, Value>,
+    ) -> Result<(), Bubble> {
+        self.out.push(b'{');
+        for (index, collected) in fields.iter().enumerate() {
+            let CollectedField { key, field, more } = collected;
+            self.separator(index == 0);
+            self.write_key(key);
+            if field.name == "__typename" {
+                // An aliased `__typename` comes back under its alias (from
+                // the subgraph that knows the concrete type).
+                let typename = match object.get(*key) {
+                    Some(Value::String(typename)) if *key != "__typename" => typename,
+                    _ => runtime_type,
+                };
+                self.write_str(typename);
+                continue;
+            }
+            let value = object.get(*key).unwrap_or(&Value::Null);
+            let Some(ty) = self.schema.field_type(runtime_type, &field.name) else {
+                // A field the API schema does not know (cannot pass
+                // validation); write what the subgraph sent.
+                self.write_json(value);
+                continue;
+            };
+            self.path.push(PathSegment::Key((*key).to_owned()));
+            let result = if more.is_empty() {
+                self.complete(value, ty, &field.selections, runtime_type, &field.name)
+            } else {
+                // The same key selected in several places: complete it once
+                // with all their sub-selections.
+                let merged = SelectionSet {
+                    items: std::iter::once(*field)
+                        .chain(more.iter().copied())
+                        .flat_map(|f| f.selections.items.iter().cloned())
+                        .collect(),
+                };
+                self.complete(value, ty, &merged, runtime_type, &field.name)
+            };
+            self.path.pop();
+            result?;
         }
         Ok(())
     }
@@ -223,6 +250,15 @@ impl<'a> Projector<'a> {
             }
             TypeRef::Named(type_name) => {
                 if selections.is_empty() {
+                    if let (Some(values), Value::String(name)) =
+                        (self.schema.enum_values(type_name), value)
+                        && !values.contains(name.as_str())
+                    {
+                        // A value the API does not have (an @inaccessible enum value).
+                        return self.field_error(format!(
+                            "Enum \"{type_name}\" cannot represent value: \"{name}\""
+                        ));
+                    }
                     self.write_json(value);
                     return Ok(());
                 }
@@ -232,8 +268,17 @@ impl<'a> Projector<'a> {
                 let Some(runtime_type) = self.runtime_type(object, type_name, selections) else {
                     return self.invalid(parent_type, field_name, "an object with __typename");
                 };
-                let mut written = Vec::new();
-                self.write_object_fields(selections, runtime_type, object, &mut written, true)?;
+                if !self.schema.has_object_type(runtime_type)
+                    && !self.schema.is_abstract(runtime_type)
+                {
+                    // An object of a type the API hides (@inaccessible).
+                    return self.field_error(format!(
+                        "{parent_type}.{field_name} resolved to a type that is not part of the API"
+                    ));
+                }
+                let mut fields = Vec::new();
+                self.collect_fields(&selections.items, runtime_type, &mut fields);
+                self.write_object(&fields, runtime_type, object)?;
                 self.out.push(b'}');
                 Ok(())
             }
@@ -256,9 +301,12 @@ impl<'a> Projector<'a> {
         {
             return Some(typename);
         }
+        // Without a `__typename`, the planner did not need the concrete type
+        // (no fragment on a member type is selected): the declared type
+        // answers fragments on itself.
         aliased_typename(object, &selections.items)
             .or(typename)
-            .or_else(|| (!self.schema.is_abstract(declared)).then_some(declared))
+            .or(Some(declared))
     }
 
     fn invalid(
@@ -267,14 +315,17 @@ impl<'a> Projector<'a> {
         field_name: &str,
         expected: &str,
     ) -> Result<(), Bubble> {
+        self.field_error(format!(
+            "a subgraph returned a value for {parent_type}.{field_name} that is not {expected}"
+        ))
+    }
+
+    /// A value that cannot be completed: an error at this path (unless one
+    /// already explains it), and `null` in its place.
+    fn field_error(&mut self, message: String) -> Result<(), Bubble> {
         if !self.has_error_near() {
-            self.errors.push(
-                GraphqlError::coded(
-                    ErrorCode::Internal,
-                    format!("a subgraph returned a value for {parent_type}.{field_name} that is not {expected}"),
-                )
-                .at(self.path.clone()),
-            );
+            self.errors
+                .push(GraphqlError::coded(ErrorCode::Internal, message).at(self.path.clone()));
         }
         Err(Bubble)
     }

@@ -41,6 +41,8 @@ impl TypeRef {
 pub struct SchemaIndex {
     fields: HashMap<String, HashMap<String, TypeRef>>,
     possible_types: HashMap<String, HashSet<String>>,
+    objects: HashSet<String>,
+    enums: HashMap<String, HashSet<String>>,
 }
 
 impl SchemaIndex {
@@ -55,6 +57,7 @@ impl SchemaIndex {
             match definition {
                 TypeDefinition::Object(object) => {
                     index.add_fields(&object.name, &object.fields);
+                    index.objects.insert(object.name.clone());
                     for interface in &object.implements_interfaces {
                         implementations.push((interface.clone(), object.name.clone()));
                     }
@@ -72,6 +75,12 @@ impl SchemaIndex {
                         .entry(union.name.clone())
                         .or_default()
                         .extend(union.types.iter().cloned());
+                }
+                TypeDefinition::Enum(enumeration) => {
+                    index.enums.insert(
+                        enumeration.name.clone(),
+                        enumeration.values.iter().map(|v| v.name.clone()).collect(),
+                    );
                 }
                 _ => {}
             }
@@ -112,6 +121,17 @@ impl SchemaIndex {
                 .possible_types
                 .get(condition)
                 .is_some_and(|members| members.contains(runtime_type))
+    }
+
+    /// Whether the API has an object type called `type_name` (an
+    /// `@inaccessible` type is not in the API).
+    pub fn has_object_type(&self, type_name: &str) -> bool {
+        self.objects.contains(type_name)
+    }
+
+    /// The values of enum `type_name`, if it is an enum of the API.
+    pub fn enum_values(&self, type_name: &str) -> Option<&HashSet<String>> {
+        self.enums.get(type_name)
     }
 
     /// Whether `type_name` is an interface or a union.
