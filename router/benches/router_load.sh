@@ -24,6 +24,10 @@
 #        products — products(first: 50), incl. straight to the product subgraph;
 #      printing req/s, p50/p95/p99, subgraph requests and CPU per request,
 #      and router RSS at rest / peak under load.
+#   The "other CPU" column is CPU used by processes outside the benchmark
+#   during a run (other builds and tests on a shared machine): above 0.25
+#   core the report warns that numbers are noisy. Compare ratios within one
+#   run rather than absolute numbers across runs.
 #   Fails (exit 1) on GraphQL errors, non-2xx answers or socket errors.
 #
 # Knobs (environment):
