@@ -10,6 +10,11 @@
 //! * `shopgraph plan FILE...` — plan operations against the supergraph.
 
 use std::process::ExitCode;
+
+/// The router allocates and frees many small JSON values per request;
+/// mimalloc serves that pattern markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Duration;
 
 use basket_subgraph::BasketSettings;

@@ -12,9 +12,10 @@
 #   2. builds `shopgraph` in release;
 #   3. starts product/basket/payment/notification (`shopgraph serve`) on
 #      fresh SQLite files in a temporary directory, the Shopgraph router,
-#      Hive Router (default config: in-flight subgraph request dedupe ON)
-#      and a second Hive Router with dedupe OFF (BENCH_HIVE_NODEDUPE=0 to
-#      skip it), all on 127.0.0.1;
+#      Hive Router (default config: in-flight subgraph request dedupe ON),
+#      and both again with every dedupe OFF (QUERY_DEDUPE / SUBGRAPH_DEDUPE
+#      for Shopgraph, traffic_shaping.dedupe_enabled for Hive;
+#      BENCH_HIVE_NODEDUPE=0 skips them), all on 127.0.0.1;
 #   4. seeds, through the Shopgraph router, a bench user with 20 basket
 #      lines, 15 completed payments (each snapshots the 20 lines) and 40
 #      notifications;
@@ -35,8 +36,8 @@
 #   BENCH_CONNECTIONS=32    wrk connections
 #   BENCH_THREADS=2         wrk threads
 #   BENCH_WARMUP_SECONDS=2  wrk warm-up before every measured run
-#   BENCH_PORT_BASE=14000   router on BASE, subgraphs BASE+1..4, Hive BASE+10, BASE+11
-#   BENCH_HIVE_NODEDUPE=1   also run Hive Router with subgraph dedupe disabled
+#   BENCH_PORT_BASE=14000   router on BASE (+12 without dedupe), subgraphs BASE+1..4, Hive BASE+10, BASE+11
+#   BENCH_HIVE_NODEDUPE=1   also run both routers with every dedupe disabled
 #   BENCH_ROUTER_ENV=       extra VAR=VALUE words for the Shopgraph router, e.g.
 #                           "LD_PRELOAD=/lib/x86_64-linux-gnu/libmimalloc.so.2"
 #   BENCH_KEEP=1            keep the temporary directory (logs, databases)
@@ -70,6 +71,7 @@ PAYMENT_PORT_B=$((BENCH_PORT_BASE + 3))
 NOTIFICATION_PORT_B=$((BENCH_PORT_BASE + 4))
 HIVE_PORT_B=$((BENCH_PORT_BASE + 10))
 HIVE_ND_PORT_B=$((BENCH_PORT_BASE + 11))
+ROUTER_ND_PORT_B=$((BENCH_PORT_BASE + 12))
 SUBGRAPHS=(product basket payment notification)
 
 say() { printf '\n==> %s\n' "$*" >&2; }
@@ -278,17 +280,21 @@ for s in "${SUBGRAPHS[@]}"; do
     wait_http "$s" "http://127.0.0.1:$(port_of_subgraph "$s")/health/ready"
 done
 
-say "starting the Shopgraph router on 127.0.0.1:$ROUTER_PORT_B"
 read -r -a router_extra_env <<<"${BENCH_ROUTER_ENV:-}"
-start router env HOST=127.0.0.1 ROUTER_PORT="$ROUTER_PORT_B" \
-    SUPERGRAPH_PATH="$ROOT/schema/supergraph.graphql" \
-    PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql" \
-    BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql" \
-    PAYMENT_SERVICE_URL="http://127.0.0.1:$PAYMENT_PORT_B/graphql" \
-    NOTIFICATION_SERVICE_URL="http://127.0.0.1:$NOTIFICATION_PORT_B/graphql" \
-    JWT_SECRET="$JWT_SECRET_BENCH" LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
-    "${router_extra_env[@]}" "$BIN" serve router
-wait_http router "http://127.0.0.1:$ROUTER_PORT_B/health/ready"
+start_router() { # NAME PORT DEDUPE
+    start "$1" env HOST=127.0.0.1 ROUTER_PORT="$2" \
+        SUPERGRAPH_PATH="$ROOT/schema/supergraph.graphql" \
+        PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql" \
+        BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql" \
+        PAYMENT_SERVICE_URL="http://127.0.0.1:$PAYMENT_PORT_B/graphql" \
+        NOTIFICATION_SERVICE_URL="http://127.0.0.1:$NOTIFICATION_PORT_B/graphql" \
+        QUERY_DEDUPE="$3" SUBGRAPH_DEDUPE="$3" \
+        JWT_SECRET="$JWT_SECRET_BENCH" LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
+        "${router_extra_env[@]}" "$BIN" serve router
+    wait_http "$1" "http://127.0.0.1:$2/health/ready"
+}
+say "starting the Shopgraph router on 127.0.0.1:$ROUTER_PORT_B (query and subgraph dedupe on, its default)"
+start_router router "$ROUTER_PORT_B" true
 
 # Hive Router: the same supergraph with the subgraph URLs pointed at the
 # bench ports; the client's Authorization header goes to every subgraph
@@ -339,12 +345,14 @@ say "starting Hive Router $HIVE_VERSION on 127.0.0.1:$HIVE_PORT_B (subgraph dedu
 start_hive hive "$HIVE_PORT_B" true
 ROUTERS=(router hive)
 if [ "$BENCH_HIVE_NODEDUPE" = 1 ]; then
+    say "starting the Shopgraph router on 127.0.0.1:$ROUTER_ND_PORT_B (dedupe off)"
+    start_router router_nodedupe "$ROUTER_ND_PORT_B" false
     say "starting Hive Router on 127.0.0.1:$HIVE_ND_PORT_B (subgraph dedupe off)"
     start_hive hive_nodedupe "$HIVE_ND_PORT_B" false
-    ROUTERS+=(hive_nodedupe)
+    ROUTERS+=(router_nodedupe hive_nodedupe)
 fi
-declare -A PORT_OF=([router]=$ROUTER_PORT_B [hive]=$HIVE_PORT_B [hive_nodedupe]=$HIVE_ND_PORT_B [direct]=$PRODUCT_PORT_B)
-declare -A LABEL=([router]="shopgraph router" [hive]="hive router" [hive_nodedupe]="hive (dedupe off)" [direct]="product subgraph")
+declare -A PORT_OF=([router]=$ROUTER_PORT_B [hive]=$HIVE_PORT_B [router_nodedupe]=$ROUTER_ND_PORT_B [hive_nodedupe]=$HIVE_ND_PORT_B [direct]=$PRODUCT_PORT_B)
+declare -A LABEL=([router]="shopgraph router" [hive]="hive router" [router_nodedupe]="shopgraph (dedupe off)" [hive_nodedupe]="hive (dedupe off)" [direct]="product subgraph")
 
 # ------------------------------------------------------------------- seed
 
@@ -593,11 +601,13 @@ ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a 
     echo "throughput ratios:"
     echo "  heavy     shopgraph ÷ hive                = $(ratio "${RES[heavy.router.rps]:-}" "${RES[heavy.hive.rps]:-}")"
     [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
-        echo "  heavy     shopgraph ÷ hive (dedupe off)   = $(ratio "${RES[heavy.router.rps]:-}" "${RES[heavy.hive_nodedupe.rps]:-}")"
+        echo "  heavy     both with dedupe off            = $(ratio "${RES[heavy.router_nodedupe.rps]:-}" "${RES[heavy.hive_nodedupe.rps]:-}")"
     echo "  products  shopgraph ÷ hive                = $(ratio "${RES[products.router.rps]:-}" "${RES[products.hive.rps]:-}")"
     [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
-        echo "  products  shopgraph ÷ hive (dedupe off)   = $(ratio "${RES[products.router.rps]:-}" "${RES[products.hive_nodedupe.rps]:-}")"
+        echo "  products  both with dedupe off            = $(ratio "${RES[products.router_nodedupe.rps]:-}" "${RES[products.hive_nodedupe.rps]:-}")"
     echo "  products  shopgraph router ÷ direct       = $(ratio "${RES[products.router.rps]:-}" "${RES[products.direct.rps]:-}")"
+    [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
+        echo "  products  shopgraph (dedupe off) ÷ direct = $(ratio "${RES[products.router_nodedupe.rps]:-}" "${RES[products.direct.rps]:-}")"
     echo "  products  hive router ÷ direct            = $(ratio "${RES[products.hive.rps]:-}" "${RES[products.direct.rps]:-}")"
     echo
     echo "subgraph requests per heavy query (20 sequential queries):"

@@ -8,6 +8,9 @@
 //! | `SUPERGRAPH_POLL_INTERVAL` | 2s | how often the file is checked for changes |
 //! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached (first URL of a list) |
 //! | `SUBGRAPH_TIMEOUT` | 30s | limit of one subgraph request |
+//! | `QUERY_DEDUPE` | true | identical client queries in flight share one execution |
+//! | `SUBGRAPH_DEDUPE` | true | identical in-flight query fetches share one request |
+//! | `SUBGRAPH_COMPRESSION` | false | ask subgraphs for gzip answers |
 //! | `GRAPHQL_INTROSPECTION` | true | answer `__schema` / `__type` |
 //! | `GRAPHIQL` | true | serve GraphiQL to browsers at `/graphql` |
 //! | `PLAN_CACHE_SIZE` | 1024 | query plans kept |
@@ -18,7 +21,6 @@
 //! `REQUEST_TIMEOUT`, `SHUTDOWN_TIMEOUT`).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,6 +60,15 @@ pub struct RouterSettings {
     pub subgraph_urls: BTreeMap<String, String>,
     /// Limit of one subgraph request.
     pub subgraph_timeout: Duration,
+    /// Whether identical client queries (same document, variables and
+    /// caller) in flight at once share one execution.
+    pub query_dedupe: bool,
+    /// Whether identical in-flight query fetches share one subgraph request.
+    pub subgraph_dedupe: bool,
+    /// Whether subgraphs are asked for gzip answers: off by default, as
+    /// subgraphs usually sit next to the router, where compressing costs
+    /// more CPU than the bytes save.
+    pub subgraph_compression: bool,
     /// Whether `__schema` / `__type` are answered.
     pub introspection: bool,
     /// Whether browsers get GraphiQL at `/graphql`.
@@ -72,30 +83,7 @@ impl RouterSettings {
     /// Reads the router's settings; `mode` decides defaults (loopback and
     /// the embedded supergraph fallback in `dev`).
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
-        let port_keys: &[&str] = match mode {
-            RunMode::Dev => &["ROUTER_PORT"],
-            RunMode::Serve => &["ROUTER_PORT", "PORT"],
-        };
-        let port = match env.first_raw(port_keys) {
-            None => DEFAULT_PORT,
-            Some((var, value)) => value
-                .parse::<u16>()
-                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535"))?,
-        };
-        let default_host = match mode {
-            RunMode::Dev => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            RunMode::Serve => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
-        let http = HttpSettings {
-            addr: SocketAddr::new(env.ip_or("HOST", default_host)?, port),
-            max_body_bytes: env.int_in_or(
-                "HTTP_MAX_BODY_BYTES",
-                1024..=64 * 1024 * 1024,
-                2 * 1024 * 1024,
-            )?,
-            request_timeout: env.duration_or("REQUEST_TIMEOUT", Duration::from_secs(30))?,
-            shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
-        };
+        let http = HttpSettings::from_env(env, "ROUTER_PORT", DEFAULT_PORT, mode)?;
 
         let supergraph = match env.raw("SUPERGRAPH_PATH") {
             Some(path) => SupergraphSource::File(PathBuf::from(path)),
@@ -132,6 +120,9 @@ impl RouterSettings {
             poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
             subgraph_urls,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
+            query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,
+            subgraph_dedupe: env.bool_or("SUBGRAPH_DEDUPE", true)?,
+            subgraph_compression: env.bool_or("SUBGRAPH_COMPRESSION", false)?,
             introspection: env.bool_or("GRAPHQL_INTROSPECTION", true)?,
             graphiql: env.bool_or("GRAPHIQL", true)?,
             planner,

@@ -1469,7 +1469,10 @@ mod tests {
         );
         assert_eq!(
             stripped("{ __schema { types { name } } }"),
-            (true, printed(&format!("{{ {PLACEHOLDER_ALIAS}: __typename }}")))
+            (
+                true,
+                printed(&format!("{{ {PLACEHOLDER_ALIAS}: __typename }}"))
+            )
         );
         assert_eq!(stripped("{ me { id } }"), (false, printed("{ me { id } }")));
         assert_eq!(

@@ -21,6 +21,7 @@
 pub mod config;
 pub mod executor;
 pub mod identity;
+pub mod inflight;
 pub mod introspection;
 pub mod pipeline;
 pub mod planner;
@@ -96,6 +97,8 @@ impl RouterApp {
             auth: Arc::new(auth),
             introspection: settings.introspection,
             graphiql: settings.graphiql,
+            query_dedupe: settings.query_dedupe,
+            operations: Arc::default(),
         };
         let graphql = Router::new()
             .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))

@@ -7,7 +7,8 @@
 //! 5. check the operation against the transport: no mutation over GET
 //!    (405), subscriptions need a streaming transport;
 //! 6. coerce variables (`BAD_USER_INPUT`);
-//! 7. answer introspection, execute the plan ([`crate::executor`]) and
+//! 7. answer introspection, execute the plan ([`crate::executor`]) — or
+//!    join an identical query from the same caller already executing — and
 //!    write the response (`application/graphql-response+json` when the
 //!    client accepts it, else `application/json`).
 
@@ -27,8 +28,11 @@ use crate::executor::ExecutionRequest;
 use crate::executor::error::GraphqlError;
 use crate::executor::variables;
 use crate::identity::RouterAuth;
-use crate::planner::PlanError;
+use crate::inflight::{self, InFlight};
+use crate::planner::{PlanError, PreparedOperation};
+use crate::supergraph::Supergraph;
 use crate::supergraph::SupergraphHandle;
+use shopgraph_platform::identity::Identity;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -43,6 +47,10 @@ pub struct RouterState {
     pub introspection: bool,
     /// Whether browsers get GraphiQL.
     pub graphiql: bool,
+    /// Whether identical queries in flight share one execution.
+    pub query_dedupe: bool,
+    /// The executions in flight, for `query_dedupe`.
+    pub operations: Arc<InFlight<Arc<Executed>>>,
 }
 
 /// A GraphQL request as clients send it (POST body, or GET parameters).
@@ -240,6 +248,57 @@ async fn handle(
             );
         }
     };
+    let executed = if state.query_dedupe && prepared.kind == OperationKind::Query {
+        // Identical queries from the same caller in flight at once share
+        // one execution (queries only: a mutation always runs).
+        let name = request.operation_name.as_deref().unwrap_or_default();
+        let key = inflight::key(&[query, name], &identity, &variables);
+        let (shared, joined) = state.operations.run(
+            key,
+            execute(supergraph, Arc::clone(&prepared), variables, identity),
+        );
+        if joined {
+            metrics::counter!("router_query_dedupe_hits_total").increment(1);
+        }
+        match shared.await {
+            Some(executed) => executed,
+            None => {
+                return (
+                    label,
+                    Err(Rejection::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ErrorCode::Internal,
+                        "the operation failed; see the router's logs",
+                    )),
+                );
+            }
+        }
+    } else {
+        execute(supergraph, Arc::clone(&prepared), variables, identity).await
+    };
+    for code in &executed.error_codes {
+        metrics::counter!("router_errors_total", "code" => code.clone()).increment(1);
+    }
+    (
+        label,
+        Ok((executed.body.clone(), !executed.error_codes.is_empty())),
+    )
+}
+
+/// An executed operation: the response body and its errors' codes.
+pub struct Executed {
+    body: Vec<u8>,
+    error_codes: Vec<String>,
+}
+
+/// Answers introspection and runs the plan. Owns everything it uses, so
+/// it can run as shared work ([`InFlight`]).
+async fn execute(
+    supergraph: Arc<Supergraph>,
+    prepared: Arc<PreparedOperation>,
+    variables: Map<String, Value>,
+    identity: Identity,
+) -> Arc<Executed> {
     let extra_root_fields = prepared
         .introspection
         .as_ref()
@@ -263,11 +322,11 @@ async fn handle(
             },
         )
         .await;
-    for error in &result.errors {
-        metrics::counter!("router_errors_total", "code" => error.code().to_owned()).increment(1);
-    }
-    let has_errors = !result.errors.is_empty();
-    (label, Ok((result.into_body(), has_errors)))
+    let error_codes = result.errors.iter().map(|e| e.code().to_owned()).collect();
+    Arc::new(Executed {
+        body: result.into_body(),
+        error_codes,
+    })
 }
 
 fn read_request(

@@ -19,7 +19,9 @@ use crate::executor::Executor;
 use crate::executor::schema::SchemaIndex;
 use crate::introspection::IntrospectionSchema;
 use crate::planner::{LoadError, QueryPlanner};
+use crate::subgraph::Fetcher;
 use crate::subgraph::client::HttpFetcher;
+use crate::subgraph::dedupe::Deduplicating;
 
 /// Why a supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -64,11 +66,17 @@ impl Supergraph {
                 url.clone_from(custom);
             }
         }
-        let fetcher = HttpFetcher::new(subgraph_urls.clone(), settings.subgraph_timeout);
+        let http = HttpFetcher::new(subgraph_urls.clone(), settings.subgraph_timeout)
+            .with_compression(settings.subgraph_compression);
+        let fetcher: Arc<dyn Fetcher> = if settings.subgraph_dedupe {
+            Arc::new(Deduplicating::new(Arc::new(http)))
+        } else {
+            Arc::new(http)
+        };
         Ok(Self {
             schema: SchemaIndex::new(planner.api_schema()),
             introspection: IntrospectionSchema::new(planner.api_schema()),
-            executor: Executor::new(Arc::new(fetcher)),
+            executor: Executor::new(fetcher),
             planner,
             subgraph_urls,
             fingerprint: fingerprint(sdl),

@@ -29,11 +29,27 @@ pub struct Representations {
     /// For every object visited on the path, in order: its representation's index
     /// (`None` when it could not be represented, e.g. its key fields are missing).
     pub slots: Vec<Option<usize>>,
-    /// The response path of every visited object (for error paths).
+    /// The response path of every visited object: only computed (by
+    /// [`Representations::fill_paths`]) when the subgraph reported errors.
     pub paths: Vec<ResponsePath>,
 }
 
 impl Representations {
+    /// Records the response path of every object at `paths` below `data`,
+    /// in visiting order, so errors can be placed in the client's response.
+    pub fn fill_paths<'p>(
+        &mut self,
+        data: &Value,
+        paths: impl IntoIterator<Item = &'p [FlattenNodePathSegment]>,
+        schema: &SchemaIndex,
+    ) {
+        self.paths.clear();
+        for path in paths {
+            let mut at = Vec::new();
+            object_paths(data, path, schema, &mut at, &mut self.paths);
+        }
+    }
+
     /// Response paths of the objects that share representation `index`.
     pub fn paths_of(&self, index: usize) -> impl Iterator<Item = &ResponsePath> {
         self.slots
@@ -54,8 +70,7 @@ pub fn collect(
     into: &mut Representations,
     seen: &mut HashMap<String, usize>,
 ) {
-    let mut response_path = Vec::new();
-    visit(data, path, schema, &mut response_path, &mut |at, object| {
+    visit(data, path, schema, &mut |object| {
         let slot = represent(object, requires, schema).map(|mut representation| {
             for rewrite in input_rewrites.unwrap_or_default() {
                 apply_rewrite(rewrite, &mut representation, schema);
@@ -67,7 +82,6 @@ pub fn collect(
             })
         });
         into.slots.push(slot);
-        into.paths.push(at.clone());
     });
 }
 
@@ -135,34 +149,67 @@ fn visit<'v>(
     value: &'v Value,
     path: &[FlattenNodePathSegment],
     schema: &SchemaIndex,
-    response_path: &mut ResponsePath,
-    on_object: &mut dyn FnMut(&ResponsePath, &'v Map<String, Value>),
+    on_object: &mut dyn FnMut(&'v Map<String, Value>),
 ) {
     let Some((segment, rest)) = path.split_first() else {
         if let Value::Object(object) = value {
-            on_object(response_path, object);
+            on_object(object);
         }
         return;
     };
     match (segment, value) {
         (FlattenNodePathSegment::Field(key), Value::Object(object)) => {
             if let Some(child) = object.get(key) {
-                response_path.push(PathSegment::Key(key.clone()));
-                visit(child, rest, schema, response_path, on_object);
-                response_path.pop();
+                visit(child, rest, schema, on_object);
             }
         }
         (FlattenNodePathSegment::List, Value::Array(items)) => {
-            for (index, item) in items.iter().enumerate() {
-                response_path.push(PathSegment::Index(index));
-                visit(item, rest, schema, response_path, on_object);
-                response_path.pop();
+            for item in items {
+                visit(item, rest, schema, on_object);
             }
         }
         (FlattenNodePathSegment::TypeCondition(types), Value::Object(object))
             if matches_types(object, types, schema) =>
         {
-            visit(value, rest, schema, response_path, on_object);
+            visit(value, rest, schema, on_object);
+        }
+        _ => {}
+    }
+}
+
+/// [`visit`]'s walk, recording where each object sits in the response.
+fn object_paths(
+    value: &Value,
+    path: &[FlattenNodePathSegment],
+    schema: &SchemaIndex,
+    at: &mut ResponsePath,
+    out: &mut Vec<ResponsePath>,
+) {
+    let Some((segment, rest)) = path.split_first() else {
+        if value.is_object() {
+            out.push(at.clone());
+        }
+        return;
+    };
+    match (segment, value) {
+        (FlattenNodePathSegment::Field(key), Value::Object(object)) => {
+            if let Some(child) = object.get(key) {
+                at.push(PathSegment::Key(key.clone()));
+                object_paths(child, rest, schema, at, out);
+                at.pop();
+            }
+        }
+        (FlattenNodePathSegment::List, Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                at.push(PathSegment::Index(index));
+                object_paths(item, rest, schema, at, out);
+                at.pop();
+            }
+        }
+        (FlattenNodePathSegment::TypeCondition(types), Value::Object(object))
+            if matches_types(object, types, schema) =>
+        {
+            object_paths(value, rest, schema, at, out);
         }
         _ => {}
     }
@@ -495,7 +542,16 @@ mod tests {
             ]
         );
         assert_eq!(reps.slots, [Some(0), Some(1), Some(0)]);
+        reps.fill_paths(&data, [path.as_slice()], &schema);
         assert_eq!(reps.paths_of(0).count(), 2);
+        assert_eq!(
+            reps.paths_of(1).next(),
+            Some(&vec![
+                PathSegment::Key("items".into()),
+                PathSegment::Index(1),
+                PathSegment::Key("product".into())
+            ])
+        );
 
         let mut answers = Answers::new(
             vec![json!({ "name": "one" }), json!({ "name": "two" })],

@@ -30,8 +30,9 @@ use futures::future::BoxFuture;
 use hive_router_query_planner::ast::operation::OperationDefinition;
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::planner::plan_nodes::{
-    BatchFetchNode, FetchNode, FlattenNodePathSegment, PlanNode, QueryPlan,
+    BatchFetchNode, FetchNode, FetchRewrite, FlattenNodePathSegment, PlanNode, QueryPlan,
 };
+use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::{Map, Value};
 use shopgraph_platform::error::ErrorCode;
 use shopgraph_platform::identity::Identity;
@@ -225,12 +226,14 @@ impl Run<'_> {
         service: &str,
         query: &str,
         variables: Map<String, Value>,
+        is_query: bool,
     ) -> Result<SubgraphResponse, FetchError> {
         let request = SubgraphRequest {
             query,
             operation_name: None,
             variables,
             identity: self.request.identity,
+            is_query,
         };
         let started = std::time::Instant::now();
         let result = self.executor.fetcher.fetch(service, request).await;
@@ -245,11 +248,13 @@ impl Run<'_> {
     /// A fetch on the root type: its data merges into the root.
     async fn root_fetch(&self, fetch: &FetchNode) {
         let variables = self.variables_for(fetch.variable_usages.as_ref());
+        let is_query = matches!(fetch.operation_kind, None | Some(OperationKind::Query));
         let result = self
             .send(
                 &fetch.service_name,
                 &fetch.operation.document_str,
                 variables,
+                is_query,
             )
             .await;
         let mut state = self.state();
@@ -323,12 +328,12 @@ impl Run<'_> {
             "representations".into(),
             Value::Array(std::mem::take(&mut reps.unique)),
         );
-        let expected = variables["representations"].as_array().map_or(0, Vec::len);
         let result = self
             .send(
                 &fetch.service_name,
                 &fetch.operation.document_str,
                 variables,
+                true,
             )
             .await;
 
@@ -347,32 +352,78 @@ impl Run<'_> {
             Some(Value::Object(data)) => data,
             _ => Map::new(),
         };
-        let answers = take_list(&mut data, "_entities");
-        state.errors.extend(entity_errors(
+        self.land(
+            &mut state,
+            &mut data,
             &response.errors,
-            &EntityField {
+            Landing {
                 service: &fetch.service_name,
                 field: "_entities",
-                reps: &reps,
-                answers: &answers,
-                flatten_path: path,
+                reps: &mut reps,
+                paths: &[path],
+                output_rewrites: fetch.output_rewrites.as_deref(),
                 claims_unmatched: true,
             },
+        );
+    }
+
+    /// Lands one `_entities` field of a subgraph answer: its errors go to
+    /// the client's paths, its answers are merged into the objects they
+    /// were asked for.
+    fn land(
+        &self,
+        state: &mut State,
+        data: &mut Map<String, Value>,
+        raw_errors: &[Value],
+        landing: Landing<'_>,
+    ) {
+        let Landing {
+            service,
+            field,
+            reps,
+            paths,
+            output_rewrites,
+            claims_unmatched,
+        } = landing;
+        let answers = take_list(data, field);
+        if !raw_errors.is_empty() {
+            reps.fill_paths(&state.data, paths.iter().copied(), self.schema);
+        }
+        state.errors.extend(entity_errors(
+            raw_errors,
+            &EntityField {
+                service,
+                field,
+                reps,
+                answers: &answers,
+                flatten_path: paths.first().copied().unwrap_or_default(),
+                claims_unmatched,
+            },
         ));
+        let expected = reps.slots.iter().flatten().max().map_or(0, |max| max + 1);
         if answers.len() != expected {
-            if !answers.is_empty() || response.errors.is_empty() {
+            if !answers.is_empty() || raw_errors.is_empty() {
                 state
                     .errors
-                    .push(miscount(&fetch.service_name, answers.len(), expected));
+                    .push(miscount(service, answers.len(), expected));
             }
             return;
         }
         let mut answers = Answers::new(answers, &reps.slots);
-        for rewrite in fetch.output_rewrites.iter().flatten() {
+        for rewrite in output_rewrites.unwrap_or_default() {
             answers.for_each_mut(|answer| entities::apply_rewrite(rewrite, answer, self.schema));
         }
-        let State { data, .. } = &mut *state;
-        entities::merge_answers(data, path, self.schema, &reps.slots, &mut 0, &mut answers);
+        let mut offset = 0;
+        for path in paths {
+            entities::merge_answers(
+                &mut state.data,
+                path,
+                self.schema,
+                &reps.slots,
+                &mut offset,
+                &mut answers,
+            );
+        }
     }
 
     /// Several entity fetches to one subgraph in a single request, one
@@ -414,6 +465,7 @@ impl Run<'_> {
                 &batch.service_name,
                 &batch.operation.document_str,
                 variables,
+                true,
             )
             .await;
         let mut state = self.state();
@@ -439,54 +491,39 @@ impl Run<'_> {
             .entity_batch
             .aliases
             .iter()
-            .zip(&collected)
+            .zip(collected.iter_mut())
             .enumerate()
         {
-            let first_path = alias
-                .merge_paths
-                .first()
-                .map(|p| p.as_slice())
-                .unwrap_or_default();
-            let answers = take_list(&mut data, &alias.alias);
-            state.errors.extend(entity_errors(
+            let paths: Vec<&[FlattenNodePathSegment]> =
+                alias.merge_paths.iter().map(|p| p.as_slice()).collect();
+            self.land(
+                &mut state,
+                &mut data,
                 &response.errors,
-                &EntityField {
+                Landing {
                     service: &batch.service_name,
                     field: &alias.alias,
                     reps,
-                    answers: &answers,
-                    flatten_path: first_path,
+                    paths: &paths,
+                    output_rewrites: alias.output_rewrites.as_deref(),
                     claims_unmatched: position == 0,
                 },
-            ));
-            let expected = reps.slots.iter().flatten().max().map_or(0, |max| max + 1);
-            if answers.len() != expected {
-                if !answers.is_empty() || response.errors.is_empty() {
-                    state
-                        .errors
-                        .push(miscount(&batch.service_name, answers.len(), expected));
-                }
-                continue;
-            }
-            let mut answers = Answers::new(answers, &reps.slots);
-            for rewrite in alias.output_rewrites.iter().flatten() {
-                answers
-                    .for_each_mut(|answer| entities::apply_rewrite(rewrite, answer, self.schema));
-            }
-            let mut offset = 0;
-            let State { data: tree, .. } = &mut *state;
-            for path in &alias.merge_paths {
-                entities::merge_answers(
-                    tree,
-                    path.as_slice(),
-                    self.schema,
-                    &reps.slots,
-                    &mut offset,
-                    &mut answers,
-                );
-            }
+            );
         }
     }
+}
+
+/// One `_entities` field of an answer and where it goes.
+struct Landing<'a> {
+    service: &'a str,
+    /// `_entities`, or a batch alias such as `_e0`.
+    field: &'a str,
+    reps: &'a mut Representations,
+    /// The flatten paths the representations were collected from, in order.
+    paths: &'a [&'a [FlattenNodePathSegment]],
+    output_rewrites: Option<&'a [FetchRewrite]>,
+    /// Whether errors naming no field of this answer are reported here.
+    claims_unmatched: bool,
 }
 
 /// The response keys a root fetch selects (through root inline fragments too).

@@ -7,6 +7,7 @@
 //! traffic-management layers wrap or replace it.
 
 pub mod client;
+pub mod dedupe;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -23,10 +24,13 @@ pub struct SubgraphRequest<'a> {
     pub variables: Map<String, Value>,
     /// Who the client is; forwarded so the subgraph can authorise.
     pub identity: &'a Identity,
+    /// Whether the operation is a query: only queries may be shared between
+    /// callers ([`dedupe`]) or, later, retried. Mutations never are.
+    pub is_query: bool,
 }
 
 /// A subgraph's GraphQL answer, undecoded below `data` and `errors`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct SubgraphResponse {
     /// The `data` member (`None` when absent or `null`).
     #[serde(default)]
@@ -37,7 +41,7 @@ pub struct SubgraphResponse {
 }
 
 /// Why a subgraph produced no GraphQL response at all.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     /// The supergraph names a subgraph no URL is known for.
     #[error("no URL is configured for subgraph `{0}`")]

@@ -29,6 +29,45 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
 }
 
+impl HttpSettings {
+    /// Reads the listener and request limits of a service whose own port
+    /// variable is `port_var` (`PRODUCT_PORT`, `ROUTER_PORT`); in `serve`
+    /// the bare `PORT` also works (in `dev` every service shares one
+    /// environment, so it would be ambiguous). `dev` binds loopback.
+    pub fn from_env(
+        env: &Env,
+        port_var: &str,
+        default_port: u16,
+        mode: RunMode,
+    ) -> Result<Self, ConfigError> {
+        let port_keys: &[&str] = match mode {
+            RunMode::Dev => &[port_var],
+            RunMode::Serve => &[port_var, "PORT"],
+        };
+        let port = match env.first_raw(port_keys) {
+            None => default_port,
+            Some((var, value)) => value
+                .parse::<u16>()
+                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535"))?,
+        };
+        let default_host = match mode {
+            RunMode::Dev => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            RunMode::Serve => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let host = env.ip_or("HOST", default_host)?;
+        Ok(Self {
+            addr: SocketAddr::new(host, port),
+            max_body_bytes: env.int_in_or(
+                "HTTP_MAX_BODY_BYTES",
+                1024..=64 * 1024 * 1024,
+                2 * 1024 * 1024,
+            )?,
+            request_timeout: env.duration_or("REQUEST_TIMEOUT", Duration::from_secs(30))?,
+            shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
+        })
+    }
+}
+
 /// Which store a service uses and how many connections it may hold.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
@@ -119,34 +158,7 @@ impl ServiceSettings {
     ) -> Result<Self, ConfigError> {
         let prefix = name.to_ascii_uppercase();
         let port_var = format!("{prefix}_PORT");
-        let port_keys: &[&str] = match mode {
-            // In dev every service shares one environment, so a bare PORT
-            // would be ambiguous.
-            RunMode::Dev => &[&port_var],
-            RunMode::Serve => &[&port_var, "PORT"],
-        };
-        let port = match env.first_raw(port_keys) {
-            None => default_port,
-            Some((var, value)) => value
-                .parse::<u16>()
-                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535"))?,
-        };
-        let default_host = match mode {
-            RunMode::Dev => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            RunMode::Serve => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
-        let host = env.ip_or("HOST", default_host)?;
-
-        let http = HttpSettings {
-            addr: SocketAddr::new(host, port),
-            max_body_bytes: env.int_in_or(
-                "HTTP_MAX_BODY_BYTES",
-                1024..=64 * 1024 * 1024,
-                2 * 1024 * 1024,
-            )?,
-            request_timeout: env.duration_or("REQUEST_TIMEOUT", Duration::from_secs(30))?,
-            shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
-        };
+        let http = HttpSettings::from_env(env, &port_var, default_port, mode)?;
 
         let db_var = format!("{prefix}_DATABASE_URL");
         let url = match env.first_raw(&[&db_var, "DATABASE_URL"]) {

@@ -1,0 +1,196 @@
+//! In-flight deduplication: identical query fetches that overlap in time
+//! share one subgraph request.
+//!
+//! Many clients asking the same thing at the same moment (a catalogue page,
+//! a product everybody opens) would otherwise send the same operation to a
+//! subgraph many times over. [`Deduplicating`] wraps any [`Fetcher`]: the
+//! first caller of a given fetch starts it in its own task, later callers
+//! with an identical fetch wait for the same answer, and the entry is
+//! removed when the answer arrives, so nothing is cached beyond the
+//! request's lifetime.
+//!
+//! Identical means: same subgraph, same operation text, same variables and
+//! same caller identity (answers are per user). Only queries are shared;
+//! a mutation always gets its own request.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
+use crate::inflight::{self, InFlight};
+
+/// A [`Fetcher`] that shares identical in-flight query fetches.
+pub struct Deduplicating {
+    inner: Arc<dyn Fetcher>,
+    in_flight: InFlight<Arc<Result<SubgraphResponse, FetchError>>>,
+}
+
+impl Deduplicating {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Fetcher>) -> Self {
+        Self {
+            inner,
+            in_flight: InFlight::default(),
+        }
+    }
+}
+
+impl Fetcher for Deduplicating {
+    fn fetch<'a>(
+        &'a self,
+        subgraph: &'a str,
+        request: SubgraphRequest<'a>,
+    ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
+        if !request.is_query {
+            return self.inner.fetch(subgraph, request);
+        }
+        let key = inflight::key(
+            &[subgraph, request.query],
+            request.identity,
+            &request.variables,
+        );
+        let inner = Arc::clone(&self.inner);
+        let owned_subgraph = subgraph.to_owned();
+        let query = request.query.to_owned();
+        let operation_name = request.operation_name.map(str::to_owned);
+        let variables = request.variables;
+        let identity = request.identity.clone();
+        let (answer, shared) = self.in_flight.run(key, async move {
+            let request = SubgraphRequest {
+                query: &query,
+                operation_name: operation_name.as_deref(),
+                variables,
+                identity: &identity,
+                is_query: true,
+            };
+            Arc::new(inner.fetch(&owned_subgraph, request).await)
+        });
+        if shared {
+            metrics::counter!("router_subgraph_dedupe_hits_total", "subgraph" => subgraph.to_owned())
+                .increment(1);
+        }
+        async move {
+            match answer.await.as_deref() {
+                Some(Ok(response)) => Ok(response.clone()),
+                Some(Err(err)) => Err(err.clone()),
+                None => Err(FetchError::Unreachable {
+                    subgraph: subgraph.to_owned(),
+                    reason: "the fetch task failed".into(),
+                }),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use serde_json::{Map, Value, json};
+    use shopgraph_platform::identity::{Identity, Viewer};
+
+    use super::*;
+
+    /// Answers every fetch after a pause, counting the calls it gets.
+    struct Slow {
+        calls: AtomicUsize,
+    }
+
+    impl Fetcher for Slow {
+        fn fetch<'a>(
+            &'a self,
+            _subgraph: &'a str,
+            request: SubgraphRequest<'a>,
+        ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let user = match request.identity {
+                Identity::User(viewer) => viewer.user_id.clone(),
+                Identity::Anonymous => "anonymous".into(),
+            };
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(SubgraphResponse {
+                    data: Some(json!({ "user": user })),
+                    errors: Vec::new(),
+                })
+            }
+            .boxed()
+        }
+    }
+
+    fn user(id: &str) -> Identity {
+        Identity::User(Viewer {
+            user_id: id.into(),
+            roles: Vec::new(),
+        })
+    }
+
+    async fn fire(fetcher: &Deduplicating, identities: &[Identity], is_query: bool) -> Vec<Value> {
+        let fetches = identities.iter().map(|identity| {
+            fetcher.fetch(
+                "product",
+                SubgraphRequest {
+                    query: "{ me }",
+                    operation_name: None,
+                    variables: Map::new(),
+                    identity,
+                    is_query,
+                },
+            )
+        });
+        futures::future::join_all(fetches)
+            .await
+            .into_iter()
+            .map(|answer| answer.expect("answered").data.unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn identical_concurrent_queries_share_one_request_per_caller_identity() {
+        let slow = Arc::new(Slow {
+            calls: AtomicUsize::new(0),
+        });
+        let fetcher = Deduplicating::new(slow.clone());
+        let callers = [
+            user("a"),
+            user("a"),
+            user("a"),
+            user("b"),
+            Identity::Anonymous,
+        ];
+        let answers = fire(&fetcher, &callers, true).await;
+        assert_eq!(
+            slow.calls.load(Ordering::SeqCst),
+            3,
+            "one per distinct caller"
+        );
+        assert_eq!(answers[0], json!({ "user": "a" }));
+        assert_eq!(
+            answers[3],
+            json!({ "user": "b" }),
+            "never another user's answer"
+        );
+        assert!(
+            fetcher.in_flight.is_empty(),
+            "nothing kept after the answers"
+        );
+
+        // Once answered, the next identical query is a new request.
+        fire(&fetcher, &[user("a")], true).await;
+        assert_eq!(slow.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn mutations_are_never_shared() {
+        let slow = Arc::new(Slow {
+            calls: AtomicUsize::new(0),
+        });
+        let fetcher = Deduplicating::new(slow.clone());
+        fire(&fetcher, &[user("a"), user("a"), user("a")], false).await;
+        assert_eq!(slow.calls.load(Ordering::SeqCst), 3);
+    }
+}
