@@ -34,7 +34,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use shopgraph_platform::config::{ConfigError, Env, invalid};
 use shopgraph_platform::identity::{AuthError, Identity, Viewer, bearer_token};
-use shopgraph_platform::settings::DEV_JWT_SECRET;
+use shopgraph_platform::settings::{DEV_JWT_SECRET, jwt_secret};
 use tokio::sync::Notify;
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`, as in the subgraphs.
@@ -114,15 +114,8 @@ impl RouterAuthSettings {
             (None, Some(file)) => Some(JwksSource::File(PathBuf::from(file))),
             (None, None) => None,
         };
-        let (hs256_secret, using_dev_secret) = match env.raw("JWT_SECRET") {
-            Some(secret) if secret.len() < 32 => {
-                return Err(invalid(
-                    "JWT_SECRET",
-                    "<redacted>",
-                    "a secret of at least 32 bytes",
-                ));
-            }
-            Some(secret) => (Some(secret.to_owned()), false),
+        let (hs256_secret, using_dev_secret) = match jwt_secret(env)? {
+            Some(secret) => (Some(secret), false),
             None if jwks.is_some() => (None, false),
             None => (Some(DEV_JWT_SECRET.to_owned()), true),
         };

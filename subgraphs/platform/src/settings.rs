@@ -68,6 +68,19 @@ impl HttpSettings {
     }
 }
 
+/// `JWT_SECRET`, if set; a secret shorter than 32 bytes is refused (its
+/// value is never echoed in the error).
+pub fn jwt_secret(env: &Env) -> Result<Option<String>, ConfigError> {
+    match env.raw("JWT_SECRET") {
+        Some(secret) if secret.len() < 32 => Err(invalid(
+            "JWT_SECRET",
+            "<redacted>",
+            "a secret of at least 32 bytes",
+        )),
+        secret => Ok(secret.map(str::to_owned)),
+    }
+}
+
 /// Which store a service uses and how many connections it may hold.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
@@ -190,15 +203,8 @@ impl ServiceSettings {
                 .duration_or("DATABASE_ACQUIRE_TIMEOUT", Duration::from_secs(10))?,
         };
 
-        let (jwt_secret, using_dev_secret) = match env.raw("JWT_SECRET") {
-            Some(secret) if secret.len() < 32 => {
-                return Err(invalid(
-                    "JWT_SECRET",
-                    "<redacted>",
-                    "a secret of at least 32 bytes",
-                ));
-            }
-            Some(secret) => (secret.to_owned(), false),
+        let (jwt_secret, using_dev_secret) = match jwt_secret(env)? {
+            Some(secret) => (secret, false),
             None => (DEV_JWT_SECRET.to_owned(), true),
         };
         let auth = AuthSettings {
