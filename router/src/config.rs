@@ -8,6 +8,7 @@
 //! | `SUPERGRAPH_POLL_INTERVAL` | 2s | how often the file is checked for changes |
 //! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached (first URL of a list) |
 //! | `SUBGRAPH_TIMEOUT` | 30s | limit of one subgraph request |
+//! | `<SUBGRAPH>_SERVICE_TIMEOUT` | `SUBGRAPH_TIMEOUT` | the same, for one subgraph |
 //! | `QUERY_DEDUPE` | true | identical client queries in flight share one execution |
 //! | `SUBGRAPH_DEDUPE` | true | identical in-flight query fetches share one request |
 //! | `SUBGRAPH_COMPRESSION` | false | ask subgraphs for gzip answers |
@@ -60,6 +61,8 @@ pub struct RouterSettings {
     pub subgraph_urls: BTreeMap<String, String>,
     /// Limit of one subgraph request.
     pub subgraph_timeout: Duration,
+    /// Subgraph name → its own limit (`<SUBGRAPH>_SERVICE_TIMEOUT`).
+    pub subgraph_timeouts: BTreeMap<String, Duration>,
     /// Whether identical client queries (same document, variables and
     /// caller) in flight at once share one execution.
     pub query_dedupe: bool,
@@ -105,6 +108,12 @@ impl RouterSettings {
             }
         }
 
+        let mut subgraph_timeouts = BTreeMap::new();
+        for (var, _) in env.with_suffix("_SERVICE_TIMEOUT") {
+            let name = var[..var.len() - "_SERVICE_TIMEOUT".len()].to_ascii_lowercase();
+            subgraph_timeouts.insert(name, env.duration_or(var, Duration::ZERO)?);
+        }
+
         let planner = PlannerSettings {
             cache_size: env
                 .int_in_or("PLAN_CACHE_SIZE", 1..=1_000_000, 1024)?
@@ -120,6 +129,7 @@ impl RouterSettings {
             poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
             subgraph_urls,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
+            subgraph_timeouts,
             query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,
             subgraph_dedupe: env.bool_or("SUBGRAPH_DEDUPE", true)?,
             subgraph_compression: env.bool_or("SUBGRAPH_COMPRESSION", false)?,
@@ -161,6 +171,12 @@ mod tests {
         let settings = RouterSettings::from_env(&env, RunMode::Serve).unwrap();
         assert_eq!(settings.subgraph_urls["product"], "http://p:1/graphql");
         assert_eq!(settings.subgraph_urls["basket"], "http://b1:2/graphql");
+        let timed = RouterSettings::from_env(
+            &Env::from_pairs([("PAYMENT_SERVICE_TIMEOUT", "2s")]),
+            RunMode::Serve,
+        )
+        .unwrap();
+        assert_eq!(timed.subgraph_timeouts["payment"], Duration::from_secs(2));
         assert_eq!(settings.http.addr.port(), DEFAULT_PORT);
     }
 
@@ -171,6 +187,7 @@ mod tests {
             ("PRODUCT_SERVICE_URL", "ftp://x"),
             ("SUBGRAPH_TIMEOUT", "soon"),
             ("GRAPHQL_INTROSPECTION", "maybe"),
+            ("PRODUCT_SERVICE_TIMEOUT", "whenever"),
         ] {
             let err = RouterSettings::from_env(&Env::from_pairs([(var, value)]), RunMode::Serve)
                 .expect_err(var)

@@ -67,7 +67,8 @@ impl Supergraph {
             }
         }
         let http = HttpFetcher::new(subgraph_urls.clone(), settings.subgraph_timeout)
-            .with_compression(settings.subgraph_compression);
+            .with_compression(settings.subgraph_compression)
+            .with_timeouts(settings.subgraph_timeouts.clone());
         let fetcher: Arc<dyn Fetcher> = if settings.subgraph_dedupe {
             Arc::new(Deduplicating::new(Arc::new(http)))
         } else {

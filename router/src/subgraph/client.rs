@@ -61,6 +61,8 @@ pub struct HttpFetcher {
     timeout: Duration,
     /// Whether subgraphs are asked for gzip answers (`accept-encoding`).
     compression: bool,
+    /// Subgraph name → its own timeout, where it differs from `timeout`.
+    timeouts: BTreeMap<String, Duration>,
 }
 
 impl std::fmt::Debug for HttpFetcher {
@@ -100,7 +102,15 @@ impl HttpFetcher {
             client: Decompression::new(client),
             timeout,
             compression: true,
+            timeouts: BTreeMap::new(),
         }
+    }
+
+    /// Gives the named subgraphs their own timeout (a slow reporting
+    /// subgraph may need longer than the catalogue).
+    pub fn with_timeouts(mut self, timeouts: BTreeMap<String, Duration>) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Whether to ask subgraphs for gzip answers. On by default; worth
@@ -185,13 +195,14 @@ impl Fetcher for HttpFetcher {
             );
             // The span is entered before the trace context is injected, so
             // the subgraph's spans hang under this one.
-            tokio::time::timeout(self.timeout, self.send(subgraph, uri, request))
+            let timeout = self.timeouts.get(subgraph).copied().unwrap_or(self.timeout);
+            tokio::time::timeout(timeout, self.send(subgraph, uri, request))
                 .instrument(span)
                 .await
                 .unwrap_or_else(|_| {
                     Err(FetchError::Timeout {
                         subgraph: subgraph.to_owned(),
-                        timeout: self.timeout,
+                        timeout,
                     })
                 })
         })
@@ -556,6 +567,14 @@ mod tests {
         assert!(matches!(
             fetch("nowhere").await,
             Err(FetchError::UnknownSubgraph(name)) if name == "nowhere"
+        ));
+
+        // A subgraph with its own, shorter limit.
+        let own = self::fetcher(&[("slow", at("/slow"))], Duration::from_secs(30))
+            .with_timeouts([("slow".to_owned(), Duration::from_millis(100))].into());
+        assert!(matches!(
+            own.fetch("slow", request(&identity)).await,
+            Err(FetchError::Timeout { timeout, .. }) if timeout == Duration::from_millis(100)
         ));
     }
 
