@@ -3,7 +3,7 @@
 //! types belong to each interface or union (for fragments on abstract
 //! types). Built once per loaded supergraph from the public API schema.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use graphql_tools::static_graphql::schema::{Definition, Document, Type, TypeDefinition};
 

@@ -6,8 +6,9 @@
 //!
 //! * is a `POST` of `{"query", "operationName"?, "variables"}` serialised
 //!   straight to bytes, with `accept: application/graphql-response+json,
-//!   application/json` and `accept-encoding: gzip` (a gzip answer is
-//!   decompressed transparently by `tower-http`'s `Decompression`);
+//!   application/json` and `accept-encoding: gzip` when compression is on,
+//!   `identity` otherwise (a gzip answer is decompressed transparently by
+//!   `tower-http`'s `Decompression`);
 //! * carries the caller's verified identity in the `x-shopgraph-user-*`
 //!   headers ([`forward_identity`]) — never the client's own token or
 //!   headers — and the current span's W3C `traceparent`;
@@ -143,9 +144,10 @@ impl HttpFetcher {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
-        if self.compression {
-            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-        }
+        // Always explicit: the decompression layer would otherwise announce
+        // gzip on its own, and the subgraph would compress every answer.
+        let encoding = if self.compression { "gzip" } else { "identity" };
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(encoding));
         forward_identity(request.identity, headers);
         inject_trace_context(headers);
 
