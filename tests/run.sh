@@ -122,4 +122,12 @@ say "schema check"
 schema/check.sh
 
 say "cargo test"
-cargo test --workspace --locked "$@"
+# The last thing cargo prints is the (empty) doc-test run of the last
+# crate; close with the totals of every test binary instead.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
