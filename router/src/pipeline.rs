@@ -23,9 +23,9 @@ use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use shopgraph_platform::error::ErrorCode;
+use shopgraph_platform::graphql::{coded_response, prefers_html, response_content_type};
 
 use crate::executor::ExecutionRequest;
-use crate::executor::error::GraphqlError;
 use crate::executor::variables;
 use crate::identity::RouterAuth;
 use crate::inflight::{self, InFlight};
@@ -33,8 +33,6 @@ use crate::planner::{PlanError, PreparedOperation};
 use crate::supergraph::Supergraph;
 use crate::supergraph::SupergraphHandle;
 use shopgraph_platform::identity::Identity;
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// What every request needs, shared by all of them.
 #[derive(Clone)]
@@ -101,7 +99,7 @@ pub async fn graphql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if method == Method::GET && state.graphiql && accepts(&headers, "text/html") {
+    if method == Method::GET && state.graphiql && prefers_html(&headers) {
         return Html(
             async_graphql::http::GraphiQLSource::build()
                 .endpoint("/graphql")
@@ -111,11 +109,7 @@ pub async fn graphql(
         .into_response();
     }
     let started = Instant::now();
-    let content_type = if accepts(&headers, GRAPHQL_RESPONSE_JSON) {
-        GRAPHQL_RESPONSE_JSON
-    } else {
-        "application/json"
-    };
+    let content_type = response_content_type(&headers);
     let (label, result) = handle(&state, &method, &uri, &headers, &body).await;
     let outcome = match &result {
         Ok((_, false)) => "ok",
@@ -127,15 +121,18 @@ pub async fn graphql(
     metrics::histogram!("router_request_duration_seconds", "operation_type" => label)
         .record(started.elapsed().as_secs_f64());
     match result {
-        Ok((body, _)) => respond(StatusCode::OK, content_type, body),
+        Ok((body, _)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         Err(rejection) => {
             metrics::counter!("router_errors_total", "code" => rejection.code.as_str())
                 .increment(1);
-            let error = GraphqlError::coded(rejection.code, rejection.message);
-            let body = serde_json::json!({ "errors": [error] })
-                .to_string()
-                .into_bytes();
-            let mut response = respond(rejection.status, content_type, body);
+            let mut response = coded_response(
+                rejection.status,
+                content_type,
+                rejection.code.as_str(),
+                &rejection.message,
+            );
             match rejection.status {
                 StatusCode::METHOD_NOT_ALLOWED => {
                     response
@@ -402,15 +399,4 @@ fn plan_rejection(err: PlanError) -> Rejection {
             )
         }
     }
-}
-
-fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains(media_type))
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -32,9 +32,17 @@ pub struct Representations {
     /// The response path of every visited object: only computed (by
     /// [`Representations::fill_paths`]) when the subgraph reported errors.
     pub paths: Vec<ResponsePath>,
+    /// Serialised representation → its index in `unique`, for deduplication.
+    seen: HashMap<String, usize>,
 }
 
 impl Representations {
+    /// Hands the distinct representations over (for the request variable);
+    /// the slots stay, to merge the answers.
+    pub fn take_unique(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.unique)
+    }
+
     /// Records the response path of every object at `paths` below `data`,
     /// in visiting order, so errors can be placed in the client's response.
     pub fn fill_paths<'p>(
@@ -68,7 +76,6 @@ pub fn collect(
     input_rewrites: Option<&[FetchRewrite]>,
     schema: &SchemaIndex,
     into: &mut Representations,
-    seen: &mut HashMap<String, usize>,
 ) {
     visit(data, path, schema, &mut |object| {
         let slot = represent(object, requires, schema).map(|mut representation| {
@@ -76,7 +83,7 @@ pub fn collect(
                 apply_rewrite(rewrite, &mut representation, schema);
             }
             let key = representation.to_string();
-            *seen.entry(key).or_insert_with(|| {
+            *into.seen.entry(key).or_insert_with(|| {
                 into.unique.push(representation);
                 into.unique.len() - 1
             })
@@ -382,59 +389,72 @@ pub fn apply_rewrite(rewrite: &FetchRewrite, value: &mut Value, schema: &SchemaI
     }
 }
 
+/// Sets the value at `path` to the string `to`.
 fn set_value(value: &mut Value, path: &[FetchNodePathSegment], to: &str, schema: &SchemaIndex) {
-    let Some((segment, rest)) = path.split_first() else {
-        *value = Value::String(to.to_owned());
+    walk_rewrite(value, path, schema, &mut |target| {
+        *target = Value::String(to.to_owned())
+    });
+}
+
+/// Renames the last key of `path` to `to` in the objects the rest of the
+/// path reaches.
+fn rename_key(value: &mut Value, path: &[FetchNodePathSegment], to: &str, schema: &SchemaIndex) {
+    let Some((FetchNodePathSegment::Key(key), parent)) = path.split_last() else {
         return;
     };
+    if key == to {
+        return;
+    }
+    walk_rewrite(value, parent, schema, &mut |target| {
+        rename_in(target, key, to)
+    });
+}
+
+fn rename_in(value: &mut Value, key: &str, to: &str) {
     match value {
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|item| set_value(item, path, to, schema)),
-        Value::Object(object) => match segment {
-            FetchNodePathSegment::TypenameEquals(types) => {
-                if typename_matches(object, types, schema) {
-                    set_value(value, rest, to, schema);
-                }
+        Value::Array(items) => items.iter_mut().for_each(|item| rename_in(item, key, to)),
+        Value::Object(object) => {
+            if let Some(moved) = object.remove(key) {
+                object.insert(to.to_owned(), moved);
             }
-            FetchNodePathSegment::Key(key) => {
-                if let Some(child) = object.get_mut(key) {
-                    set_value(child, rest, to, schema);
-                }
-            }
-        },
+        }
         _ => {}
     }
 }
 
-fn rename_key(value: &mut Value, path: &[FetchNodePathSegment], to: &str, schema: &SchemaIndex) {
+/// Calls `at` on every value a rewrite path reaches: lists are entered
+/// item by item, `TypenameEquals` keeps the objects of those types.
+fn walk_rewrite(
+    value: &mut Value,
+    path: &[FetchNodePathSegment],
+    schema: &SchemaIndex,
+    at: &mut dyn FnMut(&mut Value),
+) {
     let Some((segment, rest)) = path.split_first() else {
+        at(value);
         return;
     };
-    match value {
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|item| rename_key(item, path, to, schema)),
-        Value::Object(object) => match segment {
-            FetchNodePathSegment::TypenameEquals(types) => {
-                if typename_matches(object, types, schema) {
-                    rename_key(value, rest, to, schema);
-                }
+    let object = match value {
+        Value::Array(items) => {
+            for item in items {
+                walk_rewrite(item, path, schema, at);
             }
-            FetchNodePathSegment::Key(key) if rest.is_empty() => {
-                if key != to
-                    && let Some(moved) = object.remove(key)
-                {
-                    object.insert(to.to_owned(), moved);
-                }
+            return;
+        }
+        Value::Object(object) => object,
+        _ => return,
+    };
+    match segment {
+        FetchNodePathSegment::TypenameEquals(types) => {
+            if typename_matches(object, types, schema) {
+                walk_rewrite(value, rest, schema, at);
             }
-            FetchNodePathSegment::Key(key) => {
-                if let Some(child) = object.get_mut(key) {
-                    rename_key(child, rest, to, schema);
-                }
+        }
+        FetchNodePathSegment::Key(key) => {
+            if let Some(child) = object.get_mut(key) {
+                walk_rewrite(child, rest, schema, at);
             }
-        },
-        _ => {}
+        }
     }
 }
 
@@ -532,7 +552,6 @@ mod tests {
             None,
             &schema,
             &mut reps,
-            &mut HashMap::new(),
         );
         assert_eq!(
             reps.unique,
@@ -575,7 +594,6 @@ mod tests {
             None,
             &SchemaIndex::default(),
             &mut reps,
-            &mut HashMap::new(),
         );
         assert!(reps.unique.is_empty());
         assert_eq!(reps.slots, [None]);

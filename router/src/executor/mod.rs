@@ -22,13 +22,13 @@ pub mod project;
 pub mod schema;
 pub mod variables;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use hive_router_query_planner::ast::operation::OperationDefinition;
 use hive_router_query_planner::ast::selection_item::SelectionItem;
+use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchNode, FetchRewrite, FlattenNodePathSegment, PlanNode, QueryPlan,
 };
@@ -301,50 +301,100 @@ impl Run<'_> {
         }
     }
 
-    /// `Flatten(path) { Fetch }`: an `_entities` request for the objects at `path`.
+    /// `Flatten(path) { Fetch }`: an `_entities` request for the objects at
+    /// `path` — an entity batch of one.
     async fn entity_fetch(&self, fetch: &FetchNode, path: &[FlattenNodePathSegment]) {
         let Some(requires) = &fetch.requires else {
             self.unsupported(&PlanNode::Fetch(fetch.clone()));
             return;
         };
-        let mut reps = Representations::default();
+        let group = EntityGroup {
+            field: "_entities",
+            variable: "representations",
+            requires,
+            paths: vec![path],
+            input_rewrites: fetch.input_rewrites.as_deref(),
+            output_rewrites: fetch.output_rewrites.as_deref(),
+        };
+        self.fetch_entities(
+            &fetch.service_name,
+            &fetch.operation.document_str,
+            fetch.variable_usages.as_ref(),
+            vec![group],
+        )
+        .await;
+    }
+
+    /// Several entity fetches to one subgraph in a single request, one
+    /// aliased `_entities` field each.
+    async fn batch_fetch(&self, batch: &BatchFetchNode) {
+        let groups = batch
+            .entity_batch
+            .aliases
+            .iter()
+            .map(|alias| EntityGroup {
+                field: &alias.alias,
+                variable: &alias.representations_variable_name,
+                requires: &alias.requires,
+                paths: alias.merge_paths.iter().map(|p| p.as_slice()).collect(),
+                input_rewrites: alias.input_rewrites.as_deref(),
+                output_rewrites: alias.output_rewrites.as_deref(),
+            })
+            .collect();
+        self.fetch_entities(
+            &batch.service_name,
+            &batch.operation.document_str,
+            batch.variable_usages.as_ref(),
+            groups,
+        )
+        .await;
+    }
+
+    /// Collects the representations of every group, sends them in one
+    /// request, and lands each group's answers: errors at the client's
+    /// paths, entities merged into the objects they were asked for.
+    async fn fetch_entities(
+        &self,
+        service: &str,
+        operation: &str,
+        usages: Option<&std::collections::BTreeSet<String>>,
+        groups: Vec<EntityGroup<'_>>,
+    ) {
+        let mut variables = self.variables_for(usages);
+        let mut collected = Vec::with_capacity(groups.len());
         {
             let state = self.state();
-            entities::collect(
-                &state.data,
-                path,
-                requires,
-                fetch.input_rewrites.as_deref(),
-                self.schema,
-                &mut reps,
-                &mut HashMap::new(),
-            );
+            for group in &groups {
+                let mut reps = Representations::default();
+                for path in &group.paths {
+                    entities::collect(
+                        &state.data,
+                        path,
+                        group.requires,
+                        group.input_rewrites,
+                        self.schema,
+                        &mut reps,
+                    );
+                }
+                variables.insert(group.variable.to_owned(), Value::Array(reps.take_unique()));
+                collected.push(reps);
+            }
         }
-        if reps.unique.is_empty() {
+        if collected
+            .iter()
+            .all(|reps| reps.slots.iter().all(Option::is_none))
+        {
             return;
         }
-        let mut variables = self.variables_for(fetch.variable_usages.as_ref());
-        variables.insert(
-            "representations".into(),
-            Value::Array(std::mem::take(&mut reps.unique)),
-        );
-        let result = self
-            .send(
-                &fetch.service_name,
-                &fetch.operation.document_str,
-                variables,
-                true,
-            )
-            .await;
-
+        let result = self.send(service, operation, variables, true).await;
         let mut state = self.state();
         let response = match result {
             Ok(response) => response,
             Err(err) => {
-                let at = path_prefix(path);
-                state
-                    .errors
-                    .push(unavailable(&fetch.service_name, &err, Some(at)));
+                for path in groups.iter().flat_map(|group| &group.paths) {
+                    let at = path_prefix(path);
+                    state.errors.push(unavailable(service, &err, Some(at)));
+                }
                 return;
             }
         };
@@ -352,51 +402,44 @@ impl Run<'_> {
             Some(Value::Object(data)) => data,
             _ => Map::new(),
         };
-        self.land(
-            &mut state,
-            &mut data,
-            &response.errors,
-            Landing {
-                service: &fetch.service_name,
-                field: "_entities",
-                reps: &mut reps,
-                paths: &[path],
-                output_rewrites: fetch.output_rewrites.as_deref(),
-                claims_unmatched: true,
-            },
-        );
+        for (position, (group, reps)) in groups.iter().zip(&mut collected).enumerate() {
+            // Errors that name no group are reported once, with the first.
+            self.land(
+                &mut state,
+                &mut data,
+                &response.errors,
+                service,
+                group,
+                reps,
+                position == 0,
+            );
+        }
     }
 
-    /// Lands one `_entities` field of a subgraph answer: its errors go to
-    /// the client's paths, its answers are merged into the objects they
-    /// were asked for.
+    /// Lands one group's `_entities` field of a subgraph answer.
+    #[allow(clippy::too_many_arguments)]
     fn land(
         &self,
         state: &mut State,
         data: &mut Map<String, Value>,
         raw_errors: &[Value],
-        landing: Landing<'_>,
+        service: &str,
+        group: &EntityGroup<'_>,
+        reps: &mut Representations,
+        claims_unmatched: bool,
     ) {
-        let Landing {
-            service,
-            field,
-            reps,
-            paths,
-            output_rewrites,
-            claims_unmatched,
-        } = landing;
-        let answers = take_list(data, field);
+        let answers = take_list(data, group.field);
         if !raw_errors.is_empty() {
-            reps.fill_paths(&state.data, paths.iter().copied(), self.schema);
+            reps.fill_paths(&state.data, group.paths.iter().copied(), self.schema);
         }
         state.errors.extend(entity_errors(
             raw_errors,
             &EntityField {
                 service,
-                field,
+                field: group.field,
                 reps,
                 answers: &answers,
-                flatten_path: paths.first().copied().unwrap_or_default(),
+                flatten_path: group.paths.first().copied().unwrap_or_default(),
                 claims_unmatched,
             },
         ));
@@ -410,11 +453,11 @@ impl Run<'_> {
             return;
         }
         let mut answers = Answers::new(answers, &reps.slots);
-        for rewrite in output_rewrites.unwrap_or_default() {
+        for rewrite in group.output_rewrites.unwrap_or_default() {
             answers.for_each_mut(|answer| entities::apply_rewrite(rewrite, answer, self.schema));
         }
         let mut offset = 0;
-        for path in paths {
+        for path in &group.paths {
             entities::merge_answers(
                 &mut state.data,
                 path,
@@ -425,105 +468,21 @@ impl Run<'_> {
             );
         }
     }
-
-    /// Several entity fetches to one subgraph in a single request, one
-    /// aliased `_entities` field each.
-    async fn batch_fetch(&self, batch: &BatchFetchNode) {
-        let mut variables = self.variables_for(batch.variable_usages.as_ref());
-        let mut collected = Vec::with_capacity(batch.entity_batch.aliases.len());
-        {
-            let state = self.state();
-            for alias in &batch.entity_batch.aliases {
-                let mut reps = Representations::default();
-                let mut seen = HashMap::new();
-                for path in &alias.merge_paths {
-                    entities::collect(
-                        &state.data,
-                        path.as_slice(),
-                        &alias.requires,
-                        alias.input_rewrites.as_deref(),
-                        self.schema,
-                        &mut reps,
-                        &mut seen,
-                    );
-                }
-                variables.insert(
-                    alias.representations_variable_name.clone(),
-                    Value::Array(std::mem::take(&mut reps.unique)),
-                );
-                collected.push(reps);
-            }
-        }
-        if collected
-            .iter()
-            .all(|reps| reps.slots.iter().all(Option::is_none))
-        {
-            return;
-        }
-        let result = self
-            .send(
-                &batch.service_name,
-                &batch.operation.document_str,
-                variables,
-                true,
-            )
-            .await;
-        let mut state = self.state();
-        let response = match result {
-            Ok(response) => response,
-            Err(err) => {
-                for alias in &batch.entity_batch.aliases {
-                    for path in &alias.merge_paths {
-                        let at = path_prefix(path.as_slice());
-                        state
-                            .errors
-                            .push(unavailable(&batch.service_name, &err, Some(at)));
-                    }
-                }
-                return;
-            }
-        };
-        let mut data = match response.data {
-            Some(Value::Object(data)) => data,
-            _ => Map::new(),
-        };
-        for (position, (alias, reps)) in batch
-            .entity_batch
-            .aliases
-            .iter()
-            .zip(collected.iter_mut())
-            .enumerate()
-        {
-            let paths: Vec<&[FlattenNodePathSegment]> =
-                alias.merge_paths.iter().map(|p| p.as_slice()).collect();
-            self.land(
-                &mut state,
-                &mut data,
-                &response.errors,
-                Landing {
-                    service: &batch.service_name,
-                    field: &alias.alias,
-                    reps,
-                    paths: &paths,
-                    output_rewrites: alias.output_rewrites.as_deref(),
-                    claims_unmatched: position == 0,
-                },
-            );
-        }
-    }
 }
 
-/// One `_entities` field of an answer and where it goes.
-struct Landing<'a> {
-    service: &'a str,
+/// One `_entities` field of an entity request: where its representations
+/// come from and where its answers go.
+struct EntityGroup<'a> {
     /// `_entities`, or a batch alias such as `_e0`.
     field: &'a str,
-    reps: &'a mut Representations,
-    /// The flatten paths the representations were collected from, in order.
-    paths: &'a [&'a [FlattenNodePathSegment]],
+    /// The variable carrying its representations.
+    variable: &'a str,
+    /// What a representation holds (`... on Product { __typename id }`).
+    requires: &'a SelectionSet,
+    /// The flatten paths of the objects it resolves, in order.
+    paths: Vec<&'a [FlattenNodePathSegment]>,
+    input_rewrites: Option<&'a [FetchRewrite]>,
     output_rewrites: Option<&'a [FetchRewrite]>,
-    /// Whether errors naming no field of this answer are reported here.
-    claims_unmatched: bool,
 }
 
 /// The response keys a root fetch selects (through root inline fragments too).
@@ -686,14 +645,12 @@ mod tests {
 
     #[test]
     fn entity_errors_land_on_the_client_path_with_or_without_the_list_index() {
-        let reps = Representations {
-            unique: Vec::new(),
-            slots: vec![Some(0), Some(1)],
-            paths: vec![
-                vec![key("items"), PathSegment::Index(0), key("product")],
-                vec![key("items"), PathSegment::Index(1), key("product")],
-            ],
-        };
+        let mut reps = Representations::default();
+        reps.slots = vec![Some(0), Some(1)];
+        reps.paths = vec![
+            vec![key("items"), PathSegment::Index(0), key("product")],
+            vec![key("items"), PathSegment::Index(1), key("product")],
+        ];
         let answers = [json!({ "name": "a" }), json!({ "name": null })];
         let flatten = [FlattenNodePathSegment::Field("items".into())];
         let at = EntityField {

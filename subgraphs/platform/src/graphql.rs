@@ -200,14 +200,17 @@ fn operation_label(ty: Option<OperationType>) -> &'static str {
     }
 }
 
-fn prefers_html(headers: &HeaderMap) -> bool {
+/// Whether a browser asked for a page (GraphiQL) rather than JSON.
+pub fn prefers_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"))
 }
 
-fn response_content_type(headers: &HeaderMap) -> &'static str {
+/// `application/graphql-response+json` when the client accepts it, else
+/// `application/json` (GraphQL over HTTP).
+pub fn response_content_type(headers: &HeaderMap) -> &'static str {
     let accepts_graphql_response = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -228,7 +231,8 @@ fn error_json(code: &str, message: &str) -> serde_json::Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
-fn coded_response(
+/// A response carrying one coded GraphQL error and no data.
+pub fn coded_response(
     status: StatusCode,
     content_type: &'static str,
     code: &str,
