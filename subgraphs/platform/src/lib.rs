@@ -9,6 +9,7 @@
 //! | [`settings`] | the settings all services share (port, store, JWT, limits) |
 //! | [`telemetry`] | `tracing` logs (JSON or human) and OTLP trace export |
 //! | [`metrics`] | the Prometheus registry behind `/metrics` |
+//! | [`events`] | the event bus (Kafka or in-process), CloudEvents, the transactional outbox, idempotent consumers, live fan-out |
 //! | [`db`] | opening a SeaORM pool for PostgreSQL, MariaDB or SQLite, with statement counting |
 //! | [`health`] | `/health`, `/health/live`, `/health/ready` |
 //! | [`identity`] | who is calling: JWT verification into a `Viewer` |
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod federation;
 pub mod graphql;
 pub mod health;

@@ -59,3 +59,20 @@ pub fn record_db_statement(service: &'static str, elapsed: Duration, failed: boo
     metrics::histogram!("db_statement_duration_seconds", "service" => service)
         .record(elapsed.as_secs_f64());
 }
+
+/// Records `count` outbox rows of `service` the bus accepted.
+pub fn record_outbox_published(service: &'static str, count: u64) {
+    metrics::counter!("events_published_total", "service" => service).increment(count);
+}
+
+/// Records one failed outbox relay pass (the bus refused or was away).
+pub fn record_outbox_failure(service: &'static str) {
+    metrics::counter!("events_publish_failures_total", "service" => service).increment(1);
+}
+
+/// Records one event a consumer handled: `outcome` is `applied`,
+/// `duplicate` or `malformed`.
+pub fn record_event_consumed(consumer: &'static str, outcome: &'static str) {
+    metrics::counter!("events_consumed_total", "consumer" => consumer, "outcome" => outcome)
+        .increment(1);
+}

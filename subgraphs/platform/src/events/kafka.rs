@@ -1,0 +1,279 @@
+//! The Kafka adapter of the bus, on `rdkafka` (librdkafka).
+//!
+//! * producer: idempotent (`enable.idempotence`), `acks=all`, a bounded
+//!   delivery timeout so a publish fails (and the outbox retries) instead
+//!   of queueing forever while the broker is down;
+//! * topics: created explicitly at start-up with the configured partitions
+//!   and replication (brokers may forbid auto-creation, and a restarted
+//!   test broker forgets them), and again when a publish finds one missing;
+//! * group consumers: offsets are *stored* only after the caller's
+//!   transaction committed ([`Subscription::ack`]) and committed by
+//!   librdkafka from there, so a crash replays at most the unacknowledged
+//!   tail (which the inbox skips);
+//! * live tails: every partition assigned at its end, without a group, so
+//!   a new replica needs no rebalance to start seeing events.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::{BusError, CloudEvent, Delivery, KafkaSettings, Start, Subscription, Transport};
+
+/// The Kafka transport (see the module docs).
+pub struct KafkaTransport {
+    settings: KafkaSettings,
+    client_id: String,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl KafkaTransport {
+    /// Clients for `settings.brokers`; nothing is contacted yet.
+    pub fn new(settings: &KafkaSettings, client_id: &str) -> Result<Self, BusError> {
+        let admin_error = |err: KafkaError| BusError::Admin(err.to_string());
+        let producer = base_config(settings, client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("compression.type", "lz4")
+            .set(
+                "message.timeout.ms",
+                settings.publish_timeout.as_millis().to_string(),
+            )
+            .create()
+            .map_err(admin_error)?;
+        let admin = base_config(settings, client_id)
+            .create()
+            .map_err(admin_error)?;
+        Ok(Self {
+            settings: settings.clone(),
+            client_id: client_id.to_owned(),
+            producer,
+            admin,
+        })
+    }
+
+    fn consumer(&self, group: &str, topics: &[String]) -> Result<StreamConsumer, BusError> {
+        let consume_error = |err: KafkaError| BusError::Consume {
+            topics: topics.join(","),
+            reason: err.to_string(),
+        };
+        base_config(&self.settings, &self.client_id)
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            // Offsets are stored by `ack`, after the effect committed.
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "session.timeout.ms",
+                self.settings.session_timeout.as_millis().to_string(),
+            )
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .map_err(consume_error)
+    }
+}
+
+fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", client_id)
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.max.ms", "2000");
+    config
+}
+
+impl Transport for KafkaTransport {
+    fn ensure_topics<'a>(&'a self, topics: &'a [String]) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let new: Vec<NewTopic<'_>> = topics
+                .iter()
+                .map(|name| {
+                    NewTopic::new(
+                        name,
+                        self.settings.partitions,
+                        TopicReplication::Fixed(self.settings.replication),
+                    )
+                })
+                .collect();
+            let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+            let results = self
+                .admin
+                .create_topics(&new, &options)
+                .await
+                .map_err(|err| BusError::Admin(err.to_string()))?;
+            for result in results {
+                match result {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => {
+                        return Err(BusError::Admin(format!("{topic}: {code}")));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn publish<'a>(
+        &'a self,
+        topic: &'a str,
+        key: &'a str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let record = FutureRecord::to(topic).key(key).payload(&payload);
+            match self.producer.send(record, Duration::from_secs(0)).await {
+                Ok(_) => Ok(()),
+                Err((err, _)) => {
+                    if matches!(
+                        err.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::UnknownTopicOrPartition
+                                | RDKafkaErrorCode::UnknownTopic
+                        )
+                    ) {
+                        // A broker that lost its topics (a restarted test
+                        // broker): recreate them; the relay retries.
+                        let _ = self.ensure_topics(&[topic.to_owned()]).await;
+                    }
+                    Err(BusError::Publish {
+                        topic: topic.to_owned(),
+                        reason: err.to_string(),
+                    })
+                }
+            }
+        })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        topics: &'a [String],
+        start: Start,
+    ) -> BoxFuture<'a, Result<Box<dyn Subscription>, BusError>> {
+        Box::pin(async move {
+            let consume_error = |err: KafkaError| BusError::Consume {
+                topics: topics.join(","),
+                reason: err.to_string(),
+            };
+            let subscription = match start {
+                Start::Group(group) => {
+                    let consumer = self.consumer(&group, topics)?;
+                    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    consumer.subscribe(&names).map_err(consume_error)?;
+                    KafkaSubscription {
+                        consumer,
+                        topics: topics.join(","),
+                        grouped: true,
+                    }
+                }
+                Start::Live => {
+                    // The group id is required by librdkafka but never
+                    // joined: partitions are assigned by hand.
+                    let group = format!("{}-live-{}", self.client_id, uuid::Uuid::now_v7());
+                    let consumer = self.consumer(&group, topics)?;
+                    let consumer = tokio::task::spawn_blocking({
+                        let topics = topics.to_vec();
+                        move || assign_all_at_end(consumer, &topics)
+                    })
+                    .await
+                    .map_err(|err| BusError::Consume {
+                        topics: topics.join(","),
+                        reason: err.to_string(),
+                    })?
+                    .map_err(consume_error)?;
+                    KafkaSubscription {
+                        consumer,
+                        topics: topics.join(","),
+                        grouped: false,
+                    }
+                }
+            };
+            Ok(Box::new(subscription) as Box<dyn Subscription>)
+        })
+    }
+}
+
+/// Assigns every partition of `topics` from its end (blocking: metadata).
+fn assign_all_at_end(
+    consumer: StreamConsumer,
+    topics: &[String],
+) -> Result<StreamConsumer, KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for found in metadata.topics() {
+            for partition in found.partitions() {
+                assignment.add_partition_offset(topic, partition.id(), Offset::End)?;
+            }
+        }
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+struct KafkaSubscription {
+    consumer: StreamConsumer,
+    topics: String,
+    grouped: bool,
+}
+
+impl Subscription for KafkaSubscription {
+    fn next(&mut self) -> BoxFuture<'_, Result<Delivery, BusError>> {
+        Box::pin(async move {
+            let message = self
+                .consumer
+                .recv()
+                .await
+                .map_err(|err| BusError::Consume {
+                    topics: self.topics.clone(),
+                    reason: err.to_string(),
+                })?;
+            let event = match message.payload() {
+                Some(bytes) => CloudEvent::from_bytes(bytes).map_err(|err| err.to_string()),
+                None => Err("empty message".to_owned()),
+            };
+            Ok(Delivery {
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+                event,
+            })
+        })
+    }
+
+    fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        if !self.grouped {
+            return Ok(());
+        }
+        self.consumer
+            .store_offset(&delivery.topic, delivery.partition, delivery.offset)
+            .map_err(|err| BusError::Consume {
+                topics: self.topics.clone(),
+                reason: err.to_string(),
+            })
+    }
+}
+
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        if self.grouped {
+            // Hand the stored offsets to the broker before leaving the group.
+            if let Err(err) = self
+                .consumer
+                .commit_consumer_state(rdkafka::consumer::CommitMode::Async)
+            {
+                tracing::debug!(topics = %self.topics, %err, "final offset commit skipped");
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Live fan-out: the events of some topics, as they happen, to every
+//! GraphQL subscription in this replica.
+//!
+//! Each replica tails the topics itself ([`Start::Live`]: no consumer
+//! group, all partitions), so every replica sees every event and a client
+//! connected to any replica (through any router) gets its events: no sticky
+//! sessions. Inside the replica one broadcast channel fans out to the
+//! subscriptions; each has a bounded backlog, and a subscription that falls
+//! further behind ends with an error instead of holding memory.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::inbox::Backoff;
+use super::{CloudEvent, EventBus, Start, Subscription, Topic};
+
+/// Events a subscription may fall behind by before it is ended.
+pub const DEFAULT_BACKLOG: usize = 1024;
+
+/// A subscription fell too far behind the live stream and was ended.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "the subscription fell {0} events behind and was ended; resubscribe (with `after` where offered)"
+)]
+pub struct Lagged(pub u64);
+
+/// The live events of one replica (see the module docs). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LiveFeed {
+    sender: broadcast::Sender<Arc<CloudEvent>>,
+}
+
+impl LiveFeed {
+    /// Starts tailing `topics` on `bus` until `stop`; returns once the tail
+    /// is in place (so events published after this are seen).
+    pub async fn start(
+        bus: &EventBus,
+        topics: Vec<Topic>,
+        backlog: usize,
+        stop: CancellationToken,
+    ) -> Result<Self, super::BusError> {
+        let (sender, _) = broadcast::channel(backlog.max(1));
+        let subscription = bus.subscribe(&topics, Start::Live).await?;
+        let feed = Self { sender };
+        tokio::spawn(
+            feed.clone()
+                .forward(bus.clone(), topics, subscription, stop),
+        );
+        Ok(feed)
+    }
+
+    /// A feed nothing publishes to (tests of code that takes a feed).
+    pub fn detached() -> Self {
+        Self {
+            sender: broadcast::channel(1).0,
+        }
+    }
+
+    /// Publishes an event to this replica's subscriptions only (tests).
+    pub fn inject(&self, event: CloudEvent) {
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    /// Every live event from now on; `Err(Lagged)` once, then the end, if
+    /// the subscriber falls more than the backlog behind.
+    pub fn events(&self) -> Pin<Box<dyn Stream<Item = Result<Arc<CloudEvent>, Lagged>> + Send>> {
+        let mut ended = false;
+        BroadcastStream::new(self.sender.subscribe())
+            .map(|item| item.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged(n)))
+            .take_while(move |item| {
+                let keep = !ended;
+                ended |= item.is_err();
+                futures::future::ready(keep)
+            })
+            .boxed()
+    }
+
+    /// Live subscriptions in this replica (for metrics and tests).
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
+    async fn forward(
+        self,
+        bus: EventBus,
+        topics: Vec<Topic>,
+        mut subscription: Box<dyn Subscription>,
+        stop: CancellationToken,
+    ) {
+        let mut backoff = Backoff::default();
+        loop {
+            let delivery = tokio::select! {
+                () = stop.cancelled() => return,
+                delivery = subscription.next() => delivery,
+            };
+            match delivery {
+                Ok(delivery) => match delivery.event {
+                    Ok(event) => {
+                        // No subscriber is not an error: nobody is listening.
+                        let _ = self.sender.send(Arc::new(event));
+                    }
+                    Err(reason) => {
+                        tracing::warn!(topic = %delivery.topic, %reason, "live feed skipped a malformed message");
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(%err, "live feed cannot receive; retrying");
+                    if backoff.sleep(&stop).await {
+                        return;
+                    }
+                    if let Ok(again) = bus.subscribe(&topics, Start::Live).await {
+                        subscription = again;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The event tables every store that publishes or consumes events has,
+//! as one migration each subgraph's migrator includes.
+//!
+//! * `event_outbox` — events written in the same transaction as the state
+//!   change they describe, in commit order (`seq`), until the relay has
+//!   published them;
+//! * `event_inbox` — the ids of events a consumer has applied, written in
+//!   the same transaction as the effect, so a redelivery is a no-op.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DatabaseBackend;
+
+/// Creates `event_outbox` and `event_inbox`.
+pub struct CreateEventTables;
+
+impl MigrationName for CreateEventTables {
+    fn name(&self) -> &str {
+        "m20261122_000100_create_event_tables"
+    }
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+pub(crate) enum EventOutbox {
+    Table,
+    Seq,
+    EventId,
+    Topic,
+    EventKey,
+    Payload,
+    CreatedAt,
+    PublishedAt,
+    Attempts,
+    LastError,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+pub(crate) enum EventInbox {
+    Table,
+    Consumer,
+    EventId,
+    ProcessedAt,
+}
+
+/// A UTC instant with microseconds on every backend.
+fn instant(manager: &SchemaManager, column: impl IntoIden, nullable: bool) -> ColumnDef {
+    let mut def = ColumnDef::new(column);
+    match manager.get_database_backend() {
+        DatabaseBackend::MySql => def.custom(Alias::new("datetime(6)")),
+        _ => def.timestamp_with_time_zone(),
+    };
+    if nullable {
+        def.null()
+    } else {
+        def.not_null()
+    };
+    def
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEventTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut seq = ColumnDef::new(EventOutbox::Seq);
+        match manager.get_database_backend() {
+            // SQLite's AUTOINCREMENT works on INTEGER PRIMARY KEY only.
+            DatabaseBackend::Sqlite => seq.integer(),
+            _ => seq.big_integer(),
+        };
+        seq.not_null().auto_increment().primary_key();
+        manager
+            .create_table(
+                Table::create()
+                    .table(EventOutbox::Table)
+                    .if_not_exists()
+                    .col(seq)
+                    .col(
+                        ColumnDef::new(EventOutbox::EventId)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(EventOutbox::Topic)
+                            .string_len(100)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(EventOutbox::EventKey)
+                            .string_len(200)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(EventOutbox::Payload).text().not_null())
+                    .col(instant(manager, EventOutbox::CreatedAt, false))
+                    .col(instant(manager, EventOutbox::PublishedAt, true))
+                    .col(
+                        ColumnDef::new(EventOutbox::Attempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(ColumnDef::new(EventOutbox::LastError).text().null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("event_outbox_pending")
+                    .table(EventOutbox::Table)
+                    .col(EventOutbox::PublishedAt)
+                    .col(EventOutbox::Seq)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(EventInbox::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(EventInbox::Consumer)
+                            .string_len(100)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(EventInbox::EventId)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(instant(manager, EventInbox::ProcessedAt, false))
+                    .primary_key(
+                        Index::create()
+                            .col(EventInbox::Consumer)
+                            .col(EventInbox::EventId),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(EventInbox::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(EventOutbox::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
