@@ -23,6 +23,7 @@ use notification_subgraph::NotificationSettings;
 use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
 use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::events::{EventBus, EventSettings};
 use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
 use shopgraph_platform::service::ServiceApp;
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -111,14 +112,21 @@ impl Service {
     }
 
     /// Reads a subgraph's settings and builds it, ready to run.
-    async fn build(self, env: &Env, mode: RunMode) -> anyhow::Result<ServiceApp> {
+    async fn build(self, env: &Env, mode: RunMode, bus: EventBus) -> anyhow::Result<ServiceApp> {
         Ok(match self {
             Self::Router => anyhow::bail!("the router is not a subgraph"),
-            Self::Product => product_subgraph::build(ProductSettings::from_env(env, mode)?).await?,
-            Self::Basket => basket_subgraph::build(BasketSettings::from_env(env, mode)?).await?,
-            Self::Payment => payment_subgraph::build(PaymentSettings::from_env(env, mode)?).await?,
+            Self::Product => {
+                product_subgraph::build(ProductSettings::from_env(env, mode)?, bus).await?
+            }
+            Self::Basket => {
+                basket_subgraph::build(BasketSettings::from_env(env, mode)?, bus).await?
+            }
+            Self::Payment => {
+                payment_subgraph::build(PaymentSettings::from_env(env, mode)?, bus).await?
+            }
             Self::Notification => {
-                notification_subgraph::build(NotificationSettings::from_env(env, mode)?).await?
+                notification_subgraph::build(NotificationSettings::from_env(env, mode)?, bus)
+                    .await?
             }
         })
     }
@@ -200,7 +208,11 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     PaymentSettings::from_env(&env, RunMode::Dev)?;
     NotificationSettings::from_env(&env, RunMode::Dev)?;
     RouterSettings::from_env(&env, RunMode::Dev)?;
+    let events = EventSettings::from_env(&env)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
+    // One bus for the whole shop: in-process unless KAFKA_BROKERS is set.
+    let bus = EventBus::connect(&events, "shopgraph-dev").await?;
+    tracing::info!(bus = bus.kind(), "event bus ready");
 
     let mut apps = Vec::new();
     let mut subgraphs = String::new();
@@ -210,7 +222,7 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
         Service::Payment,
         Service::Notification,
     ] {
-        let app = service.build(&env, RunMode::Dev).await?;
+        let app = service.build(&env, RunMode::Dev, bus.clone()).await?;
         let addr = app.local_addr()?;
         subgraphs.push_str(&format!("  {:<12} http://{addr}/graphql\n", service.name()));
         // Later services call earlier ones where they really listen.
@@ -263,8 +275,16 @@ async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
         router.run(shopgraph_platform::shutdown::signal()).await?;
         return Ok(());
     }
+    let events = EventSettings::from_env(&env)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
-    let app = service.build(&env, RunMode::Serve).await?;
+    if events.kafka.is_none() {
+        tracing::warn!(
+            service = service.name(),
+            "KAFKA_BROKERS is not set: events stay inside this process (no reactions in other services, no live events from them)"
+        );
+    }
+    let bus = EventBus::connect(&events, service.name()).await?;
+    let app = service.build(&env, RunMode::Serve, bus).await?;
     app.run(shopgraph_platform::shutdown::signal()).await?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shopgraph_platform::config::Env;
 use shopgraph_platform::db::StatementCounter;
+use shopgraph_platform::events::EventBus;
 use shopgraph_platform::identity::{ADMIN_ROLE, Identity, JwtAuthority, forward_identity};
 use shopgraph_platform::service::ServiceApp;
 use shopgraph_platform::settings::AuthSettings;
@@ -103,10 +104,12 @@ pub fn unreachable_url() -> String {
 }
 
 /// Test-time knobs for [`TestApp::spawn_with`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub seed: bool,
     pub max_body_bytes: usize,
+    /// The event bus; a private in-process one when `None`.
+    pub bus: Option<EventBus>,
 }
 
 impl Default for Options {
@@ -114,6 +117,7 @@ impl Default for Options {
         Self {
             seed: false,
             max_body_bytes: 2 * 1024 * 1024,
+            bus: None,
         }
     }
 }
@@ -233,7 +237,8 @@ impl TestApp {
 
     /// A product subgraph on an existing store.
     pub async fn spawn_on(db: TestDb, options: Options) -> Self {
-        let app = product_subgraph::build(settings(&db, options))
+        let bus = options.bus.clone().unwrap_or_else(EventBus::in_process);
+        let app = product_subgraph::build(settings(&db, options), bus)
             .await
             .expect("product subgraph starts");
         Self::start(app, db)
@@ -241,6 +246,16 @@ impl TestApp {
 
     /// A basket subgraph on a fresh store, pricing from `product_url`.
     pub async fn spawn_basket(backend: Backend, product_url: &str, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_basket_on(&EventBus::in_process(), backend, product_url, extra).await
+    }
+
+    /// [`TestApp::spawn_basket`] on `bus`.
+    pub async fn spawn_basket_on(
+        bus: &EventBus,
+        backend: Backend,
+        product_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let db = fresh_db(backend).await;
         let mut vars = vec![
             ("PRODUCT_SERVICE_URL", product_url),
@@ -249,7 +264,7 @@ impl TestApp {
         vars.extend_from_slice(extra);
         let env = test_env("basket", &db, Options::default(), &vars);
         let settings = BasketSettings::from_env(&env, RunMode::Serve).expect("valid test settings");
-        let app = basket_subgraph::build(settings)
+        let app = basket_subgraph::build(settings, bus.clone())
             .await
             .expect("basket subgraph starts");
         Self::start(app, db)
@@ -257,6 +272,16 @@ impl TestApp {
 
     /// A payment subgraph on a fresh store, reading baskets from `basket_url`.
     pub async fn spawn_payment(backend: Backend, basket_url: &str, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_payment_on(&EventBus::in_process(), backend, basket_url, extra).await
+    }
+
+    /// [`TestApp::spawn_payment`] on `bus`.
+    pub async fn spawn_payment_on(
+        bus: &EventBus,
+        backend: Backend,
+        basket_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let db = fresh_db(backend).await;
         let mut vars = vec![
             ("BASKET_SERVICE_URL", basket_url),
@@ -266,7 +291,7 @@ impl TestApp {
         let env = test_env("payment", &db, Options::default(), &vars);
         let settings =
             PaymentSettings::from_env(&env, RunMode::Serve).expect("valid test settings");
-        let app = payment_subgraph::build(settings)
+        let app = payment_subgraph::build(settings, bus.clone())
             .await
             .expect("payment subgraph starts");
         Self::start(app, db)
@@ -274,11 +299,20 @@ impl TestApp {
 
     /// A notification subgraph on a fresh store, with `extra` settings.
     pub async fn spawn_notification(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_notification_on(&EventBus::in_process(), backend, extra).await
+    }
+
+    /// [`TestApp::spawn_notification`] on `bus`.
+    pub async fn spawn_notification_on(
+        bus: &EventBus,
+        backend: Backend,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let db = fresh_db(backend).await;
         let env = test_env("notification", &db, Options::default(), extra);
         let settings =
             NotificationSettings::from_env(&env, RunMode::Serve).expect("valid test settings");
-        let app = notification_subgraph::build(settings)
+        let app = notification_subgraph::build(settings, bus.clone())
             .await
             .expect("notification subgraph starts");
         Self::start(app, db)

@@ -30,7 +30,7 @@ async fn seeding_twice_does_not_duplicate(backend: Backend) {
         seed: true,
         ..Options::default()
     };
-    let mut first = TestApp::spawn_on(db, seeded).await;
+    let mut first = TestApp::spawn_on(db, seeded.clone()).await;
     first.begin_shutdown();
     first.wait_stopped().await.unwrap();
     let db = std::mem::replace(&mut first.db, fresh_db(backend).await);

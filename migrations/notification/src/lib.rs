@@ -15,7 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_notifications::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_notifications::Migration),
+            Box::new(shopgraph_platform::events::schema::CreateEventTables),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

@@ -16,7 +16,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_payments::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_payments::Migration),
+            Box::new(shopgraph_platform::events::schema::CreateEventTables),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

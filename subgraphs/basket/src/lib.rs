@@ -10,10 +10,12 @@
 //!   embedded) with race-free upserts;
 //! * [`catalog_client`] — the catalogue adapter: GraphQL calls to product;
 //! * [`graphql`] — the schema;
+//! * [`events`] — basket events and the reaction to `PaymentCompleted`;
 //! * [`sweeper`] — marks idle baskets abandoned.
 
 pub mod catalog_client;
 pub mod domain;
+pub mod events;
 pub mod graphql;
 pub mod service;
 pub mod store;
@@ -24,6 +26,9 @@ use std::time::Duration;
 
 use basket_migration::Migrator;
 use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::events::inbox::Consumer;
+use shopgraph_platform::events::outbox::RelayWaker;
+use shopgraph_platform::events::{EventBus, Topic};
 use shopgraph_platform::service::open_store;
 pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -75,10 +80,12 @@ impl BasketSettings {
 }
 
 /// Opens and migrates the store and binds the listener: a basket subgraph
-/// (with its abandonment sweeper) ready to [`ServiceApp::run`].
-pub async fn build(settings: BasketSettings) -> Result<ServiceApp, StartError> {
+/// (with its abandonment sweeper, checkout consumer and outbox relay on
+/// `bus`) ready to [`ServiceApp::run`].
+pub async fn build(settings: BasketSettings, bus: EventBus) -> Result<ServiceApp, StartError> {
     let database = open_store::<Migrator>(&settings.service).await?;
-    let store = BasketStore::new(database.conn.clone());
+    let relay = RelayWaker::default();
+    let store = BasketStore::new(database.conn.clone(), relay.clone());
     let catalog = GraphqlCatalog::new(GraphqlClient::new(
         "product",
         settings.product_url.clone(),
@@ -93,9 +100,19 @@ pub async fn build(settings: BasketSettings) -> Result<ServiceApp, StartError> {
     let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
     let sweeper = sweeper::AbandonmentSweeper::new(store, settings.basket_ttl);
     let interval = settings.sweep_interval;
+    let checkouts = Consumer::new(
+        "basket-checkout",
+        vec![Topic::Payment],
+        database.conn.clone(),
+        bus.clone(),
+        events::CheckoutHandler,
+    )
+    .waking(relay.clone());
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
-        .with_job(move |stop| sweeper.run(interval, stop)))
+        .with_job(move |stop| sweeper.run(interval, stop))
+        .with_job(move |stop| checkouts.run(stop))
+        .with_outbox(bus, relay))
 }
 
 /// Applies pending migrations and returns (`shopgraph migrate basket`).

@@ -33,9 +33,10 @@ async fn main() {
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
     let settings = NotificationSettings::from_env(&env, RunMode::Serve).expect("settings");
-    let app = notification_subgraph::build(settings)
-        .await
-        .expect("subgraph starts");
+    let app =
+        notification_subgraph::build(settings, shopgraph_platform::events::EventBus::in_process())
+            .await
+            .expect("subgraph starts");
     let url = format!("http://{}/graphql", app.local_addr().expect("address"));
     let statements = app.statements();
     tokio::spawn(app.run(std::future::pending()));

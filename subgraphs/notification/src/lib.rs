@@ -11,11 +11,14 @@
 //!   embedded);
 //! * [`delivery`] — in-app delivery and the webhook gateway for e-mail,
 //!   SMS and push;
+//! * [`events`] — reactions to payment, basket and stock events, and the
+//!   `NotificationCreated` event behind `notificationAdded`;
 //! * [`graphql`] — the schema;
 //! * [`scheduler`] — due deliveries, retries and cleanup.
 
 pub mod delivery;
 pub mod domain;
+pub mod events;
 pub mod graphql;
 pub mod scheduler;
 pub mod service;
@@ -26,6 +29,10 @@ use std::time::Duration;
 
 use notification_migration::Migrator;
 use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::events::inbox::Consumer;
+use shopgraph_platform::events::live::{DEFAULT_BACKLOG, LiveFeed};
+use shopgraph_platform::events::outbox::RelayWaker;
+use shopgraph_platform::events::{EventBus, Topic};
 use shopgraph_platform::service::open_store;
 pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -54,6 +61,12 @@ pub struct NotificationSettings {
     pub scheduler_interval: Duration,
     /// How often expired notifications are deleted (`CLEANUP_INTERVAL`).
     pub cleanup_interval: Duration,
+    /// Users told about low and sold-out stock (`STOCK_ALERT_RECIPIENTS`,
+    /// comma-separated user ids).
+    pub stock_alert_recipients: Vec<String>,
+    /// Events a live subscriber may fall behind by before it is ended
+    /// (`SUBSCRIPTION_BUFFER`).
+    pub subscription_buffer: usize,
 }
 
 impl NotificationSettings {
@@ -74,28 +87,66 @@ impl NotificationSettings {
             scheduler_interval: env
                 .duration_or("NOTIFICATION_SCHEDULER_INTERVAL", Duration::from_secs(5))?,
             cleanup_interval: env.duration_or("CLEANUP_INTERVAL", Duration::from_secs(3600))?,
+            stock_alert_recipients: env
+                .string("STOCK_ALERT_RECIPIENTS")
+                .unwrap_or_else(|| "admin".into())
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            subscription_buffer: env.int_in_or(
+                "SUBSCRIPTION_BUFFER",
+                1..=1_000_000,
+                DEFAULT_BACKLOG,
+            )?,
         })
     }
 }
 
 /// Opens and migrates the store and binds the listener: a notification
 /// subgraph (with its scheduler and cleanup) ready to [`ServiceApp::run`].
-pub async fn build(settings: NotificationSettings) -> Result<ServiceApp, StartError> {
+pub async fn build(
+    settings: NotificationSettings,
+    bus: EventBus,
+) -> Result<ServiceApp, StartError> {
     let database = open_store::<Migrator>(&settings.service).await?;
     let deliverer = GatewayDeliverer::new(settings.webhook_url.clone(), settings.delivery_timeout);
+    let relay = RelayWaker::default();
     let notifications = Notifications::new(
-        NotificationStore::new(database.conn.clone()),
+        NotificationStore::new(database.conn.clone(), relay.clone()),
         Arc::new(deliverer),
         settings.policy.clone(),
     );
-    let schema = graphql::schema(notifications.clone(), &settings.service.graphql);
+    let (feed, forwarder) = LiveFeed::start(
+        &bus,
+        vec![Topic::Notification],
+        settings.subscription_buffer,
+    )
+    .await
+    .map_err(StartError::events(SERVICE_NAME))?;
+    let reactions = Consumer::new(
+        "notification-reactions",
+        vec![Topic::Payment, Topic::Basket, Topic::Product],
+        database.conn.clone(),
+        bus.clone(),
+        events::ReactionHandler::new(events::ReactionSettings {
+            stock_alert_recipients: settings.stock_alert_recipients.clone(),
+            ttl: settings.policy.ttl,
+        }),
+    )
+    .waking(relay.clone());
+    let schema = graphql::schema(notifications.clone(), &settings.service.graphql, feed);
     let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
     let (scheduler, cleanup) = (notifications.clone(), notifications);
     let (scheduler_every, cleanup_every) = (settings.scheduler_interval, settings.cleanup_interval);
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
         .with_job(move |stop| scheduler::run_deliveries(scheduler, scheduler_every, stop))
-        .with_job(move |stop| scheduler::run_cleanup(cleanup, cleanup_every, stop)))
+        .with_job(move |stop| scheduler::run_cleanup(cleanup, cleanup_every, stop))
+        .with_job(move |stop| forwarder.run(stop))
+        .with_job(move |stop| reactions.run(stop))
+        .with_outbox(bus, relay))
 }
 
 /// Applies pending migrations and returns (`shopgraph migrate notification`).

@@ -98,13 +98,40 @@ impl Notifications {
         let stored = self.store.insert(news, expiry).await?;
         let mut result = Vec::with_capacity(stored.len());
         for notification in stored {
-            result.push(if notification.scheduled_at.is_some() {
-                notification
-            } else {
-                self.deliver(notification).await?
-            });
+            result.push(
+                if notification.scheduled_at.is_some() || notification.status == Status::Sent {
+                    notification
+                } else {
+                    self.deliver(notification).await?
+                },
+            );
         }
         Ok(result)
+    }
+
+    /// The user's notifications after notification `after`, oldest first:
+    /// what a resumed `notificationAdded` replays before going live.
+    pub async fn created_after(
+        &self,
+        user_id: &str,
+        after: &str,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        let after = Uuid::parse_str(after.trim())
+            .map_err(|_| NotificationError::invalid("after", "must be a notification id"))?;
+        let mut backlog = Vec::new();
+        let mut cursor = after;
+        loop {
+            let page = self
+                .store
+                .created_after(user_id, cursor, TICK_BATCH)
+                .await?;
+            let full = page.len() as u64 == TICK_BATCH;
+            cursor = page.last().map_or(cursor, |n| n.id);
+            backlog.extend(page);
+            if !full {
+                return Ok(backlog);
+            }
+        }
     }
 
     /// Delivers a PENDING or FAILED notification now (admin).

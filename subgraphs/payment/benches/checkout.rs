@@ -74,9 +74,12 @@ async fn main() {
         TempDatabase::create(TempBackend::Sqlite).await,
     );
     let payment_db = TempDatabase::create(TempBackend::MariaDb).await;
+    // One bus, as in `shopgraph dev`: sales reach product and basket.
+    let bus = shopgraph_platform::events::EventBus::in_process();
     let product = start(
         product_subgraph::build(
             ProductSettings::from_env(&env("product", &product_db, &[]), RunMode::Serve).unwrap(),
+            bus.clone(),
         )
         .await
         .unwrap(),
@@ -87,9 +90,12 @@ async fn main() {
         &[("PRODUCT_SERVICE_URL", product.clone())],
     );
     let basket = start(
-        basket_subgraph::build(BasketSettings::from_env(&basket_env, RunMode::Serve).unwrap())
-            .await
-            .unwrap(),
+        basket_subgraph::build(
+            BasketSettings::from_env(&basket_env, RunMode::Serve).unwrap(),
+            bus.clone(),
+        )
+        .await
+        .unwrap(),
     );
     let payment_env = env(
         "payment",
@@ -97,9 +103,12 @@ async fn main() {
         &[("BASKET_SERVICE_URL", basket.clone())],
     );
     let payment = start(
-        payment_subgraph::build(PaymentSettings::from_env(&payment_env, RunMode::Serve).unwrap())
-            .await
-            .unwrap(),
+        payment_subgraph::build(
+            PaymentSettings::from_env(&payment_env, RunMode::Serve).unwrap(),
+            bus.clone(),
+        )
+        .await
+        .unwrap(),
     );
 
     let auth =

@@ -10,11 +10,13 @@
 //! * [`store`] — the SeaORM repository (idempotency by unique index, status
 //!   changes by conditional update);
 //! * [`basket_client`] — the basket adapter: GraphQL calls to basket;
+//! * [`events`] — the payment events every change writes to the outbox;
 //! * [`graphql`] — the schema;
 //! * [`sweeper`] — expires pending payments.
 
 pub mod basket_client;
 pub mod domain;
+pub mod events;
 pub mod graphql;
 pub mod service;
 pub mod store;
@@ -25,6 +27,9 @@ use std::time::Duration;
 
 use payment_migration::Migrator;
 use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::events::live::{DEFAULT_BACKLOG, LiveFeed};
+use shopgraph_platform::events::outbox::RelayWaker;
+use shopgraph_platform::events::{EventBus, Topic};
 use shopgraph_platform::service::open_store;
 pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -76,26 +81,33 @@ impl PaymentSettings {
 }
 
 /// Opens and migrates the store and binds the listener: a payment subgraph
-/// (with its expiry sweeper) ready to [`ServiceApp::run`].
-pub async fn build(settings: PaymentSettings) -> Result<ServiceApp, StartError> {
+/// (with its expiry sweeper and outbox relay to `bus`) ready to
+/// [`ServiceApp::run`].
+pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceApp, StartError> {
     let database = open_store::<Migrator>(&settings.service).await?;
     let baskets = GraphqlBaskets::new(GraphqlClient::new(
         "basket",
         settings.basket_url.clone(),
         settings.upstream_timeout,
     ));
+    let relay = RelayWaker::default();
     let payments = Payments::new(
-        PaymentStore::new(database.conn.clone()),
+        PaymentStore::new(database.conn.clone(), relay.clone()),
         Arc::new(baskets),
         Arc::new(SimulatedProvider),
         settings.pending_ttl,
     );
-    let schema = graphql::schema(payments.clone(), &settings.service.graphql);
+    let (feed, forwarder) = LiveFeed::start(&bus, vec![Topic::Payment], DEFAULT_BACKLOG)
+        .await
+        .map_err(StartError::events(SERVICE_NAME))?;
+    let schema = graphql::schema(payments.clone(), &settings.service.graphql, feed);
     let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
     let interval = settings.expiry_interval;
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
-        .with_job(move |stop| sweeper::run_expiry(payments, interval, stop)))
+        .with_job(move |stop| sweeper::run_expiry(payments, interval, stop))
+        .with_job(move |stop| forwarder.run(stop))
+        .with_outbox(bus, relay))
 }
 
 /// Applies pending migrations and returns (`shopgraph migrate payment`).

@@ -160,6 +160,14 @@ impl Payments {
             return Err(PaymentError::ProviderUnavailable(err));
         }
         tracing::info!(payment_id = %payment.id, %amount, status = %status, "payment refunded");
+        // Published only now that the provider has really refunded; the
+        // recorded refund itself was committed before the provider call.
+        self.store
+            .publish(
+                shopgraph_platform::events::contract::payment::REFUNDED,
+                payment.id,
+            )
+            .await?;
         self.reload(payment.id).await
     }
 

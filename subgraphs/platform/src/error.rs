@@ -33,6 +33,9 @@ pub enum ErrorCode {
     SubgraphUnavailable,
     /// The HTTP method is not allowed for this operation (e.g. a mutation over GET).
     MethodNotAllowed,
+    /// A subscriber could not keep up with its events and was ended
+    /// (resubscribe, with `after` where offered).
+    SubscriptionOverflow,
     /// A bug or an infrastructure failure; details are in the logs only.
     Internal,
 }
@@ -52,6 +55,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::SubgraphUnavailable => "SUBGRAPH_UNAVAILABLE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::SubscriptionOverflow => "SUBSCRIPTION_OVERFLOW",
             Self::Internal => "INTERNAL",
         }
     }

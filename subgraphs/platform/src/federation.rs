@@ -19,3 +19,21 @@ impl ProductRef {
         }
     }
 }
+
+/// A payment owned by the payment subgraph, referenced by id (from a
+/// notification about it); the router fetches its fields from payment.
+#[derive(Debug, Clone, PartialEq, Eq, SimpleObject)]
+#[graphql(name = "Payment", unresolvable = "id")]
+pub struct PaymentRef {
+    /// The payment's id.
+    pub id: ID,
+}
+
+impl PaymentRef {
+    /// A reference to payment `id`.
+    pub fn new(id: impl ToString) -> Self {
+        Self {
+            id: ID(id.to_string()),
+        }
+    }
+}

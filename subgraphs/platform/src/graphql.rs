@@ -6,14 +6,23 @@
 //! sent with GET gets 405; `application/graphql-response+json` is used when
 //! the client accepts it. Every error leaves with an `extensions.code`, and
 //! every request is counted in `/metrics` by operation type.
+//!
+//! Subscriptions are served at `/graphql/ws` over websockets
+//! (`graphql-transport-ws`, as async-graphql implements it). Their only
+//! client is the router, which forwards the verified caller in the upgrade
+//! request's identity headers; the connection ends after
+//! [`SUBSCRIPTION_IDLE_TIMEOUT`] without a message from the router.
 
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{ObjectType, Schema, SchemaBuilder, ServerError, SubscriptionType};
-use async_graphql_axum::{GraphQLRequest, rejection::GraphQLRejection};
+use async_graphql_axum::{
+    GraphQLProtocol, GraphQLRequest, GraphQLWebSocket, rejection::GraphQLRejection,
+};
 use axum::extract::State;
+use axum::extract::WebSocketUpgrade;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -38,7 +47,38 @@ where
     let endpoint = Endpoint { service, schema };
     Router::new()
         .route("/graphql", get(handle::<Q, M, S>).post(handle::<Q, M, S>))
+        .route("/graphql/ws", get(subscribe::<Q, M, S>))
         .with_state(endpoint)
+}
+
+/// How long a subgraph websocket may stay silent (the router pings well
+/// within it) before it is closed.
+pub const SUBSCRIPTION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn subscribe<Q, M, S>(
+    State(endpoint): State<Endpoint<Q, M, S>>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+    identity: Option<Extension<Identity>>,
+    credentials: Option<Extension<Credentials>>,
+) -> Response
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let mut data = async_graphql::Data::default();
+    data.insert(identity.map(|Extension(i)| i).unwrap_or_default());
+    data.insert(credentials.map(|Extension(c)| c).unwrap_or_default());
+    let schema = endpoint.schema.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .with_data(data)
+                .keepalive_timeout(SUBSCRIPTION_IDLE_TIMEOUT)
+                .serve()
+        })
 }
 
 struct Endpoint<Q, M, S> {
@@ -259,6 +299,7 @@ where
 {
     let builder = builder
         .enable_federation()
+        .enable_subscription_in_federation()
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
     if limits.introspection {
@@ -278,6 +319,7 @@ where
 {
     builder
         .enable_federation()
+        .enable_subscription_in_federation()
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
 }

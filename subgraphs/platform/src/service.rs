@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Database, DbOpenError, StatementCounter};
+use crate::events::EventBus;
+use crate::events::outbox::{Relay, RelaySettings, RelayWaker};
 use crate::health::ReadinessCheck;
 use crate::identity::JwtAuthority;
 use crate::server;
@@ -47,6 +49,15 @@ pub enum StartError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The event bus could not be reached.
+    #[error("cannot start the {service} event streams")]
+    Events {
+        /// The service.
+        service: &'static str,
+        /// The bus failure.
+        #[source]
+        source: crate::events::BusError,
+    },
     /// The listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -56,6 +67,13 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StartError {
+    /// Maps a bus failure of `service` (for `map_err`).
+    pub fn events(service: &'static str) -> impl FnOnce(crate::events::BusError) -> Self {
+        move |source| Self::Events { service, source }
+    }
 }
 
 /// Opens the store of `settings.name` and applies migrator `M`.
@@ -136,6 +154,19 @@ impl ServiceApp {
         self.jobs
             .push(Box::new(move |token| tokio::spawn(job(token))));
         self
+    }
+
+    /// Publishes this store's event outbox to `bus` in the background
+    /// (woken by `waker` after each commit that wrote events).
+    pub fn with_outbox(self, bus: EventBus, waker: RelayWaker) -> Self {
+        let relay = Relay::new(
+            self.name,
+            self.database.conn.clone(),
+            bus,
+            waker,
+            RelaySettings::default(),
+        );
+        self.with_job(move |stop| relay.run(stop))
     }
 
     /// The address actually bound.

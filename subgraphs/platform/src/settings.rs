@@ -150,6 +150,8 @@ pub struct ServiceSettings {
     /// The shop's currency (`SHOP_CURRENCY`, ISO 4217): new products'
     /// default and the currency of an empty basket's zero total.
     pub shop_currency: String,
+    /// The event bus (`KAFKA_*`; in-process without `KAFKA_BROKERS`).
+    pub events: crate::events::EventSettings,
 }
 
 /// How the process runs, which decides a few defaults.
@@ -234,10 +236,13 @@ impl ServiceSettings {
             ));
         }
 
+        let events = crate::events::EventSettings::from_env(env)?;
+
         Ok(Self {
             name,
             http,
             database,
+            events,
             auth,
             graphql,
             shop_currency,

@@ -40,7 +40,7 @@ async fn main() {
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
     let settings = ProductSettings::from_env(&env, RunMode::Serve).expect("settings");
-    let app = product_subgraph::build(settings)
+    let app = product_subgraph::build(settings, shopgraph_platform::events::EventBus::in_process())
         .await
         .expect("subgraph starts");
     let addr = app.local_addr().expect("address");
@@ -119,7 +119,7 @@ async fn insert_products(url: &str) -> Vec<Uuid> {
         })
         .collect();
     let ids = products.iter().map(|p| p.id).collect();
-    ProductStore::new(conn)
+    ProductStore::new(conn, Default::default(), 5)
         .insert_missing(products)
         .await
         .expect("insert products");

@@ -8,18 +8,25 @@
 //! * [`store`] — the SeaORM repository (PostgreSQL in production, SQLite
 //!   embedded), with batched lookups and atomic stock changes;
 //! * [`graphql`] — the schema: thin resolvers over the domain and the store;
+//! * [`events`] — the stock events it publishes and the sale reaction to
+//!   `PaymentCompleted`;
 //! * [`seed`] — the demo catalogue of `shopgraph dev`.
 //!
 //! [`build`] wires them to an HTTP listener; `shopgraph` (the binary) and the
 //! integration tests both start the subgraph through it.
 
 pub mod domain;
+pub mod events;
 pub mod graphql;
 pub mod seed;
 pub mod store;
 
 use product_migration::Migrator;
 use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::events::inbox::Consumer;
+use shopgraph_platform::events::live::{DEFAULT_BACKLOG, LiveFeed};
+use shopgraph_platform::events::outbox::RelayWaker;
+use shopgraph_platform::events::{EventBus, Topic};
 use shopgraph_platform::service::{self, open_store};
 pub use shopgraph_platform::service::{ServiceApp, StartError};
 use shopgraph_platform::settings::{RunMode, ServiceSettings};
@@ -39,6 +46,8 @@ pub struct ProductSettings {
     pub service: ServiceSettings,
     /// Insert the demo catalogue at start-up (`SEED_DEMO_DATA`).
     pub seed_demo_data: bool,
+    /// Stock below this publishes `StockLow` (`STOCK_LOW_THRESHOLD`).
+    pub low_stock_threshold: i32,
 }
 
 impl ProductSettings {
@@ -49,15 +58,22 @@ impl ProductSettings {
         Ok(Self {
             service,
             seed_demo_data,
+            low_stock_threshold: env.int_in_or("STOCK_LOW_THRESHOLD", 0..=1_000_000, 5)?,
         })
     }
 }
 
 /// Opens and migrates the store, seeds the demo catalogue if asked, and
-/// binds the listener: a product subgraph ready to [`ServiceApp::run`].
-pub async fn build(settings: ProductSettings) -> Result<ServiceApp, StartError> {
+/// binds the listener: a product subgraph ready to [`ServiceApp::run`],
+/// with its sale consumer, outbox relay and live feed on `bus`.
+pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceApp, StartError> {
     let database = open_store::<Migrator>(&settings.service).await?;
-    let store = ProductStore::new(database.conn.clone());
+    let relay = RelayWaker::default();
+    let store = ProductStore::new(
+        database.conn.clone(),
+        relay.clone(),
+        settings.low_stock_threshold,
+    );
     if settings.seed_demo_data {
         let inserted = seed::seed(&store, &settings.service.shop_currency)
             .await
@@ -67,15 +83,31 @@ pub async fn build(settings: ProductSettings) -> Result<ServiceApp, StartError> 
             })?;
         tracing::info!(inserted, "demo catalogue ready");
     }
+    let (feed, forwarder) = LiveFeed::start(&bus, vec![Topic::Product], DEFAULT_BACKLOG)
+        .await
+        .map_err(StartError::events(SERVICE_NAME))?;
+    let sales = Consumer::new(
+        "product-stock",
+        vec![Topic::Payment],
+        database.conn.clone(),
+        bus.clone(),
+        events::SaleHandler::new(store.clone()),
+    )
+    .waking(relay.clone());
     let schema = graphql::schema(
         store,
         CatalogSettings {
             default_currency: settings.service.shop_currency.clone(),
         },
         &settings.service.graphql,
+        feed,
     );
     let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
-    ServiceApp::bind(&settings.service, database, routes).await
+    Ok(ServiceApp::bind(&settings.service, database, routes)
+        .await?
+        .with_job(move |stop| forwarder.run(stop))
+        .with_job(move |stop| sales.run(stop))
+        .with_outbox(bus, relay))
 }
 
 /// Applies pending migrations and returns (`shopgraph migrate product`).

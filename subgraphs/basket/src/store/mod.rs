@@ -6,6 +6,9 @@
 //! NOTHING`, and adding a product is one `INSERT .. ON CONFLICT DO UPDATE
 //! SET quantity = quantity + n WHERE quantity + n <= max`, so two adds for
 //! one user both count and neither can push the line past its limit.
+//!
+//! Clearing and abandoning write their basket events to the outbox in the
+//! same transaction.
 
 mod entity;
 
@@ -15,22 +18,32 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
+use shopgraph_platform::events::Topic;
+use shopgraph_platform::events::outbox::{self, RelayWaker};
 use shopgraph_platform::money::normalize;
 use uuid::Uuid;
 
 use crate::domain::{Basket, BasketError, BasketItem, BasketStatus, CatalogProduct, now};
+use crate::events::{BasketChange, basket_event};
 use entity::{basket_items, baskets};
 
 /// Reads and writes baskets.
 #[derive(Debug, Clone)]
 pub struct BasketStore {
     db: DatabaseConnection,
+    relay: RelayWaker,
 }
 
 impl BasketStore {
-    /// A store over an open, migrated pool.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// A store over an open, migrated pool; `relay` is woken after each
+    /// commit that wrote events.
+    pub fn new(db: DatabaseConnection, relay: RelayWaker) -> Self {
+        Self { db, relay }
+    }
+
+    /// The outbox relay this store wakes.
+    pub fn relay(&self) -> &RelayWaker {
+        &self.relay
     }
 
     /// The user's basket, created empty on first use.
@@ -166,15 +179,31 @@ impl BasketStore {
     /// Empties the basket.
     pub async fn clear(&self, user_id: &str) -> Result<Basket, BasketError> {
         let txn = self.db.begin().await?;
-        let mut basket = ensure_basket(&txn, user_id).await?;
-        basket_items::Entity::delete_many()
-            .filter(basket_items::Column::BasketId.eq(basket.id))
-            .exec(&txn)
-            .await?;
-        touch(&txn, &mut basket, now()).await?;
-        let basket = load(&txn, basket).await?;
+        let basket = Self::clear_in(&txn, user_id, BasketChange::ClearedByOwner).await?;
         txn.commit().await?;
+        self.relay.wake();
         Ok(basket)
+    }
+
+    /// Empties the user's basket inside `txn` and writes `BasketCleared`
+    /// (when it held anything).
+    pub async fn clear_in(
+        txn: &impl ConnectionTrait,
+        user_id: &str,
+        reason: BasketChange,
+    ) -> Result<Basket, BasketError> {
+        let mut row = ensure_basket(txn, user_id).await?;
+        let before = load(txn, row.clone()).await?;
+        basket_items::Entity::delete_many()
+            .filter(basket_items::Column::BasketId.eq(row.id))
+            .exec(txn)
+            .await?;
+        touch(txn, &mut row, now()).await?;
+        if !before.items.is_empty() {
+            let event = basket_event(&before, reason)?;
+            outbox::enqueue(txn, Topic::Basket, &event).await?;
+        }
+        load(txn, row).await
     }
 
     /// Marks active, non-empty baskets untouched since `idle_since` as
@@ -211,10 +240,16 @@ impl BasketStore {
                 .exec(&txn)
                 .await?;
             if updated.rows_affected == 1 {
+                let abandoned = load(&txn, basket.clone()).await?;
+                let event = basket_event(&abandoned, BasketChange::Abandoned)?;
+                outbox::enqueue(&txn, Topic::Basket, &event).await?;
                 marked.push((basket.id, basket.user_id));
             }
         }
         txn.commit().await?;
+        if !marked.is_empty() {
+            self.relay.wake();
+        }
         Ok(marked)
     }
 }

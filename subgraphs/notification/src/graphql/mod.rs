@@ -5,29 +5,35 @@
 mod error;
 mod mutation;
 mod query;
+mod subscription;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
+use shopgraph_platform::events::live::LiveFeed;
 use shopgraph_platform::settings::GraphqlSettings;
 
 use crate::service::Notifications;
 use mutation::Mutation;
 use query::Query;
+use subscription::Subscription;
 
 /// The executable schema of the notification subgraph.
-pub type NotificationSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type NotificationSchema = Schema<Query, Mutation, Subscription>;
 
-/// The schema wired to the notification use cases.
-pub fn schema(notifications: Notifications, limits: &GraphqlSettings) -> NotificationSchema {
-    shopgraph_platform::graphql::federated(
-        Schema::build(Query, Mutation, EmptySubscription),
-        limits,
-    )
-    .data(notifications)
-    .finish()
+/// The schema wired to the notification use cases, with
+/// `notificationAdded` fed by `feed`.
+pub fn schema(
+    notifications: Notifications,
+    limits: &GraphqlSettings,
+    feed: LiveFeed,
+) -> NotificationSchema {
+    shopgraph_platform::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
+        .data(notifications)
+        .data(feed)
+        .finish()
 }
 
 /// The federation SDL that composition and `shopgraph sdl notification` use.
 pub fn sdl() -> String {
-    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, EmptySubscription))
+    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
 }

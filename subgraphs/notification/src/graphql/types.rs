@@ -3,6 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use shopgraph_platform::federation::{PaymentRef, ProductRef};
 
 use crate::domain::{
     Channel, NewNotification, Notification, NotificationPatch, NotificationType as DomainType,
@@ -36,6 +37,13 @@ shopgraph_platform::mirror_enum! {
 /// A message for one user.
 pub struct NotificationNode(pub Notification);
 
+impl NotificationNode {
+    /// An id the notification's data names under `key`.
+    fn data_id(&self, key: &str) -> Option<&str> {
+        self.0.data.as_ref()?.get(key)?.as_str()
+    }
+}
+
 #[Object(name = "Notification")]
 impl NotificationNode {
     async fn id(&self) -> ID {
@@ -58,6 +66,16 @@ impl NotificationNode {
     /// Structured details (ids of the payment, product...).
     async fn data(&self) -> Option<Json<serde_json::Value>> {
         self.0.data.clone().map(Json)
+    }
+
+    /// The payment this notification is about, if any.
+    async fn payment(&self) -> Option<PaymentRef> {
+        self.data_id("paymentId").map(PaymentRef::new)
+    }
+
+    /// The product this notification is about, if any.
+    async fn product(&self) -> Option<ProductRef> {
+        self.data_id("productId").map(ProductRef::new)
     }
 
     async fn channel(&self) -> NotificationChannel {

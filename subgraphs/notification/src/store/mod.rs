@@ -3,22 +3,30 @@
 //! Status changes are conditional updates (`WHERE status = <expected>`), so
 //! a notification is recorded as delivered once even when the scheduler and
 //! an admin send it at the same moment, and a retry is counted once.
+//!
+//! A stored notification that is not scheduled writes `NotificationCreated`
+//! to the outbox in the same transaction: that event feeds
+//! `notificationAdded` on every replica. In-app notifications are delivered
+//! by being stored, so they are stored SENT.
 
 mod entity;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
+use shopgraph_platform::events::Topic;
+use shopgraph_platform::events::outbox::{self, RelayWaker};
 use uuid::Uuid;
 
 use crate::domain::{
     Channel, NewNotification, Notification, NotificationError, NotificationPatch, NotificationType,
     Priority, Stats, Status, now,
 };
+use crate::events::created_event;
 use entity::{ActiveModel, Column, Entity, Model};
 
 /// Where a page starts: after this (created_at, id).
@@ -43,24 +51,46 @@ pub struct InboxFilter {
 #[derive(Debug, Clone)]
 pub struct NotificationStore {
     db: DatabaseConnection,
+    relay: RelayWaker,
 }
 
 impl NotificationStore {
-    /// A store over an open, migrated pool.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// A store over an open, migrated pool; `relay` is woken after each
+    /// commit that wrote events.
+    pub fn new(db: DatabaseConnection, relay: RelayWaker) -> Self {
+        Self { db, relay }
     }
 
-    /// Stores validated notifications in one transaction, all PENDING.
+    /// Stores validated notifications in one transaction (see the module
+    /// docs for their initial status and event).
     pub async fn insert(
         &self,
         notifications: Vec<NewNotification>,
         default_expiry: DateTime<Utc>,
     ) -> Result<Vec<Notification>, NotificationError> {
-        let created_at = now();
         let txn = self.db.begin().await?;
+        let stored = Self::insert_in(&txn, notifications, default_expiry).await?;
+        txn.commit().await?;
+        self.relay.wake();
+        Ok(stored)
+    }
+
+    /// [`NotificationStore::insert`] inside the caller's transaction (an
+    /// event consumer's); the caller wakes the relay after commit.
+    pub async fn insert_in(
+        txn: &impl ConnectionTrait,
+        notifications: Vec<NewNotification>,
+        default_expiry: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        let created_at = now();
         let mut stored = Vec::with_capacity(notifications.len());
         for new in notifications {
+            let delivered = new.channel == Channel::InApp && new.scheduled_at.is_none();
+            let status = if delivered {
+                Status::Sent
+            } else {
+                Status::Pending
+            };
             let model = ActiveModel {
                 id: Set(Uuid::now_v7()),
                 user_id: Set(new.user_id),
@@ -69,22 +99,47 @@ impl NotificationStore {
                 message: Set(new.message),
                 data: Set(new.data.map(|d| d.to_string())),
                 channel: Set(new.channel.as_str().to_owned()),
-                status: Set(Status::Pending.as_str().to_owned()),
+                status: Set(status.as_str().to_owned()),
                 priority: Set(new.priority.as_str().to_owned()),
                 retry_count: Set(0),
                 failure_reason: Set(None),
                 scheduled_at: Set(new.scheduled_at),
-                sent_at: Set(None),
+                sent_at: Set(delivered.then_some(created_at)),
                 read_at: Set(None),
                 expires_at: Set(Some(new.expires_at.unwrap_or(default_expiry))),
                 created_at: Set(created_at),
                 updated_at: Set(created_at),
             };
-            let row = Entity::insert(model).exec_with_returning(&txn).await?;
-            stored.push(to_domain(row)?);
+            let row = Entity::insert(model).exec_with_returning(txn).await?;
+            let notification = to_domain(row)?;
+            if notification.scheduled_at.is_none() {
+                outbox::enqueue(txn, Topic::Notification, &created_event(&notification)?).await?;
+            }
+            stored.push(notification);
         }
-        txn.commit().await?;
         Ok(stored)
+    }
+
+    /// The user's notifications created after notification `after`, oldest
+    /// first, that are not waiting for their schedule (a resumed
+    /// `notificationAdded`'s backlog).
+    pub async fn created_after(
+        &self,
+        user_id: &str,
+        after: Uuid,
+        limit: u64,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        Entity::find()
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::Id.gt(after))
+            .filter(Column::ScheduledAt.is_null())
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| to_domain(row).map_err(Into::into))
+            .collect()
     }
 
     /// One notification.

@@ -4,29 +4,31 @@
 mod error;
 mod mutation;
 mod query;
+mod subscription;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
+use shopgraph_platform::events::live::LiveFeed;
 use shopgraph_platform::settings::GraphqlSettings;
 
 use crate::service::Payments;
 use mutation::Mutation;
 use query::Query;
+use subscription::Subscription;
 
 /// The executable schema of the payment subgraph.
-pub type PaymentSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type PaymentSchema = Schema<Query, Mutation, Subscription>;
 
-/// The schema wired to the payment use cases.
-pub fn schema(payments: Payments, limits: &GraphqlSettings) -> PaymentSchema {
-    shopgraph_platform::graphql::federated(
-        Schema::build(Query, Mutation, EmptySubscription),
-        limits,
-    )
-    .data(payments)
-    .finish()
+/// The schema wired to the payment use cases, with
+/// `paymentStatusChanged` fed by `feed`.
+pub fn schema(payments: Payments, limits: &GraphqlSettings, feed: LiveFeed) -> PaymentSchema {
+    shopgraph_platform::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
+        .data(payments)
+        .data(feed)
+        .finish()
 }
 
 /// The federation SDL that composition and `shopgraph sdl payment` use.
 pub fn sdl() -> String {
-    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, EmptySubscription))
+    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
 }

@@ -6,7 +6,9 @@
 //! * idempotency — a unique index on `(user_id, idempotency_key)`: of any
 //!   number of concurrent creations with one key, exactly one row exists;
 //! * the state machine — every status change is `UPDATE .. WHERE id = ? AND
-//!   status = <from>`, so of two racing changes exactly one applies.
+//!   status = <from>`, so of two racing changes exactly one applies;
+//! * no lost event — each change writes its payment event to the outbox in
+//!   the same transaction (see `shopgraph_platform::events::outbox`).
 
 mod entity;
 
@@ -20,12 +22,16 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
+use shopgraph_platform::events::Topic;
+use shopgraph_platform::events::contract::payment as kinds;
+use shopgraph_platform::events::outbox::{self, RelayWaker};
 use shopgraph_platform::money::normalize;
 use uuid::Uuid;
 
 use crate::domain::{
     NewPayment, Payment, PaymentError, PaymentItem, PaymentMethod, PaymentStatus, now,
 };
+use crate::events::payment_event;
 use entity::{payment_items, payments};
 
 /// A status change and the fields it writes.
@@ -62,6 +68,16 @@ impl Change {
             Self::Cancelled => PaymentStatus::Cancelled,
         }
     }
+
+    /// The event the change publishes, if any.
+    fn event(&self) -> Option<&'static str> {
+        match self {
+            Self::Processing { .. } => None,
+            Self::Completed { .. } => Some(kinds::COMPLETED),
+            Self::Failed { .. } => Some(kinds::FAILED),
+            Self::Cancelled => Some(kinds::CANCELLED),
+        }
+    }
 }
 
 /// Where a page of payments starts: after this (created_at, id).
@@ -86,12 +102,37 @@ pub struct PaymentFilter {
 #[derive(Debug, Clone)]
 pub struct PaymentStore {
     db: DatabaseConnection,
+    relay: RelayWaker,
 }
 
 impl PaymentStore {
-    /// A store over an open, migrated pool.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// A store over an open, migrated pool; `relay` is woken after each
+    /// commit that wrote events.
+    pub fn new(db: DatabaseConnection, relay: RelayWaker) -> Self {
+        Self { db, relay }
+    }
+
+    /// Writes `kind` for payment `id` (as it is inside `txn`) to the outbox.
+    async fn emit(txn: &impl ConnectionTrait, kind: &str, id: Uuid) -> Result<(), DbErr> {
+        let row = payments::Entity::find_by_id(id)
+            .one(txn)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))?;
+        let payment = with_items(txn, vec![row])
+            .await?
+            .pop()
+            .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))?;
+        outbox::enqueue(txn, Topic::Payment, &payment_event(kind, &payment)?).await
+    }
+
+    /// Publishes `kind` for payment `id` as it is now, on its own (an
+    /// event that follows an outside call, such as a provider refund).
+    pub async fn publish(&self, kind: &str, id: Uuid) -> Result<(), PaymentError> {
+        let txn = self.db.begin().await?;
+        Self::emit(&txn, kind, id).await?;
+        txn.commit().await?;
+        self.relay.wake();
+        Ok(())
     }
 
     /// One payment with its items.
@@ -170,7 +211,9 @@ impl PaymentStore {
         }))
         .exec_without_returning(&txn)
         .await?;
+        Self::emit(&txn, kinds::CREATED, id).await?;
         txn.commit().await?;
+        self.relay.wake();
         self.get(id).await
     }
 
@@ -183,6 +226,7 @@ impl PaymentStore {
         change: Change,
     ) -> Result<bool, PaymentError> {
         let at = now();
+        let event = change.event();
         let mut update = payments::Entity::update_many()
             .col_expr(
                 payments::Column::Status,
@@ -202,12 +246,21 @@ impl PaymentStore {
                 .col_expr(payments::Column::ProcessedAt, Expr::value(at)),
             Change::Cancelled => update,
         };
+        let txn = self.db.begin().await?;
         let result = update
             .filter(payments::Column::Id.eq(id))
             .filter(payments::Column::Status.eq(from.as_str()))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(result.rows_affected == 1)
+        let applied = result.rows_affected == 1;
+        if let (true, Some(kind)) = (applied, event) {
+            Self::emit(&txn, kind, id).await?;
+        }
+        txn.commit().await?;
+        if applied && event.is_some() {
+            self.relay.wake();
+        }
+        Ok(applied)
     }
 
     /// Sets the refunded total to `refunded` (and the matching status) if
@@ -234,17 +287,38 @@ impl PaymentStore {
     /// Marks pending payments whose `expires_at` has passed as expired;
     /// returns how many.
     pub async fn expire_due(&self, at: DateTime<Utc>) -> Result<u64, PaymentError> {
-        let result = payments::Entity::update_many()
-            .col_expr(
-                payments::Column::Status,
-                Expr::value(PaymentStatus::Expired.as_str()),
-            )
-            .col_expr(payments::Column::UpdatedAt, Expr::value(at))
+        let due = payments::Entity::find()
+            .select_only()
+            .column(payments::Column::Id)
             .filter(payments::Column::Status.eq(PaymentStatus::Pending.as_str()))
             .filter(payments::Column::ExpiresAt.lt(at))
-            .exec(&self.db)
+            .into_tuple::<Uuid>()
+            .all(&self.db)
             .await?;
-        Ok(result.rows_affected)
+        let mut expired = 0;
+        for id in due {
+            // One transaction per payment: its change and its event.
+            let txn = self.db.begin().await?;
+            let result = payments::Entity::update_many()
+                .col_expr(
+                    payments::Column::Status,
+                    Expr::value(PaymentStatus::Expired.as_str()),
+                )
+                .col_expr(payments::Column::UpdatedAt, Expr::value(at))
+                .filter(payments::Column::Id.eq(id))
+                .filter(payments::Column::Status.eq(PaymentStatus::Pending.as_str()))
+                .exec(&txn)
+                .await?;
+            if result.rows_affected == 1 {
+                Self::emit(&txn, kinds::EXPIRED, id).await?;
+                expired += 1;
+            }
+            txn.commit().await?;
+        }
+        if expired > 0 {
+            self.relay.wake();
+        }
+        Ok(expired)
     }
 
     /// A page of payments, newest first, and whether more follow.

@@ -36,23 +36,35 @@ pub struct LiveFeed {
     sender: broadcast::Sender<Arc<CloudEvent>>,
 }
 
+impl Lagged {
+    /// The GraphQL error a lagging subscriber ends with.
+    pub fn to_graphql(self) -> async_graphql::Error {
+        crate::error::coded(
+            crate::error::ErrorCode::SubscriptionOverflow,
+            self.to_string(),
+        )
+    }
+}
+
 impl LiveFeed {
-    /// Starts tailing `topics` on `bus` until `stop`; returns once the tail
-    /// is in place (so events published after this are seen).
+    /// Starts tailing `topics` on `bus`; returns once the tail is in place
+    /// (events published from now on are seen) with the [`Forwarder`] that
+    /// must run (as a service job) to deliver them.
     pub async fn start(
         bus: &EventBus,
         topics: Vec<Topic>,
         backlog: usize,
-        stop: CancellationToken,
-    ) -> Result<Self, super::BusError> {
+    ) -> Result<(Self, Forwarder), super::BusError> {
         let (sender, _) = broadcast::channel(backlog.max(1));
         let subscription = bus.subscribe(&topics, Start::Live).await?;
         let feed = Self { sender };
-        tokio::spawn(
-            feed.clone()
-                .forward(bus.clone(), topics, subscription, stop),
-        );
-        Ok(feed)
+        let forwarder = Forwarder {
+            feed: feed.clone(),
+            bus: bus.clone(),
+            topics,
+            subscription,
+        };
+        Ok((feed, forwarder))
     }
 
     /// A feed nothing publishes to (tests of code that takes a feed).
@@ -85,14 +97,25 @@ impl LiveFeed {
     pub fn subscribers(&self) -> usize {
         self.sender.receiver_count()
     }
+}
 
-    async fn forward(
-        self,
-        bus: EventBus,
-        topics: Vec<Topic>,
-        mut subscription: Box<dyn Subscription>,
-        stop: CancellationToken,
-    ) {
+/// Moves events from the bus into a [`LiveFeed`].
+pub struct Forwarder {
+    feed: LiveFeed,
+    bus: EventBus,
+    topics: Vec<Topic>,
+    subscription: Box<dyn Subscription>,
+}
+
+impl Forwarder {
+    /// Forwards until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        let Self {
+            feed,
+            bus,
+            topics,
+            mut subscription,
+        } = self;
         let mut backoff = Backoff::default();
         loop {
             let delivery = tokio::select! {
@@ -103,7 +126,7 @@ impl LiveFeed {
                 Ok(delivery) => match delivery.event {
                     Ok(event) => {
                         // No subscriber is not an error: nobody is listening.
-                        let _ = self.sender.send(Arc::new(event));
+                        let _ = feed.sender.send(Arc::new(event));
                     }
                     Err(reason) => {
                         tracing::warn!(topic = %delivery.topic, %reason, "live feed skipped a malformed message");

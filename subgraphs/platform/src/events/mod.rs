@@ -20,6 +20,7 @@
 //! delivery the code above relies on. Event types and their data are listed
 //! in `docs/events.md`.
 
+pub mod contract;
 pub mod envelope;
 pub mod inbox;
 pub mod kafka;

@@ -6,19 +6,22 @@ mod error;
 mod loader;
 mod mutation;
 mod query;
+mod subscription;
 mod types;
 
+use async_graphql::Schema;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, Schema};
+use shopgraph_platform::events::live::LiveFeed;
 use shopgraph_platform::settings::GraphqlSettings;
 
 use crate::store::ProductStore;
 pub use loader::ProductLoader;
 use mutation::Mutation;
 use query::Query;
+use subscription::Subscription;
 
 /// The executable schema of the product subgraph.
-pub type ProductSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ProductSchema = Schema<Query, Mutation, Subscription>;
 
 /// Settings resolvers need besides the store.
 #[derive(Debug, Clone)]
@@ -27,25 +30,24 @@ pub struct CatalogSettings {
     pub default_currency: String,
 }
 
-/// The schema wired to `store`.
+/// The schema wired to `store`, with subscriptions fed by `feed`.
 pub fn schema(
     store: ProductStore,
     catalog: CatalogSettings,
     limits: &GraphqlSettings,
+    feed: LiveFeed,
 ) -> ProductSchema {
     let loader =
         DataLoader::new(ProductLoader::new(store.clone()), tokio::spawn).max_batch_size(1000);
-    shopgraph_platform::graphql::federated(
-        Schema::build(Query, Mutation, EmptySubscription),
-        limits,
-    )
-    .data(store)
-    .data(loader)
-    .data(catalog)
-    .finish()
+    shopgraph_platform::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
+        .data(store)
+        .data(feed)
+        .data(loader)
+        .data(catalog)
+        .finish()
 }
 
 /// The federation SDL that composition and `shopgraph sdl product` use.
 pub fn sdl() -> String {
-    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, EmptySubscription))
+    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
 }

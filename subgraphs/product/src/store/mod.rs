@@ -8,15 +8,22 @@
 //!   `SELECT ... WHERE id IN (...)`;
 //! * [`ProductStore::adjust_stock`] changes stock with one conditional
 //!   `UPDATE ... SET stock = stock + delta WHERE stock + delta >= 0`, so
-//!   concurrent adjustments never oversell and never lose an update.
+//!   concurrent adjustments never oversell and never lose an update;
+//! * [`ProductStore::sell`] takes a sale's units inside the consumer's
+//!   transaction (which also records the event as processed).
+//!
+//! Every stock change writes its stock events to the outbox in the same
+//! transaction.
 
 mod entity;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult,
 };
+use shopgraph_platform::events::Topic;
+use shopgraph_platform::events::outbox::{self, RelayWaker};
 use shopgraph_platform::money::normalize;
 use uuid::Uuid;
 
@@ -24,18 +31,26 @@ use crate::domain::{
     CursorPosition, ListQuery, MAX_STOCK, NewProduct, Page, Product, ProductError, ProductPatch,
     ProductSort, SortKey, StockAdjustment,
 };
+use crate::events::{StockReason, stock_events};
 use entity::{ActiveModel, Column, Entity, Model};
 
 /// Reads and writes products.
 #[derive(Debug, Clone)]
 pub struct ProductStore {
     db: DatabaseConnection,
+    relay: RelayWaker,
+    low_stock_threshold: i32,
 }
 
 impl ProductStore {
-    /// A store over an open, migrated pool.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// A store over an open, migrated pool; stock events use
+    /// `low_stock_threshold` and wake `relay` after commit.
+    pub fn new(db: DatabaseConnection, relay: RelayWaker, low_stock_threshold: i32) -> Self {
+        Self {
+            db,
+            relay,
+            low_stock_threshold,
+        }
     }
 
     /// One product, if it exists.
@@ -197,13 +212,79 @@ impl ProductStore {
                 }
             });
         }
-        // The stock-event outbox row joins this transaction (events issue).
-        txn.commit().await?;
         let product = Product::from(current);
-        Ok(StockAdjustment {
+        let adjustment = StockAdjustment {
             previous_stock: product.stock_quantity - delta,
             product,
-        })
+        };
+        self.record(&txn, &adjustment, StockReason::Adjustment)
+            .await?;
+        txn.commit().await?;
+        self.relay.wake();
+        Ok(adjustment)
+    }
+
+    /// Takes `quantity` units of product `id` for a sale, inside `txn`;
+    /// stock stops at zero (an oversold sale is logged, not refused: the
+    /// money is already captured). `None` when the product is gone.
+    pub async fn sell(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: Uuid,
+        quantity: i32,
+        payment_id: Uuid,
+    ) -> Result<Option<StockAdjustment>, ProductError> {
+        // Lock the row first (the write lock, on SQLite), then read.
+        let at = crate::domain::now();
+        let touched = Entity::update_many()
+            .col_expr(Column::UpdatedAt, Expr::value(at))
+            .filter(Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+        if touched.rows_affected == 0 {
+            return Ok(None);
+        }
+        let Some(current) = Entity::find_by_id(id).one(txn).await? else {
+            return Ok(None);
+        };
+        let previous = current.stock_quantity;
+        let left = Ord::max(previous - Ord::max(quantity, 0), 0);
+        if previous < quantity {
+            tracing::warn!(product_id = %id, %payment_id, stock = previous, sold = quantity, "sale exceeds stock; stock set to zero");
+        }
+        Entity::update_many()
+            .col_expr(Column::StockQuantity, Expr::value(left))
+            .filter(Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+        let mut product = Product::from(current);
+        product.stock_quantity = left;
+        product.updated_at = at;
+        let adjustment = StockAdjustment {
+            previous_stock: previous,
+            product,
+        };
+        self.record(txn, &adjustment, StockReason::Sale(payment_id))
+            .await?;
+        Ok(Some(adjustment))
+    }
+
+    /// Writes the stock events of `adjustment` to the outbox.
+    async fn record(
+        &self,
+        txn: &impl ConnectionTrait,
+        adjustment: &StockAdjustment,
+        reason: StockReason,
+    ) -> Result<(), ProductError> {
+        for event in stock_events(adjustment, self.low_stock_threshold, reason)? {
+            outbox::enqueue(txn, Topic::Product, &event).await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes the outbox relay (after a caller's transaction committed).
+    pub fn wake_relay(&self) {
+        self.relay.wake();
     }
 
     /// Inserts `products` whose ids are not stored yet; returns how many

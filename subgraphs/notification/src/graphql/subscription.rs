@@ -1,0 +1,62 @@
+//! `notificationAdded`: the signed-in user's new notifications, live, and
+//! resumable from the last one a client saw.
+//!
+//! The hand-over from stored to live is gap-free: the live stream is
+//! opened first, then the backlog after `after` is read; the backlog is
+//! sent, then live events, skipping any the backlog already carried (and
+//! any at or before `after`, such as a re-published old event).
+
+use std::collections::HashSet;
+
+use async_graphql::{Context, Result, Subscription as GqlSubscription};
+use futures::{Stream, StreamExt, stream};
+use shopgraph_platform::error::to_graphql;
+use shopgraph_platform::events::live::LiveFeed;
+use shopgraph_platform::identity;
+use uuid::Uuid;
+
+use crate::events::created_notification;
+use crate::graphql::types::NotificationNode;
+use crate::service::Notifications;
+
+/// The subscription root.
+pub struct Subscription;
+
+#[GqlSubscription]
+impl Subscription {
+    /// The signed-in user's notifications as they are created. With
+    /// `after` (the id of the last notification the client saw), those
+    /// created since are sent first, in order, then live ones.
+    async fn notification_added(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<NotificationNode>> + use<>> {
+        let user_id = identity::viewer(ctx)?.user_id.clone();
+        // Live first, so nothing created during the backlog read is missed.
+        let live = ctx.data_unchecked::<LiveFeed>().events();
+        let (backlog, after) = match after {
+            Some(after) => {
+                let backlog = ctx
+                    .data_unchecked::<Notifications>()
+                    .created_after(&user_id, &after)
+                    .await
+                    .map_err(to_graphql)?;
+                (backlog, Uuid::parse_str(after.trim()).ok())
+            }
+            None => (Vec::new(), None),
+        };
+        let replayed: HashSet<Uuid> = backlog.iter().map(|n| n.id).collect();
+        let live = live.filter_map(move |item| {
+            let next = match item {
+                Err(lagged) => Some(Err(lagged.to_graphql())),
+                Ok(event) => created_notification(&event)
+                    .filter(|n| n.user_id == user_id)
+                    .filter(|n| !replayed.contains(&n.id) && after.is_none_or(|a| n.id > a))
+                    .map(|n| Ok(NotificationNode(n))),
+            };
+            futures::future::ready(next)
+        });
+        Ok(stream::iter(backlog.into_iter().map(|n| Ok(NotificationNode(n)))).chain(live))
+    }
+}

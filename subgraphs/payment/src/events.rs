@@ -1,0 +1,36 @@
+//! The payment events (see `docs/events.md`): what a payment's change
+//! looks like on `payment-events`.
+
+use sea_orm::DbErr;
+use shopgraph_platform::events::CloudEvent;
+use shopgraph_platform::events::contract::{PaymentData, PaymentLine};
+
+use crate::domain::Payment;
+
+/// The CloudEvents `source` of this subgraph's events.
+pub const SOURCE: &str = "/subgraphs/payment";
+
+/// The `kind` event of `payment` as it is now, keyed by its id.
+pub fn payment_event(kind: &str, payment: &Payment) -> Result<CloudEvent, DbErr> {
+    let data = PaymentData {
+        payment_id: payment.id,
+        user_id: payment.user_id.clone(),
+        status: payment.status.as_str().to_owned(),
+        amount: payment.amount,
+        refunded_amount: payment.refunded_amount,
+        currency: payment.currency.clone(),
+        basket_id: payment.basket_id,
+        items: payment
+            .items
+            .iter()
+            .map(|item| PaymentLine {
+                product_id: item.product_id,
+                product_name: item.product_name.clone(),
+                quantity: item.quantity,
+            })
+            .collect(),
+        reason: payment.failure_reason.clone(),
+    };
+    CloudEvent::new(SOURCE, kind, payment.id.to_string(), &data)
+        .map_err(|err| DbErr::Custom(format!("cannot encode {kind}: {err}")))
+}
