@@ -80,6 +80,8 @@ pub struct RouterSettings {
     pub planner: PlannerSettings,
     /// How bearer tokens are verified.
     pub auth: RouterAuthSettings,
+    /// Websocket and SSE limits and timers (`SUBSCRIPTION_*`).
+    pub subscriptions: crate::subscriptions::SubscriptionSettings,
 }
 
 impl RouterSettings {
@@ -137,6 +139,10 @@ impl RouterSettings {
             graphiql: env.bool_or("GRAPHIQL", true)?,
             planner,
             auth: RouterAuthSettings::from_env(env)?,
+            subscriptions: crate::subscriptions::SubscriptionSettings::from_env(
+                env,
+                Duration::from_secs(10),
+            )?,
         })
     }
 }

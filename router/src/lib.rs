@@ -26,6 +26,7 @@ pub mod introspection;
 pub mod pipeline;
 pub mod planner;
 pub mod subgraph;
+pub mod subscriptions;
 pub mod supergraph;
 
 use std::future::Future;
@@ -72,6 +73,7 @@ pub struct RouterApp {
     router: Router,
     handle: SupergraphHandle,
     settings: RouterSettings,
+    shutdown: CancellationToken,
 }
 
 impl RouterApp {
@@ -92,6 +94,7 @@ impl RouterApp {
                 "JWT_SECRET is not set: accepting tokens signed with the public dev secret"
             );
         }
+        let shutdown = CancellationToken::new();
         let state = RouterState {
             supergraph: handle.clone(),
             auth: Arc::new(auth),
@@ -99,6 +102,8 @@ impl RouterApp {
             graphiql: settings.graphiql,
             query_dedupe: settings.query_dedupe,
             operations: Arc::default(),
+            subscriptions: settings.subscriptions.clone(),
+            shutdown: shutdown.clone(),
         };
         let graphql = Router::new()
             .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))
@@ -117,6 +122,7 @@ impl RouterApp {
             router,
             handle,
             settings,
+            shutdown,
         })
     }
 
@@ -140,6 +146,13 @@ impl RouterApp {
             stop_watch.clone(),
         ));
         let grace: Duration = self.settings.http.shutdown_timeout;
+        // Streaming connections (websockets, SSE) close as shutdown starts,
+        // so draining does not wait for them.
+        let streams = self.shutdown.clone();
+        let shutdown = async move {
+            shutdown.await;
+            streams.cancel();
+        };
         let result =
             shopgraph_platform::server::serve(self.listener, self.router, shutdown, grace).await;
         stop_watch.cancel();

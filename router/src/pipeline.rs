@@ -30,9 +30,13 @@ use crate::executor::variables;
 use crate::identity::RouterAuth;
 use crate::inflight::{self, InFlight};
 use crate::planner::{PlanError, PreparedOperation};
+use crate::subscriptions::{SubscriptionSettings, sse, ws};
 use crate::supergraph::Supergraph;
 use crate::supergraph::SupergraphHandle;
+use axum::extract::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use shopgraph_platform::identity::Identity;
+use tokio_util::sync::CancellationToken;
 
 /// What every request needs, shared by all of them.
 #[derive(Clone)]
@@ -49,16 +53,21 @@ pub struct RouterState {
     pub query_dedupe: bool,
     /// The executions in flight, for `query_dedupe`.
     pub operations: Arc<InFlight<Arc<Executed>>>,
+    /// Limits and timers of websocket and SSE connections.
+    pub subscriptions: SubscriptionSettings,
+    /// Cancelled when the router shuts down: streaming connections close.
+    pub shutdown: CancellationToken,
 }
 
-/// A GraphQL request as clients send it (POST body, or GET parameters).
+/// A GraphQL request as clients send it (POST body, GET parameters, a
+/// websocket `subscribe` payload).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GraphqlRequest {
-    query: Option<String>,
-    operation_name: Option<String>,
+pub(crate) struct GraphqlRequest {
+    pub(crate) query: Option<String>,
+    pub(crate) operation_name: Option<String>,
     #[serde(default)]
-    variables: Option<Map<String, Value>>,
+    pub(crate) variables: Option<Map<String, Value>>,
 }
 
 /// GET parameters: `variables` arrives as a JSON string.
@@ -71,14 +80,14 @@ struct GetParams {
 }
 
 /// A request refused before execution: status, code and message.
-struct Rejection {
-    status: StatusCode,
-    code: ErrorCode,
-    message: String,
+pub(crate) struct Rejection {
+    pub(crate) status: StatusCode,
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
 }
 
 impl Rejection {
-    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -86,19 +95,30 @@ impl Rejection {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 }
 
-/// `GET` and `POST /graphql`.
+/// `GET` and `POST /graphql`: websocket upgrades and event streams go to
+/// [`crate::subscriptions`], the rest is answered here.
 pub async fn graphql(
     State(state): State<RouterState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
+    if let Ok(upgrade) = upgrade {
+        let authorization = headers.get(header::AUTHORIZATION).cloned();
+        return upgrade
+            .protocols([ws::PROTOCOL])
+            .on_upgrade(move |socket| ws::serve(socket, state, authorization));
+    }
+    if sse::wants_event_stream(&headers) {
+        return sse::respond(&state, &method, &uri, &headers, &body).await;
+    }
     if method == Method::GET && state.graphiql && prefers_html(&headers) {
         return Html(
             async_graphql::http::GraphiQLSource::build()
@@ -177,27 +197,12 @@ async fn handle(
             );
         }
     };
-    let Some(query) = request.query.as_deref().filter(|q| !q.trim().is_empty()) else {
-        return (
-            "unknown",
-            Err(Rejection::bad_request("the request has no `query`")),
-        );
+    let operation = match prepare_operation(state, &request) {
+        Ok(operation) => operation,
+        Err((label, rejection)) => return (label, Err(rejection)),
     };
-
-    let supergraph = state.supergraph.current();
-    let prepared = match supergraph
-        .planner
-        .prepare(query, request.operation_name.as_deref())
-    {
-        Ok(prepared) => prepared,
-        Err(err) => return ("unknown", Err(plan_rejection(err))),
-    };
-    let label = match prepared.kind {
-        OperationKind::Query => "query",
-        OperationKind::Mutation => "mutation",
-        OperationKind::Subscription => "subscription",
-    };
-    match prepared.kind {
+    let label = operation.label();
+    match operation.prepared.kind {
         OperationKind::Mutation if method == Method::GET => {
             return (
                 label,
@@ -212,39 +217,18 @@ async fn handle(
             return (
                 label,
                 Err(Rejection::bad_request(
-                    "subscriptions need a streaming transport (websocket or SSE)",
+                    "subscriptions need a streaming transport: a graphql-transport-ws websocket or SSE (Accept: text/event-stream)",
                 )),
             );
         }
         _ => {}
     }
-    if prepared.introspection.is_some() && !state.introspection {
-        return (
-            label,
-            Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::GraphqlValidationFailed,
-                "introspection is disabled on this router",
-            )),
-        );
-    }
-    let provided = request.variables.unwrap_or_default();
-    let variables = match variables::coerce(
-        prepared.operation.variable_definitions.as_deref(),
-        &provided,
-    ) {
-        Ok(variables) => variables,
-        Err(problems) => {
-            return (
-                label,
-                Err(Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadUserInput,
-                    problems.join("; "),
-                )),
-            );
-        }
-    };
+    let Operation {
+        supergraph,
+        prepared,
+        variables,
+    } = operation;
+    let query = request.query.as_deref().unwrap_or_default();
     let executed = if state.query_dedupe && prepared.kind == OperationKind::Query {
         // Identical queries from the same caller in flight at once share
         // one execution (queries only: a mutation always runs).
@@ -282,15 +266,86 @@ async fn handle(
     )
 }
 
+/// A request ready to execute: parsed, validated, planned, with its
+/// variables coerced.
+pub(crate) struct Operation {
+    pub(crate) supergraph: Arc<Supergraph>,
+    pub(crate) prepared: Arc<PreparedOperation>,
+    pub(crate) variables: Map<String, Value>,
+}
+
+impl Operation {
+    /// The operation type, for metrics.
+    pub(crate) fn label(&self) -> &'static str {
+        match self.prepared.kind {
+            OperationKind::Query => "query",
+            OperationKind::Mutation => "mutation",
+            OperationKind::Subscription => "subscription",
+        }
+    }
+}
+
+/// Steps 4 and 6 for every transport: prepare the document (cached) and
+/// coerce the variables; refuses with the operation type's label.
+pub(crate) fn prepare_operation(
+    state: &RouterState,
+    request: &GraphqlRequest,
+) -> Result<Operation, (&'static str, Rejection)> {
+    let Some(query) = request.query.as_deref().filter(|q| !q.trim().is_empty()) else {
+        return Err((
+            "unknown",
+            Rejection::bad_request("the request has no `query`"),
+        ));
+    };
+    let supergraph = state.supergraph.current();
+    let prepared = supergraph
+        .planner
+        .prepare(query, request.operation_name.as_deref())
+        .map_err(|err| ("unknown", plan_rejection(err)))?;
+    let mut operation = Operation {
+        supergraph,
+        prepared,
+        variables: Map::new(),
+    };
+    let label = operation.label();
+    if operation.prepared.introspection.is_some() && !state.introspection {
+        return Err((
+            label,
+            Rejection::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::GraphqlValidationFailed,
+                "introspection is disabled on this router",
+            ),
+        ));
+    }
+    let empty = Map::new();
+    let provided = request.variables.as_ref().unwrap_or(&empty);
+    operation.variables = variables::coerce(
+        operation.prepared.operation.variable_definitions.as_deref(),
+        provided,
+    )
+    .map_err(|problems| {
+        (
+            label,
+            Rejection::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                problems.join("; "),
+            ),
+        )
+    })?;
+    Ok(operation)
+}
+
 /// An executed operation: the response body and its errors' codes.
 pub struct Executed {
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     error_codes: Vec<String>,
 }
 
 /// Answers introspection and runs the plan. Owns everything it uses, so
 /// it can run as shared work ([`InFlight`]).
-async fn execute(
+pub(crate) async fn execute(
     supergraph: Arc<Supergraph>,
     prepared: Arc<PreparedOperation>,
     variables: Map<String, Value>,
@@ -326,7 +381,7 @@ async fn execute(
     })
 }
 
-fn read_request(
+pub(crate) fn read_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,

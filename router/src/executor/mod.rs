@@ -12,6 +12,10 @@
 //! 3. [`project`] writes exactly the client's selection from that tree,
 //!    propagating nulls per the GraphQL spec.
 //!
+//! A subscription runs the same plan once per event: the plan's
+//! `Subscription` node is the event itself ([`Executor::execute_event`]),
+//! the rest of the plan fetches what the client asked across subgraphs.
+//!
 //! Fetches of a `Parallel` node run concurrently; the data tree sits behind
 //! a mutex that is only held for the synchronous steps (building
 //! representations, merging answers), never across a subgraph call.
@@ -101,6 +105,40 @@ struct Run<'a> {
     schema: &'a SchemaIndex,
     request: &'a ExecutionRequest<'a>,
     state: Mutex<State>,
+    /// The subscription event answering the plan's `Subscription` node.
+    event: Option<&'a SubgraphResponse>,
+}
+
+/// The fetch that opens a subscription plan's event stream (its
+/// `Subscription` node's primary), if the plan has one.
+pub fn subscription_source(plan: &QueryPlan) -> Option<&FetchNode> {
+    fn find(node: &PlanNode) -> Option<&FetchNode> {
+        match node {
+            PlanNode::Subscription(subscription) => Some(&subscription.primary),
+            PlanNode::Sequence(sequence) => sequence.nodes.iter().find_map(find),
+            PlanNode::Parallel(parallel) => parallel.nodes.iter().find_map(find),
+            _ => None,
+        }
+    }
+    plan.node.as_ref().and_then(find)
+}
+
+/// The client variables `fetch` uses, from the operation's `variables`.
+pub fn fetch_variables(fetch: &FetchNode, variables: &Map<String, Value>) -> Map<String, Value> {
+    used_variables(fetch.variable_usages.as_ref(), variables)
+}
+
+fn used_variables(
+    usages: Option<&std::collections::BTreeSet<String>>,
+    variables: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut used = Map::new();
+    for name in usages.into_iter().flatten() {
+        if let Some(value) = variables.get(name) {
+            used.insert(name.clone(), value.clone());
+        }
+    }
+    used
 }
 
 impl Executor {
@@ -115,6 +153,26 @@ impl Executor {
         schema: &SchemaIndex,
         request: ExecutionRequest<'_>,
     ) -> ExecutionResult {
+        self.run(schema, request, None).await
+    }
+
+    /// Runs a subscription plan for one `event` from its source subgraph
+    /// (see [`subscription_source`]) and projects the response.
+    pub async fn execute_event(
+        &self,
+        schema: &SchemaIndex,
+        request: ExecutionRequest<'_>,
+        event: &SubgraphResponse,
+    ) -> ExecutionResult {
+        self.run(schema, request, Some(event)).await
+    }
+
+    async fn run(
+        &self,
+        schema: &SchemaIndex,
+        request: ExecutionRequest<'_>,
+        event: Option<&SubgraphResponse>,
+    ) -> ExecutionResult {
         let run = Run {
             executor: self,
             schema,
@@ -123,6 +181,7 @@ impl Executor {
                 data: Value::Object(Map::new()),
                 errors: Vec::new(),
             }),
+            event,
         };
         if let Some(node) = &request.plan.node {
             run.node(node).await;
@@ -189,7 +248,11 @@ impl Run<'_> {
                     other => self.unsupported(other),
                 },
                 PlanNode::BatchFetch(batch) => self.batch_fetch(batch).await,
-                other @ (PlanNode::Subscription(_) | PlanNode::Defer(_)) => self.unsupported(other),
+                PlanNode::Subscription(subscription) => match self.event {
+                    Some(event) => self.merge_root(&subscription.primary, Ok(event.clone())),
+                    None => self.unsupported(node),
+                },
+                other @ PlanNode::Defer(_) => self.unsupported(other),
             }
         }
         .boxed()
@@ -205,20 +268,6 @@ impl Run<'_> {
             ErrorCode::BadRequest,
             format!("{kind} are not supported over this transport"),
         ));
-    }
-
-    /// The client variables a fetch uses.
-    fn variables_for(
-        &self,
-        usages: Option<&std::collections::BTreeSet<String>>,
-    ) -> Map<String, Value> {
-        let mut variables = Map::new();
-        for name in usages.into_iter().flatten() {
-            if let Some(value) = self.request.variables.get(name) {
-                variables.insert(name.clone(), value.clone());
-            }
-        }
-        variables
     }
 
     async fn send(
@@ -247,7 +296,7 @@ impl Run<'_> {
 
     /// A fetch on the root type: its data merges into the root.
     async fn root_fetch(&self, fetch: &FetchNode) {
-        let variables = self.variables_for(fetch.variable_usages.as_ref());
+        let variables = fetch_variables(fetch, self.request.variables);
         let is_query = matches!(fetch.operation_kind, None | Some(OperationKind::Query));
         let result = self
             .send(
@@ -257,6 +306,11 @@ impl Run<'_> {
                 is_query,
             )
             .await;
+        self.merge_root(fetch, result);
+    }
+
+    /// Merges a root fetch's answer (or failure) into the response.
+    fn merge_root(&self, fetch: &FetchNode, result: Result<SubgraphResponse, FetchError>) {
         let mut state = self.state();
         match result {
             Err(err) => {
@@ -360,7 +414,7 @@ impl Run<'_> {
         usages: Option<&std::collections::BTreeSet<String>>,
         groups: Vec<EntityGroup<'_>>,
     ) {
-        let mut variables = self.variables_for(usages);
+        let mut variables = used_variables(usages, self.request.variables);
         let mut collected = Vec::with_capacity(groups.len());
         {
             let state = self.state();

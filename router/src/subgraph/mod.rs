@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod dedupe;
+pub mod subscribe;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};

@@ -1,0 +1,188 @@
+//! Subscriptions (and any operation) over streaming transports: the
+//! `graphql-transport-ws` websocket protocol ([`ws`]) and GraphQL over SSE
+//! in distinct-connections mode ([`sse`]).
+//!
+//! Both hand a prepared operation to [`results`], which for a subscription
+//!
+//! 1. finds the plan's source fetch (its `Subscription` node) and opens
+//!    that subscription on the subgraph over a websocket
+//!    ([`crate::subgraph::subscribe`]), as the verified caller;
+//! 2. for every event, runs the rest of the plan — entity fetches to the
+//!    other subgraphs — and projects the client's selection, so one event
+//!    becomes one complete response;
+//! 3. ends when the subgraph completes, or with a `SUBGRAPH_UNAVAILABLE`
+//!    response when the subgraph connection is lost.
+//!
+//! Queries and mutations sent over these transports give one response.
+//! Every subscription needs a signed-in caller.
+
+pub mod sse;
+pub mod ws;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+use hive_router_query_planner::state::supergraph_state::OperationKind;
+use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::error::ErrorCode;
+use shopgraph_platform::identity::Identity;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::executor::error::GraphqlError;
+use crate::executor::{ExecutionRequest, ExecutionResult, fetch_variables, subscription_source};
+use crate::pipeline::{Operation, execute};
+use crate::subgraph::subscribe;
+
+/// Limits and timers of streaming connections.
+#[derive(Debug, Clone)]
+pub struct SubscriptionSettings {
+    /// Responses a client may have waiting (`SUBSCRIPTION_BUFFER`); a
+    /// subscription that would exceed it ends with `SUBSCRIPTION_OVERFLOW`.
+    pub buffer: usize,
+    /// How often the router pings an idle client (`SUBSCRIPTION_KEEPALIVE`).
+    pub keepalive: Duration,
+    /// A websocket silent this long (no message, no pong) is closed
+    /// (`SUBSCRIPTION_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+    /// Time a new websocket has to send `connection_init`
+    /// (`WS_CONNECTION_INIT_TIMEOUT`).
+    pub init_timeout: Duration,
+    /// Subscriptions one websocket may run at once
+    /// (`SUBSCRIPTIONS_PER_CONNECTION`).
+    pub per_connection: usize,
+    /// How long opening a subgraph subscription may take.
+    pub connect_timeout: Duration,
+}
+
+impl SubscriptionSettings {
+    /// Reads the variables named above.
+    pub fn from_env(env: &Env, connect_timeout: Duration) -> Result<Self, ConfigError> {
+        Ok(Self {
+            buffer: env.int_in_or("SUBSCRIPTION_BUFFER", 1..=100_000, 128)?,
+            keepalive: env.duration_or("SUBSCRIPTION_KEEPALIVE", Duration::from_secs(15))?,
+            idle_timeout: env.duration_or("SUBSCRIPTION_IDLE_TIMEOUT", Duration::from_secs(60))?,
+            init_timeout: env.duration_or("WS_CONNECTION_INIT_TIMEOUT", Duration::from_secs(10))?,
+            per_connection: env.int_in_or("SUBSCRIPTIONS_PER_CONNECTION", 1..=10_000, 100)?,
+            connect_timeout,
+        })
+    }
+}
+
+/// The responses of one operation: one body for a query or mutation, one
+/// per event for a subscription.
+pub(crate) async fn results(
+    operation: Operation,
+    identity: Identity,
+    settings: &SubscriptionSettings,
+) -> Result<BoxStream<'static, Vec<u8>>, GraphqlError> {
+    if operation.prepared.kind != OperationKind::Subscription {
+        let Operation {
+            supergraph,
+            prepared,
+            variables,
+        } = operation;
+        let executed = execute(supergraph, prepared, variables, identity).await;
+        return Ok(stream::once(async move { executed.body.clone() }).boxed());
+    }
+    if !matches!(identity, Identity::User(_)) {
+        return Err(GraphqlError::coded(
+            ErrorCode::Unauthenticated,
+            "sign in to subscribe",
+        ));
+    }
+    let Operation {
+        supergraph,
+        prepared,
+        variables,
+    } = operation;
+    let Some(source) = subscription_source(&prepared.plan) else {
+        return Err(GraphqlError::coded(
+            ErrorCode::Internal,
+            "the router could not plan this subscription",
+        ));
+    };
+    let service = source.service_name.clone();
+    let Some(url) = supergraph.subgraph_urls.get(&service) else {
+        return Err(GraphqlError::coded(
+            ErrorCode::SubgraphUnavailable,
+            format!("no URL is configured for subgraph `{service}`"),
+        ));
+    };
+    let events = subscribe::subscribe(
+        &service,
+        url,
+        &source.operation.document_str,
+        fetch_variables(source, &variables),
+        &identity,
+        settings.connect_timeout,
+    )
+    .await
+    .map_err(|err| {
+        tracing::warn!(subgraph = %service, error = %err, "cannot open a subgraph subscription");
+        GraphqlError::coded(
+            ErrorCode::SubgraphUnavailable,
+            format!("the {service} subgraph is unavailable"),
+        )
+        .from_service(&service)
+    })?;
+    metrics::gauge!("router_active_subscriptions").increment(1.0);
+    let guard = ActiveSubscription;
+    let responses = ReceiverStream::new(events)
+        .scan(false, |ended, event| {
+            // Stop after the first lost-connection response.
+            let item = (!*ended).then_some(event);
+            *ended |= matches!(item, Some(Err(_)));
+            futures::future::ready(item)
+        })
+        .then(move |event| {
+            let supergraph = supergraph.clone();
+            let prepared = prepared.clone();
+            let variables = variables.clone();
+            let identity = identity.clone();
+            let service = service.clone();
+            let _alive = &guard;
+            async move {
+                match event {
+                    Ok(event) => {
+                        let request = ExecutionRequest {
+                            plan: &prepared.plan,
+                            operation: &prepared.operation,
+                            root_type: &prepared.root_type,
+                            variables: &variables,
+                            identity: &identity,
+                            extra_root_fields: Default::default(),
+                        };
+                        supergraph
+                            .executor
+                            .execute_event(&supergraph.schema, request, &event)
+                            .await
+                            .into_body()
+                    }
+                    Err(err) => {
+                        tracing::warn!(subgraph = %service, error = %err, "subscription source lost");
+                        ExecutionResult {
+                            data: b"null".to_vec(),
+                            errors: vec![GraphqlError::coded(
+                                ErrorCode::SubgraphUnavailable,
+                                format!("the {service} subgraph is unavailable; resubscribe"),
+                            )
+                            .from_service(&service)],
+                        }
+                        .into_body()
+                    }
+                }
+            }
+        });
+    Ok(responses.boxed())
+}
+
+/// Counts a live subscription in `router_active_subscriptions` while it
+/// exists.
+struct ActiveSubscription;
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!("router_active_subscriptions").decrement(1.0);
+    }
+}

@@ -1,0 +1,384 @@
+//! The `graphql-transport-ws` protocol (the `graphql-ws` library's), on
+//! `GET /graphql` with `Upgrade: websocket`.
+//!
+//! One connection, in order:
+//!
+//! 1. the client has [`SubscriptionSettings::init_timeout`] to send
+//!    `connection_init`; its payload carries the token (`Authorization`,
+//!    `authorization`, `token` or `authToken`; `Bearer ` optional), or the
+//!    upgrade request's `Authorization` header does. No valid token:
+//!    close `4401 Unauthorized`; a second `connection_init`: `4429`;
+//! 2. `connection_ack`; then `subscribe` messages start operations (a
+//!    reused live id: `4409`; `subscribe` before the ack: `4401`), each
+//!    answered with `next` messages and `complete`, or one `error` when it
+//!    cannot start; the client's `complete` stops one;
+//! 3. `ping`/`pong` both ways; the router pings every
+//!    [`SubscriptionSettings::keepalive`] and closes a connection silent
+//!    for [`SubscriptionSettings::idle_timeout`] (`4408`); anything that
+//!    is not a protocol message closes with `4400`.
+//!
+//! Each connection has one bounded outbound queue. A subscription whose
+//! next response finds the queue full ends with a `SUBSCRIPTION_OVERFLOW`
+//! error: a slow client costs a bounded amount of memory.
+//!
+//! Framing, masking and close handshakes are tungstenite's (through axum);
+//! this module is only the protocol's state machine.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::{SinkExt, StreamExt};
+use http::HeaderValue;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shopgraph_platform::error::ErrorCode;
+use shopgraph_platform::identity::Identity;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{SubscriptionSettings, results};
+use crate::executor::error::GraphqlError;
+use crate::pipeline::{GraphqlRequest, RouterState, prepare_operation};
+
+/// The websocket sub-protocol spoken here.
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+/// Close codes of the protocol.
+mod close {
+    pub const BAD_REQUEST: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const TIMEOUT: u16 = 4408;
+    pub const DUPLICATE: u16 = 4409;
+    pub const TOO_MANY_INITS: u16 = 4429;
+    pub const GOING_AWAY: u16 = 1001;
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Ping {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Pong {
+        #[allow(dead_code)]
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Subscribe {
+        id: String,
+        payload: GraphqlRequest,
+    },
+    Complete {
+        id: String,
+    },
+}
+
+/// Why a connection ends: a close code and reason for the client.
+struct Close(u16, String);
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(
+    socket: WebSocket,
+    state: RouterState,
+    upgrade_authorization: Option<HeaderValue>,
+) {
+    let settings = state.subscriptions.clone();
+    let (mut sink, mut incoming) = socket.split();
+    let (outbound, mut queue) = mpsc::channel::<Message>(settings.buffer);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = queue.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    metrics::gauge!("router_websocket_connections").increment(1.0);
+    let mut connection = Connection {
+        state,
+        settings: settings.clone(),
+        outbound: outbound.clone(),
+        identity: None,
+        operations: HashMap::new(),
+        stop: CancellationToken::new(),
+    };
+    let closed = connection
+        .run(&mut incoming, upgrade_authorization.as_ref())
+        .await;
+    connection.stop.cancel();
+    for (_, task) in connection.operations.drain() {
+        task.abort();
+    }
+    if let Some(Close(code, reason)) = closed {
+        let _ = outbound
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            })))
+            .await;
+    }
+    drop(connection);
+    drop(outbound);
+    let _ = writer.await;
+    metrics::gauge!("router_websocket_connections").decrement(1.0);
+}
+
+struct Connection {
+    state: RouterState,
+    settings: SubscriptionSettings,
+    outbound: mpsc::Sender<Message>,
+    identity: Option<Identity>,
+    operations: HashMap<String, JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl Connection {
+    /// Reads client messages until the connection should end; returns the
+    /// close to send (none when the client left).
+    async fn run(
+        &mut self,
+        incoming: &mut futures::stream::SplitStream<WebSocket>,
+        upgrade_authorization: Option<&HeaderValue>,
+    ) -> Option<Close> {
+        let init_deadline = tokio::time::sleep(self.settings.init_timeout);
+        tokio::pin!(init_deadline);
+        let mut keepalive = tokio::time::interval(self.settings.keepalive);
+        keepalive.reset();
+        let idle = tokio::time::sleep(self.settings.idle_timeout);
+        tokio::pin!(idle);
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            let message = tokio::select! {
+                () = shutdown.cancelled() => {
+                    return Some(Close(close::GOING_AWAY, "the router is shutting down".into()));
+                }
+                () = &mut init_deadline, if self.identity.is_none() => {
+                    return Some(Close(close::TIMEOUT, "Connection initialisation timeout".into()));
+                }
+                () = &mut idle => {
+                    return Some(Close(close::TIMEOUT, "Connection idle timeout".into()));
+                }
+                _ = keepalive.tick() => {
+                    // Best effort: a full queue already means the client is alive but slow.
+                    let _ = self.outbound.try_send(text(json!({ "type": "ping" })));
+                    continue;
+                }
+                message = incoming.next() => message,
+            };
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + self.settings.idle_timeout);
+            let text = match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Binary(_))) => {
+                    return Some(Close(
+                        close::BAD_REQUEST,
+                        "binary messages are not part of the protocol".into(),
+                    ));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            };
+            let message = match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                Ok(message) => message,
+                Err(err) => {
+                    return Some(Close(
+                        close::BAD_REQUEST,
+                        format!("Invalid message received: {err}"),
+                    ));
+                }
+            };
+            if let Some(close) = self.handle(message, upgrade_authorization).await {
+                return Some(close);
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        message: ClientMessage,
+        upgrade_authorization: Option<&HeaderValue>,
+    ) -> Option<Close> {
+        match message {
+            ClientMessage::ConnectionInit { payload } => {
+                if self.identity.is_some() {
+                    return Some(Close(
+                        close::TOO_MANY_INITS,
+                        "Too many initialisation requests".into(),
+                    ));
+                }
+                match self.authenticate(payload.as_ref(), upgrade_authorization) {
+                    Ok(identity) => {
+                        self.identity = Some(identity);
+                        self.send(json!({ "type": "connection_ack" })).await;
+                        None
+                    }
+                    Err(reason) => Some(Close(close::UNAUTHORIZED, reason)),
+                }
+            }
+            ClientMessage::Ping { payload } => {
+                let mut pong = json!({ "type": "pong" });
+                if let Some(payload) = payload {
+                    pong["payload"] = payload;
+                }
+                self.send(pong).await;
+                None
+            }
+            ClientMessage::Pong { .. } => None,
+            ClientMessage::Complete { id } => {
+                if let Some(task) = self.operations.remove(&id) {
+                    task.abort();
+                }
+                None
+            }
+            ClientMessage::Subscribe { id, payload } => {
+                let Some(identity) = self.identity.clone() else {
+                    return Some(Close(close::UNAUTHORIZED, "Unauthorized".into()));
+                };
+                self.operations.retain(|_, task| !task.is_finished());
+                if self.operations.contains_key(&id) {
+                    return Some(Close(
+                        close::DUPLICATE,
+                        format!("Subscriber for {id} already exists"),
+                    ));
+                }
+                if self.operations.len() >= self.settings.per_connection {
+                    let error = GraphqlError::coded(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "at most {} operations may run on one connection",
+                            self.settings.per_connection
+                        ),
+                    );
+                    self.send(json!({ "id": id, "type": "error", "payload": [error] }))
+                        .await;
+                    return None;
+                }
+                let task = tokio::spawn(operate(
+                    id.clone(),
+                    payload,
+                    identity,
+                    self.state.clone(),
+                    self.outbound.clone(),
+                    self.stop.clone(),
+                ));
+                self.operations.insert(id, task);
+                None
+            }
+        }
+    }
+
+    /// The caller from the `connection_init` payload, else the upgrade
+    /// request's `Authorization` header; anonymous callers are refused.
+    fn authenticate(
+        &self,
+        payload: Option<&Value>,
+        upgrade_authorization: Option<&HeaderValue>,
+    ) -> Result<Identity, String> {
+        let from_payload = payload
+            .and_then(|payload| {
+                ["Authorization", "authorization", "token", "authToken"]
+                    .iter()
+                    .find_map(|key| payload.get(*key).and_then(Value::as_str))
+            })
+            .map(|token| {
+                let token = token.trim();
+                if token.len() > 7 && token[..7].eq_ignore_ascii_case("bearer ") {
+                    token.to_owned()
+                } else {
+                    format!("Bearer {token}")
+                }
+            });
+        let header = match from_payload {
+            Some(value) => Some(
+                HeaderValue::from_str(&value)
+                    .map_err(|_| "the token is not valid text".to_owned())?,
+            ),
+            None => upgrade_authorization.cloned(),
+        };
+        match self.state.auth.identify(header.as_ref()) {
+            Ok(identity @ Identity::User(_)) => Ok(identity),
+            Ok(_) => Err("Unauthorized: send a token in the connection_init payload".into()),
+            Err(err) => Err(format!("Unauthorized: {err}")),
+        }
+    }
+
+    async fn send(&self, message: Value) {
+        let _ = self.outbound.send(text(message)).await;
+    }
+}
+
+/// Runs one operation and streams its responses into the connection.
+async fn operate(
+    id: String,
+    request: GraphqlRequest,
+    identity: Identity,
+    state: RouterState,
+    outbound: mpsc::Sender<Message>,
+    stop: CancellationToken,
+) {
+    let error = |errors: Vec<GraphqlError>| json!({ "id": id, "type": "error", "payload": errors });
+    let operation = match prepare_operation(&state, &request) {
+        Ok(operation) => operation,
+        Err((_, rejection)) => {
+            let error = error(vec![GraphqlError::coded(rejection.code, rejection.message)]);
+            let _ = outbound.send(text(error)).await;
+            return;
+        }
+    };
+    let mut responses = match results(operation, identity, &state.subscriptions).await {
+        Ok(responses) => responses,
+        Err(err) => {
+            let _ = outbound.send(text(error(vec![err]))).await;
+            return;
+        }
+    };
+    loop {
+        let body = tokio::select! {
+            () = stop.cancelled() => return,
+            body = responses.next() => body,
+        };
+        let Some(body) = body else { break };
+        let message = next_message(&id, &body);
+        match outbound.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Closed(_)) => return,
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("router_subscription_overflows_total").increment(1);
+                drop(responses); // stop the subgraph subscription first
+                let overflow = GraphqlError::coded(
+                    ErrorCode::SubscriptionOverflow,
+                    "the client did not keep up with this subscription's events; it was ended (resubscribe, with `after` where offered)",
+                );
+                let _ = outbound.send(text(error(vec![overflow]))).await;
+                return;
+            }
+        }
+    }
+    let _ = outbound
+        .send(text(json!({ "id": id, "type": "complete" })))
+        .await;
+}
+
+/// `{"id":…,"type":"next","payload":<body>}` without re-parsing the body.
+fn next_message(id: &str, body: &[u8]) -> Message {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
+    let mut message = String::with_capacity(body.len() + id.len() + 32);
+    message.push_str("{\"id\":");
+    message.push_str(&id);
+    message.push_str(",\"type\":\"next\",\"payload\":");
+    message.push_str(&String::from_utf8_lossy(body));
+    message.push('}');
+    Message::Text(Utf8Bytes::from(message))
+}
+
+fn text(message: Value) -> Message {
+    Message::Text(Utf8Bytes::from(message.to_string()))
+}
