@@ -107,10 +107,20 @@ ensure_node() {
     fi
 }
 
+# The Kafka-protocol test broker (tansu, pinned and checksummed) and the
+# Node graphql-ws client the subscription tests drive.
+ensure_event_test_tools() {
+    say "test broker: $(tests/kafka-broker.sh install)"
+    if [ ! -d tests/subscriptions/node_modules/graphql-ws ]; then
+        (cd tests/subscriptions && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
 ensure_rust_components
 ensure_postgres
 ensure_mariadb
 ensure_node
+ensure_event_test_tools
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -347,6 +347,11 @@ impl TestApp {
         }
     }
 
+    /// The URL of the service's store (a replica shares it).
+    pub fn database_url(&self) -> String {
+        self.db.url.clone()
+    }
+
     /// The GraphQL endpoint's URL.
     pub fn graphql_url(&self) -> String {
         self.url("/graphql")

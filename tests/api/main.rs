@@ -7,7 +7,9 @@ mod helpers;
 
 mod basket;
 mod cli;
+mod events;
 mod identity_hop;
+mod live;
 
 mod notification;
 mod payment;
@@ -20,3 +22,4 @@ mod product_stock;
 mod product_store_lifecycle;
 mod product_validation;
 mod router;
+mod shop;

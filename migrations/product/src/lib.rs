@@ -20,10 +20,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261122_000001_create_products::Migration),
-            Box::new(shopgraph_platform::events::schema::CreateEventTables),
-        ]
+        let mut migrations: Vec<Box<dyn MigrationTrait>> =
+            vec![Box::new(m20261122_000001_create_products::Migration)];
+        // The event tables (outbox, inbox, relay lease) every store has.
+        migrations.extend(shopgraph_platform::events::schema::migrations());
+        migrations
     }
 
     fn migration_table_name() -> DynIden {

@@ -117,7 +117,16 @@ pub async fn serve(
     for (_, task) in connection.operations.drain() {
         task.abort();
     }
-    if let Some(Close(code, reason)) = closed {
+    if let Some(Close(code, mut reason)) = closed {
+        // A close frame's reason may not exceed 123 bytes.
+        if reason.len() > 123 {
+            let mut end = 120;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push_str("...");
+        }
         let _ = outbound
             .send(Message::Close(Some(CloseFrame {
                 code,

@@ -1,5 +1,5 @@
 //! The basket subgraph's events: `BasketCleared` and `BasketAbandoned`,
-//! and the checkout reaction (see `docs/events.md`).
+//! and the checkout reaction (see `subgraphs/platform/src/events/README.md`).
 //!
 //! [`CheckoutHandler`] consumes `PaymentCompleted` and empties the payer's
 //! basket, once per payment however often the event arrives.

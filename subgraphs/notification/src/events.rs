@@ -1,4 +1,4 @@
-//! The notification subgraph's events (see `docs/events.md`):
+//! The notification subgraph's events (see `subgraphs/platform/src/events/README.md`):
 //!
 //! * [`ReactionHandler`] turns user-facing events (payments, abandoned
 //!   baskets, low stock) into stored notifications, once per event, in the

@@ -1,4 +1,4 @@
-//! The payment events (see `docs/events.md`): what a payment's change
+//! The payment events (see `subgraphs/platform/src/events/README.md`): what a payment's change
 //! looks like on `payment-events`.
 
 use sea_orm::DbErr;

@@ -1,5 +1,5 @@
 //! The product subgraph's events: the stock events it publishes and the
-//! sale reaction it runs (see `docs/events.md`).
+//! sale reaction it runs (see `subgraphs/platform/src/events/README.md`).
 //!
 //! * [`stock_events`] turns one stock change into `StockUpdated`, plus
 //!   `StockLow` when it crosses below the threshold and `StockOut` when it

@@ -3,10 +3,11 @@
 //!
 //! The hand-over from stored to live is gap-free: the live stream is
 //! opened first, then the backlog after `after` is read; the backlog is
-//! sent, then live events, skipping any the backlog already carried (and
-//! any at or before `after`, such as a re-published old event).
+//! sent, then live events, skipping any the backlog already carried, any
+//! at or before `after` (a re-published old event), and any seen already
+//! (delivery is at-least-once: an event may arrive twice).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use async_graphql::{Context, Result, Subscription as GqlSubscription};
 use futures::{Stream, StreamExt, stream};
@@ -46,17 +47,54 @@ impl Subscription {
             }
             None => (Vec::new(), None),
         };
-        let replayed: HashSet<Uuid> = backlog.iter().map(|n| n.id).collect();
+        let mut seen = RecentIds::with_capacity(RECENT_IDS.max(backlog.len()));
+        for notification in &backlog {
+            seen.insert(notification.id);
+        }
         let live = live.filter_map(move |item| {
             let next = match item {
                 Err(lagged) => Some(Err(lagged.to_graphql())),
                 Ok(event) => created_notification(&event)
                     .filter(|n| n.user_id == user_id)
-                    .filter(|n| !replayed.contains(&n.id) && after.is_none_or(|a| n.id > a))
+                    .filter(|n| after.is_none_or(|a| n.id > a) && seen.insert(n.id))
                     .map(|n| Ok(NotificationNode(n))),
             };
             futures::future::ready(next)
         });
         Ok(stream::iter(backlog.into_iter().map(|n| Ok(NotificationNode(n)))).chain(live))
+    }
+}
+
+/// Ids remembered per subscription to drop redelivered events.
+const RECENT_IDS: usize = 256;
+
+/// The last ids a subscription delivered, bounded.
+struct RecentIds {
+    order: VecDeque<Uuid>,
+    ids: HashSet<Uuid>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            order: VecDeque::with_capacity(capacity),
+            ids: HashSet::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Remembers `id`; `false` if it was remembered already.
+    fn insert(&mut self, id: Uuid) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        true
     }
 }

@@ -4,8 +4,11 @@
 //!   delivery timeout so a publish fails (and the outbox retries) instead
 //!   of queueing forever while the broker is down;
 //! * topics: created explicitly at start-up with the configured partitions
-//!   and replication (brokers may forbid auto-creation, and a restarted
-//!   test broker forgets them), and again when a publish finds one missing;
+//!   and replication (brokers may forbid auto-creation), and again when a
+//!   publish fails while the broker answers; the producer is then
+//!   replaced, because a broker that lost its state (a storage-less test
+//!   broker that restarted) has lost the idempotent producer's id too,
+//!   and librdkafka would otherwise time out every later message;
 //! * group consumers: offsets are *stored* only after the caller's
 //!   transaction committed ([`Subscription::ack`]) and committed by
 //!   librdkafka from there, so a crash replays at most the unacknowledged
@@ -13,6 +16,7 @@
 //! * live tails: every partition assigned at its end, without a group, so
 //!   a new replica needs no rebalance to start seeing events.
 
+use std::sync::RwLock;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -22,7 +26,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{BusError, CloudEvent, Delivery, KafkaSettings, Start, Subscription, Transport};
@@ -31,7 +35,7 @@ use super::{BusError, CloudEvent, Delivery, KafkaSettings, Start, Subscription, 
 pub struct KafkaTransport {
     settings: KafkaSettings,
     client_id: String,
-    producer: FutureProducer,
+    producer: RwLock<FutureProducer>,
     admin: AdminClient<DefaultClientContext>,
 }
 
@@ -39,26 +43,68 @@ impl KafkaTransport {
     /// Clients for `settings.brokers`; nothing is contacted yet.
     pub fn new(settings: &KafkaSettings, client_id: &str) -> Result<Self, BusError> {
         let admin_error = |err: KafkaError| BusError::Admin(err.to_string());
-        let producer = base_config(settings, client_id)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "2")
-            .set("compression.type", "lz4")
-            .set(
-                "message.timeout.ms",
-                settings.publish_timeout.as_millis().to_string(),
-            )
-            .create()
-            .map_err(admin_error)?;
+        let producer = producer(settings, client_id).map_err(admin_error)?;
         let admin = base_config(settings, client_id)
             .create()
             .map_err(admin_error)?;
         Ok(Self {
             settings: settings.clone(),
             client_id: client_id.to_owned(),
-            producer,
+            producer: RwLock::new(producer),
             admin,
         })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces the producer (a new producer id and sequence numbers).
+    fn renew_producer(&self) {
+        match producer(&self.settings, &self.client_id) {
+            Ok(fresh) => {
+                tracing::warn!("replacing the Kafka producer after a failed publish");
+                *self
+                    .producer
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+            }
+            Err(err) => tracing::warn!(%err, "cannot create a new Kafka producer"),
+        }
+    }
+
+    /// Creates missing topics; returns how many were missing.
+    async fn create_topics(&self, topics: &[String]) -> Result<usize, BusError> {
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = self
+            .admin
+            .create_topics(&new, &options)
+            .await
+            .map_err(|err| BusError::Admin(err.to_string()))?;
+        let mut created = 0;
+        for result in results {
+            match result {
+                Ok(_) => created += 1,
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(BusError::Admin(format!("{topic}: {code}")));
+                }
+            }
+        }
+        Ok(created)
     }
 
     fn consumer(&self, group: &str, topics: &[String]) -> Result<StreamConsumer, BusError> {
@@ -83,6 +129,20 @@ impl KafkaTransport {
     }
 }
 
+/// The idempotent, all-replicas-acknowledged producer.
+fn producer(settings: &KafkaSettings, client_id: &str) -> Result<FutureProducer, KafkaError> {
+    base_config(settings, client_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("compression.type", "lz4")
+        .set(
+            "message.timeout.ms",
+            settings.publish_timeout.as_millis().to_string(),
+        )
+        .create()
+}
+
 fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -95,33 +155,7 @@ fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
 
 impl Transport for KafkaTransport {
     fn ensure_topics<'a>(&'a self, topics: &'a [String]) -> BoxFuture<'a, Result<(), BusError>> {
-        Box::pin(async move {
-            let new: Vec<NewTopic<'_>> = topics
-                .iter()
-                .map(|name| {
-                    NewTopic::new(
-                        name,
-                        self.settings.partitions,
-                        TopicReplication::Fixed(self.settings.replication),
-                    )
-                })
-                .collect();
-            let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-            let results = self
-                .admin
-                .create_topics(&new, &options)
-                .await
-                .map_err(|err| BusError::Admin(err.to_string()))?;
-            for result in results {
-                match result {
-                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                    Err((topic, code)) => {
-                        return Err(BusError::Admin(format!("{topic}: {code}")));
-                    }
-                }
-            }
-            Ok(())
-        })
+        Box::pin(async move { self.create_topics(topics).await.map(|_| ()) })
     }
 
     fn publish<'a>(
@@ -132,19 +166,24 @@ impl Transport for KafkaTransport {
     ) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             let record = FutureRecord::to(topic).key(key).payload(&payload);
-            match self.producer.send(record, Duration::from_secs(0)).await {
+            let producer = self.producer();
+            match producer.send(record, Duration::from_secs(0)).await {
                 Ok(_) => Ok(()),
                 Err((err, _)) => {
-                    if matches!(
-                        err.rdkafka_error_code(),
-                        Some(
-                            RDKafkaErrorCode::UnknownTopicOrPartition
-                                | RDKafkaErrorCode::UnknownTopic
-                        )
-                    ) {
-                        // A broker that lost its topics (a restarted test
-                        // broker): recreate them; the relay retries.
-                        let _ = self.ensure_topics(&[topic.to_owned()]).await;
+                    // A broker that lost its state (topics, producer ids)
+                    // times messages out rather than saying so. If the
+                    // broker answers now, make sure the topic exists and
+                    // start over with a new producer id; if it does not,
+                    // the broker is simply down and the relay retries.
+                    let reachable = match self.create_topics(&[topic.to_owned()]).await {
+                        Ok(_) => true,
+                        Err(admin) => {
+                            tracing::debug!(%admin, "the broker is unreachable after a failed publish");
+                            false
+                        }
+                    };
+                    if reachable || producer.client().fatal_error().is_some() {
+                        self.renew_producer();
                     }
                     Err(BusError::Publish {
                         topic: topic.to_owned(),
@@ -171,7 +210,7 @@ impl Transport for KafkaTransport {
                     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                     consumer.subscribe(&names).map_err(consume_error)?;
                     KafkaSubscription {
-                        consumer,
+                        consumer: Some(consumer),
                         topics: topics.join(","),
                         grouped: true,
                     }
@@ -192,7 +231,7 @@ impl Transport for KafkaTransport {
                     })?
                     .map_err(consume_error)?;
                     KafkaSubscription {
-                        consumer,
+                        consumer: Some(consumer),
                         topics: topics.join(","),
                         grouped: false,
                     }
@@ -222,16 +261,26 @@ fn assign_all_at_end(
 }
 
 struct KafkaSubscription {
-    consumer: StreamConsumer,
+    /// Always `Some` until dropped.
+    consumer: Option<StreamConsumer>,
     topics: String,
     grouped: bool,
+}
+
+impl KafkaSubscription {
+    fn consumer(&self) -> Result<&StreamConsumer, BusError> {
+        self.consumer.as_ref().ok_or_else(|| BusError::Consume {
+            topics: self.topics.clone(),
+            reason: "the consumer is closed".into(),
+        })
+    }
 }
 
 impl Subscription for KafkaSubscription {
     fn next(&mut self) -> BoxFuture<'_, Result<Delivery, BusError>> {
         Box::pin(async move {
             let message = self
-                .consumer
+                .consumer()?
                 .recv()
                 .await
                 .map_err(|err| BusError::Consume {
@@ -255,7 +304,7 @@ impl Subscription for KafkaSubscription {
         if !self.grouped {
             return Ok(());
         }
-        self.consumer
+        self.consumer()?
             .store_offset(&delivery.topic, delivery.partition, delivery.offset)
             .map_err(|err| BusError::Consume {
                 topics: self.topics.clone(),
@@ -266,14 +315,26 @@ impl Subscription for KafkaSubscription {
 
 impl Drop for KafkaSubscription {
     fn drop(&mut self) {
-        if self.grouped {
-            // Hand the stored offsets to the broker before leaving the group.
-            if let Err(err) = self
-                .consumer
-                .commit_consumer_state(rdkafka::consumer::CommitMode::Async)
-            {
-                tracing::debug!(topics = %self.topics, %err, "final offset commit skipped");
-            }
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        let (grouped, topics) = (self.grouped, std::mem::take(&mut self.topics));
+        // Closing a consumer blocks (leaving the group, a final commit) and
+        // can hang on an unreachable broker: do it off the async threads,
+        // on a thread nothing waits for.
+        let closing = std::thread::Builder::new()
+            .name("kafka-consumer-close".into())
+            .spawn(move || {
+                if grouped
+                    && let Err(err) =
+                        consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+                {
+                    tracing::debug!(%topics, %err, "final offset commit skipped");
+                }
+                drop(consumer);
+            });
+        if let Err(err) = closing {
+            tracing::warn!(%err, "cannot start a thread to close a Kafka consumer");
         }
     }
 }

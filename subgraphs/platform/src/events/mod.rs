@@ -18,7 +18,7 @@
 //! `KAFKA_BROKERS`) and an in-process log ([`memory`]) for `shopgraph dev`
 //! and unit tests. Both give the same at-least-once, per-key ordered
 //! delivery the code above relies on. Event types and their data are listed
-//! in `docs/events.md`.
+//! in `subgraphs/platform/src/events/README.md`.
 
 pub mod contract;
 pub mod envelope;
@@ -324,7 +324,7 @@ mod tests {
     struct Migrator;
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(super::schema::CreateEventTables)]
+            super::schema::migrations()
         }
     }
 

@@ -7,22 +7,40 @@
 //! millisecond later. The [`Relay`] publishes pending rows in `seq` (commit)
 //! order, waits for the bus to hold each one, marks it published, and backs
 //! off exponentially while the bus fails. With several replicas of a
-//! service, each relay pass locks the rows it publishes (`FOR UPDATE` on
-//! PostgreSQL and MariaDB), so replicas take turns and order holds.
+//! service, one relay at a time holds the store's lease (a row in
+//! `event_outbox_lease`, renewed every pass, taken over when it expires),
+//! so order holds without locking the outbox rows that use cases insert.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{CloudEvent, EventBus, Topic};
+
+/// The `event_outbox_lease` table.
+mod lease {
+    use sea_orm::entity::prelude::*;
+
+    /// Which relay publishes, until when.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_outbox_lease")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub holder: String,
+        pub expires_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
 
 /// The `event_outbox` table.
 pub mod entity {
@@ -113,6 +131,9 @@ pub struct RelaySettings {
     pub max_backoff: Duration,
     /// How long published rows are kept (for inspection) before deletion.
     pub retention: Duration,
+    /// How long a relay's lease lasts without renewal (a dead replica's
+    /// relay is replaced after this).
+    pub lease: Duration,
 }
 
 impl Default for RelaySettings {
@@ -123,12 +144,15 @@ impl Default for RelaySettings {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             retention: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(10),
         }
     }
 }
 
 /// Publishes one store's outbox to the bus.
 pub struct Relay {
+    /// This relay's name in the lease.
+    id: String,
     service: &'static str,
     db: DatabaseConnection,
     bus: EventBus,
@@ -155,12 +179,32 @@ impl Relay {
         settings: RelaySettings,
     ) -> Self {
         Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
             service,
             db,
             bus,
             waker,
             settings,
         }
+    }
+
+    /// Takes or renews the store's relay lease; `false` while another
+    /// replica's relay holds it.
+    async fn lease(&self) -> Result<bool, DbErr> {
+        let now = crate::clock::now();
+        let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+        let taken = lease::Entity::update_many()
+            .col_expr(lease::Column::Holder, Expr::value(self.id.clone()))
+            .col_expr(lease::Column::ExpiresAt, Expr::value(until))
+            .filter(lease::Column::Name.eq(super::schema::RELAY_LEASE))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(lease::Column::Holder.eq(self.id.as_str()))
+                    .add(lease::Column::ExpiresAt.lt(now)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(taken.rows_affected == 1)
     }
 
     /// Publishes until `stop` is cancelled; a pending row is never skipped.
@@ -208,16 +252,19 @@ impl Relay {
     ///
     /// The batch is sent at once (the idempotent producer keeps per-key
     /// order across in-flight sends) and marked published up to the first
-    /// failure, in one statement at the end, so the store's write lock is
-    /// never held while waiting for the broker.
+    /// failure. No transaction spans the publishing: the store is never
+    /// locked while waiting for the broker, and the marking statement
+    /// cannot fail for having read an old snapshot (SQLite refuses to
+    /// upgrade such a read transaction, which would republish the batch).
     async fn pass(&self) -> Result<u64, PassError> {
-        let txn = self.db.begin().await?;
+        if !self.lease().await? {
+            return Ok(0);
+        }
         let rows = entity::Entity::find()
             .filter(entity::Column::PublishedAt.is_null())
             .order_by_asc(entity::Column::Seq)
             .limit(self.settings.batch)
-            .lock_exclusive()
-            .all(&txn)
+            .all(&self.db)
             .await?;
         let sends = rows.iter().map(|row| {
             let topic = Topic::ALL
@@ -237,7 +284,7 @@ impl Relay {
                 )
                 .filter(entity::Column::PublishedAt.is_null())
                 .filter(entity::Column::Seq.lte(last))
-                .exec(&txn)
+                .exec(&self.db)
                 .await?;
         }
         let failure = results.into_iter().find_map(Result::err);
@@ -250,10 +297,9 @@ impl Relay {
                 )
                 .col_expr(entity::Column::LastError, Expr::value(err.to_string()))
                 .filter(entity::Column::Seq.eq(row.seq))
-                .exec(&txn)
+                .exec(&self.db)
                 .await?;
         }
-        txn.commit().await?;
         if sent > 0 {
             crate::metrics::record_outbox_published(self.service, sent as u64);
         }

@@ -5,13 +5,91 @@
 //!   change they describe, in commit order (`seq`), until the relay has
 //!   published them;
 //! * `event_inbox` — the ids of events a consumer has applied, written in
-//!   the same transaction as the effect, so a redelivery is a no-op.
+//!   the same transaction as the effect, so a redelivery is a no-op;
+//! * `event_outbox_lease` — one row naming the replica whose relay
+//!   publishes, until when (replicas take over from a dead one).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
 
+/// Every event-table migration, oldest first, for a subgraph's migrator.
+pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(CreateEventTables), Box::new(CreateOutboxLease)]
+}
+
 /// Creates `event_outbox` and `event_inbox`.
 pub struct CreateEventTables;
+
+/// Creates `event_outbox_lease` with its one row.
+pub struct CreateOutboxLease;
+
+impl MigrationName for CreateOutboxLease {
+    fn name(&self) -> &str {
+        "m20261122_000101_create_outbox_lease"
+    }
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+pub(crate) enum EventOutboxLease {
+    Table,
+    Name,
+    Holder,
+    ExpiresAt,
+}
+
+/// The name of the relay lease row.
+pub(crate) const RELAY_LEASE: &str = "relay";
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOutboxLease {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(EventOutboxLease::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(EventOutboxLease::Name)
+                            .string_len(50)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(EventOutboxLease::Holder)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(instant(manager, EventOutboxLease::ExpiresAt, false))
+                    .to_owned(),
+            )
+            .await?;
+        let expired = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        manager
+            .exec_stmt(
+                Query::insert()
+                    .into_table(EventOutboxLease::Table)
+                    .columns([
+                        EventOutboxLease::Name,
+                        EventOutboxLease::Holder,
+                        EventOutboxLease::ExpiresAt,
+                    ])
+                    .values_panic([RELAY_LEASE.into(), "".into(), expired.into()])
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(EventOutboxLease::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
 
 impl MigrationName for CreateEventTables {
     fn name(&self) -> &str {

@@ -1,0 +1,304 @@
+//! What the event tests drive: a real Kafka-protocol broker (tansu, see
+//! `tests/kafka-broker.sh`), a Kafka bus with topic names unique to the
+//! test, and subscription clients — the Node `graphql-ws` library (as web
+//! clients use it) and a plain Rust websocket speaking the protocol.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use shopgraph_platform::events::{EventBus, EventSettings, KafkaSettings};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A tansu broker on a loopback port, killed on drop.
+pub struct Broker {
+    pub port: u16,
+    binary: String,
+    process: Option<Child>,
+}
+
+impl Broker {
+    /// Installs (once per machine) and starts a broker on a free port.
+    pub async fn start() -> Self {
+        let output = Command::new(format!("{ROOT}/tests/kafka-broker.sh"))
+            .arg("install")
+            .output()
+            .await
+            .expect("tests/kafka-broker.sh runs");
+        assert!(
+            output.status.success(),
+            "cannot install the test broker: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let binary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut broker = Self {
+            port,
+            binary,
+            process: None,
+        };
+        broker.resume().await;
+        broker
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (its in-memory topics are gone with it).
+    pub async fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill().await;
+            let _ = process.wait().await;
+        }
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is
+    /// answered — a broker that is down without losing what it stored.
+    pub async fn pause(&self) {
+        self.signal("-STOP").await;
+    }
+
+    /// Lets a paused broker run again (SIGCONT).
+    pub async fn unpause(&self) {
+        self.signal("-CONT").await;
+    }
+
+    async fn signal(&self, signal: &str) {
+        let pid = self
+            .process
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running broker");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Starts the broker again on the same port and waits until it listens.
+    pub async fn resume(&mut self) {
+        let url = format!("tcp://{}", self.address());
+        let process = Command::new(&self.binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(log_file(&format!("tansu-{}.log", self.port)))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tansu starts");
+        self.process = Some(process);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(self.address()).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("tansu did not listen on {}", self.address());
+    }
+
+    /// A bus on this broker with topic names no other test uses.
+    pub async fn bus(&self) -> EventBus {
+        let settings = EventSettings {
+            kafka: Some(KafkaSettings {
+                brokers: self.address(),
+                topic_prefix: format!("t{}-", uuid::Uuid::new_v4().simple()),
+                partitions: 3,
+                replication: 1,
+                session_timeout: Duration::from_secs(6),
+                publish_timeout: Duration::from_secs(3),
+            }),
+        };
+        EventBus::connect(&settings, "shopgraph-test")
+            .await
+            .expect("the test broker accepts the topics")
+    }
+}
+
+/// A log file under the system temp dir (appended to), for a process the
+/// tests start; its path is printed when a test fails.
+fn log_file(name: &str) -> Stdio {
+    let path = std::env::temp_dir().join(name);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+/// The `ws://` URL of a router's `/graphql`.
+pub fn ws_url(http_url: &str) -> String {
+    http_url.replacen("http://", "ws://", 1)
+}
+
+/// A subscription through the Node `graphql-ws` client
+/// (`tests/subscriptions/subscribe.mjs`), one JSON line per event.
+pub struct NodeSubscriber {
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    _process: Child,
+}
+
+impl NodeSubscriber {
+    /// Subscribes with `query` as the holder of `token`; returns once the
+    /// connection is acknowledged (or refused: see [`NodeSubscriber::next`]).
+    pub async fn start(url: &str, token: Option<&str>, query: &str, variables: Value) -> Self {
+        ensure_node_clients().await;
+        let mut process = Command::new("node")
+            .arg(format!("{ROOT}/tests/subscriptions/subscribe.mjs"))
+            .args([url, token.unwrap_or("-"), query, &variables.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let stdout = process.stdout.take().expect("piped stdout");
+        Self {
+            lines: BufReader::new(stdout).lines(),
+            _process: process,
+        }
+    }
+
+    /// The next line the client printed, within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        let line = tokio::time::timeout(within, self.lines.next_line())
+            .await
+            .ok()?
+            .ok()??;
+        serde_json::from_str(&line).ok()
+    }
+
+    /// Waits for the `{"ready":true}` line.
+    pub async fn ready(&mut self) {
+        let line = self.next(Duration::from_secs(10)).await;
+        assert_eq!(line, Some(json!({ "ready": true })), "the client connects");
+    }
+
+    /// The next event's `data`, skipping nothing.
+    pub async fn next_data(&mut self, within: Duration) -> Option<Value> {
+        let line = self.next(within).await?;
+        Some(line.get("next")?.get("data")?.clone())
+    }
+}
+
+/// Installs the Node clients' pinned packages once.
+async fn ensure_node_clients() {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let dir = format!("{ROOT}/tests/subscriptions");
+        if std::path::Path::new(&format!("{dir}/node_modules/graphql-ws")).exists() {
+            return;
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .await
+            .expect("npm runs");
+        assert!(status.success(), "npm ci in tests/subscriptions");
+    })
+    .await;
+}
+
+/// A bare `graphql-transport-ws` connection, for protocol-level checks.
+pub struct RawSocket {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// What the server sent: a protocol message, or the close.
+#[derive(Debug, PartialEq)]
+pub enum Received {
+    Message(Value),
+    Closed(u16, String),
+}
+
+impl RawSocket {
+    /// Connects to a router's `/graphql` with the protocol's sub-protocol.
+    pub async fn connect(http_url: &str) -> Self {
+        let mut request = ws_url(http_url).into_client_request().expect("a ws URL");
+        request.headers_mut().insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the router upgrades");
+        assert_eq!(
+            response
+                .headers()
+                .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+                .and_then(|v| v.to_str().ok()),
+            Some("graphql-transport-ws")
+        );
+        Self { socket }
+    }
+
+    /// Sends a JSON message.
+    pub async fn send(&mut self, message: Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::text(text.to_owned()))
+            .await
+            .expect("send");
+    }
+
+    /// `connection_init` with `token`, expecting the ack.
+    pub async fn init(&mut self, token: &str) {
+        self.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
+            .await;
+        assert_eq!(
+            self.receive().await,
+            Received::Message(json!({ "type": "connection_ack" }))
+        );
+    }
+
+    /// The next protocol message or the close (server pings skipped).
+    pub async fn receive(&mut self) -> Received {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(15), self.socket.next())
+                .await
+                .expect("the router answers in time");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                    if value["type"] == "ping" {
+                        continue;
+                    }
+                    return Received::Message(value);
+                }
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Received::Closed(frame.code.into(), frame.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) | None => {
+                    return Received::Closed(1005, String::new());
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => return Received::Closed(1006, err.to_string()),
+            }
+        }
+    }
+}
