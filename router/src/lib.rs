@@ -104,6 +104,7 @@ impl RouterApp {
             operations: Arc::default(),
             subscriptions: settings.subscriptions.clone(),
             shutdown: shutdown.clone(),
+            subscriber: Default::default(),
         };
         let graphql = Router::new()
             .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))

@@ -57,6 +57,8 @@ pub struct RouterState {
     pub subscriptions: SubscriptionSettings,
     /// Cancelled when the router shuts down: streaming connections close.
     pub shutdown: CancellationToken,
+    /// Subscriptions opened on subgraphs, sharing connections per caller.
+    pub subscriber: crate::subgraph::subscribe::Subscriber,
 }
 
 /// A GraphQL request as clients send it (POST body, GET parameters, a

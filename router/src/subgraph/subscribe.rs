@@ -1,22 +1,30 @@
-//! Subscriptions to subgraphs: one websocket per client subscription,
-//! speaking `graphql-transport-ws` to the subgraph's `/graphql/ws`.
+//! Subscriptions to subgraphs over websockets, speaking
+//! `graphql-transport-ws` to each subgraph's `/graphql/ws`, multiplexed:
+//! one connection per (subgraph, caller) carries all of that caller's
+//! subscriptions to that subgraph, each under its own operation id.
 //!
 //! The router is the subgraph's only websocket client. It forwards the
 //! verified caller in the upgrade request's identity headers (the same hop
-//! as HTTP fetches) and the current trace context, sends
-//! `connection_init`, waits for the ack, subscribes, and hands every
-//! `next` payload to the caller as a [`SubgraphResponse`]. It pings every
-//! [`PING_INTERVAL`] so the subgraph's idle timeout never fires on a live
-//! subscription, and answers the subgraph's pings.
+//! as HTTP fetches) and the current trace context, so a connection belongs
+//! to one caller. It pings every [`PING_INTERVAL`] so the subgraph's idle
+//! timeout never fires on a live connection, and answers the subgraph's
+//! pings. Ten thousand subscribers of one user cost one upstream socket;
+//! ten thousand users cost one each.
 //!
-//! Dropping the receiver ends the subscription: the task sends `complete`
-//! and closes the socket. Backpressure is end to end: the channel is
-//! bounded, so a slow consumer stops the reads, TCP pushes back, and the
-//! subgraph's own bounded buffer ends the subscription if it lasts.
+//! An [`Events`] stream ends its subscription when dropped (`complete` is
+//! sent upstream); the connection closes when its last subscription ends.
+//! Each subscription has a bounded buffer; one that falls that far behind
+//! is ended (and the stream yields a final error), so one slow consumer
+//! never stalls the others on its connection.
 
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 use http::HeaderValue;
 use serde_json::{Map, Value, json};
 use shopgraph_platform::identity::{Identity, forward_identity};
@@ -27,16 +35,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::{FetchError, SubgraphResponse};
 
-/// How often the router pings a subgraph subscription.
+/// How often the router pings a subgraph connection.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
-/// Events buffered between a subgraph socket and the subscription using it.
-const BUFFER: usize = 16;
+/// Events buffered per subscription between the socket and its consumer.
+const BUFFER: usize = 64;
 const PROTOCOL: &str = "graphql-transport-ws";
-const ID: &str = "1";
-
-/// A subscription's event stream from a subgraph: `Ok` per `next` (or a
-/// final `error`), then the end; one `Err` if the connection is lost.
-pub type Events = mpsc::Receiver<Result<SubgraphResponse, FetchError>>;
 
 /// The websocket URL of a subgraph's subscriptions, from its GraphQL URL
 /// (`http://host/graphql` → `ws://host/graphql/ws`).
@@ -51,16 +54,141 @@ pub fn websocket_url(graphql_url: &str) -> String {
     format!("{}/ws", url.trim_end_matches('/'))
 }
 
-/// Opens subscription `query` on `subgraph` at `graphql_url` for
-/// `identity`; resolves once the subgraph accepted the connection.
-pub async fn subscribe(
+/// Opens subscriptions on subgraphs, sharing connections (see the module
+/// docs). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Subscriber {
+    connections: Arc<tokio::sync::Mutex<HashMap<(String, String), Weak<Connection>>>>,
+}
+
+/// One subscription's events: `Ok` per `next` (or a final `error`), then
+/// the end; one `Err` if the connection is lost or the subscription fell
+/// behind. Dropping it ends the subscription.
+pub struct Events {
+    receiver: mpsc::Receiver<Result<SubgraphResponse, FetchError>>,
+    id: u64,
+    connection: Arc<Connection>,
+}
+
+impl Stream for Events {
+    type Item = Result<SubgraphResponse, FetchError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self
+            .connection
+            .commands
+            .send(Command::Complete { id: self.id });
+    }
+}
+
+/// A shared connection: the handle its subscriptions hold.
+struct Connection {
+    commands: mpsc::UnboundedSender<Command>,
+    next_id: AtomicU64,
+    alive: Arc<AtomicBool>,
+}
+
+enum Command {
+    Subscribe {
+        id: u64,
+        payload: Value,
+        sink: mpsc::Sender<Result<SubgraphResponse, FetchError>>,
+    },
+    Complete {
+        id: u64,
+    },
+}
+
+impl Subscriber {
+    /// Opens subscription `query` on `subgraph` at `graphql_url` for
+    /// `identity`, connecting (within `timeout`) unless this caller already
+    /// has a connection to that subgraph.
+    pub async fn subscribe(
+        &self,
+        subgraph: &str,
+        graphql_url: &str,
+        query: &str,
+        variables: Map<String, Value>,
+        identity: &Identity,
+        timeout: Duration,
+    ) -> Result<Events, FetchError> {
+        let connection = self
+            .connection(subgraph, graphql_url, identity, timeout)
+            .await?;
+        let id = connection.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sink, receiver) = mpsc::channel(BUFFER);
+        let payload = json!({ "query": query, "variables": variables });
+        connection
+            .commands
+            .send(Command::Subscribe { id, payload, sink })
+            .map_err(|_| FetchError::Unreachable {
+                subgraph: subgraph.to_owned(),
+                reason: "the connection closed".into(),
+            })?;
+        Ok(Events {
+            receiver,
+            id,
+            connection,
+        })
+    }
+
+    async fn connection(
+        &self,
+        subgraph: &str,
+        graphql_url: &str,
+        identity: &Identity,
+        timeout: Duration,
+    ) -> Result<Arc<Connection>, FetchError> {
+        let key = (graphql_url.to_owned(), caller_key(identity));
+        let mut connections = self.connections.lock().await;
+        if let Some(connection) = connections.get(&key).and_then(Weak::upgrade)
+            && connection.alive.load(Ordering::Acquire)
+        {
+            return Ok(connection);
+        }
+        connections.retain(|_, weak| weak.strong_count() > 0);
+        let socket = tokio::time::timeout(timeout, handshake(subgraph, graphql_url, identity))
+            .await
+            .map_err(|_| FetchError::Timeout {
+                subgraph: subgraph.to_owned(),
+                timeout,
+            })??;
+        let (commands, queue) = mpsc::unbounded_channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(pump(subgraph.to_owned(), socket, queue, alive.clone()));
+        let connection = Arc::new(Connection {
+            commands,
+            next_id: AtomicU64::new(1),
+            alive,
+        });
+        connections.insert(key, Arc::downgrade(&connection));
+        Ok(connection)
+    }
+}
+
+/// Which connection a caller uses: its user id and roles.
+fn caller_key(identity: &Identity) -> String {
+    match identity {
+        Identity::User(viewer) => format!("{}\u{0}{}", viewer.user_id, viewer.roles.join(",")),
+        _ => String::new(),
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects, sends `connection_init` and waits for the ack.
+async fn handshake(
     subgraph: &str,
     graphql_url: &str,
-    query: &str,
-    variables: Map<String, Value>,
     identity: &Identity,
-    timeout: Duration,
-) -> Result<Events, FetchError> {
+) -> Result<Socket, FetchError> {
     let unreachable = |reason: String| FetchError::Unreachable {
         subgraph: subgraph.to_owned(),
         reason,
@@ -75,154 +203,164 @@ pub async fn subscribe(
     );
     forward_identity(identity, headers);
     inject_trace_context(headers);
-
-    let handshake = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|err| unreachable(err.to_string()))?;
-        send(
-            &mut socket,
-            json!({ "type": "connection_init", "payload": {} }),
-        )
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
-        .map_err(unreachable)?;
-        loop {
-            let message = socket
-                .next()
-                .await
-                .ok_or_else(|| unreachable("closed during the handshake".into()))?
-                .map_err(|err| unreachable(err.to_string()))?;
-            let Some(message) = parse(&message) else {
-                continue;
-            };
-            match message["type"].as_str() {
-                Some("connection_ack") => break,
-                Some("ping") => send(&mut socket, json!({ "type": "pong" }))
-                    .await
-                    .map_err(unreachable)?,
-                _ => {
-                    return Err(unreachable(format!(
-                        "unexpected handshake message {message}"
-                    )));
-                }
-            }
-        }
-        let subscribe = json!({
-            "id": ID,
-            "type": "subscribe",
-            "payload": { "query": query, "variables": variables },
-        });
-        send(&mut socket, subscribe).await.map_err(unreachable)?;
-        Ok(socket)
-    };
-    let socket = tokio::time::timeout(timeout, handshake)
-        .await
-        .map_err(|_| FetchError::Timeout {
-            subgraph: subgraph.to_owned(),
-            timeout,
-        })??;
-
-    let (sender, receiver) = mpsc::channel(BUFFER);
-    tokio::spawn(pump(subgraph.to_owned(), socket, sender));
-    Ok(receiver)
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Moves messages from the socket to `sender` until either side ends.
-async fn pump(
-    subgraph: String,
-    mut socket: Socket,
-    sender: mpsc::Sender<Result<SubgraphResponse, FetchError>>,
-) {
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.reset();
+        .map_err(|err| unreachable(err.to_string()))?;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": {} }),
+    )
+    .await
+    .map_err(unreachable)?;
     loop {
-        let message = tokio::select! {
-            () = sender.closed() => {
-                // The client went away: end the subgraph side cleanly.
-                let _ = send(&mut socket, json!({ "id": ID, "type": "complete" })).await;
-                let _ = socket.close(None).await;
-                return;
-            }
-            _ = ping.tick() => {
-                if send(&mut socket, json!({ "type": "ping" })).await.is_err() {
-                    lost(&sender, &subgraph, "ping failed").await;
-                    return;
-                }
-                continue;
-            }
-            message = socket.next() => message,
-        };
-        let message = match message {
-            Some(Ok(message)) => message,
-            Some(Err(err)) => {
-                lost(&sender, &subgraph, &err.to_string()).await;
-                return;
-            }
-            None => {
-                lost(&sender, &subgraph, "connection closed").await;
-                return;
-            }
-        };
-        if let Message::Close(frame) = &message {
-            let reason = frame.as_ref().map_or_else(
-                || "closed".to_owned(),
-                |f| format!("closed {}: {}", f.code, f.reason),
-            );
-            lost(&sender, &subgraph, &reason).await;
-            return;
-        }
+        let message = socket
+            .next()
+            .await
+            .ok_or_else(|| unreachable("closed during the handshake".into()))?
+            .map_err(|err| unreachable(err.to_string()))?;
         let Some(message) = parse(&message) else {
             continue;
         };
         match message["type"].as_str() {
-            Some("next") => {
-                let response =
-                    serde_json::from_value::<SubgraphResponse>(message["payload"].clone())
-                        .unwrap_or_default();
-                if sender.send(Ok(response)).await.is_err() {
-                    let _ = send(&mut socket, json!({ "id": ID, "type": "complete" })).await;
-                    let _ = socket.close(None).await;
-                    return;
-                }
+            Some("connection_ack") => return Ok(socket),
+            Some("ping") => send(&mut socket, json!({ "type": "pong" }))
+                .await
+                .map_err(unreachable)?,
+            _ => {
+                return Err(unreachable(format!(
+                    "unexpected handshake message {message}"
+                )));
             }
-            Some("error") => {
-                let errors = match message["payload"].clone() {
-                    Value::Array(errors) => errors,
-                    other => vec![other],
-                };
-                let _ = sender
-                    .send(Ok(SubgraphResponse { data: None, errors }))
-                    .await;
-                let _ = socket.close(None).await;
-                return;
-            }
-            Some("complete") => {
-                let _ = socket.close(None).await;
-                return;
-            }
-            Some("ping") => {
-                let _ = send(&mut socket, json!({ "type": "pong" })).await;
-            }
-            _ => {}
         }
     }
 }
 
-async fn lost(
-    sender: &mpsc::Sender<Result<SubgraphResponse, FetchError>>,
-    subgraph: &str,
-    reason: &str,
+type Sinks = HashMap<u64, mpsc::Sender<Result<SubgraphResponse, FetchError>>>;
+
+/// Runs one connection: commands from its subscriptions out, messages
+/// from the subgraph routed to them by id.
+async fn pump(
+    subgraph: String,
+    mut socket: Socket,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    alive: Arc<AtomicBool>,
 ) {
-    tracing::warn!(subgraph, reason, "subgraph subscription lost");
-    let _ = sender
-        .send(Err(FetchError::Unreachable {
-            subgraph: subgraph.to_owned(),
-            reason: reason.to_owned(),
-        }))
-        .await;
+    let mut sinks: Sinks = HashMap::new();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.reset();
+    let reason = loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                // Every subscription handle is gone: close.
+                None => break None,
+                Some(Command::Subscribe { id, payload, sink }) => {
+                    let message = json!({ "id": id.to_string(), "type": "subscribe", "payload": payload });
+                    if let Err(err) = send(&mut socket, message).await {
+                        let _ = sink.try_send(Err(lost(&subgraph, &err)));
+                        break Some(err);
+                    }
+                    sinks.insert(id, sink);
+                }
+                Some(Command::Complete { id }) => {
+                    if sinks.remove(&id).is_some()
+                        && let Err(err) = send(&mut socket, json!({ "id": id.to_string(), "type": "complete" })).await
+                    {
+                        break Some(err);
+                    }
+                }
+            },
+            _ = ping.tick() => {
+                if let Err(err) = send(&mut socket, json!({ "type": "ping" })).await {
+                    break Some(err);
+                }
+            }
+            message = socket.next() => {
+                let message = match message {
+                    Some(Ok(Message::Close(frame))) => {
+                        break Some(frame.map_or_else(|| "closed".to_owned(), |f| format!("closed {}: {}", f.code, f.reason)));
+                    }
+                    Some(Ok(message)) => message,
+                    Some(Err(err)) => break Some(err.to_string()),
+                    None => break Some("connection closed".into()),
+                };
+                if let Err(err) = route(&subgraph, &mut socket, &mut sinks, &message).await {
+                    break Some(err);
+                }
+            }
+        }
+    };
+    alive.store(false, Ordering::Release);
+    if let Some(reason) = reason {
+        tracing::warn!(subgraph, %reason, subscriptions = sinks.len(), "subgraph subscription connection lost");
+        for sink in sinks.values() {
+            let _ = sink.try_send(Err(lost(&subgraph, &reason)));
+        }
+    }
+    let _ = socket.close(None).await;
+}
+
+/// Hands one subgraph message to the subscription it is for.
+async fn route(
+    subgraph: &str,
+    socket: &mut Socket,
+    sinks: &mut Sinks,
+    message: &Message,
+) -> Result<(), String> {
+    let Some(message) = parse(message) else {
+        return Ok(());
+    };
+    let id = message["id"].as_str().and_then(|id| id.parse::<u64>().ok());
+    match (message["type"].as_str(), id) {
+        (Some("next"), Some(id)) => {
+            let Some(sink) = sinks.get(&id) else {
+                return Ok(());
+            };
+            let response = serde_json::from_value::<SubgraphResponse>(message["payload"].clone())
+                .unwrap_or_default();
+            match sink.try_send(Ok(response)) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Too far behind: end it rather than stall the others.
+                    if let Some(sink) = sinks.remove(&id) {
+                        drop(sink);
+                    }
+                    tracing::warn!(
+                        subgraph,
+                        id,
+                        "a subscription fell behind its subgraph and was ended"
+                    );
+                    send(socket, json!({ "id": id.to_string(), "type": "complete" })).await
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    sinks.remove(&id);
+                    send(socket, json!({ "id": id.to_string(), "type": "complete" })).await
+                }
+            }
+        }
+        (Some("error"), Some(id)) => {
+            if let Some(sink) = sinks.remove(&id) {
+                let errors = match message["payload"].clone() {
+                    Value::Array(errors) => errors,
+                    other => vec![other],
+                };
+                let _ = sink.try_send(Ok(SubgraphResponse { data: None, errors }));
+            }
+            Ok(())
+        }
+        (Some("complete"), Some(id)) => {
+            sinks.remove(&id);
+            Ok(())
+        }
+        (Some("ping"), _) => send(socket, json!({ "type": "pong" })).await,
+        _ => Ok(()),
+    }
+}
+
+fn lost(subgraph: &str, reason: &str) -> FetchError {
+    FetchError::Unreachable {
+        subgraph: subgraph.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 async fn send<S>(socket: &mut S, message: Value) -> Result<(), String>

@@ -27,7 +27,6 @@ use hive_router_query_planner::state::supergraph_state::OperationKind;
 use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::error::ErrorCode;
 use shopgraph_platform::identity::Identity;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::executor::error::GraphqlError;
 use crate::executor::{ExecutionRequest, ExecutionResult, fetch_variables, subscription_source};
@@ -75,6 +74,7 @@ pub(crate) async fn results(
     operation: Operation,
     identity: Identity,
     settings: &SubscriptionSettings,
+    subscriber: &subscribe::Subscriber,
 ) -> Result<BoxStream<'static, Vec<u8>>, GraphqlError> {
     if operation.prepared.kind != OperationKind::Subscription {
         let Operation {
@@ -109,7 +109,8 @@ pub(crate) async fn results(
             format!("no URL is configured for subgraph `{service}`"),
         ));
     };
-    let events = subscribe::subscribe(
+    let events = subscriber
+        .subscribe(
         &service,
         url,
         &source.operation.document_str,
@@ -128,7 +129,7 @@ pub(crate) async fn results(
     })?;
     metrics::gauge!("router_active_subscriptions").increment(1.0);
     let guard = ActiveSubscription;
-    let responses = ReceiverStream::new(events)
+    let responses = events
         .scan(false, |ended, event| {
             // Stop after the first lost-connection response.
             let item = (!*ended).then_some(event);

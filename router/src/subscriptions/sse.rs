@@ -65,33 +65,34 @@ pub async fn respond(
             return refuse(rejection.status, rejection.code, &rejection.message);
         }
     };
-    let responses = match results(operation, identity, &state.subscriptions).await {
-        Ok(responses) => responses,
-        Err(err) => {
-            let status = match err.code() {
-                "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-                "SUBGRAPH_UNAVAILABLE" => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let mut response = (
-                status,
-                [(header::CONTENT_TYPE, JSON)],
-                crate::executor::ExecutionResult {
-                    data: b"null".to_vec(),
-                    errors: vec![err],
+    let responses =
+        match results(operation, identity, &state.subscriptions, &state.subscriber).await {
+            Ok(responses) => responses,
+            Err(err) => {
+                let status = match err.code() {
+                    "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+                    "SUBGRAPH_UNAVAILABLE" => StatusCode::BAD_GATEWAY,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                let mut response = (
+                    status,
+                    [(header::CONTENT_TYPE, JSON)],
+                    crate::executor::ExecutionResult {
+                        data: b"null".to_vec(),
+                        errors: vec![err],
+                    }
+                    .into_body(),
+                )
+                    .into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        http::HeaderValue::from_static("Bearer"),
+                    );
                 }
-                .into_body(),
-            )
-                .into_response();
-            if status == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer"),
-                );
+                return response;
             }
-            return response;
-        }
-    };
+        };
     let events = responses
         .map(|body| {
             Ok::<_, Infallible>(

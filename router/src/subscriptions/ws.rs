@@ -342,13 +342,14 @@ async fn operate(
             return;
         }
     };
-    let mut responses = match results(operation, identity, &state.subscriptions).await {
-        Ok(responses) => responses,
-        Err(err) => {
-            let _ = outbound.send(text(error(vec![err]))).await;
-            return;
-        }
-    };
+    let mut responses =
+        match results(operation, identity, &state.subscriptions, &state.subscriber).await {
+            Ok(responses) => responses,
+            Err(err) => {
+                let _ = outbound.send(text(error(vec![err]))).await;
+                return;
+            }
+        };
     loop {
         let body = tokio::select! {
             () = stop.cancelled() => return,
