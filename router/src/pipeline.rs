@@ -114,8 +114,7 @@ pub async fn graphql(
 ) -> Response {
     if let Ok(upgrade) = upgrade {
         let authorization = headers.get(header::AUTHORIZATION).cloned();
-        return upgrade
-            .protocols([ws::PROTOCOL])
+        return ws::configure(upgrade)
             .on_upgrade(move |socket| ws::serve(socket, state, authorization));
     }
     if sse::wants_event_stream(&headers) {

@@ -12,8 +12,8 @@ use shopgraph_platform::events::{CloudEvent, EventBus, Topic};
 use uuid::Uuid;
 
 use crate::helpers::{As, Backend, TestApp};
-use crate::live::{Broker, NodeSubscriber, RawSocket, Received, ws_url};
-use crate::shop::{Router, Shop};
+use crate::live::{Broker, NodeSubscriber, RawSocket, Received, RouterProcess, ws_url};
+use crate::shop::Shop;
 
 /// The live notification a client asks for: fields from three subgraphs.
 const NOTIFICATIONS: &str = "subscription($after: String) { notificationAdded(after: $after) { id title type payment { status items { quantity product { name } } } } }";
@@ -460,9 +460,14 @@ async fn two_routers_over_two_notification_replicas_both_deliver() {
         )],
     )
     .await;
-    let mut urls = Shop::urls(&shop.product, &shop.basket, &shop.payment, &replica);
-    urls.push(("SUBGRAPH_TIMEOUT", "5s".into()));
-    let second = Router::start(&urls).await;
+    // The second router is a separate process: `shopgraph serve router`.
+    let second = RouterProcess::start(&Shop::urls(
+        &shop.product,
+        &shop.basket,
+        &shop.payment,
+        &replica,
+    ))
+    .await;
 
     let (product_id, _, _) = shop.stocked_product(2).await;
     let mut via_first = shop.subscribe(As::User, None).await;
@@ -648,4 +653,93 @@ async fn sse_streams_a_checkout_notification() {
         event,
         json!({ "data": { "notificationAdded": { "title": "Payment completed", "payment": { "status": "COMPLETED" } } } })
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stock_and_payment_status_subscriptions_follow_their_changes() {
+    let shop = Shop::spawn_on(EventBus::in_process(), Backend::Sqlite).await;
+    let url = &shop.router.url;
+    let (product_id, _, stock) = shop.stocked_product(2).await;
+    let user = shop.token(As::User).unwrap_or_default();
+
+    let mut stock_changes = RawSocket::connect(url).await;
+    stock_changes.init(user).await;
+    stock_changes
+        .send(json!({ "id": "s", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID) { stockChanged(productId: $id) { productId previousQuantity quantity delta reason product { stockQuantity } } }",
+            "variables": { "id": product_id },
+        } }))
+        .await;
+
+    // A pending payment, followed by its owner; another user may not follow it.
+    shop.gql(
+        As::User,
+        "mutation($p: ID!) { addBasketItem(productId: $p, quantity: 2) { itemCount } }",
+        json!({ "p": product_id }),
+    )
+    .await
+    .data();
+    let created = shop
+        .gql(
+            As::User,
+            r#"mutation { createPayment(input: { idempotencyKey: "followed", method: CARD }) { id status } }"#,
+            json!({}),
+        )
+        .await;
+    let payment_id = created.data()["createPayment"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let follow = json!({ "id": "p", "type": "subscribe", "payload": {
+        "query": "subscription($id: ID!) { paymentStatusChanged(paymentId: $id) { id status items { quantity } } }",
+        "variables": { "id": payment_id },
+    } });
+    let mut stranger = RawSocket::connect(url).await;
+    stranger
+        .init(shop.token(As::OtherUser).unwrap_or_default())
+        .await;
+    stranger.send(follow.clone()).await;
+    let Received::Message(refused) = stranger.receive().await else {
+        panic!("an answer for the stranger");
+    };
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{refused}"
+    );
+
+    let mut owner = RawSocket::connect(url).await;
+    owner.init(user).await;
+    owner.send(follow).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let processed = shop
+        .gql(
+            As::User,
+            r#"mutation($id: ID!) { processPayment(id: $id, card: { number: "4242424242424242", expMonth: 12, expYear: 2040, cvc: "123" }) { status } }"#,
+            json!({ "id": payment_id }),
+        )
+        .await;
+    assert_eq!(processed.data()["processPayment"]["status"], "COMPLETED");
+
+    let Received::Message(status) = owner.receive().await else {
+        panic!("a status change");
+    };
+    assert_eq!(
+        status["payload"]["data"]["paymentStatusChanged"]["status"], "COMPLETED",
+        "{status}"
+    );
+    assert_eq!(
+        status["payload"]["data"]["paymentStatusChanged"]["items"][0]["quantity"],
+        2
+    );
+
+    let Received::Message(change) = stock_changes.receive().await else {
+        panic!("a stock change");
+    };
+    let change = &change["payload"]["data"]["stockChanged"];
+    assert_eq!(change["productId"], product_id.as_str(), "{change}");
+    assert_eq!(change["previousQuantity"], stock, "{change}");
+    assert_eq!(change["quantity"], stock - 2, "{change}");
+    assert_eq!(change["delta"], -2, "{change}");
+    assert_eq!(change["reason"], "sale", "{change}");
+    assert_eq!(change["product"]["stockQuantity"], stock - 2, "{change}");
 }

@@ -302,3 +302,50 @@ impl RawSocket {
         }
     }
 }
+
+/// `shopgraph serve router` as its own process, killed on drop.
+pub struct RouterProcess {
+    pub url: String,
+    _process: Child,
+}
+
+impl RouterProcess {
+    /// Starts the binary with the subgraph URLs `urls` and waits until it
+    /// is ready.
+    pub async fn start(urls: &[(&str, String)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let process = Command::new(env!("CARGO_BIN_EXE_shopgraph"))
+            .args(["serve", "router"])
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("SUPERGRAPH_PATH", crate::shop::supergraph_path())
+            .env("JWT_SECRET", crate::helpers::TEST_JWT_SECRET)
+            .env("LOG_LEVEL", "warn")
+            .envs(urls.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log_file(&format!("router-{port}.log")))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("shopgraph serve router starts");
+        let ready = format!("http://127.0.0.1:{port}/health/ready");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client
+                .get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self {
+                    url: format!("http://127.0.0.1:{port}/graphql"),
+                    _process: process,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the router process did not become ready");
+    }
+}

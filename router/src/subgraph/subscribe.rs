@@ -32,6 +32,7 @@ use shopgraph_platform::upstream::inject_trace_context;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{FetchError, SubgraphResponse};
 
@@ -203,7 +204,11 @@ async fn handshake(
     );
     forward_identity(identity, headers);
     inject_trace_context(headers);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+    // Small buffers: a connection per caller, mostly idle.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(4 * 1024);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|err| unreachable(err.to_string()))?;
     send(

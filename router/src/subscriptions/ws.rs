@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, StreamExt};
 use http::HeaderValue;
@@ -44,6 +45,23 @@ use crate::pipeline::{GraphqlRequest, RouterState, prepare_operation};
 
 /// The websocket sub-protocol spoken here.
 pub const PROTOCOL: &str = "graphql-transport-ws";
+
+/// Socket buffers per connection. tungstenite's defaults (128 KiB each way)
+/// would cost a quarter of a megabyte per idle subscriber; client messages
+/// are small, and the writer flushes every message anyway.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
+/// Largest client message accepted (a `subscribe` carrying a document).
+const MAX_MESSAGE: usize = 2 * 1024 * 1024;
+
+/// The upgrade with this protocol and its buffer sizes.
+pub fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .protocols([PROTOCOL])
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_MESSAGE)
+}
 
 /// Close codes of the protocol.
 mod close {

@@ -73,6 +73,9 @@ where
     let schema = endpoint.schema.clone();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        // One connection per router caller, mostly idle: small buffers.
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(4 * 1024)
         .on_upgrade(move |stream| {
             GraphQLWebSocket::new(stream, schema, protocol)
                 .with_data(data)

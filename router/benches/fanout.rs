@@ -1,0 +1,335 @@
+//! Subscription fan-out benchmark: N websocket subscribers on one router,
+//! every one following the same product's `stockChanged`, while stock
+//! changes at a steady rate.
+//!
+//!   router/benches/fanout.sh            # builds release, runs this, prints the table
+//!
+//! Setup (all release builds, 127.0.0.1): `shopgraph dev` (the four
+//! subgraphs on SQLite, the in-process event bus) and a separate
+//! `shopgraph serve router` in front of it, whose memory is measured. Each
+//! subscriber is a graphql-transport-ws connection to that router,
+//! signed in as one of `FANOUT_USERS` users. For each N in `FANOUT_SIZES`:
+//!
+//! 1. connect N subscribers and subscribe; measure the router's RSS before
+//!    and after → memory per idle subscriber (client socket, router
+//!    state, its share of the upstream connection);
+//! 2. change the product's stock `FANOUT_EVENTS` times at `FANOUT_RATE`
+//!    per second (admin `adjustStock` through the router);
+//! 3. every subscriber records, per event, the time from the event's
+//!    `at` (the product store's commit time) to receipt → p50 / p99 /
+//!    max, deliveries per second, and deliveries missing after 30 s.
+//!
+//! Knobs: FANOUT_SIZES=1000,10000 FANOUT_EVENTS=50 FANOUT_RATE=10
+//! FANOUT_USERS=100 FANOUT_PORT_BASE=15000 SHOPGRAPH_BIN=<release binary>.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not become ready");
+}
+
+async fn token(bin: &str, user: &str, admin: bool) -> String {
+    let mut command = Command::new(bin);
+    command.args(["token", "--user", user]);
+    if admin {
+        command.arg("--admin");
+    }
+    let output = command.output().await.expect("shopgraph token");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Latencies (µs) of every delivery, and how many arrived.
+#[derive(Default)]
+struct Tally {
+    latencies: Mutex<Vec<u64>>,
+    delivered: AtomicU64,
+    last_receipt: Mutex<Option<Instant>>,
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscriber(url: &str, token: &str, product_id: &str) -> Socket {
+    let mut request = url.into_client_request().expect("ws url");
+    request.headers_mut().insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        http::HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket
+        .send(Message::text(init.to_string()))
+        .await
+        .expect("init");
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
+            Some(Ok(_)) => continue,
+            other => panic!("no ack: {other:?}"),
+        }
+    }
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($id: ID) { stockChanged(productId: $id) { quantity at } }",
+        "variables": { "id": product_id },
+    }});
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .expect("subscribe");
+    socket
+}
+
+async fn listen(mut socket: Socket, tally: Arc<Tally>) {
+    while let Some(message) = socket.next().await {
+        let Ok(Message::Text(text)) = message else {
+            if matches!(message, Ok(Message::Ping(_))) {
+                continue;
+            }
+            break;
+        };
+        let received = Utc::now();
+        let value: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        match value["type"].as_str() {
+            Some("ping") => {
+                let _ = socket.send(Message::text(r#"{"type":"pong"}"#)).await;
+            }
+            Some("next") => {
+                let at = value["payload"]["data"]["stockChanged"]["at"]
+                    .as_str()
+                    .and_then(|at| at.parse::<DateTime<Utc>>().ok());
+                if let Some(at) = at {
+                    let micros = (received - at).num_microseconds().unwrap_or(0).max(0) as u64;
+                    tally.latencies.lock().await.push(micros);
+                    tally.delivered.fetch_add(1, Ordering::Relaxed);
+                    *tally.last_receipt.lock().await = Some(Instant::now());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let bin = std::env::var("SHOPGRAPH_BIN").expect("SHOPGRAPH_BIN: the release shopgraph binary");
+    let sizes: Vec<usize> = std::env::var("FANOUT_SIZES")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let events: u64 = knob("FANOUT_EVENTS", 50);
+    let rate: f64 = knob("FANOUT_RATE", 10.0);
+    let users: usize = knob("FANOUT_USERS", 100);
+    let base: u16 = knob("FANOUT_PORT_BASE", 15000);
+    let data = std::env::temp_dir().join(format!("shopgraph-fanout-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("temp dir");
+    let supergraph = format!(
+        "{}/../schema/supergraph.graphql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+
+    let port = |n: u16| (base + n).to_string();
+    let dev = Command::new(&bin)
+        .arg("dev")
+        .env("SHOPGRAPH_DATA_DIR", &data)
+        .env("ROUTER_PORT", port(0))
+        .env("PRODUCT_PORT", port(1))
+        .env("BASKET_PORT", port(2))
+        .env("PAYMENT_PORT", port(3))
+        .env("NOTIFICATION_PORT", port(4))
+        .env("LOG_LEVEL", "warn")
+        .env("SUBSCRIPTION_BUFFER", "10000")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("shopgraph dev starts");
+    let router = Command::new(&bin)
+        .args(["serve", "router"])
+        .env("PORT", port(10))
+        .env("HOST", "127.0.0.1")
+        .env("SUPERGRAPH_PATH", &supergraph)
+        .env(
+            "PRODUCT_SERVICE_URL",
+            format!("http://127.0.0.1:{}/graphql", port(1)),
+        )
+        .env(
+            "BASKET_SERVICE_URL",
+            format!("http://127.0.0.1:{}/graphql", port(2)),
+        )
+        .env(
+            "PAYMENT_SERVICE_URL",
+            format!("http://127.0.0.1:{}/graphql", port(3)),
+        )
+        .env(
+            "NOTIFICATION_SERVICE_URL",
+            format!("http://127.0.0.1:{}/graphql", port(4)),
+        )
+        .env("LOG_LEVEL", "warn")
+        .env("SUBSCRIPTIONS_PER_CONNECTION", "10")
+        .spawn()
+        .expect("shopgraph serve router starts");
+    let router_pid = router.id().expect("router pid");
+    let _processes = Processes(vec![dev, router]);
+    wait_ready(&format!("http://127.0.0.1:{}/health/ready", port(4))).await;
+    let http = format!("http://127.0.0.1:{}/graphql", port(10));
+    wait_ready(&format!("http://127.0.0.1:{}/health/ready", port(10))).await;
+    let ws = http.replacen("http://", "ws://", 1);
+
+    let admin = token(&bin, "fanout-admin", true).await;
+    let mut tokens = Vec::with_capacity(users);
+    for n in 0..users {
+        tokens.push(token(&bin, &format!("fanout-user-{n}"), false).await);
+    }
+    let client = reqwest::Client::new();
+    let products: Value = client
+        .post(&http)
+        .json(&json!({ "query": "{ products(first: 1) { edges { node { id } } } }" }))
+        .send()
+        .await
+        .expect("products")
+        .json()
+        .await
+        .expect("json");
+    let product_id = products["data"]["products"]["edges"][0]["node"]["id"]
+        .as_str()
+        .expect("a product")
+        .to_owned();
+
+    println!(
+        "\nSubscription fan-out: stockChanged of one product, {events} events at {rate}/s, subscribers spread over {users} users"
+    );
+    println!(
+        "| subscribers | deliveries | missing | deliveries/s | p50 ms | p99 ms | max ms | router RSS idle MiB | KiB per idle subscriber |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &size in &sizes {
+        let before = rss_kib(router_pid);
+        let tally = Arc::new(Tally::default());
+        let mut sockets = Vec::with_capacity(size);
+        for chunk in (0..size).collect::<Vec<_>>().chunks(200) {
+            let batch = futures::future::join_all(
+                chunk
+                    .iter()
+                    .map(|n| subscriber(&ws, &tokens[n % users], &product_id)),
+            )
+            .await;
+            sockets.extend(batch);
+        }
+        // Let every subscription reach its subgraph before measuring.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let idle = rss_kib(router_pid);
+        let listeners: Vec<_> = sockets
+            .into_iter()
+            .map(|socket| tokio::spawn(listen(socket, tally.clone())))
+            .collect();
+
+        let started = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        for n in 0..events {
+            let delta = if n % 2 == 0 { 1 } else { -1 };
+            let answer: Value = client
+                .post(&http)
+                .bearer_auth(&admin)
+                .json(&json!({
+                    "query": "mutation($id: ID!, $d: Int!) { adjustStock(id: $id, delta: $d) { stockQuantity } }",
+                    "variables": { "id": product_id, "d": delta },
+                }))
+                .send()
+                .await
+                .expect("adjustStock")
+                .json()
+                .await
+                .expect("json");
+            assert!(answer["errors"].is_null(), "{answer}");
+            let next = started + interval * (n as u32 + 1);
+            tokio::time::sleep_until(next.into()).await;
+        }
+        let expected = size as u64 * events;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tally.delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let delivered = tally.delivered.load(Ordering::Relaxed);
+        let elapsed = tally
+            .last_receipt
+            .lock()
+            .await
+            .map_or(Duration::ZERO, |last| last.duration_since(started));
+        let mut latencies = std::mem::take(&mut *tally.latencies.lock().await);
+        latencies.sort_unstable();
+        println!(
+            "| {size} | {delivered} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            expected.saturating_sub(delivered),
+            delivered as f64 / elapsed.as_secs_f64().max(0.001),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0),
+            idle as f64 / 1024.0,
+            idle.saturating_sub(before) as f64 / size as f64,
+        );
+        for listener in listeners {
+            listener.abort();
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
