@@ -59,8 +59,12 @@ pub fn websocket_url(graphql_url: &str) -> String {
 /// docs). Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Subscriber {
-    connections: Arc<tokio::sync::Mutex<HashMap<(String, String), Weak<Connection>>>>,
+    connections: Arc<tokio::sync::Mutex<Connections>>,
 }
+
+/// Open connections by (subgraph URL, caller); a connection lives as long
+/// as a subscription holds it.
+type Connections = HashMap<(String, String), Weak<Connection>>;
 
 /// One subscription's events: `Ok` per `next` (or a final `error`), then
 /// the end; one `Err` if the connection is lost or the subscription fell
