@@ -9,6 +9,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use shopgraph_platform::events::CloudEvent;
 use shopgraph_platform::events::contract::{BasketData, PaymentData, basket, payment};
 use shopgraph_platform::events::inbox::{Handler, HandlerError};
+use shopgraph_platform::events::outbox;
 use uuid::Uuid;
 
 use crate::domain::{Basket, BasketError};
@@ -42,8 +43,7 @@ pub fn basket_event(basket: &Basket, change: BasketChange) -> Result<CloudEvent,
         reason: reason.to_owned(),
         payment_id,
     };
-    CloudEvent::new(SOURCE, kind, basket.user_id.clone(), &data)
-        .map_err(|err| DbErr::Custom(format!("cannot encode {kind}: {err}")))
+    outbox::event(SOURCE, kind, basket.user_id.clone(), &data)
 }
 
 /// `PaymentCompleted` → the payer's basket emptied (consumer group

@@ -17,6 +17,7 @@ use shopgraph_platform::events::contract::{
     BasketData, PaymentData, StockData, basket, notification, payment, product,
 };
 use shopgraph_platform::events::inbox::{Handler, HandlerError};
+use shopgraph_platform::events::outbox;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -64,8 +65,7 @@ pub fn created_event(n: &Notification) -> Result<CloudEvent, DbErr> {
         sent_at: n.sent_at,
         expires_at: n.expires_at,
     };
-    CloudEvent::new(SOURCE, notification::CREATED, n.user_id.clone(), &data)
-        .map_err(|err| DbErr::Custom(format!("cannot encode NotificationCreated: {err}")))
+    outbox::event(SOURCE, notification::CREATED, n.user_id.clone(), &data)
 }
 
 /// The notification a `NotificationCreated` event carries, if it is one.

@@ -4,6 +4,7 @@
 use sea_orm::DbErr;
 use shopgraph_platform::events::CloudEvent;
 use shopgraph_platform::events::contract::{PaymentData, PaymentLine};
+use shopgraph_platform::events::outbox;
 
 use crate::domain::Payment;
 
@@ -31,6 +32,5 @@ pub fn payment_event(kind: &str, payment: &Payment) -> Result<CloudEvent, DbErr>
             .collect(),
         reason: payment.failure_reason.clone(),
     };
-    CloudEvent::new(SOURCE, kind, payment.id.to_string(), &data)
-        .map_err(|err| DbErr::Custom(format!("cannot encode {kind}: {err}")))
+    outbox::event(SOURCE, kind, payment.id.to_string(), &data)
 }

@@ -12,6 +12,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use shopgraph_platform::events::CloudEvent;
 use shopgraph_platform::events::contract::{PaymentData, StockData, payment, product};
 use shopgraph_platform::events::inbox::{Handler, HandlerError};
+use shopgraph_platform::events::outbox;
 use uuid::Uuid;
 
 use crate::domain::{ProductError, StockAdjustment};
@@ -62,10 +63,7 @@ pub fn stock_events(
     }
     kinds
         .into_iter()
-        .map(|kind| {
-            CloudEvent::new(SOURCE, kind, data.product_id.to_string(), &data)
-                .map_err(|err| DbErr::Custom(format!("cannot encode {kind}: {err}")))
-        })
+        .map(|kind| outbox::event(SOURCE, kind, data.product_id.to_string(), &data))
         .collect()
 }
 

@@ -129,17 +129,14 @@ impl NotificationStore {
         after: Uuid,
         limit: u64,
     ) -> Result<Vec<Notification>, NotificationError> {
-        Entity::find()
-            .filter(Column::UserId.eq(user_id))
-            .filter(Column::Id.gt(after))
-            .filter(Column::ScheduledAt.is_null())
-            .order_by_asc(Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| to_domain(row).map_err(Into::into))
-            .collect()
+        self.find_many(
+            Condition::all()
+                .add(Column::UserId.eq(user_id))
+                .add(Column::Id.gt(after))
+                .add(Column::ScheduledAt.is_null()),
+            limit,
+        )
+        .await
     }
 
     /// One notification.
@@ -398,6 +395,7 @@ impl NotificationStore {
         Entity::find()
             .filter(condition)
             .order_by_asc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
             .limit(limit)
             .all(&self.db)
             .await?

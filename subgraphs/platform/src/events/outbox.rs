@@ -80,6 +80,18 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// A new event for the outbox: [`CloudEvent::new`] with an encoding
+/// failure reported as the store error the surrounding write returns.
+pub fn event(
+    source: &str,
+    kind: &str,
+    subject: impl Into<String>,
+    data: &impl serde::Serialize,
+) -> Result<CloudEvent, DbErr> {
+    CloudEvent::new(source, kind, subject, data)
+        .map_err(|err| DbErr::Custom(format!("cannot encode {kind}: {err}")))
+}
+
 /// Writes `event` for `topic` into the outbox, inside the caller's
 /// transaction.
 pub async fn enqueue(
