@@ -743,3 +743,34 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
     assert_eq!(change["reason"], "sale", "{change}");
     assert_eq!(change["product"]["stockQuantity"], stock - 2, "{change}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_notification_is_pushed_when_it_is_delivered() {
+    let shop = Shop::spawn_on(EventBus::in_process(), Backend::Sqlite).await;
+    let mut subscriber = shop.subscribe(As::User, None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let scheduled = shop
+        .gql(
+            As::Admin,
+            r#"mutation($at: DateTime!) { scheduleNotification(input: { userId: "user-1", type: SYSTEM, title: "Later", message: "Scheduled" }, at: $at) { id status } }"#,
+            json!({ "at": at.to_rfc3339() }),
+        )
+        .await;
+    let id = scheduled.data()["scheduleNotification"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        scheduled.data()["scheduleNotification"]["status"],
+        "PENDING"
+    );
+
+    // Nothing live at creation; the scheduler's delivery announces it.
+    let event = subscriber
+        .next_data(EVENT_WAIT)
+        .await
+        .expect("the delivered notification");
+    assert_eq!(event["notificationAdded"]["id"], id.as_str(), "{event}");
+    assert!(chrono::Utc::now() >= at, "not before its time");
+}

@@ -5,7 +5,8 @@
 //! an admin send it at the same moment, and a retry is counted once.
 //!
 //! A stored notification that is not scheduled writes `NotificationCreated`
-//! to the outbox in the same transaction: that event feeds
+//! to the outbox in the same transaction (a scheduled one, in the
+//! transaction that records its delivery): that event feeds
 //! `notificationAdded` on every replica. In-app notifications are delivered
 //! by being stored, so they are stored SENT.
 
@@ -121,7 +122,7 @@ impl NotificationStore {
     }
 
     /// The user's notifications created after notification `after`, oldest
-    /// first, that are not waiting for their schedule (a resumed
+    /// first, without those still waiting for their schedule (a resumed
     /// `notificationAdded`'s backlog).
     pub async fn created_after(
         &self,
@@ -129,14 +130,8 @@ impl NotificationStore {
         after: Uuid,
         limit: u64,
     ) -> Result<Vec<Notification>, NotificationError> {
-        self.find_many(
-            Condition::all()
-                .add(Column::UserId.eq(user_id))
-                .add(Column::Id.gt(after))
-                .add(Column::ScheduledAt.is_null()),
-            limit,
-        )
-        .await
+        self.find_many(visible_to(user_id, now()).add(Column::Id.gt(after)), limit)
+            .await
     }
 
     /// One notification.
@@ -152,13 +147,29 @@ impl NotificationStore {
     /// Records a delivery if the notification is still in `from`.
     pub async fn mark_sent(&self, id: Uuid, from: Status) -> Result<bool, NotificationError> {
         let at = now();
-        self.change(id, from, |update| {
+        let txn = self.db.begin().await?;
+        let sent = change(&txn, id, from, |update| {
             update
                 .col_expr(Column::Status, Expr::value(Status::Sent.as_str()))
                 .col_expr(Column::SentAt, Expr::value(at))
                 .col_expr(Column::FailureReason, Expr::value(Option::<String>::None))
         })
-        .await
+        .await?;
+        // A scheduled notification is announced when it is delivered, not
+        // when it was created for later.
+        let mut announced = false;
+        if sent && let Some(row) = Entity::find_by_id(id).one(&txn).await? {
+            let notification = to_domain(row)?;
+            if notification.scheduled_at.is_some() {
+                outbox::enqueue(&txn, Topic::Notification, &created_event(&notification)?).await?;
+                announced = true;
+            }
+        }
+        txn.commit().await?;
+        if announced {
+            self.relay.wake();
+        }
+        Ok(sent)
     }
 
     /// Records a failed delivery if the notification is still in `from`.
@@ -410,14 +421,25 @@ impl NotificationStore {
         from: Status,
         set: impl FnOnce(sea_orm::UpdateMany<Entity>) -> sea_orm::UpdateMany<Entity>,
     ) -> Result<bool, NotificationError> {
-        let update = Entity::update_many().col_expr(Column::UpdatedAt, Expr::value(now()));
-        let result = set(update)
-            .filter(Column::Id.eq(id))
-            .filter(Column::Status.eq(from.as_str()))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+        change(&self.db, id, from, set).await
     }
+}
+
+/// Applies `set` to notification `id` if it is still in `from`; returns
+/// whether it applied.
+async fn change(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    from: Status,
+    set: impl FnOnce(sea_orm::UpdateMany<Entity>) -> sea_orm::UpdateMany<Entity>,
+) -> Result<bool, NotificationError> {
+    let update = Entity::update_many().col_expr(Column::UpdatedAt, Expr::value(now()));
+    let result = set(update)
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(from.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 /// A user's notifications, without those scheduled for later.
