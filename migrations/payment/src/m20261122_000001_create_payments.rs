@@ -4,7 +4,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
     boolean, decimal_len, integer, pk_uuid, string_len, string_len_null, text_null, uuid, uuid_null,
 };
-use sea_orm_migration::sea_orm::DatabaseBackend;
+use shopgraph_platform::migration::instant;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -44,22 +44,6 @@ enum PaymentItems {
     Quantity,
     UnitPrice,
     Currency,
-}
-
-/// A UTC instant with microseconds on every backend (MySQL's plain
-/// `datetime`/`timestamp` would drop the fraction).
-fn instant(manager: &SchemaManager, column: Payments, nullable: bool) -> ColumnDef {
-    let mut def = ColumnDef::new(column);
-    match manager.get_database_backend() {
-        DatabaseBackend::MySql => def.custom(Alias::new("datetime(6)")),
-        _ => def.timestamp_with_time_zone(),
-    };
-    if nullable {
-        def.null();
-    } else {
-        def.not_null();
-    }
-    def
 }
 
 #[async_trait::async_trait]

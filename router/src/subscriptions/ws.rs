@@ -37,7 +37,6 @@ use shopgraph_platform::identity::Identity;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::{SubscriptionSettings, results};
 use crate::executor::error::GraphqlError;
@@ -126,12 +125,11 @@ pub async fn serve(
         outbound: outbound.clone(),
         identity: None,
         operations: HashMap::new(),
-        stop: CancellationToken::new(),
     };
     let closed = connection
         .run(&mut incoming, upgrade_authorization.as_ref())
         .await;
-    connection.stop.cancel();
+    // Ending an operation's task drops its subgraph subscription.
     for (_, task) in connection.operations.drain() {
         task.abort();
     }
@@ -164,7 +162,6 @@ struct Connection {
     outbound: mpsc::Sender<Message>,
     identity: Option<Identity>,
     operations: HashMap<String, JoinHandle<()>>,
-    stop: CancellationToken,
 }
 
 impl Connection {
@@ -294,7 +291,6 @@ impl Connection {
                     identity,
                     self.state.clone(),
                     self.outbound.clone(),
-                    self.stop.clone(),
                 ));
                 self.operations.insert(id, task);
                 None
@@ -349,7 +345,6 @@ async fn operate(
     identity: Identity,
     state: RouterState,
     outbound: mpsc::Sender<Message>,
-    stop: CancellationToken,
 ) {
     let error = |errors: Vec<GraphqlError>| json!({ "id": id, "type": "error", "payload": errors });
     let operation = match prepare_operation(&state, &request) {
@@ -368,12 +363,7 @@ async fn operate(
                 return;
             }
         };
-    loop {
-        let body = tokio::select! {
-            () = stop.cancelled() => return,
-            body = responses.next() => body,
-        };
-        let Some(body) = body else { break };
+    while let Some(body) = responses.next().await {
         let message = next_message(&id, &body);
         match outbound.try_send(message) {
             Ok(()) => {}

@@ -8,6 +8,7 @@
 //! | [`config`] | typed reads of environment variables with errors that name the variable |
 //! | [`settings`] | the settings all services share (port, store, JWT, limits) |
 //! | [`telemetry`] | `tracing` logs (JSON or human) and OTLP trace export |
+//! | [`migration`] | column helpers the migration sets share |
 //! | [`metrics`] | the Prometheus registry behind `/metrics` |
 //! | [`events`] | the event bus (Kafka or in-process), CloudEvents, the transactional outbox, idempotent consumers, live fan-out |
 //! | [`db`] | opening a SeaORM pool for PostgreSQL, MariaDB or SQLite, with statement counting |
@@ -36,6 +37,7 @@ pub mod graphql;
 pub mod health;
 pub mod identity;
 pub mod metrics;
+pub mod migration;
 pub mod money;
 pub mod pagination;
 pub mod server;

@@ -41,11 +41,6 @@ impl BasketStore {
         Self { db, relay }
     }
 
-    /// The outbox relay this store wakes.
-    pub fn relay(&self) -> &RelayWaker {
-        &self.relay
-    }
-
     /// The user's basket, created empty on first use.
     pub async fn basket(&self, user_id: &str) -> Result<Basket, BasketError> {
         let txn = self.db.begin().await?;

@@ -8,8 +8,6 @@
 //! only then is the offset acknowledged. A crash anywhere in between
 //! replays the event, and the inbox row (or its absence) decides.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sea_orm::entity::prelude::*;
@@ -18,7 +16,7 @@ use sea_orm::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{RelayWaker, jitter};
+use super::outbox::{Backoff, RelayWaker};
 use super::{CloudEvent, Delivery, EventBus, Start, Subscription, Topic};
 
 /// The `event_inbox` table.
@@ -202,14 +200,7 @@ impl<H: Handler> Consumer<H> {
             }
         };
         let txn = self.db.begin().await?;
-        let claimed = entity::Entity::insert(entity::ActiveModel {
-            consumer: Set(self.name.to_owned()),
-            event_id: Set(event.id.clone()),
-            processed_at: Set(crate::clock::now()),
-        })
-        .exec_without_returning(&txn)
-        .await;
-        match claimed {
+        match self.claim(&txn, event).await {
             Ok(_) => {}
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 tracing::debug!(consumer = self.name, event_id = %event.id, "duplicate delivery skipped");
@@ -229,13 +220,7 @@ impl<H: Handler> Consumer<H> {
             // Drop any partial effect but keep the inbox row.
             txn.rollback().await?;
             let txn = self.db.begin().await?;
-            entity::Entity::insert(entity::ActiveModel {
-                consumer: Set(self.name.to_owned()),
-                event_id: Set(event.id.clone()),
-                processed_at: Set(crate::clock::now()),
-            })
-            .exec_without_returning(&txn)
-            .await?;
+            self.claim(&txn, event).await?;
             txn.commit().await?;
             return Ok(outcome);
         }
@@ -244,6 +229,21 @@ impl<H: Handler> Consumer<H> {
             relay.wake();
         }
         Ok(outcome)
+    }
+}
+
+impl<H: Handler> Consumer<H> {
+    /// Records `event` as processed by this consumer; a unique violation
+    /// means it already was.
+    async fn claim(&self, txn: &DatabaseTransaction, event: &CloudEvent) -> Result<(), DbErr> {
+        entity::Entity::insert(entity::ActiveModel {
+            consumer: Set(self.name.to_owned()),
+            event_id: Set(event.id.clone()),
+            processed_at: Set(crate::clock::now()),
+        })
+        .exec_without_returning(txn)
+        .await
+        .map(|_| ())
     }
 }
 
@@ -265,30 +265,4 @@ pub(crate) async fn cleanup(db: &DatabaseConnection, before: DateTime<Utc>) -> R
         .exec(db)
         .await?;
     Ok(())
-}
-
-/// Jittered exponential backoff from 100 ms to 5 s.
-#[derive(Debug)]
-pub(crate) struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self(Duration::from_millis(100))
-    }
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        *self = Self::default();
-    }
-
-    /// Sleeps the current delay, then doubles it; `true` if stopped meanwhile.
-    pub(crate) async fn sleep(&mut self, stop: &CancellationToken) -> bool {
-        let wait = jitter(self.0);
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
-        tokio::select! {
-            () = stop.cancelled() => true,
-            () = tokio::time::sleep(wait) => false,
-        }
-    }
 }

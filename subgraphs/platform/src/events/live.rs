@@ -17,7 +17,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::inbox::Backoff;
+use super::outbox::Backoff;
 use super::{CloudEvent, EventBus, Start, Subscription, Topic};
 
 /// Events a subscription may fall behind by before it is ended.
@@ -67,18 +67,6 @@ impl LiveFeed {
         Ok((feed, forwarder))
     }
 
-    /// A feed nothing publishes to (tests of code that takes a feed).
-    pub fn detached() -> Self {
-        Self {
-            sender: broadcast::channel(1).0,
-        }
-    }
-
-    /// Publishes an event to this replica's subscriptions only (tests).
-    pub fn inject(&self, event: CloudEvent) {
-        let _ = self.sender.send(Arc::new(event));
-    }
-
     /// Every live event from now on; `Err(Lagged)` once, then the end, if
     /// the subscriber falls more than the backlog behind.
     pub fn events(&self) -> Pin<Box<dyn Stream<Item = Result<Arc<CloudEvent>, Lagged>> + Send>> {
@@ -91,11 +79,6 @@ impl LiveFeed {
                 futures::future::ready(keep)
             })
             .boxed()
-    }
-
-    /// Live subscriptions in this replica (for metrics and tests).
-    pub fn subscribers(&self) -> usize {
-        self.sender.receiver_count()
     }
 }
 

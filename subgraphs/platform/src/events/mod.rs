@@ -70,10 +70,9 @@ impl Topic {
         }
     }
 
-    /// The topic whose full name (with `prefix`) is `name`.
-    pub fn from_name(prefix: &str, name: &str) -> Option<Self> {
-        let base = name.strip_prefix(prefix)?;
-        Self::ALL.into_iter().find(|topic| topic.name() == base)
+    /// The topic whose base name is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|topic| topic.name() == name)
     }
 }
 
@@ -213,11 +212,6 @@ impl EventBus {
     /// The full name of `topic` on this bus.
     pub fn topic(&self, topic: Topic) -> String {
         format!("{}{}", self.prefix, topic.name())
-    }
-
-    /// Which of Shopgraph's topics a full name is.
-    pub fn topic_of(&self, name: &str) -> Option<Topic> {
-        Topic::from_name(&self.prefix, name)
     }
 
     /// Creates every Shopgraph topic if missing.

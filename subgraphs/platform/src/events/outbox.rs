@@ -221,22 +221,21 @@ impl Relay {
 
     /// Publishes until `stop` is cancelled; a pending row is never skipped.
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = self.settings.min_backoff;
+        let mut backoff = Backoff::new(self.settings.min_backoff, self.settings.max_backoff);
         let mut last_cleanup = std::time::Instant::now();
         loop {
             let wait = match self.pass().await {
                 Ok(published) => {
-                    backoff = self.settings.min_backoff;
+                    backoff.reset();
                     if published == self.settings.batch {
                         continue; // more are waiting
                     }
                     self.settings.poll_interval
                 }
                 Err(err) => {
-                    tracing::warn!(service = self.service, error = %err, retry_in = ?backoff, "outbox relay cannot publish; retrying");
+                    let wait = backoff.next_delay();
+                    tracing::warn!(service = self.service, error = %err, retry_in = ?wait, "outbox relay cannot publish; retrying");
                     crate::metrics::record_outbox_failure(self.service);
-                    let wait = jitter(backoff);
-                    backoff = (backoff * 2).min(self.settings.max_backoff);
                     wait
                 }
             };
@@ -279,9 +278,7 @@ impl Relay {
             .all(&self.db)
             .await?;
         let sends = rows.iter().map(|row| {
-            let topic = Topic::ALL
-                .into_iter()
-                .find(|t| t.name() == row.topic)
+            let topic = Topic::from_name(&row.topic)
                 .map_or_else(|| row.topic.clone(), |t| self.bus.topic(t));
             let payload = row.payload.clone().into_bytes();
             async move { self.bus.publish_raw(&topic, &row.event_key, payload).await }
@@ -340,8 +337,52 @@ impl Relay {
     }
 }
 
-/// `base` ± 25 %, so replicas that failed together do not retry together.
-pub(crate) fn jitter(base: Duration) -> Duration {
-    let nanos = uuid::Uuid::new_v4().as_u128() as u64 % 1000;
-    base.mul_f64(0.75 + nanos as f64 / 2000.0)
+/// Jittered exponential backoff: each delay is the current step ± 25 %
+/// (so replicas that failed together do not retry together), and the step
+/// doubles up to a cap. The relay, the consumers and the live feeds retry
+/// with it.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    step: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms doubling to 5 s.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max,
+            step: min,
+        }
+    }
+
+    /// Back to the first step (after a success).
+    pub(crate) fn reset(&mut self) {
+        self.step = self.min;
+    }
+
+    /// The next delay; the step after it doubles.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let spread = uuid::Uuid::new_v4().as_u128() as u64 % 1000;
+        let delay = self.step.mul_f64(0.75 + spread as f64 / 2000.0);
+        self.step = (self.step * 2).min(self.max);
+        delay
+    }
+
+    /// Sleeps the next delay; `true` if `stop` was cancelled meanwhile.
+    pub(crate) async fn sleep(&mut self, stop: &CancellationToken) -> bool {
+        let wait = self.next_delay();
+        tokio::select! {
+            () = stop.cancelled() => true,
+            () = tokio::time::sleep(wait) => false,
+        }
+    }
 }

@@ -12,6 +12,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
 
+use crate::migration::instant;
+
 /// Every event-table migration, oldest first, for a subgraph's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![Box::new(CreateEventTables), Box::new(CreateOutboxLease)]
@@ -117,21 +119,6 @@ pub(crate) enum EventInbox {
     Consumer,
     EventId,
     ProcessedAt,
-}
-
-/// A UTC instant with microseconds on every backend.
-fn instant(manager: &SchemaManager, column: impl IntoIden, nullable: bool) -> ColumnDef {
-    let mut def = ColumnDef::new(column);
-    match manager.get_database_backend() {
-        DatabaseBackend::MySql => def.custom(Alias::new("datetime(6)")),
-        _ => def.timestamp_with_time_zone(),
-    };
-    if nullable {
-        def.null()
-    } else {
-        def.not_null()
-    };
-    def
 }
 
 #[async_trait::async_trait]

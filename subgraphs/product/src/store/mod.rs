@@ -282,11 +282,6 @@ impl ProductStore {
         Ok(())
     }
 
-    /// Wakes the outbox relay (after a caller's transaction committed).
-    pub fn wake_relay(&self) {
-        self.relay.wake();
-    }
-
     /// Inserts `products` whose ids are not stored yet; returns how many
     /// were new. Safe to call on every start (demo catalogue).
     pub async fn insert_missing(&self, products: Vec<Product>) -> Result<u64, ProductError> {
