@@ -36,6 +36,32 @@ pub enum ErrorCode {
     /// A subscriber could not keep up with its events and was ended
     /// (resubscribe, with `after` where offered).
     SubscriptionOverflow,
+    /// The operation is deeper than `GRAPHQL_MAX_DEPTH` allows.
+    MaxDepthLimit,
+    /// The operation has more aliases than `GRAPHQL_MAX_ALIASES` allows.
+    MaxAliasesLimit,
+    /// The operation selects more root fields than `GRAPHQL_MAX_ROOT_FIELDS` allows.
+    MaxRootFieldsLimit,
+    /// The document has more tokens than `GRAPHQL_MAX_TOKENS` allows.
+    MaxTokensLimit,
+    /// The operation's estimated cost exceeds `GRAPHQL_MAX_COMPLEXITY`.
+    MaxComplexityLimit,
+    /// The request body is larger than `HTTP_MAX_BODY_BYTES`.
+    MaxBodySizeLimit,
+    /// An automatic persisted query hash the router does not know yet:
+    /// the client resends with the query text (Apollo APQ protocol).
+    PersistedQueryNotFound,
+    /// The query text does not hash to the `sha256Hash` sent with it.
+    PersistedQueryHashMismatch,
+    /// Persisted queries are turned off on this router.
+    PersistedQueryNotSupported,
+    /// Safelist mode: the persisted query id is not a registered operation.
+    PersistedQueryNotInList,
+    /// Safelist mode: free-form query text that is not a registered operation.
+    QueryNotInSafelist,
+    /// A GET or non-JSON POST without a preflight-forcing header: refused
+    /// as a possible cross-site request forgery.
+    CsrfPrevention,
     /// A bug or an infrastructure failure; details are in the logs only.
     Internal,
 }
@@ -56,6 +82,18 @@ impl ErrorCode {
             Self::SubgraphUnavailable => "SUBGRAPH_UNAVAILABLE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::SubscriptionOverflow => "SUBSCRIPTION_OVERFLOW",
+            Self::MaxDepthLimit => "MAX_DEPTH_LIMIT",
+            Self::MaxAliasesLimit => "MAX_ALIASES_LIMIT",
+            Self::MaxRootFieldsLimit => "MAX_ROOT_FIELDS_LIMIT",
+            Self::MaxTokensLimit => "MAX_TOKENS_LIMIT",
+            Self::MaxComplexityLimit => "MAX_COMPLEXITY_LIMIT",
+            Self::MaxBodySizeLimit => "MAX_BODY_SIZE_LIMIT",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
+            Self::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
+            Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
+            Self::QueryNotInSafelist => "QUERY_NOT_IN_SAFELIST",
+            Self::CsrfPrevention => "CSRF_PREVENTION",
             Self::Internal => "INTERNAL",
         }
     }
