@@ -613,7 +613,7 @@ fn no_dedupe() -> [(&'static str, String); 2] {
 /// queries are retried, new ones fail over, the dead replica is marked
 /// down).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_a_replica_killed_mid_load_loses_no_request() {
+async fn a_replica_killed_mid_load_loses_no_request() {
     let (_db, mut first, second) = product_replicas().await;
     let mut vars = vec![
         (
@@ -672,7 +672,7 @@ async fn traffic_a_replica_killed_mid_load_loses_no_request() {
 /// `least_connections` with one replica 150 ms slower than the other: the
 /// fast one takes most of the traffic (counted by proxies in front of both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_least_connections_shifts_load_to_the_fast_replica() {
+async fn least_connections_shifts_load_to_the_fast_replica() {
     let (_db, first, second) = product_replicas().await;
     let fast = FaultProxy::start(&first.graphql_url()).await;
     let slow = FaultProxy::start(&second.graphql_url()).await;
@@ -723,7 +723,7 @@ const PRODUCT_AND_NOTIFICATIONS: &str =
 /// data is still served), lets one probe through after its timeout, and
 /// closes once the subgraph recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
+async fn circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
     let product = TestApp::spawn(Backend::Sqlite).await;
     let product_id = product
         .create_product("Breaker lamp", "19.90", 10, "lamps")
@@ -879,7 +879,7 @@ const BASKET_LINES: &str = "{ myBasket { itemCount items { quantity } } }";
 /// resent (the subgraph applied it exactly once); a query is retried,
 /// within `RETRY_ATTEMPTS` and within the retry budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_retries_never_resend_a_mutation_and_stay_within_budget() {
+async fn retries_never_resend_a_mutation_and_stay_within_budget() {
     const ATTEMPTS: usize = 2;
     const BUDGET_RATIO: f64 = 0.2;
     let product = TestApp::spawn(Backend::Sqlite).await;
@@ -992,7 +992,7 @@ async fn traffic_retries_never_resend_a_mutation_and_stay_within_budget() {
 /// client alternating between them gets 100 ± 5 requests admitted out of
 /// 300; refusals are 429 with `Retry-After` and `RATE_LIMITED`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_two_routers_share_one_rate_limit_budget_through_redis() {
+async fn two_routers_share_one_rate_limit_budget_through_redis() {
     let product = TestApp::spawn(Backend::Sqlite).await;
     let keys = RedisKeys::unique("ratelimit");
     let vars = vec![
@@ -1073,7 +1073,7 @@ async fn traffic_two_routers_share_one_rate_limit_budget_through_redis() {
 /// With its Redis killed, a router falls back to its local limiter: every
 /// request is still answered, and still limited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_rate_limit_falls_back_to_local_when_redis_dies() {
+async fn rate_limit_falls_back_to_local_when_redis_dies() {
     let product = TestApp::spawn(Backend::Sqlite).await;
     let mut redis = RedisProcess::start().await;
     let prefix = format!("shopgraph-test:fallback:{}:", uuid::Uuid::new_v4().simple());
@@ -1164,7 +1164,7 @@ async fn traffic_rate_limit_falls_back_to_local_when_redis_dies() {
 /// Each request limit rejects its bomb with 400 (413 for the body) and the
 /// limit's code, before anything reaches a subgraph.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_every_limit_rejects_its_bomb_before_any_subgraph() {
+async fn every_limit_rejects_its_bomb_before_any_subgraph() {
     let product = TestApp::spawn(Backend::Sqlite).await;
     let proxy = FaultProxy::start(&product.graphql_url()).await;
     let router = RouterProcess::start(&[
@@ -1259,7 +1259,7 @@ async fn traffic_every_limit_rejects_its_bomb_before_any_subgraph() {
 /// unknown hash, registration, hash-only, the hash shared by a second
 /// router through Redis, a mismatch, and GET with CSRF prevention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_persisted_queries_round_trip_and_are_shared_through_redis() {
+async fn persisted_queries_round_trip_and_are_shared_through_redis() {
     let product = TestApp::spawn(Backend::Sqlite).await;
     product
         .create_product("APQ kettle", "30.00", 3, "kettles")
@@ -1345,7 +1345,7 @@ async fn traffic_persisted_queries_round_trip_and_are_shared_through_redis() {
 /// on every endpoint, shows replicas and breakers to admins, and follows a
 /// replica going down and coming back (as `/health/ready` does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_admin_endpoints_refuse_anonymous_callers_and_show_replica_health() {
+async fn admin_endpoints_refuse_anonymous_callers_and_show_replica_health() {
     let shop = Shop::spawn(Backend::Sqlite).await;
     let proxy = FaultProxy::start(&shop.product.graphql_url()).await;
     let mut vars: Vec<(&str, String)> = Shop::urls(
@@ -1473,7 +1473,7 @@ async fn traffic_admin_endpoints_refuse_anonymous_callers_and_show_replica_healt
 /// URL and a dead one, queries succeed and the admin API shows the dead
 /// replica unhealthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traffic_dev_with_a_dead_product_replica_still_serves() {
+async fn dev_with_a_dead_product_replica_still_serves() {
     let data_dir = std::env::temp_dir().join(format!(
         "shopgraph-dev-lb-{}",
         uuid::Uuid::new_v4().simple()
@@ -1493,6 +1493,7 @@ async fn traffic_dev_with_a_dead_product_replica_still_serves() {
             ("HEALTH_CHECK_INTERVAL", "200ms"),
         ],
     );
+    let dev = DevProcess(Some(child));
     assert_eq!(urls["product"], live, "dev listens where it was told");
 
     let http = client();
@@ -1555,6 +1556,28 @@ async fn traffic_dev_with_a_dead_product_replica_still_serves() {
     );
     assert_eq!(replica(live.clone()).await["healthy"], true);
 
-    crate::cli::stop(child);
+    dev.stop();
     std::fs::remove_dir_all(&data_dir).ok();
+}
+
+/// `shopgraph dev` as a test started it: stopped cleanly by
+/// [`DevProcess::stop`], killed if the test fails first.
+struct DevProcess(Option<std::process::Child>);
+
+impl DevProcess {
+    /// SIGTERM, asserting a clean exit (see `cli::stop`).
+    fn stop(mut self) {
+        if let Some(child) = self.0.take() {
+            crate::cli::stop(child);
+        }
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
