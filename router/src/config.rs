@@ -6,7 +6,7 @@
 //! | `HOST` | `0.0.0.0` (`serve`), `127.0.0.1` (`dev`) | listen address |
 //! | `SUPERGRAPH_PATH` | `schema/supergraph.graphql` | the composed supergraph; re-read when it changes |
 //! | `SUPERGRAPH_POLL_INTERVAL` | 2s | how often the file is checked for changes |
-//! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached (first URL of a list) |
+//! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached: replicas, see [`crate::traffic::settings`] |
 //! | `SUBGRAPH_TIMEOUT` | 30s | limit of one subgraph request |
 //! | `<SUBGRAPH>_SERVICE_TIMEOUT` | `SUBGRAPH_TIMEOUT` | the same, for one subgraph |
 //! | `QUERY_DEDUPE` | true | identical client queries in flight share one execution |
@@ -18,7 +18,8 @@
 //! | `GRAPHQL_MAX_TOKENS` | 15000 | longest document accepted, in tokens |
 //! | `JWT_*` | see [`crate::identity`] | token verification |
 //!
-//! Plus the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
+//! Plus load balancing, health checks, circuit breakers and retries
+//! ([`crate::traffic::settings`]) and the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
 //! `REQUEST_TIMEOUT`, `SHUTDOWN_TIMEOUT`).
 
 use std::collections::BTreeMap;
@@ -26,11 +27,12 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::settings::{HttpSettings, RunMode};
 
 use crate::identity::RouterAuthSettings;
 use crate::planner::PlannerSettings;
+use crate::traffic::TrafficSettings;
 
 /// The supergraph committed with this build: `shopgraph dev` falls back to
 /// it when run outside a checkout.
@@ -57,8 +59,8 @@ pub struct RouterSettings {
     pub supergraph: SupergraphSource,
     /// How often a supergraph file is checked for changes.
     pub poll_interval: Duration,
-    /// Subgraph name → URL, overriding the supergraph's `join__Graph` URLs.
-    pub subgraph_urls: BTreeMap<String, String>,
+    /// Replicas, balancing, health checks, breakers and retries.
+    pub traffic: TrafficSettings,
     /// Limit of one subgraph request.
     pub subgraph_timeout: Duration,
     /// Subgraph name → its own limit (`<SUBGRAPH>_SERVICE_TIMEOUT`).
@@ -102,14 +104,6 @@ impl RouterSettings {
             }
         };
 
-        let mut subgraph_urls = BTreeMap::new();
-        for suffix in ["_SERVICE_URL", "_SERVICE_URLS"] {
-            for (var, value) in env.with_suffix(suffix) {
-                let name = var[..var.len() - suffix.len()].to_ascii_lowercase();
-                subgraph_urls.insert(name, first_url(var, value)?);
-            }
-        }
-
         let mut subgraph_timeouts = BTreeMap::new();
         for (var, _) in env.with_suffix("_SERVICE_TIMEOUT") {
             let name = var[..var.len() - "_SERVICE_TIMEOUT".len()].to_ascii_lowercase();
@@ -129,7 +123,7 @@ impl RouterSettings {
             http,
             supergraph,
             poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
-            subgraph_urls,
+            traffic: TrafficSettings::from_env(env)?,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
             subgraph_timeouts,
             query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,
@@ -147,20 +141,6 @@ impl RouterSettings {
     }
 }
 
-/// The first URL of a comma-separated replica list (`url;weight=3` allowed);
-/// load balancing across the others arrives with traffic management.
-fn first_url(var: &str, value: &str) -> Result<String, ConfigError> {
-    let expected =
-        "comma-separated http:// or https:// URLs, each optionally followed by ;weight=N";
-    let mut urls = value.split(',').map(str::trim).filter(|u| !u.is_empty());
-    let first = urls.next().ok_or_else(|| invalid(var, value, expected))?;
-    let url = first.split(';').next().unwrap_or(first).trim();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(invalid(var, value, expected));
-    }
-    Ok(url.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,8 +155,12 @@ mod tests {
             ),
         ]);
         let settings = RouterSettings::from_env(&env, RunMode::Serve).unwrap();
-        assert_eq!(settings.subgraph_urls["product"], "http://p:1/graphql");
-        assert_eq!(settings.subgraph_urls["basket"], "http://b1:2/graphql");
+        assert_eq!(
+            settings.traffic.replicas["product"][0].url,
+            "http://p:1/graphql"
+        );
+        assert_eq!(settings.traffic.replicas["basket"].len(), 2);
+        assert_eq!(settings.traffic.replicas["basket"][0].weight, 3);
         let timed = RouterSettings::from_env(
             &Env::from_pairs([("PAYMENT_SERVICE_TIMEOUT", "2s")]),
             RunMode::Serve,

@@ -28,6 +28,7 @@ pub mod planner;
 pub mod subgraph;
 pub mod subscriptions;
 pub mod supergraph;
+pub mod traffic;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ use config::RouterSettings;
 use identity::RouterAuth;
 use pipeline::RouterState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
+use traffic::Upstreams;
 
 /// The name the router uses in logs and metrics.
 pub const SERVICE_NAME: &str = "router";
@@ -72,6 +74,7 @@ pub struct RouterApp {
     listener: TcpListener,
     router: Router,
     handle: SupergraphHandle,
+    upstreams: Arc<Upstreams>,
     settings: RouterSettings,
     shutdown: CancellationToken,
 }
@@ -81,10 +84,8 @@ impl RouterApp {
     /// listener (port 0 picks a free one).
     pub async fn bind(settings: RouterSettings) -> Result<Self, StartError> {
         let sdl = supergraph::read_source(&settings.supergraph)?;
-        let supergraph = Supergraph::build(&sdl, &settings)?;
-        for (name, url) in &supergraph.subgraph_urls {
-            tracing::info!(subgraph = %name, %url, "subgraph");
-        }
+        let upstreams = Arc::new(Upstreams::new(settings.traffic.clone()));
+        let supergraph = Supergraph::build(&sdl, &settings, &upstreams)?;
         let handle = SupergraphHandle::new(supergraph);
         let auth = RouterAuth::new(&settings.auth)
             .await
@@ -122,6 +123,7 @@ impl RouterApp {
             listener,
             router,
             handle,
+            upstreams,
             settings,
             shutdown,
         })
@@ -144,8 +146,18 @@ impl RouterApp {
         let watcher = tokio::spawn(supergraph::watch(
             self.handle.clone(),
             self.settings.clone(),
+            Arc::clone(&self.upstreams),
             stop_watch.clone(),
         ));
+        let balancer = &self.settings.traffic.balancer;
+        if let Some(interval) = balancer.health_interval {
+            tokio::spawn(traffic::health::run(
+                Arc::clone(&self.upstreams),
+                interval,
+                balancer.health_timeout,
+                stop_watch.clone(),
+            ));
+        }
         let grace: Duration = self.settings.http.shutdown_timeout;
         // Streaming connections (websockets, SSE) close as shutdown starts,
         // so draining does not wait for them.

@@ -285,7 +285,7 @@ impl Run<'_> {
             is_query,
         };
         let started = std::time::Instant::now();
-        let result = self.executor.fetcher.fetch(service, request).await;
+        let result = self.executor.fetcher.fetch(service, &request).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("router_subgraph_requests_total", "subgraph" => service.to_owned(), "outcome" => outcome)
             .increment(1);

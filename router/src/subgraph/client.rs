@@ -122,11 +122,46 @@ impl HttpFetcher {
         self
     }
 
+    /// Sends `request` to one replica of `subgraph` at `uri`, within the
+    /// subgraph's timeout, in a `subgraph_request` span. The load balancer
+    /// calls this with the replica it picked.
+    pub async fn send_to(
+        &self,
+        subgraph: &str,
+        uri: &Uri,
+        request: &SubgraphRequest<'_>,
+    ) -> Result<SubgraphResponse, FetchError> {
+        let span = tracing::info_span!(
+            "subgraph_request",
+            subgraph,
+            url = %uri,
+            otel.kind = "client",
+            http.status_code = tracing::field::Empty,
+        );
+        // The span is entered before the trace context is injected, so
+        // the subgraph's spans hang under this one.
+        let timeout = self.timeout_of(subgraph);
+        tokio::time::timeout(timeout, self.send(subgraph, uri.clone(), request))
+            .instrument(span)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    subgraph: subgraph.to_owned(),
+                    timeout,
+                })
+            })
+    }
+
+    /// The limit of one request to `subgraph`.
+    pub fn timeout_of(&self, subgraph: &str) -> Duration {
+        self.timeouts.get(subgraph).copied().unwrap_or(self.timeout)
+    }
+
     async fn send(
         &self,
         subgraph: &str,
         uri: Uri,
-        request: SubgraphRequest<'_>,
+        request: &SubgraphRequest<'_>,
     ) -> Result<SubgraphResponse, FetchError> {
         let body = serde_json::to_vec(&Body {
             query: request.query,
@@ -156,9 +191,14 @@ impl HttpFetcher {
             .clone()
             .oneshot(http_request)
             .await
-            .map_err(|err| FetchError::Unreachable {
-                subgraph: subgraph.to_owned(),
-                reason: error_chain(&err),
+            .map_err(|err| {
+                let reason = error_chain(&err);
+                let subgraph = subgraph.to_owned();
+                if err.is_connect() {
+                    FetchError::Connect { subgraph, reason }
+                } else {
+                    FetchError::Unreachable { subgraph, reason }
+                }
             })?;
         let status = response.status();
         tracing::Span::current().record("http.status_code", status.as_u16());
@@ -176,37 +216,17 @@ impl Fetcher for HttpFetcher {
     fn fetch<'a>(
         &'a self,
         subgraph: &'a str,
-        request: SubgraphRequest<'a>,
+        request: &'a SubgraphRequest<'a>,
     ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
         Box::pin(async move {
-            let uri = match self.urls.get(subgraph) {
-                None => return Err(FetchError::UnknownSubgraph(subgraph.to_owned())),
-                Some(Err(reason)) => {
-                    return Err(FetchError::Unreachable {
-                        subgraph: subgraph.to_owned(),
-                        reason: reason.clone(),
-                    });
-                }
-                Some(Ok(uri)) => uri.clone(),
-            };
-            let span = tracing::info_span!(
-                "subgraph_request",
-                subgraph,
-                otel.kind = "client",
-                http.status_code = tracing::field::Empty,
-            );
-            // The span is entered before the trace context is injected, so
-            // the subgraph's spans hang under this one.
-            let timeout = self.timeouts.get(subgraph).copied().unwrap_or(self.timeout);
-            tokio::time::timeout(timeout, self.send(subgraph, uri, request))
-                .instrument(span)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(FetchError::Timeout {
-                        subgraph: subgraph.to_owned(),
-                        timeout,
-                    })
-                })
+            match self.urls.get(subgraph) {
+                None => Err(FetchError::UnknownSubgraph(subgraph.to_owned())),
+                Some(Err(reason)) => Err(FetchError::Unreachable {
+                    subgraph: subgraph.to_owned(),
+                    reason: reason.clone(),
+                }),
+                Some(Ok(uri)) => self.send_to(subgraph, uri, request).await,
+            }
         })
     }
 }
@@ -438,7 +458,7 @@ mod tests {
         let url = format!("http://{}/graphql", server.addr);
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
-        let response = fetcher.fetch("product", request(&identity)).await.unwrap();
+        let response = fetcher.fetch("product", &request(&identity)).await.unwrap();
         assert!(response.errors.is_empty());
         let data = response.data.unwrap();
         assert_eq!(
@@ -460,7 +480,7 @@ mod tests {
         let mut unnamed = request(&anonymous);
         unnamed.operation_name = None;
         let data = fetcher
-            .fetch("product", unnamed)
+            .fetch("product", &unnamed)
             .await
             .unwrap()
             .data
@@ -477,7 +497,7 @@ mod tests {
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
         for _ in 0..3 {
-            fetcher.fetch("product", request(&identity)).await.unwrap();
+            fetcher.fetch("product", &request(&identity)).await.unwrap();
         }
         assert_eq!(server.connections.load(Ordering::SeqCst), 1);
     }
@@ -489,7 +509,7 @@ mod tests {
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
         let data = fetcher
-            .fetch("product", request(&identity))
+            .fetch("product", &request(&identity))
             .await
             .unwrap()
             .data
@@ -507,7 +527,7 @@ mod tests {
         let url = format!("http://{}/invalid", server.addr);
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
-        let response = fetcher.fetch("product", request(&identity)).await.unwrap();
+        let response = fetcher.fetch("product", &request(&identity)).await.unwrap();
         assert_eq!(response.data, None);
         assert_eq!(
             response.errors[0]["extensions"]["code"],
@@ -536,7 +556,8 @@ mod tests {
             Duration::from_millis(300),
         );
         let identity = alice();
-        let fetch = |name: &'static str| fetcher.fetch(name, request(&identity));
+        let request = request(&identity);
+        let fetch = |name: &'static str| fetcher.fetch(name, &request);
 
         assert!(matches!(
             fetch("slow").await,
@@ -560,7 +581,7 @@ mod tests {
         ));
         assert!(matches!(
             fetch("closed").await,
-            Err(FetchError::Unreachable { .. })
+            Err(FetchError::Connect { .. })
         ));
         assert!(matches!(
             fetch("garbled").await,
@@ -575,7 +596,7 @@ mod tests {
         let own = self::fetcher(&[("slow", at("/slow"))], Duration::from_secs(30))
             .with_timeouts([("slow".to_owned(), Duration::from_millis(100))].into());
         assert!(matches!(
-            own.fetch("slow", request(&identity)).await,
+            own.fetch("slow", &request).await,
             Err(FetchError::Timeout { timeout, .. }) if timeout == Duration::from_millis(100)
         ));
     }
@@ -603,7 +624,7 @@ mod tests {
             let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
             let identity = alice();
             let data = fetcher
-                .fetch("product", request(&identity))
+                .fetch("product", &request(&identity))
                 .instrument(tracing::info_span!("client_request"))
                 .await
                 .unwrap()
