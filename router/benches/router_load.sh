@@ -282,7 +282,7 @@ done
 
 read -r -a router_extra_env <<<"${BENCH_ROUTER_ENV:-}"
 start_router() { # NAME PORT DEDUPE
-    start "$1" env HOST=127.0.0.1 ROUTER_PORT="$2" \
+    start "$1" env HOST=127.0.0.1 ROUTER_PORT="$2" ADMIN_PORT=0 \
         SUPERGRAPH_PATH="$ROOT/schema/supergraph.graphql" \
         PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql" \
         BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql" \

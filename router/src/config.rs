@@ -17,6 +17,7 @@
 //! | `PLAN_CACHE_SIZE` | 1024 | query plans kept |
 //! | `GRAPHQL_MAX_TOKENS` | 15000 | longest document accepted, in tokens |
 //! | `JWT_*` | see [`crate::identity`] | token verification |
+//! | `ADMIN_ENABLED` / `ADMIN_HOST` / `ADMIN_PORT` | true / 127.0.0.1 / 4100 | the admin API's listener ([`crate::status`]) |
 //!
 //! Plus load balancing, health checks, circuit breakers and retries
 //! ([`crate::traffic::settings`]) and the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
@@ -32,6 +33,7 @@ use shopgraph_platform::settings::{HttpSettings, RunMode};
 
 use crate::identity::RouterAuthSettings;
 use crate::planner::PlannerSettings;
+use crate::status::AdminSettings;
 use crate::traffic::TrafficSettings;
 
 /// The supergraph committed with this build: `shopgraph dev` falls back to
@@ -61,6 +63,8 @@ pub struct RouterSettings {
     pub poll_interval: Duration,
     /// Replicas, balancing, health checks, breakers and retries.
     pub traffic: TrafficSettings,
+    /// The admin listener (`ADMIN_*`).
+    pub admin: AdminSettings,
     /// Limit of one subgraph request.
     pub subgraph_timeout: Duration,
     /// Subgraph name → its own limit (`<SUBGRAPH>_SERVICE_TIMEOUT`).
@@ -124,6 +128,7 @@ impl RouterSettings {
             supergraph,
             poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
             traffic: TrafficSettings::from_env(env)?,
+            admin: AdminSettings::from_env(env, mode)?,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
             subgraph_timeouts,
             query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,

@@ -12,6 +12,8 @@
 //! | [`introspection`] | answers `__schema` / `__type` from the API schema |
 //! | [`executor`] | walks the plan, fetches and batches entities, merges, projects the client's selection |
 //! | [`subgraph`] | the HTTP client subgraph fetches go through |
+//! | [`traffic`] | replicas, load balancing, health checks, circuit breakers, retries |
+//! | [`status`] | `/health*` and the admin API (own port, admin JWT) |
 //! | [`supergraph`] | the loaded supergraph and its hot reload |
 //! | [`config`] | the router's environment variables |
 //!
@@ -25,6 +27,7 @@ pub mod inflight;
 pub mod introspection;
 pub mod pipeline;
 pub mod planner;
+pub mod status;
 pub mod subgraph;
 pub mod subscriptions;
 pub mod supergraph;
@@ -33,7 +36,7 @@ pub mod traffic;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
@@ -43,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use config::RouterSettings;
 use identity::RouterAuth;
 use pipeline::RouterState;
+use status::StatusState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
 use traffic::Upstreams;
 
@@ -72,6 +76,8 @@ pub enum StartError {
 /// A router with its supergraph loaded and its listener bound.
 pub struct RouterApp {
     listener: TcpListener,
+    /// The admin listener and its routes, unless `ADMIN_ENABLED=false`.
+    admin: Option<(TcpListener, Router)>,
     router: Router,
     handle: SupergraphHandle,
     upstreams: Arc<Upstreams>,
@@ -107,20 +113,36 @@ impl RouterApp {
             shutdown: shutdown.clone(),
             subscriber: Default::default(),
         };
+        let status = StatusState {
+            upstreams: Arc::clone(&upstreams),
+            auth: Arc::clone(&state.auth),
+            started: Instant::now(),
+            protections: Arc::new(protections(&settings)),
+        };
         let graphql = Router::new()
             .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))
             .with_state(state);
         let routes = Router::new()
             .merge(graphql)
-            .merge(shopgraph_platform::health::routes(SERVICE_NAME, Vec::new()));
+            .merge(status::health_routes(status.clone()));
         let router =
             shopgraph_platform::server::with_common_layers(SERVICE_NAME, routes, &settings.http);
         let addr = settings.http.addr;
         let listener = shopgraph_platform::server::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = if settings.admin.enabled {
+            let addr = settings.admin.addr;
+            let listener = shopgraph_platform::server::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            Some((listener, status::admin_routes(status)))
+        } else {
+            None
+        };
         Ok(Self {
             listener,
+            admin,
             router,
             handle,
             upstreams,
@@ -132,6 +154,13 @@ impl RouterApp {
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin API's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, reloading the supergraph file when
@@ -159,6 +188,18 @@ impl RouterApp {
             ));
         }
         let grace: Duration = self.settings.http.shutdown_timeout;
+        let admin = self.admin.map(|(listener, routes)| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "admin API on http://{addr}/admin/status");
+            }
+            let stop = stop_watch.clone();
+            tokio::spawn(shopgraph_platform::server::serve(
+                listener,
+                routes,
+                stop.cancelled_owned(),
+                grace,
+            ))
+        });
         // Streaming connections (websockets, SSE) close as shutdown starts,
         // so draining does not wait for them.
         let streams = self.shutdown.clone();
@@ -169,10 +210,38 @@ impl RouterApp {
         let result =
             shopgraph_platform::server::serve(self.listener, self.router, shutdown, grace).await;
         stop_watch.cancel();
+        if let Some(admin) = admin {
+            match admin.await {
+                Ok(Err(err)) => tracing::error!(%err, "admin API failed"),
+                Err(err) => tracing::error!(%err, "admin API task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         if let Err(err) = watcher.await {
             tracing::error!(%err, "supergraph watcher failed");
         }
         tracing::info!(service = SERVICE_NAME, "stopped");
         result
     }
+}
+
+/// The protections in force, for `/admin/status`: what an operator asks
+/// first when traffic is refused.
+fn protections(settings: &RouterSettings) -> serde_json::Value {
+    let traffic = &settings.traffic;
+    serde_json::json!({
+        "load_balancer": {
+            "enabled": traffic.balancer.enabled,
+            "strategy": traffic.balancer.strategy.as_str(),
+            "health_check_interval_ms": traffic.balancer.health_interval.map(|d| d.as_millis() as u64),
+            "outlier_consecutive_failures": traffic.balancer.outlier_failures,
+        },
+        "circuit_breaker": { "enabled": traffic.breaker.enabled },
+        "retry": {
+            "enabled": traffic.retry.enabled,
+            "attempts": traffic.retry.attempts,
+            "budget_ratio": traffic.retry.budget_ratio,
+        },
+        "subgraph_timeout_ms": settings.subgraph_timeout.as_millis() as u64,
+    })
 }

@@ -33,6 +33,7 @@ fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, 
         .arg("dev")
         .envs(vars.iter().copied())
         .env("ROUTER_PORT", "0")
+        .env("ADMIN_PORT", "0")
         .env("PRODUCT_PORT", "0")
         .env("BASKET_PORT", "0")
         .env("PAYMENT_PORT", "0")
