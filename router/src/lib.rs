@@ -23,6 +23,7 @@ pub mod executor;
 pub mod identity;
 pub mod inflight;
 pub mod introspection;
+pub mod persisted;
 pub mod pipeline;
 pub mod planner;
 pub mod subgraph;
