@@ -25,6 +25,7 @@ pub mod executor;
 pub mod identity;
 pub mod inflight;
 pub mod introspection;
+pub mod persisted;
 pub mod pipeline;
 pub mod planner;
 pub mod status;
