@@ -441,6 +441,9 @@ fn plan_rejection(err: PlanError) -> Rejection {
             ErrorCode::GraphqlParseFailed,
             message,
         ),
+        PlanError::Limit(limit) => {
+            Rejection::new(StatusCode::BAD_REQUEST, limit.code(), limit.to_string())
+        }
         PlanError::Invalid(messages) => Rejection::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::GraphqlValidationFailed,
