@@ -16,6 +16,10 @@
 //! | `GRAPHIQL` | true | serve GraphiQL to browsers at `/graphql` |
 //! | `PLAN_CACHE_SIZE` | 1024 | query plans kept |
 //! | `GRAPHQL_MAX_TOKENS` | 15000 | longest document accepted, in tokens |
+//! | `GRAPHQL_MAX_DEPTH`, `_ALIASES`, `_ROOT_FIELDS`, `_COMPLEXITY` | see [`crate::limits`] | operation limits checked before planning |
+//! | `CORS_*`, `SECURITY_HEADERS`, `HSTS_MAX_AGE`, `CSRF_*` | see [`crate::security`] | browser-facing protections |
+//! | `APQ_*`, `PERSISTED_QUERIES_*` | see [`crate::persisted`] | persisted queries and the safelist |
+//! | `REDIS_URL` | unset | shared persisted queries and rate-limit budget across router replicas |
 //! | `JWT_*` | see [`crate::identity`] | token verification |
 //! | `ADMIN_ENABLED` / `ADMIN_HOST` / `ADMIN_PORT` | true / 127.0.0.1 / 4100 | the admin API's listener ([`crate::status`]) |
 //!
@@ -28,11 +32,14 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::config::{ConfigError, Env, invalid};
 use shopgraph_platform::settings::{HttpSettings, RunMode};
 
 use crate::identity::RouterAuthSettings;
 use crate::planner::PlannerSettings;
+use crate::limits::OperationLimits;
+use crate::persisted::PersistedSettings;
+use crate::security::SecuritySettings;
 use crate::status::AdminSettings;
 use crate::traffic::TrafficSettings;
 
@@ -65,6 +72,13 @@ pub struct RouterSettings {
     pub traffic: TrafficSettings,
     /// The admin listener (`ADMIN_*`).
     pub admin: AdminSettings,
+    /// CORS, security headers, CSRF prevention.
+    pub security: SecuritySettings,
+    /// Automatic persisted queries and the safelist.
+    pub persisted: PersistedSettings,
+    /// `REDIS_URL`: where router replicas share persisted queries (and
+    /// the rate-limit budget); `None` keeps both in memory.
+    pub redis_url: Option<String>,
     /// Limit of one subgraph request.
     pub subgraph_timeout: Duration,
     /// Subgraph name → its own limit (`<SUBGRAPH>_SERVICE_TIMEOUT`).
@@ -120,6 +134,7 @@ impl RouterSettings {
                 .try_into()
                 .map_or(NonZeroUsize::MIN, |n: NonZeroUsize| n),
             max_tokens: env.int_in_or("GRAPHQL_MAX_TOKENS", 100..=1_000_000, 15_000)?,
+            limits: OperationLimits::from_env(env)?,
             ..PlannerSettings::default()
         };
 
@@ -129,6 +144,9 @@ impl RouterSettings {
             poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
             traffic: TrafficSettings::from_env(env)?,
             admin: AdminSettings::from_env(env, mode)?,
+            security: SecuritySettings::from_env(env, mode)?,
+            persisted: PersistedSettings::from_env(env)?,
+            redis_url: redis_url(env)?,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
             subgraph_timeouts,
             query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,
@@ -144,6 +162,20 @@ impl RouterSettings {
             )?,
         })
     }
+}
+
+fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    let Some(url) = env.raw("REDIS_URL").filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if redis::Client::open(url).is_err() {
+        return Err(invalid(
+            "REDIS_URL",
+            url,
+            "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379",
+        ));
+    }
+    Ok(Some(url.to_owned()))
 }
 
 #[cfg(test)]

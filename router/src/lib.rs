@@ -51,6 +51,7 @@ use identity::RouterAuth;
 use pipeline::RouterState;
 use status::StatusState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
+use persisted::PersistedQueries;
 use traffic::Upstreams;
 
 /// The name the router uses in logs and metrics.
@@ -65,6 +66,9 @@ pub enum StartError {
     /// Token verification could not be set up (e.g. the JWKS is unreadable).
     #[error("cannot set up token verification: {0}")]
     Auth(String),
+    /// `REDIS_URL` could not be used.
+    #[error("cannot use REDIS_URL: {0}")]
+    Redis(String),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -105,6 +109,12 @@ impl RouterApp {
             );
         }
         let shutdown = CancellationToken::new();
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                persisted::connect_redis(url).map_err(|err| StartError::Redis(err.to_string()))?,
+            ),
+            None => None,
+        };
         let state = RouterState {
             supergraph: handle.clone(),
             auth: Arc::new(auth),
@@ -115,6 +125,10 @@ impl RouterApp {
             subscriptions: settings.subscriptions.clone(),
             shutdown: shutdown.clone(),
             subscriber: Default::default(),
+            persisted: Arc::new(PersistedQueries::new(
+                settings.persisted.clone(),
+                redis.clone(),
+            )),
         };
         let status = StatusState {
             upstreams: Arc::clone(&upstreams),
@@ -122,14 +136,20 @@ impl RouterApp {
             started: Instant::now(),
             protections: Arc::new(protections(&settings)),
         };
+        // The HTTP edge, outer to inner: trace span, compression, body
+        // limit, timeout (platform layers), security headers; then, on
+        // /graphql only, CORS and CSRF prevention.
         let graphql = Router::new()
             .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))
             .with_state(state);
+        let graphql = settings.security.protect_graphql(graphql);
         let routes = Router::new()
             .merge(graphql)
             .merge(status::health_routes(status.clone()));
+        let routes = settings.security.with_security_headers(routes);
         let router =
-            shopgraph_platform::server::with_common_layers(SERVICE_NAME, routes, &settings.http);
+            shopgraph_platform::server::with_common_layers(SERVICE_NAME, routes, &settings.http)
+                .layer(axum::middleware::map_response(pipeline::coded_body_limit));
         let addr = settings.http.addr;
         let listener = shopgraph_platform::server::bind(addr)
             .await

@@ -54,7 +54,7 @@ use shopgraph_platform::error::ErrorCode;
 
 /// Default of `GRAPHQL_MAX_DEPTH`: the full introspection query (depth 14)
 /// and every shop operation (at most 7) fit.
-pub const DEFAULT_MAX_DEPTH: u64 = 15;
+pub const DEFAULT_MAX_DEPTH: u64 = 16;
 /// Default of `GRAPHQL_MAX_ALIASES`: the shop's clients use none; aliases
 /// are how one request asks for the same expensive field many times.
 pub const DEFAULT_MAX_ALIASES: u64 = 30;
@@ -962,13 +962,13 @@ mod tests {
 
     #[test]
     fn the_depth_limit_refuses_deep_operations() {
-        let err = refused(&nested_introspection(16));
+        let err = refused(&nested_introspection(17));
         assert_eq!(
             err.to_string(),
-            "the operation's depth (16) exceeds the maximum depth of 15 (GRAPHQL_MAX_DEPTH)"
+            "the operation's depth (17) exceeds the maximum depth of 16 (GRAPHQL_MAX_DEPTH)"
         );
         assert_eq!(err.code(), ErrorCode::MaxDepthLimit);
-        assert!(checked(&nested_introspection(15), &OperationLimits::default()).is_ok());
+        assert!(checked(&nested_introspection(16), &OperationLimits::default()).is_ok());
         let shallow = OperationLimits {
             max_depth: Some(3),
             ..OperationLimits::default()
@@ -1004,7 +1004,7 @@ mod tests {
                 (Limit::Depth, Measured::MoreThan(DEFAULT_MAX_DEPTH)),
                 "{bomb}"
             );
-            assert!(err.to_string().contains("more than 15"), "{err}");
+            assert!(err.to_string().contains("more than 16"), "{err}");
         }
         // An unused cycle does not matter to the operation; validation
         // refuses it later.

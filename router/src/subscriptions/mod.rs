@@ -81,6 +81,7 @@ pub(crate) async fn results(
             supergraph,
             prepared,
             variables,
+            ..
         } = operation;
         let executed = execute(supergraph, prepared, variables, identity).await;
         return Ok(stream::once(async move { executed.body.clone() }).boxed());
@@ -95,6 +96,7 @@ pub(crate) async fn results(
         supergraph,
         prepared,
         variables,
+        ..
     } = operation;
     let Some(source) = subscription_source(&prepared.plan) else {
         return Err(GraphqlError::coded(
