@@ -25,6 +25,7 @@ pub mod inflight;
 pub mod introspection;
 pub mod pipeline;
 pub mod planner;
+pub mod ratelimit;
 pub mod subgraph;
 pub mod subscriptions;
 pub mod supergraph;
