@@ -29,6 +29,7 @@ pub mod limits;
 pub mod persisted;
 pub mod pipeline;
 pub mod planner;
+pub mod ratelimit;
 pub mod security;
 pub mod status;
 pub mod subgraph;
