@@ -19,6 +19,7 @@
 //! | `GRAPHQL_MAX_DEPTH`, `_ALIASES`, `_ROOT_FIELDS`, `_COMPLEXITY` | see [`crate::limits`] | operation limits checked before planning |
 //! | `CORS_*`, `SECURITY_HEADERS`, `HSTS_MAX_AGE`, `CSRF_*` | see [`crate::security`] | browser-facing protections |
 //! | `APQ_*`, `PERSISTED_QUERIES_*` | see [`crate::persisted`] | persisted queries and the safelist |
+//! | `RATE_LIMIT_*` | see [`crate::ratelimit`] | per-client rate limiting (off by default) |
 //! | `REDIS_URL` | unset | shared persisted queries and rate-limit budget across router replicas |
 //! | `JWT_*` | see [`crate::identity`] | token verification |
 //! | `ADMIN_ENABLED` / `ADMIN_HOST` / `ADMIN_PORT` | true / 127.0.0.1 / 4100 | the admin API's listener ([`crate::status`]) |
@@ -36,9 +37,10 @@ use shopgraph_platform::config::{ConfigError, Env, invalid};
 use shopgraph_platform::settings::{HttpSettings, RunMode};
 
 use crate::identity::RouterAuthSettings;
-use crate::planner::PlannerSettings;
 use crate::limits::OperationLimits;
 use crate::persisted::PersistedSettings;
+use crate::planner::PlannerSettings;
+use crate::ratelimit::RateLimitSettings;
 use crate::security::SecuritySettings;
 use crate::status::AdminSettings;
 use crate::traffic::TrafficSettings;
@@ -76,6 +78,8 @@ pub struct RouterSettings {
     pub security: SecuritySettings,
     /// Automatic persisted queries and the safelist.
     pub persisted: PersistedSettings,
+    /// Per-client rate limiting (`RATE_LIMIT_*`).
+    pub rate_limit: RateLimitSettings,
     /// `REDIS_URL`: where router replicas share persisted queries (and
     /// the rate-limit budget); `None` keeps both in memory.
     pub redis_url: Option<String>,
@@ -146,6 +150,7 @@ impl RouterSettings {
             admin: AdminSettings::from_env(env, mode)?,
             security: SecuritySettings::from_env(env, mode)?,
             persisted: PersistedSettings::from_env(env)?,
+            rate_limit: RateLimitSettings::from_env(env)?,
             redis_url: redis_url(env)?,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
             subgraph_timeouts,

@@ -49,10 +49,12 @@ use tokio_util::sync::CancellationToken;
 
 use config::RouterSettings;
 use identity::RouterAuth;
+use persisted::PersistedQueries;
 use pipeline::RouterState;
+use ratelimit::{ClientRateLimiter, KeyResolver, RateLimitLayer, SubjectResolver};
+use shopgraph_platform::identity::Identity;
 use status::StatusState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
-use persisted::PersistedQueries;
 use traffic::Upstreams;
 
 /// The name the router uses in logs and metrics.
@@ -67,6 +69,9 @@ pub enum StartError {
     /// Token verification could not be set up (e.g. the JWKS is unreadable).
     #[error("cannot set up token verification: {0}")]
     Auth(String),
+    /// The rate limiter could not be set up.
+    #[error("cannot set up rate limiting: {0}")]
+    RateLimit(String),
     /// `REDIS_URL` could not be used.
     #[error("cannot use REDIS_URL: {0}")]
     Redis(String),
@@ -139,11 +144,24 @@ impl RouterApp {
         };
         // The HTTP edge, outer to inner: trace span, compression, body
         // limit, timeout (platform layers), security headers; then, on
-        // /graphql only, CORS and CSRF prevention.
-        let graphql = Router::new()
-            .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))
-            .with_state(state);
-        let graphql = settings.security.protect_graphql(graphql);
+        // /graphql only, CORS, CSRF prevention and the per-client rate
+        // limit (websocket and SSE connections count when they open).
+        let mut graphql =
+            Router::new().route("/graphql", get(pipeline::graphql).post(pipeline::graphql));
+        if settings.rate_limit.enabled {
+            let limiter = ClientRateLimiter::new(&settings.rate_limit, redis.clone())
+                .map_err(|err| StartError::RateLimit(err.to_string()))?;
+            let auth = Arc::clone(&state.auth);
+            let subject: SubjectResolver = Arc::new(move |headers: &http::HeaderMap| {
+                match auth.identify(headers.get(http::header::AUTHORIZATION)) {
+                    Ok(Identity::User(viewer)) => Some(viewer.user_id),
+                    _ => None,
+                }
+            });
+            let keys = KeyResolver::new(subject, settings.rate_limit.trusted_proxy_header.clone());
+            graphql = graphql.route_layer(RateLimitLayer::new(Arc::new(limiter), keys));
+        }
+        let graphql = settings.security.protect_graphql(graphql.with_state(state));
         let routes = Router::new()
             .merge(graphql)
             .merge(status::health_routes(status.clone()));
@@ -267,5 +285,21 @@ fn protections(settings: &RouterSettings) -> serde_json::Value {
             "budget_ratio": traffic.retry.budget_ratio,
         },
         "subgraph_timeout_ms": settings.subgraph_timeout.as_millis() as u64,
+        "rate_limit": {
+            "enabled": settings.rate_limit.enabled,
+            "policy": settings.rate_limit.policy(),
+            "store": if settings.redis_url.is_some() { "redis" } else { "memory" },
+        },
+        "persisted_queries": {
+            "apq": settings.persisted.apq_enabled,
+            "safelist": settings.persisted.safelist,
+        },
+        "operation_limits": {
+            "max_depth": settings.planner.limits.max_depth,
+            "max_aliases": settings.planner.limits.max_aliases,
+            "max_root_fields": settings.planner.limits.max_root_fields,
+            "max_complexity": settings.planner.limits.max_complexity,
+            "max_tokens": settings.planner.max_tokens,
+        },
     })
 }
