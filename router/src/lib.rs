@@ -303,3 +303,10 @@ fn protections(settings: &RouterSettings) -> serde_json::Value {
         },
     })
 }
+
+/// The Redis server the router's own tests use (`TEST_REDIS_URL`, else
+/// the local default); each test keeps to its own key prefix.
+#[cfg(test)]
+pub(crate) fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}

@@ -1,5 +1,5 @@
 //! Persisted queries against the real in-memory cache and a real Redis
-//! (`REDIS_URL`, or redis://127.0.0.1:6379).
+//! (`TEST_REDIS_URL`, or redis://127.0.0.1:6379).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -371,7 +371,7 @@ fn bad_settings_name_their_variable() {
 // ---- Redis ------------------------------------------------------------------
 
 fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    crate::test_redis_url()
 }
 
 fn unique(what: &str) -> String {

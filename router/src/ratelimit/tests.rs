@@ -1,5 +1,5 @@
 //! Settings, the layer over an in-memory limiter, and the Redis limiter
-//! against the real Redis at `REDIS_URL` (default redis://127.0.0.1:6379).
+//! against the real Redis at `TEST_REDIS_URL` (default redis://127.0.0.1:6379).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -77,7 +77,7 @@ where
 }
 
 fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    crate::test_redis_url()
 }
 
 /// A `ConnectionManager` as the router should build one: short connect and
