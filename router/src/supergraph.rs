@@ -7,7 +7,6 @@
 //! ([`SupergraphHandle::replace`]) never disturbs requests in flight: they
 //! finish on the supergraph they started with.
 
-use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -65,7 +64,7 @@ impl Supergraph {
     ) -> Result<Self, SupergraphError> {
         let planner = QueryPlanner::from_supergraph(sdl, settings.planner.clone())?;
         upstreams.sync(&planner.subgraph_urls());
-        let http = HttpFetcher::new(BTreeMap::new(), settings.subgraph_timeout)
+        let http = HttpFetcher::new(settings.subgraph_timeout)
             .with_compression(settings.subgraph_compression)
             .with_timeouts(settings.subgraph_timeouts.clone());
         let fetcher = traffic::fetch_stack(upstreams, http, settings.subgraph_dedupe);

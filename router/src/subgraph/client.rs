@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
@@ -40,7 +39,7 @@ use tower::ServiceExt;
 use tower_http::decompression::Decompression;
 use tracing::Instrument;
 
-use super::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
+use super::{FetchError, SubgraphRequest, SubgraphResponse};
 
 /// How long an unused keep-alive connection stays in the pool.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,11 +52,10 @@ const ACCEPT: &str = "application/graphql-response+json, application/json";
 
 type HttpClient = Decompression<Client<HttpConnector, Full<Bytes>>>;
 
-/// Sends subgraph operations over pooled HTTP/1.1 connections.
+/// Sends subgraph operations over pooled HTTP/1.1 connections, to the
+/// replica URL the load balancer picked ([`HttpFetcher::send_to`]).
 #[derive(Clone)]
 pub struct HttpFetcher {
-    /// Subgraph name → its GraphQL endpoint, or why the configured URL is unusable.
-    urls: BTreeMap<String, Result<Uri, String>>,
     client: HttpClient,
     timeout: Duration,
     /// Whether subgraphs are asked for gzip answers (`accept-encoding`).
@@ -69,18 +67,15 @@ pub struct HttpFetcher {
 impl std::fmt::Debug for HttpFetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpFetcher")
-            .field("urls", &self.urls)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl HttpFetcher {
-    /// One pooled client for all subgraphs; `urls` maps subgraph name →
-    /// GraphQL URL, and every request gives up after `timeout`. A URL that
-    /// does not parse makes that subgraph fail as unreachable (the
-    /// configuration is expected to have validated it).
-    pub fn new(urls: BTreeMap<String, String>, timeout: Duration) -> Self {
+    /// One pooled client for all subgraphs and their replicas; every
+    /// request gives up after `timeout` (unless its subgraph has its own).
+    pub fn new(timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_keepalive(Some(POOL_IDLE_TIMEOUT));
@@ -89,17 +84,7 @@ impl HttpFetcher {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        let urls = urls
-            .into_iter()
-            .map(|(name, url)| {
-                let uri = url
-                    .parse::<Uri>()
-                    .map_err(|err| format!("invalid URL {url:?}: {err}"));
-                (name, uri)
-            })
-            .collect();
         Self {
-            urls,
             client: Decompression::new(client),
             timeout,
             compression: true,
@@ -212,25 +197,6 @@ impl HttpFetcher {
     }
 }
 
-impl Fetcher for HttpFetcher {
-    fn fetch<'a>(
-        &'a self,
-        subgraph: &'a str,
-        request: &'a SubgraphRequest<'a>,
-    ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
-        Box::pin(async move {
-            match self.urls.get(subgraph) {
-                None => Err(FetchError::UnknownSubgraph(subgraph.to_owned())),
-                Some(Err(reason)) => Err(FetchError::Unreachable {
-                    subgraph: subgraph.to_owned(),
-                    reason: reason.clone(),
-                }),
-                Some(Ok(uri)) => self.send_to(subgraph, uri, request).await,
-            }
-        })
-    }
-}
-
 /// The GraphQL-over-HTTP request body.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -325,6 +291,8 @@ mod tests {
     use shopgraph_platform::identity::{ADMIN_ROLE, Identity, Viewer};
 
     use super::*;
+    use crate::subgraph::Fetcher;
+    use futures::future::BoxFuture;
 
     /// A stand-in subgraph: echoes what it received, plus routes that
     /// misbehave on purpose; counts TCP connections and gzip answers.
@@ -423,14 +391,48 @@ mod tests {
         }
     }
 
-    fn fetcher(routes: &[(&str, String)], timeout: Duration) -> HttpFetcher {
-        HttpFetcher::new(
-            routes
+    /// The transport with one fixed URL per subgraph name.
+    struct Routes {
+        http: HttpFetcher,
+        urls: BTreeMap<String, String>,
+    }
+
+    impl Routes {
+        fn with_timeouts(self, timeouts: BTreeMap<String, Duration>) -> Self {
+            Self {
+                http: self.http.with_timeouts(timeouts),
+                ..self
+            }
+        }
+    }
+
+    impl Fetcher for Routes {
+        fn fetch<'a>(
+            &'a self,
+            subgraph: &'a str,
+            request: &'a SubgraphRequest<'a>,
+        ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
+            Box::pin(async move {
+                let Some(url) = self.urls.get(subgraph) else {
+                    return Err(FetchError::UnknownSubgraph(subgraph.to_owned()));
+                };
+                let uri = url.parse::<Uri>().map_err(|err| FetchError::Unreachable {
+                    subgraph: subgraph.to_owned(),
+                    reason: err.to_string(),
+                })?;
+                self.http.send_to(subgraph, &uri, request).await
+            })
+        }
+    }
+
+    fn fetcher(routes: &[(&str, String)], timeout: Duration) -> Routes {
+        Routes {
+            http: HttpFetcher::new(timeout),
+            urls: routes
                 .iter()
                 .map(|(name, url)| ((*name).to_owned(), url.clone()))
                 .collect(),
-            timeout,
-        )
+        }
     }
 
     fn alice() -> Identity {
