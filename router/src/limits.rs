@@ -800,43 +800,6 @@ mod tests {
         )
     }
 
-    /// The introspection query GraphiQL sends (graphql-js 16).
-    const FULL_INTROSPECTION: &str = r#"
-        query IntrospectionQuery {
-          __schema {
-            description
-            queryType { name kind }
-            mutationType { name kind }
-            subscriptionType { name kind }
-            types { ...FullType }
-            directives {
-              name description isRepeatable locations
-              args(includeDeprecated: true) { ...InputValue }
-            }
-          }
-        }
-        fragment FullType on __Type {
-          kind name description specifiedByURL isOneOf
-          fields(includeDeprecated: true) {
-            name description
-            args(includeDeprecated: true) { ...InputValue }
-            type { ...TypeRef }
-            isDeprecated deprecationReason
-          }
-          inputFields(includeDeprecated: true) { ...InputValue }
-          interfaces { ...TypeRef }
-          enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-          possibleTypes { ...TypeRef }
-        }
-        fragment InputValue on __InputValue {
-          name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
-        }
-        fragment TypeRef on __Type {
-          kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
-            ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
-        }
-    "#;
-
     /// The router test's `me` query (tests/api/router.rs).
     const ROUTER_TEST_ME: &str =
         "{ me { id basket { total { amount } items { quantity product { name price { amount } } } }
@@ -872,7 +835,7 @@ mod tests {
         for (label, document) in [
             ("router test me", ROUTER_TEST_ME),
             ("full page", FULL_PAGE),
-            ("introspection", FULL_INTROSPECTION),
+            ("introspection", crate::introspection::INTROSPECTION_QUERY),
         ] {
             operations.push((label.to_owned(), document.to_owned(), None));
         }
