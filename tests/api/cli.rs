@@ -27,19 +27,21 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, Urls) {
     start_dev_with(data_dir, &[])
 }
 
-/// [`start_dev`] with extra environment variables.
-fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, Urls) {
+/// [`start_dev`] with extra environment variables (which win over the
+/// free-port defaults).
+pub(crate) fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, Urls) {
     let mut child = shopgraph()
         .arg("dev")
-        .envs(vars.iter().copied())
         .env("ROUTER_PORT", "0")
         .env("ADMIN_PORT", "0")
         .env("PRODUCT_PORT", "0")
         .env("BASKET_PORT", "0")
         .env("PAYMENT_PORT", "0")
         .env("NOTIFICATION_PORT", "0")
+        .env("ADMIN_PORT", "0")
         .env("SHOPGRAPH_DATA_DIR", data_dir)
         .env("LOG_FORMAT", "json")
+        .envs(vars.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -66,7 +68,8 @@ fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> (Child, 
     (child, urls)
 }
 
-fn stop(mut child: Child) {
+/// Stops `dev` with SIGTERM and asserts it exits cleanly within 30 s.
+pub(crate) fn stop(mut child: Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -325,6 +325,7 @@ impl RouterProcess {
             .env("SUPERGRAPH_PATH", crate::shop::supergraph_path())
             .env("JWT_SECRET", crate::helpers::TEST_JWT_SECRET)
             .env("LOG_LEVEL", "warn")
+            .env("ADMIN_PORT", "0")
             .envs(urls.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(log_file(&format!("router-{port}.log")))

@@ -8,6 +8,7 @@ mod helpers;
 mod basket;
 mod cli;
 mod events;
+mod fault_proxy;
 mod identity_hop;
 mod live;
 
@@ -23,3 +24,4 @@ mod product_store_lifecycle;
 mod product_validation;
 mod router;
 mod shop;
+mod traffic;

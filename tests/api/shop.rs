@@ -49,6 +49,9 @@ impl Router {
             ("SUPERGRAPH_PATH".into(), supergraph_path()),
             ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
             ("SUBGRAPH_TIMEOUT".into(), "5s".into()),
+            // A free port for the admin listener (its default, 4100, would
+            // clash between routers running side by side).
+            ("ADMIN_PORT".into(), "0".into()),
         ];
         pairs.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let settings = RouterSettings::from_env(&Env::from_pairs(pairs), RunMode::Serve)
