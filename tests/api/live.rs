@@ -321,7 +321,6 @@ impl RouterProcess {
             .args(["serve", "router"])
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
-            .env("ADMIN_PORT", "0")
             .env("SUPERGRAPH_PATH", crate::shop::supergraph_path())
             .env("JWT_SECRET", crate::helpers::TEST_JWT_SECRET)
             .env("LOG_LEVEL", "warn")

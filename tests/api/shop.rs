@@ -45,7 +45,6 @@ impl Router {
         let mut pairs: Vec<(String, String)> = vec![
             ("HOST".into(), "127.0.0.1".into()),
             ("ROUTER_PORT".into(), "0".into()),
-            ("ADMIN_PORT".into(), "0".into()),
             ("SUPERGRAPH_PATH".into(), supergraph_path()),
             ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
             ("SUBGRAPH_TIMEOUT".into(), "5s".into()),
