@@ -234,8 +234,12 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     // <SERVICE>_SERVICE_URL defaults set above).
     let router = RouterApp::bind(RouterSettings::from_env(&env, RunMode::Dev)?).await?;
     let router_addr = router.local_addr()?;
+    let admin = router
+        .admin_addr()
+        .map(|addr| format!("Admin API: http://{addr}/admin/status   (needs an --admin token)\n"))
+        .unwrap_or_default();
     println!(
-        "\nShopgraph dev is up (embedded SQLite, demo data):\n  {:<12} http://{router_addr}/graphql   <- the API\n{subgraphs}\nGraphiQL: open a URL above in a browser.\nToken: cargo run --release -q -- token --user alice   (add --admin for admin operations)\nPress Ctrl-C to stop.\n",
+        "\nShopgraph dev is up (embedded SQLite, demo data):\n  {:<12} http://{router_addr}/graphql   <- the API\n{subgraphs}\nGraphiQL: open a URL above in a browser.\nToken: cargo run --release -q -- token --user alice   (add --admin for admin operations)\n{admin}Press Ctrl-C to stop.\n",
         "router",
     );
 

@@ -99,6 +99,30 @@ ensure_mariadb() {
     fi
 }
 
+# Redis: the router's shared rate-limit budget and persisted queries are
+# tested against a real server at TEST_REDIS_URL (default: local server).
+# Tests use their own key prefixes and delete their keys; the fault tests
+# that kill Redis start a private server of their own.
+ensure_redis() {
+    if [ -n "${TEST_REDIS_URL:-}" ]; then
+        return
+    fi
+    if ! command -v redis-server >/dev/null 2>&1; then
+        say "installing Redis"
+        apt_install redis-server
+    fi
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        say "starting Redis"
+        as_root mkdir -p /var/lib/redis /var/log/redis
+        as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
+            --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+        for _ in $(seq 1 30); do
+            redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+            sleep 1
+        done
+    fi
+}
+
 # Node.js runs the schema composition and breaking-change check.
 ensure_node() {
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -119,6 +143,7 @@ ensure_event_test_tools() {
 ensure_rust_components
 ensure_postgres
 ensure_mariadb
+ensure_redis
 ensure_node
 ensure_event_test_tools
 

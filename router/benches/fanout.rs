@@ -193,6 +193,7 @@ async fn main() {
         .arg("dev")
         .env("SHOPGRAPH_DATA_DIR", &data)
         .env("ROUTER_PORT", port(0))
+        .env("ADMIN_PORT", "0")
         .env("PRODUCT_PORT", port(1))
         .env("BASKET_PORT", port(2))
         .env("PAYMENT_PORT", port(3))
@@ -206,6 +207,7 @@ async fn main() {
         .args(["serve", "router"])
         .env("PORT", port(10))
         .env("HOST", "127.0.0.1")
+        .env("ADMIN_PORT", "0")
         .env("SUPERGRAPH_PATH", &supergraph)
         .env(
             "PRODUCT_SERVICE_URL",

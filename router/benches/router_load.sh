@@ -1,48 +1,87 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016  # GraphQL $variables in single-quoted queries are literal
-# Router load benchmark: the Shopgraph router against Hive Router (and
-# against calling the product subgraph directly), on the same supergraph,
-# the same four release-built subgraphs and the same seeded data.
+# Router load benchmark, in one of two modes (BENCH_COMPARE):
 #
-#   router/benches/router_load.sh            # from the repository root
+#   hive (default): the Shopgraph router against Hive Router (and against
+#     calling the product subgraph directly), on the same supergraph, the
+#     same four release-built subgraphs and the same seeded data.
+#   protections: what the router's traffic-management protections cost
+#     (issue 6: under 5 % of throughput). Two Shopgraph routers over the
+#     same subgraphs, no Hive Router:
+#       "protected" — every protection on: per-client rate limit (budget of
+#         1,000,000 req/s and burst 1,000,000, far above the load, so nothing
+#         is refused: a 429 fails the run), circuit breakers, retries, load
+#         balancing with 1 s active health checks and outlier ejection,
+#         the default GRAPHQL_MAX_* operation limits, automatic persisted
+#         queries, CSRF prevention, CORS for BENCH_ORIGIN, security headers;
+#       "bare" — all of them off (0 disables each operation limit);
+#     both with the same dedupe settings (BENCH_DEDUPE), plus, when Redis
+#     answers at BENCH_REDIS_URL, "protected + Redis": the protected router
+#     keeping its rate-limit budget in Redis (a unique key prefix per run).
+#     wrk sends both queries as the one bench user (bearer token) with
+#     `Origin: BENCH_ORIGIN`, so the rate limiter keys on the JWT subject,
+#     the per-client hot path. The routers run alternately in BENCH_ROUNDS
+#     rounds (ABBA order: protected, bare, then bare, protected... so that
+#     drift cancels); the summary gives per router and query the mean
+#     req/s, p99 and router CPU per request, and the overhead
+#     1 − protected/bare req/s, paired within each round, then averaged
+#     (min..max over rounds alongside).
+#
+#   router/benches/router_load.sh                          # from the repository root
+#   BENCH_COMPARE=protections router/benches/router_load.sh
 #
 # What it does:
-#   1. installs what is missing: wrk, jq, curl (apt-get), Hive Router
-#      0.0.84 (cargo install into $HIVE_ROOT, built in /var/tmp/hive-router-build);
+#   1. installs what is missing: wrk, jq, curl (apt-get), in hive mode Hive
+#      Router 0.0.84 (cargo install into $HIVE_ROOT, built in
+#      /var/tmp/hive-router-build);
 #   2. builds `shopgraph` in release;
 #   3. starts product/basket/payment/notification (`shopgraph serve`) on
-#      fresh SQLite files in a temporary directory, the Shopgraph router,
-#      Hive Router (default config: in-flight subgraph request dedupe ON),
-#      and both again with every dedupe OFF (QUERY_DEDUPE / SUBGRAPH_DEDUPE
-#      for Shopgraph, traffic_shaping.dedupe_enabled for Hive;
-#      BENCH_HIVE_NODEDUPE=0 skips them), all on 127.0.0.1;
-#   4. seeds, through the Shopgraph router, a bench user with 20 basket
-#      lines, 15 completed payments (each snapshots the 20 lines) and 40
-#      notifications;
+#      fresh SQLite files in a temporary directory, then the routers, all on
+#      127.0.0.1. Hive mode: the Shopgraph router, Hive Router (default
+#      config: in-flight subgraph request dedupe ON), and both again with
+#      every dedupe OFF (QUERY_DEDUPE / SUBGRAPH_DEDUPE for Shopgraph,
+#      traffic_shaping.dedupe_enabled for Hive; BENCH_HIVE_NODEDUPE=0 skips
+#      them). Protections mode: the routers above, and it checks that each
+#      protection is really on in "protected" and off in "bare" (response
+#      headers, a CSRF-refused request, an over-limit query, an APQ hash,
+#      the circuit breakers in /health/detailed);
+#   4. seeds, through the (first) Shopgraph router, a bench user with 20
+#      basket lines, 15 completed payments (each snapshots the 20 lines) and
+#      40 notifications;
 #   5. checks the two queries once on every target (no errors, identical
-#      JSON from both routers), then load-tests each with wrk:
+#      JSON from every router), then load-tests each with wrk:
 #        heavy    — me { basket, payments(15) × 20 lines × product, notifications(40) }
-#        products — products(first: 50), incl. straight to the product subgraph;
+#        products — products(first: 50), in hive mode also straight to the
+#                   product subgraph (anonymous in hive mode, as the bench
+#                   user in protections mode);
 #      printing req/s, p50/p95/p99, subgraph requests and CPU per request,
 #      and router RSS at rest / peak under load.
 #   The "other CPU" column is CPU used by processes outside the benchmark
 #   during a run (other builds and tests on a shared machine): above 0.25
 #   core the report warns that numbers are noisy. Compare ratios within one
 #   run rather than absolute numbers across runs.
-#   Fails (exit 1) on GraphQL errors, non-2xx answers or socket errors.
+#   Fails (exit 1) on GraphQL errors, non-2xx answers (a 429 in protections
+#   mode means the rate-limit budget is too low for the load) or socket errors.
 #
 # Knobs (environment):
+#   BENCH_COMPARE=hive      hive | protections (see above)
 #   BENCH_SECONDS=10        measured seconds per run
 #   BENCH_CONNECTIONS=32    wrk connections
 #   BENCH_THREADS=2         wrk threads
 #   BENCH_WARMUP_SECONDS=2  wrk warm-up before every measured run
-#   BENCH_PORT_BASE=14000   router on BASE (+12 without dedupe), subgraphs BASE+1..4, Hive BASE+10, BASE+11
-#   BENCH_HIVE_NODEDUPE=1   also run both routers with every dedupe disabled
-#   BENCH_ROUTER_ENV=       extra VAR=VALUE words for the Shopgraph router, e.g.
+#   BENCH_PORT_BASE=14000   router on BASE (+12 without dedupe), subgraphs BASE+1..4, Hive BASE+10, BASE+11;
+#                           protections: protected on BASE, bare BASE+12, protected + Redis BASE+13
+#   BENCH_HIVE_NODEDUPE=1   also run both routers with every dedupe disabled (hive mode)
+#   BENCH_ROUNDS=3          protections: rounds of runs per router and query (at least 2)
+#   BENCH_DEDUPE=true       protections: QUERY_DEDUPE and SUBGRAPH_DEDUPE of every router
+#   BENCH_ORIGIN=https://shop.example   protections: Origin wrk sends, the protected routers' CORS allowlist
+#   BENCH_REDIS=auto        protections: add "protected + Redis" when Redis answers (1: require it, 0: skip)
+#   BENCH_REDIS_URL=redis://127.0.0.1:6379
+#   BENCH_ROUTER_ENV=       extra VAR=VALUE words for every Shopgraph router, e.g.
 #                           "LD_PRELOAD=/lib/x86_64-linux-gnu/libmimalloc.so.2"
 #   BENCH_KEEP=1            keep the temporary directory (logs, databases)
-#   BENCH_PERF=1            perf-record each router during its runs, print its top
-#                           BENCH_PERF_TOP (30) symbols
+#   BENCH_PERF=1            perf-record each router during its runs (protections: the
+#                           first round only), print its top BENCH_PERF_TOP (30) symbols
 #   HIVE_ROOT=/var/tmp/hive-router   where Hive Router is installed
 #   CARGO_TARGET_DIR=/var/tmp/shopgraph-ci-target
 set -euo pipefail
@@ -56,6 +95,12 @@ BENCH_THREADS=${BENCH_THREADS:-2}
 BENCH_WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-2}
 BENCH_PORT_BASE=${BENCH_PORT_BASE:-14000}
 BENCH_HIVE_NODEDUPE=${BENCH_HIVE_NODEDUPE:-1}
+BENCH_COMPARE=${BENCH_COMPARE:-hive}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_DEDUPE=${BENCH_DEDUPE:-true}
+BENCH_ORIGIN=${BENCH_ORIGIN:-https://shop.example}
+BENCH_REDIS=${BENCH_REDIS:-auto}
+BENCH_REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 HIVE_VERSION=0.0.84
 HIVE_ROOT=${HIVE_ROOT:-/var/tmp/hive-router}
 HIVE_BIN=$HIVE_ROOT/bin/hive_router
@@ -72,10 +117,23 @@ NOTIFICATION_PORT_B=$((BENCH_PORT_BASE + 4))
 HIVE_PORT_B=$((BENCH_PORT_BASE + 10))
 HIVE_ND_PORT_B=$((BENCH_PORT_BASE + 11))
 ROUTER_ND_PORT_B=$((BENCH_PORT_BASE + 12))
+BARE_PORT_B=$((BENCH_PORT_BASE + 12))
+REDIS_ROUTER_PORT_B=$((BENCH_PORT_BASE + 13))
 SUBGRAPHS=(product basket payment notification)
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+
+case $BENCH_COMPARE in
+    hive | protections) ;;
+    *) die "BENCH_COMPARE must be hive or protections, not '$BENCH_COMPARE'" ;;
+esac
+if [ "$BENCH_COMPARE" = protections ]; then
+    [[ $BENCH_ROUNDS =~ ^[0-9]+$ ]] && [ "$BENCH_ROUNDS" -ge 2 ] ||
+        die "BENCH_ROUNDS must be an integer of at least 2, not '$BENCH_ROUNDS'"
+    case $BENCH_DEDUPE in true | false) ;; *) die "BENCH_DEDUPE must be true or false" ;; esac
+    case $BENCH_REDIS in auto | 0 | 1) ;; *) die "BENCH_REDIS must be auto, 0 or 1" ;; esac
+fi
 
 # ---------------------------------------------------------------- installs
 
@@ -110,6 +168,26 @@ ensure_hive_router() {
     say "installing Hive Router $HIVE_VERSION into $HIVE_ROOT (10+ minutes on 2 cores)"
     CARGO_TARGET_DIR=/var/tmp/hive-router-build \
         cargo install "hive-router@$HIVE_VERSION" --locked --features graphiql --root "$HIVE_ROOT"
+}
+
+# redis_answers URL — whether a Redis server answers PING at URL.
+redis_answers() {
+    local url=$1
+    if command -v redis-cli >/dev/null 2>&1; then
+        [ "$(timeout 5 redis-cli -u "$url" ping 2>/dev/null)" = PONG ]
+        return
+    fi
+    # Without redis-cli: plain redis://host[:port] URLs only.
+    local hostport=${url#redis://}
+    hostport=${hostport%%/*}
+    [[ $hostport == *@* ]] && return 1
+    local host=${hostport%:*} port=6379
+    [ "$host" != "$hostport" ] && port=${hostport##*:}
+    (
+        exec 3<>"/dev/tcp/$host/$port" || exit 1
+        printf 'PING\r\n' >&3
+        IFS= read -r -t 3 line <&3 && [ "${line%$'\r'}" = +PONG ]
+    ) 2>/dev/null
 }
 
 # ------------------------------------------------------- processes, cleanup
@@ -243,14 +321,30 @@ PRODUCTS_QUERY='{ products(first: 50) { edges { node { id name price { amount cu
 # ====================================================================== main
 
 ensure_tools
-ensure_hive_router
+[ "$BENCH_COMPARE" = hive ] && ensure_hive_router
+WITH_REDIS=0
+if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_REDIS" != 0 ]; then
+    if redis_answers "$BENCH_REDIS_URL"; then
+        WITH_REDIS=1
+    elif [ "$BENCH_REDIS" = 1 ]; then
+        die "no Redis answers at $BENCH_REDIS_URL (BENCH_REDIS=1)"
+    else
+        say "no Redis at $BENCH_REDIS_URL: skipping the \"protected + Redis\" router"
+    fi
+fi
 
 say "building shopgraph (release)"
 cargo build --release --locked --bin shopgraph
 [ -x "$BIN" ] || die "no binary at $BIN"
 
-for port in "$ROUTER_PORT_B" "$PRODUCT_PORT_B" "$BASKET_PORT_B" "$PAYMENT_PORT_B" \
-    "$NOTIFICATION_PORT_B" "$HIVE_PORT_B" "$HIVE_ND_PORT_B"; do
+if [ "$BENCH_COMPARE" = protections ]; then
+    BENCH_PORTS=("$ROUTER_PORT_B" "$BARE_PORT_B")
+    [ "$WITH_REDIS" = 1 ] && BENCH_PORTS+=("$REDIS_ROUTER_PORT_B")
+else
+    BENCH_PORTS=("$ROUTER_PORT_B" "$HIVE_PORT_B")
+    [ "$BENCH_HIVE_NODEDUPE" = 1 ] && BENCH_PORTS+=("$ROUTER_ND_PORT_B" "$HIVE_ND_PORT_B")
+fi
+for port in "${BENCH_PORTS[@]}" "$PRODUCT_PORT_B" "$BASKET_PORT_B" "$PAYMENT_PORT_B" "$NOTIFICATION_PORT_B"; do
     port_in_use "$port" && die "port $port is in use (set BENCH_PORT_BASE)"
 done
 
@@ -281,35 +375,41 @@ for s in "${SUBGRAPHS[@]}"; do
 done
 
 read -r -a router_extra_env <<<"${BENCH_ROUTER_ENV:-}"
-start_router() { # NAME PORT DEDUPE
-    start "$1" env HOST=127.0.0.1 ROUTER_PORT="$2" \
+# Protections mode: what each router must not inherit from the caller's
+# environment (every protection knob, Redis, extra replicas), so that only
+# the settings below apply.
+ROUTER_UNSET=()
+if [ "$BENCH_COMPARE" = protections ]; then
+    for var in REDIS_URL RATE_LIMIT_ENABLED RATE_LIMIT_REQUESTS RATE_LIMIT_WINDOW RATE_LIMIT_BURST \
+        RATE_LIMIT_TRUSTED_PROXY_HEADER RATE_LIMIT_REDIS_TIMEOUT RATE_LIMIT_KEY_PREFIX \
+        CIRCUIT_BREAKER_ENABLED CIRCUIT_BREAKER_INTERVAL CIRCUIT_BREAKER_TIMEOUT CIRCUIT_BREAKER_MAX_REQUESTS \
+        CIRCUIT_BREAKER_FAILURE_RATIO CIRCUIT_BREAKER_MIN_REQUESTS RETRY_ENABLED RETRY_ATTEMPTS \
+        RETRY_BACKOFF_MIN RETRY_BACKOFF_MAX RETRY_BUDGET_RATIO RETRY_BUDGET_MIN_PER_SECOND \
+        LOAD_BALANCER_ENABLED LOAD_BALANCER_STRATEGY HEALTH_CHECK_INTERVAL HEALTH_CHECK_TIMEOUT \
+        HEALTH_CHECK_PATH OUTLIER_CONSECUTIVE_FAILURES OUTLIER_EJECTION_TIME GRAPHQL_MAX_DEPTH \
+        GRAPHQL_MAX_ALIASES GRAPHQL_MAX_ROOT_FIELDS GRAPHQL_MAX_COMPLEXITY GRAPHQL_MAX_TOKENS \
+        GRAPHQL_DEFAULT_LIST_SIZE APQ_ENABLED APQ_CACHE_SIZE APQ_KEY_PREFIX APQ_REDIS_TTL \
+        PERSISTED_QUERIES_SAFELIST PERSISTED_QUERIES_MANIFEST PERSISTED_QUERIES_ALLOW_TEXT \
+        CSRF_PREVENTION CSRF_REQUIRED_HEADERS CORS_ALLOWED_ORIGINS CORS_ALLOW_CREDENTIALS \
+        SECURITY_HEADERS HSTS_MAX_AGE SUBGRAPH_TIMEOUT SUBGRAPH_COMPRESSION \
+        PRODUCT_SERVICE_URLS BASKET_SERVICE_URLS PAYMENT_SERVICE_URLS NOTIFICATION_SERVICE_URLS; do
+        ROUTER_UNSET+=(-u "$var")
+    done
+fi
+start_router() { # NAME PORT DEDUPE [VAR=VALUE...]
+    local name=$1 port=$2 dedupe=$3
+    shift 3
+    start "$name" env "${ROUTER_UNSET[@]}" HOST=127.0.0.1 ROUTER_PORT="$port" ADMIN_PORT=0 \
         SUPERGRAPH_PATH="$ROOT/schema/supergraph.graphql" \
         PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql" \
         BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql" \
         PAYMENT_SERVICE_URL="http://127.0.0.1:$PAYMENT_PORT_B/graphql" \
         NOTIFICATION_SERVICE_URL="http://127.0.0.1:$NOTIFICATION_PORT_B/graphql" \
-        QUERY_DEDUPE="$3" SUBGRAPH_DEDUPE="$3" \
+        QUERY_DEDUPE="$dedupe" SUBGRAPH_DEDUPE="$dedupe" \
         JWT_SECRET="$JWT_SECRET_BENCH" LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
-        "${router_extra_env[@]}" "$BIN" serve router
-    wait_http "$1" "http://127.0.0.1:$2/health/ready"
+        "$@" "${router_extra_env[@]}" "$BIN" serve router
+    wait_http "$name" "http://127.0.0.1:$port/health/ready"
 }
-say "starting the Shopgraph router on 127.0.0.1:$ROUTER_PORT_B (query and subgraph dedupe on, its default)"
-start_router router "$ROUTER_PORT_B" true
-
-# Hive Router: the same supergraph with the subgraph URLs pointed at the
-# bench ports; the client's Authorization header goes to every subgraph
-# (they verify it themselves: ACCEPT_DIRECT_TOKENS=true).
-sed -E \
-    -e "s#(@join__graph\(name: \"product\", url: \")[^\"]*#\1http://127.0.0.1:$PRODUCT_PORT_B/graphql#" \
-    -e "s#(@join__graph\(name: \"basket\", url: \")[^\"]*#\1http://127.0.0.1:$BASKET_PORT_B/graphql#" \
-    -e "s#(@join__graph\(name: \"payment\", url: \")[^\"]*#\1http://127.0.0.1:$PAYMENT_PORT_B/graphql#" \
-    -e "s#(@join__graph\(name: \"notification\", url: \")[^\"]*#\1http://127.0.0.1:$NOTIFICATION_PORT_B/graphql#" \
-    schema/supergraph.graphql >"$WORK/supergraph.hive.graphql"
-for s in "${SUBGRAPHS[@]}"; do
-    grep -q "@join__graph(name: \"$s\", url: \"http://127.0.0.1:$(port_of_subgraph "$s")/graphql\")" \
-        "$WORK/supergraph.hive.graphql" ||
-        die "could not rewrite the join__graph URL of $s in schema/supergraph.graphql"
-done
 
 hive_config() { # PORT DEDUPE
     cat <<EOF
@@ -341,42 +441,101 @@ start_hive() { # NAME PORT DEDUPE
         LOG_LEVEL=warn "$HIVE_BIN"
     wait_http "$1" "http://127.0.0.1:$2/readiness"
 }
-say "starting Hive Router $HIVE_VERSION on 127.0.0.1:$HIVE_PORT_B (subgraph dedupe on, its default)"
-start_hive hive "$HIVE_PORT_B" true
-ROUTERS=(router hive)
-if [ "$BENCH_HIVE_NODEDUPE" = 1 ]; then
-    say "starting the Shopgraph router on 127.0.0.1:$ROUTER_ND_PORT_B (dedupe off)"
-    start_router router_nodedupe "$ROUTER_ND_PORT_B" false
-    say "starting Hive Router on 127.0.0.1:$HIVE_ND_PORT_B (subgraph dedupe off)"
-    start_hive hive_nodedupe "$HIVE_ND_PORT_B" false
-    ROUTERS+=(router_nodedupe hive_nodedupe)
+
+if [ "$BENCH_COMPARE" = protections ]; then
+    # Every protection on. The rate-limit budget is the most the router
+    # accepts (one request per microsecond, a burst of 1,000,000): far above
+    # what two cores can serve, so the limiter decides on every request but
+    # never refuses. The GRAPHQL_MAX_* limits keep their defaults.
+    PROTECTED_ENV=(
+        RATE_LIMIT_ENABLED=true RATE_LIMIT_REQUESTS=1000000 RATE_LIMIT_WINDOW=1s RATE_LIMIT_BURST=1000000
+        CIRCUIT_BREAKER_ENABLED=true RETRY_ENABLED=true
+        LOAD_BALANCER_ENABLED=true HEALTH_CHECK_INTERVAL=1s
+        APQ_ENABLED=true CSRF_PREVENTION=true SECURITY_HEADERS=true
+        CORS_ALLOWED_ORIGINS="$BENCH_ORIGIN"
+    )
+    # All off. The zero limits go to this router only: the subgraphs read
+    # GRAPHQL_MAX_DEPTH / GRAPHQL_MAX_COMPLEXITY too and refuse 0.
+    BARE_ENV=(
+        RATE_LIMIT_ENABLED=false CIRCUIT_BREAKER_ENABLED=false RETRY_ENABLED=false
+        LOAD_BALANCER_ENABLED=false HEALTH_CHECK_INTERVAL=0s OUTLIER_CONSECUTIVE_FAILURES=0
+        GRAPHQL_MAX_DEPTH=0 GRAPHQL_MAX_ALIASES=0 GRAPHQL_MAX_ROOT_FIELDS=0 GRAPHQL_MAX_COMPLEXITY=0
+        APQ_ENABLED=false CSRF_PREVENTION=false SECURITY_HEADERS=false
+    )
+    say "starting the protected Shopgraph router on 127.0.0.1:$ROUTER_PORT_B (every protection on, dedupe $BENCH_DEDUPE)"
+    start_router protected "$ROUTER_PORT_B" "$BENCH_DEDUPE" "${PROTECTED_ENV[@]}"
+    say "starting the bare Shopgraph router on 127.0.0.1:$BARE_PORT_B (every protection off, dedupe $BENCH_DEDUPE)"
+    start_router bare "$BARE_PORT_B" "$BENCH_DEDUPE" "${BARE_ENV[@]}"
+    ROUTERS=(protected bare)
+    if [ "$WITH_REDIS" = 1 ]; then
+        REDIS_PREFIX="shopgraph-bench-$(date +%s)-$$"
+        say "starting the protected Shopgraph router with Redis ($BENCH_REDIS_URL, keys $REDIS_PREFIX:*) on 127.0.0.1:$REDIS_ROUTER_PORT_B"
+        start_router protected_redis "$REDIS_ROUTER_PORT_B" "$BENCH_DEDUPE" "${PROTECTED_ENV[@]}" \
+            REDIS_URL="$BENCH_REDIS_URL" RATE_LIMIT_KEY_PREFIX="$REDIS_PREFIX:ratelimit" \
+            APQ_KEY_PREFIX="$REDIS_PREFIX:apq"
+        ROUTERS+=(protected_redis)
+    fi
+else
+    say "starting the Shopgraph router on 127.0.0.1:$ROUTER_PORT_B (query and subgraph dedupe on, its default)"
+    start_router router "$ROUTER_PORT_B" true
+
+    # Hive Router: the same supergraph with the subgraph URLs pointed at the
+    # bench ports; the client's Authorization header goes to every subgraph
+    # (they verify it themselves: ACCEPT_DIRECT_TOKENS=true).
+    sed -E \
+        -e "s#(@join__graph\(name: \"product\", url: \")[^\"]*#\1http://127.0.0.1:$PRODUCT_PORT_B/graphql#" \
+        -e "s#(@join__graph\(name: \"basket\", url: \")[^\"]*#\1http://127.0.0.1:$BASKET_PORT_B/graphql#" \
+        -e "s#(@join__graph\(name: \"payment\", url: \")[^\"]*#\1http://127.0.0.1:$PAYMENT_PORT_B/graphql#" \
+        -e "s#(@join__graph\(name: \"notification\", url: \")[^\"]*#\1http://127.0.0.1:$NOTIFICATION_PORT_B/graphql#" \
+        schema/supergraph.graphql >"$WORK/supergraph.hive.graphql"
+    for s in "${SUBGRAPHS[@]}"; do
+        grep -q "@join__graph(name: \"$s\", url: \"http://127.0.0.1:$(port_of_subgraph "$s")/graphql\")" \
+            "$WORK/supergraph.hive.graphql" ||
+            die "could not rewrite the join__graph URL of $s in schema/supergraph.graphql"
+    done
+
+    say "starting Hive Router $HIVE_VERSION on 127.0.0.1:$HIVE_PORT_B (subgraph dedupe on, its default)"
+    start_hive hive "$HIVE_PORT_B" true
+    ROUTERS=(router hive)
+    if [ "$BENCH_HIVE_NODEDUPE" = 1 ]; then
+        say "starting the Shopgraph router on 127.0.0.1:$ROUTER_ND_PORT_B (dedupe off)"
+        start_router router_nodedupe "$ROUTER_ND_PORT_B" false
+        say "starting Hive Router on 127.0.0.1:$HIVE_ND_PORT_B (subgraph dedupe off)"
+        start_hive hive_nodedupe "$HIVE_ND_PORT_B" false
+        ROUTERS+=(router_nodedupe hive_nodedupe)
+    fi
 fi
-declare -A PORT_OF=([router]=$ROUTER_PORT_B [hive]=$HIVE_PORT_B [router_nodedupe]=$ROUTER_ND_PORT_B [hive_nodedupe]=$HIVE_ND_PORT_B [direct]=$PRODUCT_PORT_B)
-declare -A LABEL=([router]="shopgraph router" [hive]="hive router" [router_nodedupe]="shopgraph (dedupe off)" [hive_nodedupe]="hive (dedupe off)" [direct]="product subgraph")
+declare -A PORT_OF=([router]=$ROUTER_PORT_B [hive]=$HIVE_PORT_B [router_nodedupe]=$ROUTER_ND_PORT_B [hive_nodedupe]=$HIVE_ND_PORT_B [direct]=$PRODUCT_PORT_B
+    [protected]=$ROUTER_PORT_B [bare]=$BARE_PORT_B [protected_redis]=$REDIS_ROUTER_PORT_B)
+declare -A LABEL=([router]="shopgraph router" [hive]="hive router" [router_nodedupe]="shopgraph (dedupe off)" [hive_nodedupe]="hive (dedupe off)" [direct]="product subgraph"
+    [protected]="protected" [bare]="bare" [protected_redis]="protected + Redis")
+# The router every other target's answers are compared with, and seeding goes through.
+BASE_ROUTER=${ROUTERS[0]}
 
 # ------------------------------------------------------------------- seed
 
-say "seeding through the Shopgraph router: 20 basket lines, 15 payments, 40 notifications"
+SEED_PORT=${PORT_OF[$BASE_ROUTER]}
+say "seeding through ${LABEL[$BASE_ROUTER]}: 20 basket lines, 15 payments, 40 notifications"
 TOKEN=$(JWT_SECRET="$JWT_SECRET_BENCH" "$BIN" token --user bench)
 ADMIN_TOKEN=$(JWT_SECRET="$JWT_SECRET_BENCH" "$BIN" token --user bench-admin --admin)
 
-resp=$(gql "$ROUTER_PORT_B" "" "$(body '{ products(first: 20, filter: {inStock: true}) { edges { node { id } } } }')")
+resp=$(gql "$SEED_PORT" "" "$(body '{ products(first: 20, filter: {inStock: true}) { edges { node { id } } } }')")
 ok "products(first: 20)" "$resp"
 mapfile -t PRODUCT_IDS < <(jq -r '.data.products.edges[].node.id' <<<"$resp")
 [ ${#PRODUCT_IDS[@]} = 20 ] || die "expected 20 products in stock, got ${#PRODUCT_IDS[@]}"
 for id in "${PRODUCT_IDS[@]}"; do
-    resp=$(gql "$ROUTER_PORT_B" "$TOKEN" "$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' \
+    resp=$(gql "$SEED_PORT" "$TOKEN" "$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' \
         "$(jq -nc --arg id "$id" '{id: $id}')")")
     ok "addBasketItem($id)" "$resp"
 done
 for i in $(seq 1 15); do
-    resp=$(gql "$ROUTER_PORT_B" "$TOKEN" "$(body 'mutation($key: String!) { checkout(input: {idempotencyKey: $key, method: CARD, card: {number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123"}}) { id status } }' \
+    resp=$(gql "$SEED_PORT" "$TOKEN" "$(body 'mutation($key: String!) { checkout(input: {idempotencyKey: $key, method: CARD, card: {number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123"}}) { id status } }' \
         "$(jq -nc --arg k "bench-checkout-$i" '{key: $k}')")")
     ok "checkout #$i" "$resp"
     [ "$(jq -r '.data.checkout.status' <<<"$resp")" = COMPLETED ] || die "checkout #$i: $resp"
 done
 for i in $(seq 1 40); do
-    resp=$(gql "$ROUTER_PORT_B" "$ADMIN_TOKEN" "$(body 'mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id status } }' \
+    resp=$(gql "$SEED_PORT" "$ADMIN_TOKEN" "$(body 'mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id status } }' \
         "$(jq -nc --arg t "Bench notification $i" '{input: {userId: "bench", type: "PAYMENT_COMPLETED", title: $t, message: "Your order was paid."}}')")")
     ok "createNotification #$i" "$resp"
 done

@@ -6,7 +6,7 @@
 //! | `HOST` | `0.0.0.0` (`serve`), `127.0.0.1` (`dev`) | listen address |
 //! | `SUPERGRAPH_PATH` | `schema/supergraph.graphql` | the composed supergraph; re-read when it changes |
 //! | `SUPERGRAPH_POLL_INTERVAL` | 2s | how often the file is checked for changes |
-//! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached (first URL of a list) |
+//! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached: replicas, see [`crate::traffic::settings`] |
 //! | `SUBGRAPH_TIMEOUT` | 30s | limit of one subgraph request |
 //! | `<SUBGRAPH>_SERVICE_TIMEOUT` | `SUBGRAPH_TIMEOUT` | the same, for one subgraph |
 //! | `QUERY_DEDUPE` | true | identical client queries in flight share one execution |
@@ -16,9 +16,16 @@
 //! | `GRAPHIQL` | true | serve GraphiQL to browsers at `/graphql` |
 //! | `PLAN_CACHE_SIZE` | 1024 | query plans kept |
 //! | `GRAPHQL_MAX_TOKENS` | 15000 | longest document accepted, in tokens |
+//! | `GRAPHQL_MAX_DEPTH`, `_ALIASES`, `_ROOT_FIELDS`, `_COMPLEXITY` | see [`crate::limits`] | operation limits checked before planning |
+//! | `CORS_*`, `SECURITY_HEADERS`, `HSTS_MAX_AGE`, `CSRF_*` | see [`crate::security`] | browser-facing protections |
+//! | `APQ_*`, `PERSISTED_QUERIES_*` | see [`crate::persisted`] | persisted queries and the safelist |
+//! | `RATE_LIMIT_*` | see [`crate::ratelimit`] | per-client rate limiting (off by default) |
+//! | `REDIS_URL` | unset | shared persisted queries and rate-limit budget across router replicas |
 //! | `JWT_*` | see [`crate::identity`] | token verification |
+//! | `ADMIN_ENABLED` / `ADMIN_HOST` / `ADMIN_PORT` | true / 127.0.0.1 / 4100 | the admin API's listener ([`crate::status`]) |
 //!
-//! Plus the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
+//! Plus load balancing, health checks, circuit breakers and retries
+//! ([`crate::traffic::settings`]) and the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
 //! `REQUEST_TIMEOUT`, `SHUTDOWN_TIMEOUT`).
 
 use std::collections::BTreeMap;
@@ -30,7 +37,13 @@ use shopgraph_platform::config::{ConfigError, Env, invalid};
 use shopgraph_platform::settings::{HttpSettings, RunMode};
 
 use crate::identity::RouterAuthSettings;
+use crate::limits::OperationLimits;
+use crate::persisted::PersistedSettings;
 use crate::planner::PlannerSettings;
+use crate::ratelimit::RateLimitSettings;
+use crate::security::SecuritySettings;
+use crate::status::AdminSettings;
+use crate::traffic::TrafficSettings;
 
 /// The supergraph committed with this build: `shopgraph dev` falls back to
 /// it when run outside a checkout.
@@ -57,8 +70,19 @@ pub struct RouterSettings {
     pub supergraph: SupergraphSource,
     /// How often a supergraph file is checked for changes.
     pub poll_interval: Duration,
-    /// Subgraph name → URL, overriding the supergraph's `join__Graph` URLs.
-    pub subgraph_urls: BTreeMap<String, String>,
+    /// Replicas, balancing, health checks, breakers and retries.
+    pub traffic: TrafficSettings,
+    /// The admin listener (`ADMIN_*`).
+    pub admin: AdminSettings,
+    /// CORS, security headers, CSRF prevention.
+    pub security: SecuritySettings,
+    /// Automatic persisted queries and the safelist.
+    pub persisted: PersistedSettings,
+    /// Per-client rate limiting (`RATE_LIMIT_*`).
+    pub rate_limit: RateLimitSettings,
+    /// `REDIS_URL`: where router replicas share persisted queries (and
+    /// the rate-limit budget); `None` keeps both in memory.
+    pub redis_url: Option<String>,
     /// Limit of one subgraph request.
     pub subgraph_timeout: Duration,
     /// Subgraph name → its own limit (`<SUBGRAPH>_SERVICE_TIMEOUT`).
@@ -102,14 +126,6 @@ impl RouterSettings {
             }
         };
 
-        let mut subgraph_urls = BTreeMap::new();
-        for suffix in ["_SERVICE_URL", "_SERVICE_URLS"] {
-            for (var, value) in env.with_suffix(suffix) {
-                let name = var[..var.len() - suffix.len()].to_ascii_lowercase();
-                subgraph_urls.insert(name, first_url(var, value)?);
-            }
-        }
-
         let mut subgraph_timeouts = BTreeMap::new();
         for (var, _) in env.with_suffix("_SERVICE_TIMEOUT") {
             let name = var[..var.len() - "_SERVICE_TIMEOUT".len()].to_ascii_lowercase();
@@ -122,6 +138,7 @@ impl RouterSettings {
                 .try_into()
                 .map_or(NonZeroUsize::MIN, |n: NonZeroUsize| n),
             max_tokens: env.int_in_or("GRAPHQL_MAX_TOKENS", 100..=1_000_000, 15_000)?,
+            limits: OperationLimits::from_env(env)?,
             ..PlannerSettings::default()
         };
 
@@ -129,7 +146,12 @@ impl RouterSettings {
             http,
             supergraph,
             poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
-            subgraph_urls,
+            traffic: TrafficSettings::from_env(env)?,
+            admin: AdminSettings::from_env(env, mode)?,
+            security: SecuritySettings::from_env(env, mode)?,
+            persisted: PersistedSettings::from_env(env)?,
+            rate_limit: RateLimitSettings::from_env(env)?,
+            redis_url: redis_url(env)?,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
             subgraph_timeouts,
             query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,
@@ -147,18 +169,18 @@ impl RouterSettings {
     }
 }
 
-/// The first URL of a comma-separated replica list (`url;weight=3` allowed);
-/// load balancing across the others arrives with traffic management.
-fn first_url(var: &str, value: &str) -> Result<String, ConfigError> {
-    let expected =
-        "comma-separated http:// or https:// URLs, each optionally followed by ;weight=N";
-    let mut urls = value.split(',').map(str::trim).filter(|u| !u.is_empty());
-    let first = urls.next().ok_or_else(|| invalid(var, value, expected))?;
-    let url = first.split(';').next().unwrap_or(first).trim();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(invalid(var, value, expected));
+fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    let Some(url) = env.raw("REDIS_URL").filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if redis::Client::open(url).is_err() {
+        return Err(invalid(
+            "REDIS_URL",
+            url,
+            "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379",
+        ));
     }
-    Ok(url.to_owned())
+    Ok(Some(url.to_owned()))
 }
 
 #[cfg(test)]
@@ -175,8 +197,12 @@ mod tests {
             ),
         ]);
         let settings = RouterSettings::from_env(&env, RunMode::Serve).unwrap();
-        assert_eq!(settings.subgraph_urls["product"], "http://p:1/graphql");
-        assert_eq!(settings.subgraph_urls["basket"], "http://b1:2/graphql");
+        assert_eq!(
+            settings.traffic.replicas["product"][0].url,
+            "http://p:1/graphql"
+        );
+        assert_eq!(settings.traffic.replicas["basket"].len(), 2);
+        assert_eq!(settings.traffic.replicas["basket"][0].weight, 3);
         let timed = RouterSettings::from_env(
             &Env::from_pairs([("PAYMENT_SERVICE_TIMEOUT", "2s")]),
             RunMode::Serve,

@@ -1017,6 +1017,44 @@ fn typename_field() -> Selection {
     })
 }
 
+/// graphql-js 16's `getIntrospectionQuery` with every option on.
+#[cfg(test)]
+pub(crate) const INTROSPECTION_QUERY: &str = r#"
+    query IntrospectionQuery {
+      __schema {
+        description
+        queryType { name kind }
+        mutationType { name kind }
+        subscriptionType { name kind }
+        types { ...FullType }
+        directives {
+          name description isRepeatable locations
+          args(includeDeprecated: true) { ...InputValue }
+        }
+      }
+    }
+    fragment FullType on __Type {
+      kind name description specifiedByURL isOneOf
+      fields(includeDeprecated: true) {
+        name description
+        args(includeDeprecated: true) { ...InputValue }
+        type { ...TypeRef }
+        isDeprecated deprecationReason
+      }
+      inputFields(includeDeprecated: true) { ...InputValue }
+      interfaces { ...TypeRef }
+      enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+      possibleTypes { ...TypeRef }
+    }
+    fragment InputValue on __InputValue {
+      name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+    }
+    fragment TypeRef on __Type {
+      kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+        ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+    }
+"#;
+
 #[cfg(test)]
 mod tests {
     use graphql_tools::validation::rules::default_rules_validation_plan;
@@ -1031,43 +1069,6 @@ mod tests {
     use super::*;
 
     const SUPERGRAPH: &str = include_str!("../../schema/supergraph.graphql");
-
-    /// graphql-js 16's `getIntrospectionQuery` with every option on.
-    const INTROSPECTION_QUERY: &str = r#"
-        query IntrospectionQuery {
-          __schema {
-            description
-            queryType { name kind }
-            mutationType { name kind }
-            subscriptionType { name kind }
-            types { ...FullType }
-            directives {
-              name description isRepeatable locations
-              args(includeDeprecated: true) { ...InputValue }
-            }
-          }
-        }
-        fragment FullType on __Type {
-          kind name description specifiedByURL isOneOf
-          fields(includeDeprecated: true) {
-            name description
-            args(includeDeprecated: true) { ...InputValue }
-            type { ...TypeRef }
-            isDeprecated deprecationReason
-          }
-          inputFields(includeDeprecated: true) { ...InputValue }
-          interfaces { ...TypeRef }
-          enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-          possibleTypes { ...TypeRef }
-        }
-        fragment InputValue on __InputValue {
-          name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
-        }
-        fragment TypeRef on __Type {
-          kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
-            ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
-        }
-    "#;
 
     fn planner() -> Planner {
         let document = safe_parse_schema(SUPERGRAPH).unwrap();

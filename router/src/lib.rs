@@ -12,6 +12,8 @@
 //! | [`introspection`] | answers `__schema` / `__type` from the API schema |
 //! | [`executor`] | walks the plan, fetches and batches entities, merges, projects the client's selection |
 //! | [`subgraph`] | the HTTP client subgraph fetches go through |
+//! | [`traffic`] | replicas, load balancing, health checks, circuit breakers, retries |
+//! | [`status`] | `/health*` and the admin API (own port, admin JWT) |
 //! | [`supergraph`] | the loaded supergraph and its hot reload |
 //! | [`config`] | the router's environment variables |
 //!
@@ -23,16 +25,22 @@ pub mod executor;
 pub mod identity;
 pub mod inflight;
 pub mod introspection;
+pub mod limits;
+pub mod persisted;
 pub mod pipeline;
 pub mod planner;
+pub mod ratelimit;
+pub mod security;
+pub mod status;
 pub mod subgraph;
 pub mod subscriptions;
 pub mod supergraph;
+pub mod traffic;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
@@ -41,8 +49,13 @@ use tokio_util::sync::CancellationToken;
 
 use config::RouterSettings;
 use identity::RouterAuth;
+use persisted::PersistedQueries;
 use pipeline::RouterState;
+use ratelimit::{ClientRateLimiter, KeyResolver, RateLimitLayer, SubjectResolver};
+use shopgraph_platform::identity::Identity;
+use status::StatusState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
+use traffic::Upstreams;
 
 /// The name the router uses in logs and metrics.
 pub const SERVICE_NAME: &str = "router";
@@ -56,6 +69,12 @@ pub enum StartError {
     /// Token verification could not be set up (e.g. the JWKS is unreadable).
     #[error("cannot set up token verification: {0}")]
     Auth(String),
+    /// The rate limiter could not be set up.
+    #[error("cannot set up rate limiting: {0}")]
+    RateLimit(String),
+    /// `REDIS_URL` could not be used.
+    #[error("cannot use REDIS_URL: {0}")]
+    Redis(String),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -70,8 +89,11 @@ pub enum StartError {
 /// A router with its supergraph loaded and its listener bound.
 pub struct RouterApp {
     listener: TcpListener,
+    /// The admin listener and its routes, unless `ADMIN_ENABLED=false`.
+    admin: Option<(TcpListener, Router)>,
     router: Router,
     handle: SupergraphHandle,
+    upstreams: Arc<Upstreams>,
     settings: RouterSettings,
     shutdown: CancellationToken,
 }
@@ -81,10 +103,8 @@ impl RouterApp {
     /// listener (port 0 picks a free one).
     pub async fn bind(settings: RouterSettings) -> Result<Self, StartError> {
         let sdl = supergraph::read_source(&settings.supergraph)?;
-        let supergraph = Supergraph::build(&sdl, &settings)?;
-        for (name, url) in &supergraph.subgraph_urls {
-            tracing::info!(subgraph = %name, %url, "subgraph");
-        }
+        let upstreams = Arc::new(Upstreams::new(settings.traffic.clone()));
+        let supergraph = Supergraph::build(&sdl, &settings, &upstreams)?;
         let handle = SupergraphHandle::new(supergraph);
         let auth = RouterAuth::new(&settings.auth)
             .await
@@ -95,6 +115,12 @@ impl RouterApp {
             );
         }
         let shutdown = CancellationToken::new();
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                persisted::connect_redis(url).map_err(|err| StartError::Redis(err.to_string()))?,
+            ),
+            None => None,
+        };
         let state = RouterState {
             supergraph: handle.clone(),
             auth: Arc::new(auth),
@@ -105,23 +131,63 @@ impl RouterApp {
             subscriptions: settings.subscriptions.clone(),
             shutdown: shutdown.clone(),
             subscriber: Default::default(),
+            persisted: Arc::new(PersistedQueries::new(
+                settings.persisted.clone(),
+                redis.clone(),
+            )),
         };
-        let graphql = Router::new()
-            .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))
-            .with_state(state);
+        let status = StatusState {
+            upstreams: Arc::clone(&upstreams),
+            auth: Arc::clone(&state.auth),
+            started: Instant::now(),
+            protections: Arc::new(protections(&settings)),
+        };
+        // The HTTP edge, outer to inner: trace span, compression, body
+        // limit, timeout (platform layers), security headers; then, on
+        // /graphql only, CORS, CSRF prevention and the per-client rate
+        // limit (websocket and SSE connections count when they open).
+        let mut graphql =
+            Router::new().route("/graphql", get(pipeline::graphql).post(pipeline::graphql));
+        if settings.rate_limit.enabled {
+            let limiter = ClientRateLimiter::new(&settings.rate_limit, redis.clone())
+                .map_err(|err| StartError::RateLimit(err.to_string()))?;
+            let auth = Arc::clone(&state.auth);
+            let subject: SubjectResolver = Arc::new(move |headers: &http::HeaderMap| {
+                match auth.identify(headers.get(http::header::AUTHORIZATION)) {
+                    Ok(Identity::User(viewer)) => Some(viewer.user_id),
+                    _ => None,
+                }
+            });
+            let keys = KeyResolver::new(subject, settings.rate_limit.trusted_proxy_header.clone());
+            graphql = graphql.route_layer(RateLimitLayer::new(Arc::new(limiter), keys));
+        }
+        let graphql = settings.security.protect_graphql(graphql.with_state(state));
         let routes = Router::new()
             .merge(graphql)
-            .merge(shopgraph_platform::health::routes(SERVICE_NAME, Vec::new()));
+            .merge(status::health_routes(status.clone()));
+        let routes = settings.security.with_security_headers(routes);
         let router =
-            shopgraph_platform::server::with_common_layers(SERVICE_NAME, routes, &settings.http);
+            shopgraph_platform::server::with_common_layers(SERVICE_NAME, routes, &settings.http)
+                .layer(axum::middleware::map_response(pipeline::coded_body_limit));
         let addr = settings.http.addr;
         let listener = shopgraph_platform::server::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = if settings.admin.enabled {
+            let addr = settings.admin.addr;
+            let listener = shopgraph_platform::server::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            Some((listener, status::admin_routes(status)))
+        } else {
+            None
+        };
         Ok(Self {
             listener,
+            admin,
             router,
             handle,
+            upstreams,
             settings,
             shutdown,
         })
@@ -130,6 +196,13 @@ impl RouterApp {
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin API's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, reloading the supergraph file when
@@ -144,9 +217,31 @@ impl RouterApp {
         let watcher = tokio::spawn(supergraph::watch(
             self.handle.clone(),
             self.settings.clone(),
+            Arc::clone(&self.upstreams),
             stop_watch.clone(),
         ));
+        let balancer = &self.settings.traffic.balancer;
+        if let Some(interval) = balancer.health_interval {
+            tokio::spawn(traffic::health::run(
+                Arc::clone(&self.upstreams),
+                interval,
+                balancer.health_timeout,
+                stop_watch.clone(),
+            ));
+        }
         let grace: Duration = self.settings.http.shutdown_timeout;
+        let admin = self.admin.map(|(listener, routes)| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "admin API on http://{addr}/admin/status");
+            }
+            let stop = stop_watch.clone();
+            tokio::spawn(shopgraph_platform::server::serve(
+                listener,
+                routes,
+                stop.cancelled_owned(),
+                grace,
+            ))
+        });
         // Streaming connections (websockets, SSE) close as shutdown starts,
         // so draining does not wait for them.
         let streams = self.shutdown.clone();
@@ -157,10 +252,61 @@ impl RouterApp {
         let result =
             shopgraph_platform::server::serve(self.listener, self.router, shutdown, grace).await;
         stop_watch.cancel();
+        if let Some(admin) = admin {
+            match admin.await {
+                Ok(Err(err)) => tracing::error!(%err, "admin API failed"),
+                Err(err) => tracing::error!(%err, "admin API task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         if let Err(err) = watcher.await {
             tracing::error!(%err, "supergraph watcher failed");
         }
         tracing::info!(service = SERVICE_NAME, "stopped");
         result
     }
+}
+
+/// The protections in force, for `/admin/status`: what an operator asks
+/// first when traffic is refused.
+fn protections(settings: &RouterSettings) -> serde_json::Value {
+    let traffic = &settings.traffic;
+    serde_json::json!({
+        "load_balancer": {
+            "enabled": traffic.balancer.enabled,
+            "strategy": traffic.balancer.strategy.as_str(),
+            "health_check_interval_ms": traffic.balancer.health_interval.map(|d| d.as_millis() as u64),
+            "outlier_consecutive_failures": traffic.balancer.outlier_failures,
+        },
+        "circuit_breaker": { "enabled": traffic.breaker.enabled },
+        "retry": {
+            "enabled": traffic.retry.enabled,
+            "attempts": traffic.retry.attempts,
+            "budget_ratio": traffic.retry.budget_ratio,
+        },
+        "subgraph_timeout_ms": settings.subgraph_timeout.as_millis() as u64,
+        "rate_limit": {
+            "enabled": settings.rate_limit.enabled,
+            "policy": settings.rate_limit.policy(),
+            "store": if settings.redis_url.is_some() { "redis" } else { "memory" },
+        },
+        "persisted_queries": {
+            "apq": settings.persisted.apq_enabled,
+            "safelist": settings.persisted.safelist,
+        },
+        "operation_limits": {
+            "max_depth": settings.planner.limits.max_depth,
+            "max_aliases": settings.planner.limits.max_aliases,
+            "max_root_fields": settings.planner.limits.max_root_fields,
+            "max_complexity": settings.planner.limits.max_complexity,
+            "max_tokens": settings.planner.max_tokens,
+        },
+    })
+}
+
+/// The Redis server the router's own tests use (`TEST_REDIS_URL`, else
+/// the local default); each test keeps to its own key prefix.
+#[cfg(test)]
+pub(crate) fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }

@@ -29,6 +29,7 @@ use crate::executor::ExecutionRequest;
 use crate::executor::variables;
 use crate::identity::RouterAuth;
 use crate::inflight::{self, InFlight};
+use crate::persisted::PersistedQueries;
 use crate::planner::{PlanError, PreparedOperation};
 use crate::subscriptions::{SubscriptionSettings, sse, ws};
 use crate::supergraph::Supergraph;
@@ -59,6 +60,8 @@ pub struct RouterState {
     pub shutdown: CancellationToken,
     /// Subscriptions opened on subgraphs, sharing connections per caller.
     pub subscriber: crate::subgraph::subscribe::Subscriber,
+    /// Automatic persisted queries and the safelist.
+    pub persisted: Arc<PersistedQueries>,
 }
 
 /// A GraphQL request as clients send it (POST body, GET parameters, a
@@ -70,6 +73,9 @@ pub(crate) struct GraphqlRequest {
     pub(crate) operation_name: Option<String>,
     #[serde(default)]
     pub(crate) variables: Option<Map<String, Value>>,
+    /// Protocol extensions; `persistedQuery` is read ([`crate::persisted`]).
+    #[serde(default)]
+    pub(crate) extensions: Option<Value>,
 }
 
 /// GET parameters: `variables` arrives as a JSON string.
@@ -79,6 +85,7 @@ struct GetParams {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
 /// A request refused before execution: status, code and message.
@@ -198,7 +205,7 @@ async fn handle(
             );
         }
     };
-    let operation = match prepare_operation(state, &request) {
+    let operation = match prepare_operation(state, &request).await {
         Ok(operation) => operation,
         Err((label, rejection)) => return (label, Err(rejection)),
     };
@@ -228,13 +235,13 @@ async fn handle(
         supergraph,
         prepared,
         variables,
+        query,
     } = operation;
-    let query = request.query.as_deref().unwrap_or_default();
     let executed = if state.query_dedupe && prepared.kind == OperationKind::Query {
         // Identical queries from the same caller in flight at once share
         // one execution (queries only: a mutation always runs).
         let name = request.operation_name.as_deref().unwrap_or_default();
-        let key = inflight::key(&[query, name], &identity, &variables);
+        let key = inflight::key(&[&query, name], &identity, &variables);
         let (shared, joined) = state.operations.run(
             key,
             execute(supergraph, Arc::clone(&prepared), variables, identity),
@@ -273,6 +280,8 @@ pub(crate) struct Operation {
     pub(crate) supergraph: Arc<Supergraph>,
     pub(crate) prepared: Arc<PreparedOperation>,
     pub(crate) variables: Map<String, Value>,
+    /// The document's text (sent, or found by its persisted query hash).
+    pub(crate) query: Arc<str>,
 }
 
 impl Operation {
@@ -286,27 +295,43 @@ impl Operation {
     }
 }
 
-/// Steps 4 and 6 for every transport: prepare the document (cached) and
-/// coerce the variables; refuses with the operation type's label.
-pub(crate) fn prepare_operation(
+/// Steps 4 and 6 for every transport: find a persisted query's text,
+/// prepare the document (cached) and coerce the variables; refuses with
+/// the operation type's label.
+pub(crate) async fn prepare_operation(
     state: &RouterState,
     request: &GraphqlRequest,
 ) -> Result<Operation, (&'static str, Rejection)> {
-    let Some(query) = request.query.as_deref().filter(|q| !q.trim().is_empty()) else {
-        return Err((
-            "unknown",
-            Rejection::bad_request("the request has no `query`"),
-        ));
+    let persisted = state
+        .persisted
+        .resolve(request.query.as_deref(), request.extensions.as_ref())
+        .await
+        .map_err(|err| {
+            (
+                "unknown",
+                Rejection::new(err.status(), err.code(), err.to_string()),
+            )
+        })?;
+    let query: Arc<str> = match (persisted, request.query.as_deref()) {
+        (Some(text), _) => text,
+        (None, Some(text)) if !text.trim().is_empty() => Arc::from(text),
+        _ => {
+            return Err((
+                "unknown",
+                Rejection::bad_request("the request has no `query`"),
+            ));
+        }
     };
     let supergraph = state.supergraph.current();
     let prepared = supergraph
         .planner
-        .prepare(query, request.operation_name.as_deref())
+        .prepare(&query, request.operation_name.as_deref())
         .map_err(|err| ("unknown", plan_rejection(err)))?;
     let mut operation = Operation {
         supergraph,
         prepared,
         variables: Map::new(),
+        query,
     };
     let label = operation.label();
     if operation.prepared.introspection.is_some() && !state.introspection {
@@ -401,10 +426,19 @@ pub(crate) fn read_request(
                     Rejection::bad_request(format!("`variables` is not a JSON object: {err}"))
                 })?
                 .flatten();
+            let extensions = params
+                .extensions
+                .filter(|e| !e.trim().is_empty())
+                .map(|e| serde_json::from_str::<Value>(&e))
+                .transpose()
+                .map_err(|err| {
+                    Rejection::bad_request(format!("`extensions` is not JSON: {err}"))
+                })?;
             Ok(GraphqlRequest {
                 query: params.query,
                 operation_name: params.operation_name,
                 variables,
+                extensions,
             })
         }
         Method::POST => {
@@ -434,6 +468,20 @@ pub(crate) fn read_request(
     }
 }
 
+/// The body limit layer answers 413 in plain text; GraphQL clients get a
+/// coded error naming the limit instead.
+pub async fn coded_body_limit(response: Response) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    coded_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "application/json",
+        ErrorCode::MaxBodySizeLimit.as_str(),
+        "the request body is larger than the router accepts (HTTP_MAX_BODY_BYTES)",
+    )
+}
+
 fn plan_rejection(err: PlanError) -> Rejection {
     match err {
         PlanError::Parse(message) => Rejection::new(
@@ -441,6 +489,9 @@ fn plan_rejection(err: PlanError) -> Rejection {
             ErrorCode::GraphqlParseFailed,
             message,
         ),
+        PlanError::Limit(limit) => {
+            Rejection::new(StatusCode::BAD_REQUEST, limit.code(), limit.to_string())
+        }
         PlanError::Invalid(messages) => Rejection::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::GraphqlValidationFailed,

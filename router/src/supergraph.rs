@@ -7,7 +7,6 @@
 //! ([`SupergraphHandle::replace`]) never disturbs requests in flight: they
 //! finish on the supergraph they started with.
 
-use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,9 +18,8 @@ use crate::executor::Executor;
 use crate::executor::schema::SchemaIndex;
 use crate::introspection::IntrospectionSchema;
 use crate::planner::{LoadError, QueryPlanner};
-use crate::subgraph::Fetcher;
 use crate::subgraph::client::HttpFetcher;
-use crate::subgraph::dedupe::Deduplicating;
+use crate::traffic::{self, Upstreams};
 
 /// Why a supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -50,36 +48,32 @@ pub struct Supergraph {
     pub introspection: IntrospectionSchema,
     /// Runs plans against the subgraphs.
     pub executor: Executor,
-    /// Subgraph name → URL in use.
-    pub subgraph_urls: BTreeMap<String, String>,
+    /// The subgraphs' replicas, breakers and budgets (shared by every
+    /// supergraph the process loads).
+    pub upstreams: Arc<Upstreams>,
     fingerprint: u64,
 }
 
 impl Supergraph {
-    /// Builds the bundle for `sdl`, with subgraph URLs from the SDL unless
-    /// `settings` overrides them.
-    pub fn build(sdl: &str, settings: &RouterSettings) -> Result<Self, SupergraphError> {
+    /// Builds the bundle for `sdl`; its subgraphs' replicas are the SDL's
+    /// URLs unless `<SUBGRAPH>_SERVICE_URL(S)` override them.
+    pub fn build(
+        sdl: &str,
+        settings: &RouterSettings,
+        upstreams: &Arc<Upstreams>,
+    ) -> Result<Self, SupergraphError> {
         let planner = QueryPlanner::from_supergraph(sdl, settings.planner.clone())?;
-        let mut subgraph_urls = planner.subgraph_urls();
-        for (name, url) in &mut subgraph_urls {
-            if let Some(custom) = settings.subgraph_urls.get(name) {
-                url.clone_from(custom);
-            }
-        }
-        let http = HttpFetcher::new(subgraph_urls.clone(), settings.subgraph_timeout)
+        upstreams.sync(&planner.subgraph_urls());
+        let http = HttpFetcher::new(settings.subgraph_timeout)
             .with_compression(settings.subgraph_compression)
             .with_timeouts(settings.subgraph_timeouts.clone());
-        let fetcher: Arc<dyn Fetcher> = if settings.subgraph_dedupe {
-            Arc::new(Deduplicating::new(Arc::new(http)))
-        } else {
-            Arc::new(http)
-        };
+        let fetcher = traffic::fetch_stack(upstreams, http, settings.subgraph_dedupe);
         Ok(Self {
             schema: SchemaIndex::new(planner.api_schema()),
             introspection: IntrospectionSchema::new(planner.api_schema()),
             executor: Executor::new(fetcher),
             planner,
-            subgraph_urls,
+            upstreams: Arc::clone(upstreams),
             fingerprint: fingerprint(sdl),
         })
     }
@@ -128,7 +122,12 @@ pub fn read_source(source: &SupergraphSource) -> Result<String, SupergraphError>
 /// Polls the supergraph file every `settings.poll_interval` and swaps in a
 /// new [`Supergraph`] when its content changes. A file that fails to load
 /// is logged and ignored: the router keeps serving the last good one.
-pub async fn watch(handle: SupergraphHandle, settings: RouterSettings, stop: CancellationToken) {
+pub async fn watch(
+    handle: SupergraphHandle,
+    settings: RouterSettings,
+    upstreams: Arc<Upstreams>,
+    stop: CancellationToken,
+) {
     let SupergraphSource::File(path) = &settings.supergraph else {
         return;
     };
@@ -149,8 +148,11 @@ pub async fn watch(handle: SupergraphHandle, settings: RouterSettings, stop: Can
             continue;
         }
         let build_settings = settings.clone();
-        let built =
-            tokio::task::spawn_blocking(move || Supergraph::build(&sdl, &build_settings)).await;
+        let build_upstreams = Arc::clone(&upstreams);
+        let built = tokio::task::spawn_blocking(move || {
+            Supergraph::build(&sdl, &build_settings, &build_upstreams)
+        })
+        .await;
         match built {
             Ok(Ok(supergraph)) => {
                 handle.replace(supergraph);

@@ -338,6 +338,16 @@ async fn traces_are_exported_over_otlp_in_the_callers_trace() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // Through the router: a span per request, per plan node and per
+    // subgraph fetch, in the same trace.
+    let routed = reqwest::Client::new()
+        .post(&urls["router"])
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({ "query": "{ categories }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(routed.status(), 200);
     stop(child);
     std::fs::remove_dir_all(&data_dir).ok();
 
@@ -352,4 +362,12 @@ async fn traces_are_exported_over_otlp_in_the_callers_trace() {
             .any(|p| p.windows(16).any(|w| w == trace_bytes.as_slice())),
         "a span continues the caller's trace"
     );
+    for name in ["http_request", "plan_node", "subgraph_request"] {
+        assert!(
+            payloads
+                .iter()
+                .any(|p| p.windows(name.len()).any(|w| w == name.as_bytes())),
+            "the collector received a `{name}` span"
+        );
+    }
 }

@@ -90,6 +90,18 @@ impl Shop {
         paid.data()["checkout"].clone()
     }
 
+    /// [`Self::buy`], then waits until the checkout's `BasketCleared`
+    /// emptied the basket, so that a later purchase's lines are not
+    /// cleared by this one's late event.
+    async fn buy_settled(&self, who: As, product_id: &str, key: &str) -> Value {
+        let paid = self.buy(who, product_id, 1, key).await;
+        self.eventually("the basket is emptied", || async {
+            self.basket_units(who).await == 0
+        })
+        .await;
+        paid
+    }
+
     /// Waits until `check` holds (the effects of events are eventual).
     async fn eventually<F, Fut>(&self, what: &str, mut check: F)
     where
@@ -366,7 +378,7 @@ async fn a_resumed_subscription_replays_exactly_what_was_missed(shop: Shop) {
     let (product_id, _, _) = shop.stocked_product(5).await;
     let mut first = shop.subscribe(As::User, None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    shop.buy(As::User, &product_id, 1, "resume-1").await;
+    shop.buy_settled(As::User, &product_id, "resume-1").await;
     let seen = first
         .next_data(EVENT_WAIT)
         .await
@@ -377,8 +389,8 @@ async fn a_resumed_subscription_replays_exactly_what_was_missed(shop: Shop) {
         .to_owned();
     drop(first);
 
-    shop.buy(As::User, &product_id, 1, "resume-2").await;
-    shop.buy(As::User, &product_id, 1, "resume-3").await;
+    shop.buy_settled(As::User, &product_id, "resume-2").await;
+    shop.buy_settled(As::User, &product_id, "resume-3").await;
     shop.eventually("both missed notifications are stored", || async {
         let count = shop
             .gql(As::User, "{ me { unreadNotificationCount } }", json!({}))
@@ -415,7 +427,7 @@ async fn a_resumed_subscription_replays_exactly_what_was_missed(shop: Shop) {
         );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    shop.buy(As::User, &product_id, 1, "resume-4").await;
+    shop.buy_settled(As::User, &product_id, "resume-4").await;
     let live = resumed
         .next_data(EVENT_WAIT)
         .await

@@ -163,10 +163,25 @@ async fn the_router_refuses_bad_requests_with_coded_errors() {
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert_eq!(missing.code(), "BAD_USER_INPUT");
 
+    // A GET without a preflight-forcing header could come from any web
+    // page: refused as a possible cross-site request forgery.
+    let csrf = shop
+        .router
+        .client
+        .get(&shop.router.url)
+        .query(&[("query", "{ categories }")])
+        .send()
+        .await
+        .expect("the router answers");
+    assert_eq!(csrf.status(), StatusCode::BAD_REQUEST);
+    let body: Value = csrf.json().await.expect("JSON");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "CSRF_PREVENTION");
+
     let get_mutation = shop
         .router
         .client
         .get(&shop.router.url)
+        .header("apollo-require-preflight", "true")
         .query(&[("query", "mutation { clearBasket { id } }")])
         .bearer_auth(&shop.product.user_token)
         .send()
@@ -179,6 +194,7 @@ async fn the_router_refuses_bad_requests_with_coded_errors() {
         .router
         .client
         .get(&shop.router.url)
+        .header("apollo-require-preflight", "true")
         .query(&[("query", "{ categories }")])
         .send()
         .await
@@ -192,11 +208,25 @@ async fn the_router_refuses_bad_requests_with_coded_errors() {
             .is_empty()
     );
 
-    let not_json = shop
+    // A form-like content type (a cross-site form could send it) is a
+    // CSRF refusal; any other non-JSON type is 415.
+    let text_plain = shop
         .router
         .client
         .post(&shop.router.url)
         .header("content-type", "text/plain")
+        .body("{ categories }")
+        .send()
+        .await
+        .expect("the router answers");
+    assert_eq!(text_plain.status(), StatusCode::BAD_REQUEST);
+    let body: Value = text_plain.json().await.expect("JSON");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "CSRF_PREVENTION");
+    let not_json = shop
+        .router
+        .client
+        .post(&shop.router.url)
+        .header("content-type", "application/xml")
         .body("{ categories }")
         .send()
         .await

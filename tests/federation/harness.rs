@@ -65,6 +65,7 @@ impl Federation {
         let mut pairs = vec![
             ("HOST".to_owned(), "127.0.0.1".to_owned()),
             ("ROUTER_PORT".to_owned(), "0".to_owned()),
+            ("ADMIN_PORT".to_owned(), "0".to_owned()),
             ("SUPERGRAPH_PATH".to_owned(), SUPERGRAPH.to_owned()),
         ];
         for name in fixtures::NAMES {

@@ -40,6 +40,7 @@ use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::{Map, Value};
 use shopgraph_platform::error::ErrorCode;
 use shopgraph_platform::identity::Identity;
+use tracing::Instrument;
 
 use crate::subgraph::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
 use entities::{Answers, Representations};
@@ -212,7 +213,10 @@ impl Run<'_> {
     }
 
     // Plans are trees of unknown depth: recursion goes through a boxed future.
+    // Each node runs in its own span, so a trace shows the plan's shape
+    // (sequence, parallel, fetch on which subgraph) above the fetches.
     fn node<'n>(&'n self, node: &'n PlanNode) -> BoxFuture<'n, ()> {
+        let span = node_span(node);
         async move {
             match node {
                 PlanNode::Sequence(sequence) => {
@@ -255,6 +259,7 @@ impl Run<'_> {
                 other @ PlanNode::Defer(_) => self.unsupported(other),
             }
         }
+        .instrument(span)
         .boxed()
     }
 
@@ -285,7 +290,7 @@ impl Run<'_> {
             is_query,
         };
         let started = std::time::Instant::now();
-        let result = self.executor.fetcher.fetch(service, request).await;
+        let result = self.executor.fetcher.fetch(service, &request).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("router_subgraph_requests_total", "subgraph" => service.to_owned(), "outcome" => outcome)
             .increment(1);
@@ -662,6 +667,27 @@ fn sole_null_along(answers: &[Value], path: &[PathSegment]) -> Option<usize> {
         (Some((index, _)), None) => Some(index),
         _ => None,
     }
+}
+
+/// The `plan_node` span of one node: its kind and, for fetches, the subgraph.
+fn node_span(node: &PlanNode) -> tracing::Span {
+    let (kind, subgraph) = match node {
+        PlanNode::Sequence(_) => ("sequence", None),
+        PlanNode::Parallel(_) => ("parallel", None),
+        PlanNode::Condition(_) => ("condition", None),
+        PlanNode::Fetch(fetch) => ("fetch", Some(fetch.service_name.as_str())),
+        PlanNode::Flatten(flatten) => match flatten.node.as_ref() {
+            PlanNode::Fetch(fetch) => ("flatten", Some(fetch.service_name.as_str())),
+            _ => ("flatten", None),
+        },
+        PlanNode::BatchFetch(_) => ("batch_fetch", None),
+        PlanNode::Subscription(subscription) => (
+            "subscription",
+            Some(subscription.primary.service_name.as_str()),
+        ),
+        PlanNode::Defer(_) => ("defer", None),
+    };
+    tracing::info_span!("plan_node", kind, subgraph = subgraph.unwrap_or(""))
 }
 
 /// The part of a flatten path before its first list: where an error about

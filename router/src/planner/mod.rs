@@ -1,13 +1,19 @@
 //! Planning: from an operation's text to a cached query plan.
 //!
 //! 1. parse (with a token limit, so a huge document is refused cheaply);
-//! 2. validate against the public API schema (the planner trusts its
+//! 2. check the operation's depth, aliases, root fields and estimated cost
+//!    against [`OperationLimits`] ([`crate::limits`]), before any costlier
+//!    step;
+//! 3. validate against the public API schema (the planner trusts its
 //!    input, so this is where unknown fields and bad arguments are caught);
-//! 3. set root introspection fields (`__schema`, `__type`) aside: the
+//! 4. set root introspection fields (`__schema`, `__type`) aside: the
 //!    router answers those itself ([`crate::introspection`]);
-//! 4. normalize (fragments inlined, fields merged) and plan with
+//! 5. normalize (fragments inlined, fields merged) and plan with
 //!    `hive-router-query-planner`, under a time limit;
-//! 5. cache the [`PreparedOperation`] by document hash and operation name.
+//! 6. cache the [`PreparedOperation`] by document hash and operation name.
+//!
+//! Only a cache miss runs steps 1 to 5: a cached document passed the
+//! limits, and the limits are fixed for the process.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -30,6 +36,8 @@ use hive_router_query_planner::utils::parsing::{
 };
 use lru::LruCache;
 
+use crate::limits::{CostModel, LimitExceeded, OperationLimits};
+
 /// Why the supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -47,6 +55,10 @@ pub enum PlanError {
     /// Not GraphQL (`GRAPHQL_PARSE_FAILED`).
     #[error("syntax error: {0}")]
     Parse(String),
+    /// Over one of the operation limits, tokens included (the limit's own
+    /// `MAX_*_LIMIT` code).
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
     /// Not valid against the API schema (`GRAPHQL_VALIDATION_FAILED`).
     #[error("{}", .0.join("; "))]
     Invalid(Vec<String>),
@@ -83,6 +95,9 @@ pub struct PlannerSettings {
     pub timeout: Duration,
     /// Most tokens an operation may have.
     pub max_tokens: usize,
+    /// Depth, alias, root-field and complexity limits, checked before
+    /// validation.
+    pub limits: OperationLimits,
 }
 
 impl Default for PlannerSettings {
@@ -91,6 +106,7 @@ impl Default for PlannerSettings {
             cache_size: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             timeout: Duration::from_secs(5),
             max_tokens: 15_000,
+            limits: OperationLimits::default(),
         }
     }
 }
@@ -102,6 +118,9 @@ type Cached = Arc<PreparedOperation>;
 pub struct QueryPlanner {
     planner: Planner,
     validation: ValidationPlan,
+    /// Which fields return lists, for the complexity limit; built once per
+    /// supergraph.
+    cost_model: CostModel,
     cache: Mutex<LruCache<CacheKey, Cached>>,
     settings: PlannerSettings,
 }
@@ -112,9 +131,11 @@ impl QueryPlanner {
         let document = safe_parse_schema(sdl).map_err(|err| LoadError::Parse(err.to_string()))?;
         let planner = Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
             .map_err(|err| LoadError::Planner(err.to_string()))?;
+        let cost_model = CostModel::new(&planner.consumer_schema.document);
         Ok(Self {
             planner,
             validation: default_rules_validation_plan(),
+            cost_model,
             cache: Mutex::new(LruCache::new(settings.cache_size)),
             settings,
         })
@@ -167,8 +188,20 @@ impl QueryPlanner {
         document: &str,
         operation_name: Option<&str>,
     ) -> Result<PreparedOperation, PlanError> {
-        let parsed = safe_parse_operation_with_token_limit(document, self.settings.max_tokens)
-            .map_err(|err| PlanError::Parse(err.to_string()))?;
+        let max_tokens = self.settings.max_tokens;
+        let parsed =
+            safe_parse_operation_with_token_limit(document, max_tokens).map_err(|err| {
+                match LimitExceeded::from_parse_error(&err, max_tokens) {
+                    Some(limit) => PlanError::Limit(limit),
+                    None => PlanError::Parse(err.to_string()),
+                }
+            })?;
+        crate::limits::check(
+            &parsed,
+            operation_name,
+            &self.settings.limits,
+            &self.cost_model,
+        )?;
         let errors = validate(
             &self.planner.consumer_schema.document,
             &parsed,

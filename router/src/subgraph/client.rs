@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
@@ -40,7 +39,7 @@ use tower::ServiceExt;
 use tower_http::decompression::Decompression;
 use tracing::Instrument;
 
-use super::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
+use super::{FetchError, SubgraphRequest, SubgraphResponse};
 
 /// How long an unused keep-alive connection stays in the pool.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,11 +52,10 @@ const ACCEPT: &str = "application/graphql-response+json, application/json";
 
 type HttpClient = Decompression<Client<HttpConnector, Full<Bytes>>>;
 
-/// Sends subgraph operations over pooled HTTP/1.1 connections.
+/// Sends subgraph operations over pooled HTTP/1.1 connections, to the
+/// replica URL the load balancer picked ([`HttpFetcher::send_to`]).
 #[derive(Clone)]
 pub struct HttpFetcher {
-    /// Subgraph name → its GraphQL endpoint, or why the configured URL is unusable.
-    urls: BTreeMap<String, Result<Uri, String>>,
     client: HttpClient,
     timeout: Duration,
     /// Whether subgraphs are asked for gzip answers (`accept-encoding`).
@@ -69,18 +67,15 @@ pub struct HttpFetcher {
 impl std::fmt::Debug for HttpFetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpFetcher")
-            .field("urls", &self.urls)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl HttpFetcher {
-    /// One pooled client for all subgraphs; `urls` maps subgraph name →
-    /// GraphQL URL, and every request gives up after `timeout`. A URL that
-    /// does not parse makes that subgraph fail as unreachable (the
-    /// configuration is expected to have validated it).
-    pub fn new(urls: BTreeMap<String, String>, timeout: Duration) -> Self {
+    /// One pooled client for all subgraphs and their replicas; every
+    /// request gives up after `timeout` (unless its subgraph has its own).
+    pub fn new(timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_keepalive(Some(POOL_IDLE_TIMEOUT));
@@ -89,17 +84,7 @@ impl HttpFetcher {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        let urls = urls
-            .into_iter()
-            .map(|(name, url)| {
-                let uri = url
-                    .parse::<Uri>()
-                    .map_err(|err| format!("invalid URL {url:?}: {err}"));
-                (name, uri)
-            })
-            .collect();
         Self {
-            urls,
             client: Decompression::new(client),
             timeout,
             compression: true,
@@ -122,11 +107,46 @@ impl HttpFetcher {
         self
     }
 
+    /// Sends `request` to one replica of `subgraph` at `uri`, within the
+    /// subgraph's timeout, in a `subgraph_request` span. The load balancer
+    /// calls this with the replica it picked.
+    pub async fn send_to(
+        &self,
+        subgraph: &str,
+        uri: &Uri,
+        request: &SubgraphRequest<'_>,
+    ) -> Result<SubgraphResponse, FetchError> {
+        let span = tracing::info_span!(
+            "subgraph_request",
+            subgraph,
+            url = %uri,
+            otel.kind = "client",
+            http.status_code = tracing::field::Empty,
+        );
+        // The span is entered before the trace context is injected, so
+        // the subgraph's spans hang under this one.
+        let timeout = self.timeout_of(subgraph);
+        tokio::time::timeout(timeout, self.send(subgraph, uri.clone(), request))
+            .instrument(span)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    subgraph: subgraph.to_owned(),
+                    timeout,
+                })
+            })
+    }
+
+    /// The limit of one request to `subgraph`.
+    pub fn timeout_of(&self, subgraph: &str) -> Duration {
+        self.timeouts.get(subgraph).copied().unwrap_or(self.timeout)
+    }
+
     async fn send(
         &self,
         subgraph: &str,
         uri: Uri,
-        request: SubgraphRequest<'_>,
+        request: &SubgraphRequest<'_>,
     ) -> Result<SubgraphResponse, FetchError> {
         let body = serde_json::to_vec(&Body {
             query: request.query,
@@ -156,9 +176,14 @@ impl HttpFetcher {
             .clone()
             .oneshot(http_request)
             .await
-            .map_err(|err| FetchError::Unreachable {
-                subgraph: subgraph.to_owned(),
-                reason: error_chain(&err),
+            .map_err(|err| {
+                let reason = error_chain(&err);
+                let subgraph = subgraph.to_owned();
+                if err.is_connect() {
+                    FetchError::Connect { subgraph, reason }
+                } else {
+                    FetchError::Unreachable { subgraph, reason }
+                }
             })?;
         let status = response.status();
         tracing::Span::current().record("http.status_code", status.as_u16());
@@ -169,45 +194,6 @@ impl HttpFetcher {
             .map_err(|err| body_error(subgraph, &*err))?
             .to_bytes();
         decode(subgraph, status, &parts.headers, &bytes)
-    }
-}
-
-impl Fetcher for HttpFetcher {
-    fn fetch<'a>(
-        &'a self,
-        subgraph: &'a str,
-        request: SubgraphRequest<'a>,
-    ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
-        Box::pin(async move {
-            let uri = match self.urls.get(subgraph) {
-                None => return Err(FetchError::UnknownSubgraph(subgraph.to_owned())),
-                Some(Err(reason)) => {
-                    return Err(FetchError::Unreachable {
-                        subgraph: subgraph.to_owned(),
-                        reason: reason.clone(),
-                    });
-                }
-                Some(Ok(uri)) => uri.clone(),
-            };
-            let span = tracing::info_span!(
-                "subgraph_request",
-                subgraph,
-                otel.kind = "client",
-                http.status_code = tracing::field::Empty,
-            );
-            // The span is entered before the trace context is injected, so
-            // the subgraph's spans hang under this one.
-            let timeout = self.timeouts.get(subgraph).copied().unwrap_or(self.timeout);
-            tokio::time::timeout(timeout, self.send(subgraph, uri, request))
-                .instrument(span)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(FetchError::Timeout {
-                        subgraph: subgraph.to_owned(),
-                        timeout,
-                    })
-                })
-        })
     }
 }
 
@@ -305,6 +291,8 @@ mod tests {
     use shopgraph_platform::identity::{ADMIN_ROLE, Identity, Viewer};
 
     use super::*;
+    use crate::subgraph::Fetcher;
+    use futures::future::BoxFuture;
 
     /// A stand-in subgraph: echoes what it received, plus routes that
     /// misbehave on purpose; counts TCP connections and gzip answers.
@@ -403,14 +391,48 @@ mod tests {
         }
     }
 
-    fn fetcher(routes: &[(&str, String)], timeout: Duration) -> HttpFetcher {
-        HttpFetcher::new(
-            routes
+    /// The transport with one fixed URL per subgraph name.
+    struct Routes {
+        http: HttpFetcher,
+        urls: BTreeMap<String, String>,
+    }
+
+    impl Routes {
+        fn with_timeouts(self, timeouts: BTreeMap<String, Duration>) -> Self {
+            Self {
+                http: self.http.with_timeouts(timeouts),
+                ..self
+            }
+        }
+    }
+
+    impl Fetcher for Routes {
+        fn fetch<'a>(
+            &'a self,
+            subgraph: &'a str,
+            request: &'a SubgraphRequest<'a>,
+        ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
+            Box::pin(async move {
+                let Some(url) = self.urls.get(subgraph) else {
+                    return Err(FetchError::UnknownSubgraph(subgraph.to_owned()));
+                };
+                let uri = url.parse::<Uri>().map_err(|err| FetchError::Unreachable {
+                    subgraph: subgraph.to_owned(),
+                    reason: err.to_string(),
+                })?;
+                self.http.send_to(subgraph, &uri, request).await
+            })
+        }
+    }
+
+    fn fetcher(routes: &[(&str, String)], timeout: Duration) -> Routes {
+        Routes {
+            http: HttpFetcher::new(timeout),
+            urls: routes
                 .iter()
                 .map(|(name, url)| ((*name).to_owned(), url.clone()))
                 .collect(),
-            timeout,
-        )
+        }
     }
 
     fn alice() -> Identity {
@@ -438,7 +460,7 @@ mod tests {
         let url = format!("http://{}/graphql", server.addr);
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
-        let response = fetcher.fetch("product", request(&identity)).await.unwrap();
+        let response = fetcher.fetch("product", &request(&identity)).await.unwrap();
         assert!(response.errors.is_empty());
         let data = response.data.unwrap();
         assert_eq!(
@@ -460,7 +482,7 @@ mod tests {
         let mut unnamed = request(&anonymous);
         unnamed.operation_name = None;
         let data = fetcher
-            .fetch("product", unnamed)
+            .fetch("product", &unnamed)
             .await
             .unwrap()
             .data
@@ -477,7 +499,7 @@ mod tests {
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
         for _ in 0..3 {
-            fetcher.fetch("product", request(&identity)).await.unwrap();
+            fetcher.fetch("product", &request(&identity)).await.unwrap();
         }
         assert_eq!(server.connections.load(Ordering::SeqCst), 1);
     }
@@ -489,7 +511,7 @@ mod tests {
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
         let data = fetcher
-            .fetch("product", request(&identity))
+            .fetch("product", &request(&identity))
             .await
             .unwrap()
             .data
@@ -507,7 +529,7 @@ mod tests {
         let url = format!("http://{}/invalid", server.addr);
         let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
         let identity = alice();
-        let response = fetcher.fetch("product", request(&identity)).await.unwrap();
+        let response = fetcher.fetch("product", &request(&identity)).await.unwrap();
         assert_eq!(response.data, None);
         assert_eq!(
             response.errors[0]["extensions"]["code"],
@@ -536,7 +558,8 @@ mod tests {
             Duration::from_millis(300),
         );
         let identity = alice();
-        let fetch = |name: &'static str| fetcher.fetch(name, request(&identity));
+        let request = request(&identity);
+        let fetch = |name: &'static str| fetcher.fetch(name, &request);
 
         assert!(matches!(
             fetch("slow").await,
@@ -560,7 +583,7 @@ mod tests {
         ));
         assert!(matches!(
             fetch("closed").await,
-            Err(FetchError::Unreachable { .. })
+            Err(FetchError::Connect { .. })
         ));
         assert!(matches!(
             fetch("garbled").await,
@@ -575,7 +598,7 @@ mod tests {
         let own = self::fetcher(&[("slow", at("/slow"))], Duration::from_secs(30))
             .with_timeouts([("slow".to_owned(), Duration::from_millis(100))].into());
         assert!(matches!(
-            own.fetch("slow", request(&identity)).await,
+            own.fetch("slow", &request).await,
             Err(FetchError::Timeout { timeout, .. }) if timeout == Duration::from_millis(100)
         ));
     }
@@ -603,7 +626,7 @@ mod tests {
             let fetcher = fetcher(&[("product", url)], Duration::from_secs(5));
             let identity = alice();
             let data = fetcher
-                .fetch("product", request(&identity))
+                .fetch("product", &request(&identity))
                 .instrument(tracing::info_span!("client_request"))
                 .await
                 .unwrap()

@@ -22,14 +22,14 @@ use super::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
 use crate::inflight::{self, InFlight};
 
 /// A [`Fetcher`] that shares identical in-flight query fetches.
-pub struct Deduplicating {
-    inner: Arc<dyn Fetcher>,
+pub struct Deduplicating<F> {
+    inner: Arc<F>,
     in_flight: InFlight<Arc<Result<SubgraphResponse, FetchError>>>,
 }
 
-impl Deduplicating {
+impl<F> Deduplicating<F> {
     /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn Fetcher>) -> Self {
+    pub fn new(inner: Arc<F>) -> Self {
         Self {
             inner,
             in_flight: InFlight::default(),
@@ -37,11 +37,23 @@ impl Deduplicating {
     }
 }
 
-impl Fetcher for Deduplicating {
+/// Wraps a fetcher in [`Deduplicating`] (the outermost subgraph layer).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DedupeLayer;
+
+impl<F> tower::Layer<F> for DedupeLayer {
+    type Service = Deduplicating<F>;
+
+    fn layer(&self, inner: F) -> Deduplicating<F> {
+        Deduplicating::new(Arc::new(inner))
+    }
+}
+
+impl<F: Fetcher> Fetcher for Deduplicating<F> {
     fn fetch<'a>(
         &'a self,
         subgraph: &'a str,
-        request: SubgraphRequest<'a>,
+        request: &'a SubgraphRequest<'a>,
     ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
         if !request.is_query {
             return self.inner.fetch(subgraph, request);
@@ -55,7 +67,9 @@ impl Fetcher for Deduplicating {
         let owned_subgraph = subgraph.to_owned();
         let query = request.query.to_owned();
         let operation_name = request.operation_name.map(str::to_owned);
-        let variables = request.variables;
+        // The shared fetch runs in its own task, which outlives this
+        // caller's borrow: it owns a copy.
+        let variables = request.variables.clone();
         let identity = request.identity.clone();
         let (answer, shared) = self.in_flight.run(key, async move {
             let request = SubgraphRequest {
@@ -65,7 +79,7 @@ impl Fetcher for Deduplicating {
                 identity: &identity,
                 is_query: true,
             };
-            Arc::new(inner.fetch(&owned_subgraph, request).await)
+            Arc::new(inner.fetch(&owned_subgraph, &request).await)
         });
         if shared {
             metrics::counter!("router_subgraph_dedupe_hits_total", "subgraph" => subgraph.to_owned())
@@ -104,7 +118,7 @@ mod tests {
         fn fetch<'a>(
             &'a self,
             _subgraph: &'a str,
-            request: SubgraphRequest<'a>,
+            request: &'a SubgraphRequest<'a>,
         ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let user = match request.identity {
@@ -129,19 +143,24 @@ mod tests {
         })
     }
 
-    async fn fire(fetcher: &Deduplicating, identities: &[Identity], is_query: bool) -> Vec<Value> {
-        let fetches = identities.iter().map(|identity| {
-            fetcher.fetch(
-                "product",
-                SubgraphRequest {
-                    query: "{ me }",
-                    operation_name: None,
-                    variables: Map::new(),
-                    identity,
-                    is_query,
-                },
-            )
-        });
+    async fn fire(
+        fetcher: &Deduplicating<Slow>,
+        identities: &[Identity],
+        is_query: bool,
+    ) -> Vec<Value> {
+        let requests: Vec<_> = identities
+            .iter()
+            .map(|identity| SubgraphRequest {
+                query: "{ me }",
+                operation_name: None,
+                variables: Map::new(),
+                identity,
+                is_query,
+            })
+            .collect();
+        let fetches = requests
+            .iter()
+            .map(|request| fetcher.fetch("product", request));
         futures::future::join_all(fetches)
             .await
             .into_iter()

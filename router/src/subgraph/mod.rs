@@ -2,9 +2,9 @@
 //!
 //! The executor only knows the [`Fetcher`] trait: "send this operation to
 //! subgraph `name` on behalf of this caller". [`client::HttpFetcher`] is the
-//! production implementation (pooled keep-alive HTTP, per-subgraph timeout,
-//! compression, W3C trace context and identity forwarding); tests and later
-//! traffic-management layers wrap or replace it.
+//! transport (pooled keep-alive HTTP, per-subgraph timeout, compression,
+//! W3C trace context and identity forwarding); [`dedupe`] and the
+//! traffic-management layers of [`crate::traffic`] wrap it.
 
 pub mod client;
 pub mod dedupe;
@@ -26,7 +26,7 @@ pub struct SubgraphRequest<'a> {
     /// Who the client is; forwarded so the subgraph can authorise.
     pub identity: &'a Identity,
     /// Whether the operation is a query: only queries may be shared between
-    /// callers ([`dedupe`]) or, later, retried. Mutations never are.
+    /// callers ([`dedupe`]) or retried once sent. Mutations never are.
     pub is_query: bool,
 }
 
@@ -47,7 +47,27 @@ pub enum FetchError {
     /// The supergraph names a subgraph no URL is known for.
     #[error("no URL is configured for subgraph `{0}`")]
     UnknownSubgraph(String),
-    /// Connection refused, reset, DNS failure...
+    /// No connection could be made (refused, DNS failure, connect
+    /// timeout): the request was never sent, so another replica may take
+    /// it, even a mutation.
+    #[error("cannot connect to subgraph `{subgraph}`: {reason}")]
+    Connect {
+        /// The subgraph.
+        subgraph: String,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The router will not send the request: the subgraph's circuit
+    /// breaker is open or none of its replicas is healthy.
+    #[error("subgraph `{subgraph}` is unavailable: {reason}")]
+    Unavailable {
+        /// The subgraph.
+        subgraph: String,
+        /// Why (for logs and the admin API).
+        reason: String,
+    },
+    /// The connection broke after the request was sent (reset, closed
+    /// early): the subgraph may have acted on it.
     #[error("subgraph `{subgraph}` is unreachable: {reason}")]
     Unreachable {
         /// The subgraph.
@@ -81,13 +101,57 @@ pub enum FetchError {
     },
 }
 
+impl FetchError {
+    /// Whether the subgraph (or its replica) misbehaved: counts against its
+    /// circuit breaker and its passive health. The router's own refusals
+    /// ([`FetchError::Unavailable`]) and configuration errors do not.
+    pub fn is_subgraph_failure(&self) -> bool {
+        match self {
+            Self::Connect { .. }
+            | Self::Unreachable { .. }
+            | Self::Timeout { .. }
+            | Self::Malformed { .. } => true,
+            Self::Status { status, .. } => *status >= 500,
+            Self::Unavailable { .. } | Self::UnknownSubgraph(_) => false,
+        }
+    }
+
+    /// Whether sending the same query again may succeed: transport
+    /// failures and 502/503/504 (overload, restart). Only queries are
+    /// retried once sent; see [`crate::traffic::retry`].
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Unreachable { .. } | Self::Timeout { .. } => true,
+            Self::Status { status, .. } => matches!(status, 502..=504),
+            Self::Malformed { .. } | Self::Unavailable { .. } | Self::UnknownSubgraph(_) => false,
+        }
+    }
+
+    /// The subgraph the error is about.
+    pub fn subgraph(&self) -> &str {
+        match self {
+            Self::UnknownSubgraph(subgraph)
+            | Self::Connect { subgraph, .. }
+            | Self::Unavailable { subgraph, .. }
+            | Self::Unreachable { subgraph, .. }
+            | Self::Timeout { subgraph, .. }
+            | Self::Status { subgraph, .. }
+            | Self::Malformed { subgraph, .. } => subgraph,
+        }
+    }
+}
+
 /// Sends operations to subgraphs by name.
+///
+/// The request is borrowed so that the layers between the executor and
+/// the wire ([`crate::traffic`]) can send it again (a retry, a failover to
+/// another replica) without copying its variables.
 pub trait Fetcher: Send + Sync + 'static {
     /// Sends `request` to the subgraph called `subgraph` (the supergraph's
     /// `join__Graph` name, e.g. `product`).
     fn fetch<'a>(
         &'a self,
         subgraph: &'a str,
-        request: SubgraphRequest<'a>,
+        request: &'a SubgraphRequest<'a>,
     ) -> BoxFuture<'a, Result<SubgraphResponse, FetchError>>;
 }

@@ -81,6 +81,7 @@ pub(crate) async fn results(
             supergraph,
             prepared,
             variables,
+            ..
         } = operation;
         let executed = execute(supergraph, prepared, variables, identity).await;
         return Ok(stream::once(async move { executed.body.clone() }).boxed());
@@ -95,6 +96,7 @@ pub(crate) async fn results(
         supergraph,
         prepared,
         variables,
+        ..
     } = operation;
     let Some(source) = subscription_source(&prepared.plan) else {
         return Err(GraphqlError::coded(
@@ -103,16 +105,23 @@ pub(crate) async fn results(
         ));
     };
     let service = source.service_name.clone();
-    let Some(url) = supergraph.subgraph_urls.get(&service) else {
+    // A long-lived stream goes to one available replica, like a fetch.
+    let replica = supergraph.upstreams.get(&service).and_then(|upstream| {
+        upstream
+            .pool
+            .pick(0)
+            .map(|(_, replica)| replica.url.clone())
+    });
+    let Some(url) = replica else {
         return Err(GraphqlError::coded(
             ErrorCode::SubgraphUnavailable,
-            format!("no URL is configured for subgraph `{service}`"),
+            format!("the {service} subgraph has no available replica"),
         ));
     };
     let events = subscriber
         .subscribe(
         &service,
-        url,
+        &url,
         &source.operation.document_str,
         fetch_variables(source, &variables),
         &identity,

@@ -59,7 +59,7 @@ pub async fn respond(
             );
         }
     };
-    let operation = match prepare_operation(state, &request) {
+    let operation = match prepare_operation(state, &request).await {
         Ok(operation) => operation,
         Err((_, rejection)) => {
             return refuse(rejection.status, rejection.code, &rejection.message);

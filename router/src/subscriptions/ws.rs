@@ -347,7 +347,7 @@ async fn operate(
     outbound: mpsc::Sender<Message>,
 ) {
     let error = |errors: Vec<GraphqlError>| json!({ "id": id, "type": "error", "payload": errors });
-    let operation = match prepare_operation(&state, &request) {
+    let operation = match prepare_operation(&state, &request).await {
         Ok(operation) => operation,
         Err((_, rejection)) => {
             let error = error(vec![GraphqlError::coded(rejection.code, rejection.message)]);

@@ -27,6 +27,7 @@
 //! It lives under `subgraphs/` because the subgraphs are its main users; the
 //! router uses the parts that are not GraphQL-serving specific.
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod db;

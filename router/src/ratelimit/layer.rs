@@ -1,0 +1,139 @@
+//! The rate-limit checkpoint: a tower layer that either refuses a request
+//! with 429 or passes it on, adding `RateLimit-*` headers either way.
+//!
+//! It sees every request of the routes it wraps, including websocket
+//! upgrades and SSE requests, so a subscription costs one request when its
+//! connection opens (and nothing per event).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
+use shopgraph_platform::error::ErrorCode;
+use shopgraph_platform::graphql::{coded_response, response_content_type};
+use tower::{Layer, Service};
+
+use super::{ClientRateLimiter, Decision, KeyResolver, whole_seconds_up};
+
+/// `RateLimit-Limit`: the most requests a client can have available.
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: requests the client may still send at once.
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the client's budget is full again.
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+/// `RateLimit-Policy`: quota, window and burst, e.g. `100;w=60;burst=10`.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Wraps a service so that each request first takes a cell from its
+/// client's budget. Build it once (it holds the shared limiter) and clone
+/// it freely.
+#[derive(Clone, Debug)]
+pub struct RateLimitLayer {
+    limiter: Arc<ClientRateLimiter>,
+    keys: KeyResolver,
+    limit: HeaderValue,
+    policy: Option<HeaderValue>,
+}
+
+impl RateLimitLayer {
+    /// A layer deciding with `limiter`, per the key `keys` picks.
+    pub fn new(limiter: Arc<ClientRateLimiter>, keys: KeyResolver) -> Self {
+        let limit = HeaderValue::from(limiter.limit());
+        // Digits, `;`, `=` and letters only: always a valid header value.
+        let policy = HeaderValue::from_str(limiter.policy()).ok();
+        Self {
+            limiter,
+            keys,
+            limit,
+            policy,
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`RateLimitLayer`] builds: refused requests never reach
+/// `inner`.
+#[derive(Clone, Debug)]
+pub struct RateLimitService<S> {
+    inner: S,
+    layer: RateLimitLayer,
+}
+
+impl<S> Service<Request<Body>> for RateLimitService<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // Keep the instance that was polled ready for this call; leave a
+        // fresh clone for the next one (the usual tower pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        let key = layer.keys.resolve(&request);
+        Box::pin(async move {
+            let decision = layer.limiter.check(&key).await;
+            if !decision.allowed {
+                metrics::counter!("router_rate_limited_total", "client" => key.kind()).increment(1);
+                tracing::debug!(client = %key, retry_after = ?decision.retry_after, "rate limited");
+                return Ok(refused(&layer, &decision, request.headers()));
+            }
+            let mut response = inner.call(request).await?;
+            layer.write_headers(response.headers_mut(), &decision);
+            Ok(response)
+        })
+    }
+}
+
+impl RateLimitLayer {
+    fn write_headers(&self, headers: &mut HeaderMap, decision: &Decision) {
+        headers.insert(RATELIMIT_LIMIT, self.limit.clone());
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
+        headers.insert(
+            RATELIMIT_RESET,
+            HeaderValue::from(whole_seconds_up(decision.reset_after)),
+        );
+        if let Some(policy) = &self.policy {
+            headers.insert(RATELIMIT_POLICY, policy.clone());
+        }
+    }
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1), the `RateLimit-*`
+/// headers and a `RATE_LIMITED` GraphQL error.
+fn refused(layer: &RateLimitLayer, decision: &Decision, request: &HeaderMap) -> Response {
+    let retry_after = whole_seconds_up(decision.retry_after).max(1);
+    let message = format!("rate limit exceeded: retry later (retryAfter: {retry_after} seconds)");
+    let mut response = coded_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        response_content_type(request),
+        ErrorCode::RateLimited.as_str(),
+        &message,
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    layer.write_headers(headers, decision);
+    response
+}

@@ -1,0 +1,1023 @@
+//! HTTP protections for browsers: CORS from an allowlist, security headers
+//! on every response, and CSRF prevention on `/graphql`.
+//!
+//! Layers, outer to inner, as [`SecuritySettings`] applies them:
+//!
+//! | layer | where | does |
+//! |---|---|---|
+//! | security headers | every route ([`SecuritySettings::with_security_headers`]) | `x-content-type-options`, `x-frame-options`, `referrer-policy`; HSTS behind TLS |
+//! | CORS | `/graphql` ([`SecuritySettings::protect_graphql`]) | answers preflights, adds `access-control-*` for allowed origins |
+//! | CSRF | `/graphql` | refuses requests a browser would send cross-site without a preflight |
+//!
+//! CORS sits outside CSRF so that preflights are answered before the CSRF
+//! check, and so that a CSRF refusal carries CORS headers and the calling
+//! page can read why it was refused.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `CORS_ALLOWED_ORIGINS` | `*` (`dev`), none (`serve`) | comma-separated exact origins, or `*`; none = no CORS headers, same-origin only |
+//! | `CORS_ALLOW_CREDENTIALS` | false | let browsers send cookies cross-origin (not with `*`) |
+//! | `SECURITY_HEADERS` | true | add the security headers (HSTS included) |
+//! | `HSTS_MAX_AGE` | 31536000 | `strict-transport-security` max-age in seconds on requests that came over TLS; 0 disables |
+//! | `CSRF_PREVENTION` | true | refuse requests that could be cross-site forgeries |
+//! | `CSRF_REQUIRED_HEADERS` | `x-apollo-operation-name,apollo-require-preflight` | any of these headers proves a preflight happened |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use futures::future::{Either, Ready, ready};
+use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_platform::error::ErrorCode;
+use shopgraph_platform::graphql::{coded_response, prefers_html, response_content_type};
+use shopgraph_platform::settings::RunMode;
+use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Request headers cross-origin clients may send (the CSRF headers are
+/// added to these).
+const ALLOWED_REQUEST_HEADERS: [&str; 7] = [
+    "content-type",
+    "authorization",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+    "x-api-key",
+    "traceparent",
+    "tracestate",
+];
+
+/// Response headers cross-origin pages may read: rate-limit feedback.
+const EXPOSED_RESPONSE_HEADERS: [&str; 5] = [
+    "retry-after",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "ratelimit-policy",
+];
+
+/// How long browsers may cache a preflight answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Default of `CSRF_REQUIRED_HEADERS`: the headers Apollo clients send.
+const DEFAULT_CSRF_HEADERS: [&str; 2] = ["x-apollo-operation-name", "apollo-require-preflight"];
+
+/// Default of `HSTS_MAX_AGE`: one year.
+const DEFAULT_HSTS_MAX_AGE: u64 = 31_536_000;
+
+/// Content types a browser sends cross-site without a preflight (the
+/// CORS-safelisted ones).
+const SIMPLE_CONTENT_TYPES: [&str; 3] = [
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "text/plain",
+];
+
+/// Which origins get CORS headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `*`: any origin (the `dev` default).
+    Any,
+    /// These exact origins (`https://shop.example`), lower-cased.
+    List(Vec<HeaderValue>),
+}
+
+/// Cross-origin access to `/graphql`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsSettings {
+    /// The origins answered.
+    pub origins: AllowedOrigins,
+    /// Whether browsers may send credentials (cookies); never with
+    /// [`AllowedOrigins::Any`].
+    pub allow_credentials: bool,
+}
+
+/// The router's browser-facing protections, read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuritySettings {
+    /// CORS, or `None` for no CORS headers at all (same-origin only).
+    pub cors: Option<CorsSettings>,
+    /// Whether the security headers (and HSTS) are added.
+    pub security_headers: bool,
+    /// `strict-transport-security` max-age, in seconds, for requests that
+    /// came over TLS; `None` disables HSTS.
+    pub hsts_max_age: Option<u64>,
+    /// The headers any of which lets a request past the CSRF check; `None`
+    /// turns the check off.
+    pub csrf_required_headers: Option<Vec<HeaderName>>,
+}
+
+impl SecuritySettings {
+    /// Reads the variables in the module's table; `mode` decides the CORS
+    /// default (any origin in `dev`, none in `serve`).
+    pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
+        let origins = match env.raw("CORS_ALLOWED_ORIGINS") {
+            Some(value) => Some(parse_origins(value)?),
+            None if mode == RunMode::Dev => Some(AllowedOrigins::Any),
+            None => None,
+        };
+        let allow_credentials = env.bool_or("CORS_ALLOW_CREDENTIALS", false)?;
+        if allow_credentials && origins == Some(AllowedOrigins::Any) {
+            return Err(invalid(
+                "CORS_ALLOW_CREDENTIALS",
+                env.raw("CORS_ALLOW_CREDENTIALS").unwrap_or("true"),
+                "false while CORS_ALLOWED_ORIGINS allows any origin (*): browsers refuse \
+                 credentials with a wildcard; list the origins instead",
+            ));
+        }
+        let hsts_expected = "a number of seconds from 0 (no HSTS) to 315360000";
+        let hsts_max_age = match env.parse::<u64>("HSTS_MAX_AGE", hsts_expected)? {
+            None => DEFAULT_HSTS_MAX_AGE,
+            Some(seconds) if seconds <= 315_360_000 => seconds,
+            Some(seconds) => {
+                return Err(invalid("HSTS_MAX_AGE", &seconds.to_string(), hsts_expected));
+            }
+        };
+        let csrf_required_headers = if env.bool_or("CSRF_PREVENTION", true)? {
+            Some(match env.raw("CSRF_REQUIRED_HEADERS") {
+                Some(value) => parse_header_names("CSRF_REQUIRED_HEADERS", value)?,
+                None => DEFAULT_CSRF_HEADERS
+                    .iter()
+                    .map(|name| HeaderName::from_static(name))
+                    .collect(),
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            cors: origins.map(|origins| CorsSettings {
+                origins,
+                allow_credentials,
+            }),
+            security_headers: env.bool_or("SECURITY_HEADERS", true)?,
+            hsts_max_age: (hsts_max_age > 0).then_some(hsts_max_age),
+            csrf_required_headers,
+        })
+    }
+
+    /// The CORS layer for `/graphql`, or `None` when no origin is allowed.
+    pub fn cors_layer(&self) -> Option<CorsLayer> {
+        let cors = self.cors.as_ref()?;
+        let mut allowed_headers: Vec<HeaderName> = ALLOWED_REQUEST_HEADERS
+            .iter()
+            .map(|name| HeaderName::from_static(name))
+            .collect();
+        // A cross-origin client must be allowed to send the CSRF headers.
+        for name in self.csrf_required_headers.iter().flatten() {
+            if !allowed_headers.contains(name) {
+                allowed_headers.push(name.clone());
+            }
+        }
+        let origin = match &cors.origins {
+            AllowedOrigins::Any => AllowOrigin::any(),
+            AllowedOrigins::List(origins) => AllowOrigin::list(origins.iter().cloned()),
+        };
+        Some(
+            CorsLayer::new()
+                .allow_origin(origin)
+                .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+                .allow_headers(allowed_headers)
+                .expose_headers(EXPOSED_RESPONSE_HEADERS.map(HeaderName::from_static))
+                .max_age(PREFLIGHT_MAX_AGE)
+                .allow_credentials(cors.allow_credentials),
+        )
+    }
+
+    /// The CSRF layer for `/graphql`, or `None` when `CSRF_PREVENTION` is off.
+    pub fn csrf_layer(&self) -> Option<CsrfLayer> {
+        self.csrf_required_headers
+            .as_ref()
+            .map(|headers| CsrfLayer::new(headers.clone()))
+    }
+
+    /// Wraps the `/graphql` routes in CSRF prevention, then CORS (see the
+    /// module docs for why in that order).
+    pub fn protect_graphql<S>(&self, routes: Router<S>) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let routes = match self.csrf_layer() {
+            Some(csrf) => routes.layer(csrf),
+            None => routes,
+        };
+        match self.cors_layer() {
+            Some(cors) => routes.layer(cors),
+            None => routes,
+        }
+    }
+
+    /// Adds the security headers to every response of `routes` that does
+    /// not set them itself, and HSTS to responses to requests that came
+    /// over TLS (`x-forwarded-proto: https`: the router serves plain HTTP
+    /// behind a TLS proxy, and HSTS sent over plain HTTP is ignored).
+    pub fn with_security_headers<S>(&self, routes: Router<S>) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        if !self.security_headers {
+            return routes;
+        }
+        let mut routes = routes
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ));
+        if let Some(max_age) = self.hsts_max_age {
+            let value = format!("max-age={max_age}; includeSubDomains");
+            match HeaderValue::from_str(&value) {
+                Ok(value) => {
+                    routes = routes.layer(axum::middleware::from_fn_with_state(value, hsts));
+                }
+                // Digits and ASCII only: cannot happen, but never panic.
+                Err(err) => tracing::error!(%err, "cannot build the HSTS header"),
+            }
+        }
+        routes
+    }
+}
+
+/// Adds `strict-transport-security` to responses to requests a TLS proxy
+/// forwarded.
+async fn hsts(State(value): State<HeaderValue>, request: Request, next: Next) -> Response {
+    let over_tls = came_over_tls(request.headers());
+    let mut response = next.run(request).await;
+    if over_tls {
+        response
+            .headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(value);
+    }
+    response
+}
+
+/// Whether the client reached the TLS proxy over HTTPS: the first
+/// (client-facing) value of `x-forwarded-proto`.
+fn came_over_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+fn parse_origins(value: &str) -> Result<AllowedOrigins, ConfigError> {
+    let var = "CORS_ALLOWED_ORIGINS";
+    let expected = "`*` or comma-separated origins such as https://shop.example \
+                    (scheme, host and optional port; no path or trailing slash)";
+    let entries: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    if entries == ["*"] {
+        return Ok(AllowedOrigins::Any);
+    }
+    let mut origins = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if !is_origin(entry) {
+            return Err(invalid(var, value, expected));
+        }
+        let origin = HeaderValue::from_str(&entry.to_ascii_lowercase())
+            .map_err(|_| invalid(var, value, expected))?;
+        origins.push(origin);
+    }
+    if origins.is_empty() {
+        return Err(invalid(var, value, expected));
+    }
+    Ok(AllowedOrigins::List(origins))
+}
+
+/// `scheme://host[:port]`, as browsers send in `Origin` (custom schemes
+/// allowed, for hybrid mobile apps).
+fn is_origin(entry: &str) -> bool {
+    let Some((scheme, authority)) = entry.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let authority_ok = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+    scheme_ok && authority_ok
+}
+
+fn parse_header_names(var: &str, value: &str) -> Result<Vec<HeaderName>, ConfigError> {
+    let expected = "comma-separated header names such as apollo-require-preflight \
+                    (set CSRF_PREVENTION=false to turn the check off)";
+    let names = value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| invalid(var, value, expected))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if names.is_empty() {
+        return Err(invalid(var, value, expected));
+    }
+    Ok(names)
+}
+
+/// CSRF prevention, as Apollo Router does it: a browser sends a request
+/// cross-site without asking the server first (a CORS preflight) only when
+/// the request is "simple" — no custom header and a form-like content type.
+/// Refusing every simple request therefore refuses every request a hostile
+/// page could make a browser send, while real clients pass by sending
+/// `content-type: application/json` or one of the required headers.
+#[derive(Debug, Clone)]
+pub struct CsrfLayer {
+    required_headers: Arc<[HeaderName]>,
+}
+
+impl CsrfLayer {
+    /// A check that lets requests carrying any of `required_headers` through.
+    pub fn new(required_headers: Vec<HeaderName>) -> Self {
+        Self {
+            required_headers: required_headers.into(),
+        }
+    }
+}
+
+impl<S> Layer<S> for CsrfLayer {
+    type Service = Csrf<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Csrf {
+            inner,
+            required_headers: Arc::clone(&self.required_headers),
+        }
+    }
+}
+
+/// The service [`CsrfLayer`] wraps around `/graphql`.
+#[derive(Debug, Clone)]
+pub struct Csrf<S> {
+    inner: S,
+    required_headers: Arc<[HeaderName]>,
+}
+
+impl<S, B> Service<axum::http::Request<B>> for Csrf<S>
+where
+    S: Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        if is_allowed(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            &self.required_headers,
+        ) {
+            return Either::Left(self.inner.call(request));
+        }
+        metrics::counter!("router_errors_total", "code" => ErrorCode::CsrfPrevention.as_str())
+            .increment(1);
+        let names: Vec<&str> = self
+            .required_headers
+            .iter()
+            .map(HeaderName::as_str)
+            .collect();
+        let message = format!(
+            "this request was refused as a possible cross-site request forgery (CSRF): send it with \
+             a content-type other than {} (e.g. application/json), or with one of these headers: {} \
+             (e.g. `{}: true`)",
+            SIMPLE_CONTENT_TYPES.join(", "),
+            names.join(", "),
+            names.last().copied().unwrap_or("apollo-require-preflight"),
+        );
+        Either::Right(ready(Ok(coded_response(
+            StatusCode::BAD_REQUEST,
+            response_content_type(request.headers()),
+            ErrorCode::CsrfPrevention.as_str(),
+            &message,
+        ))))
+    }
+}
+
+/// Whether a request can pass the CSRF check: it is exempt, or a browser
+/// would have sent a preflight for it.
+fn is_allowed(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    required_headers: &[HeaderName],
+) -> bool {
+    // A preflight itself; CORS answers it.
+    if method == Method::OPTIONS {
+        return true;
+    }
+    // Websockets: the subscription protocol authenticates in its own
+    // `connection_init` message.
+    let websocket = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"));
+    if websocket {
+        return true;
+    }
+    // A browser opening GraphiQL. A GET that carries an operation is
+    // checked even if it asks for HTML: without GraphiQL, it would run.
+    if method == Method::GET && prefers_html(headers) && !carries_operation(uri) {
+        return true;
+    }
+    content_type_forces_preflight(headers)
+        || required_headers.iter().any(|name| {
+            headers
+                .get(name)
+                .is_some_and(|value| !value.as_bytes().iter().all(u8::is_ascii_whitespace))
+        })
+}
+
+/// Whether the query string has a `query` or `extensions` parameter (a
+/// string that does not parse counts as carrying one).
+fn carries_operation(uri: &axum::http::Uri) -> bool {
+    match Query::<HashMap<String, String>>::try_from_uri(uri) {
+        Ok(Query(params)) => params.contains_key("query") || params.contains_key("extensions"),
+        Err(_) => true,
+    }
+}
+
+/// Whether the content type is one a browser only sends after a preflight:
+/// present, parseable, and not a CORS-safelisted type. An unparseable or
+/// repeated header does not count (a browser may treat it as simple).
+fn content_type_forces_preflight(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    is_token(kind) && is_token(subtype) && !SIMPLE_CONTENT_TYPES.contains(&essence.as_str())
+}
+
+/// An HTTP token (RFC 9110), as MIME types' parts must be.
+fn is_token(part: &str) -> bool {
+    !part.is_empty()
+        && part.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)], mode: RunMode) -> SecuritySettings {
+        SecuritySettings::from_env(&Env::from_pairs(pairs.iter().copied()), mode)
+            .expect("valid settings")
+    }
+
+    /// `/graphql` protected as the router does it, `/framed` a route that
+    /// sets its own `x-frame-options`, security headers on both.
+    fn app(settings: &SecuritySettings) -> Router {
+        let graphql = Router::new().route(
+            "/graphql",
+            get(|| async { "executed" }).post(|| async { "executed" }),
+        );
+        let routes = settings.protect_graphql(graphql).route(
+            "/framed",
+            get(|| async { ([(header::X_FRAME_OPTIONS, "SAMEORIGIN")], "framed") }),
+        );
+        settings.with_security_headers(routes)
+    }
+
+    async fn send(app: &Router, request: Request<Body>) -> Response {
+        app.clone().oneshot(request).await.expect("infallible")
+    }
+
+    fn get_request(uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+        request(Method::GET, uri, headers)
+    }
+
+    fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::from("{}")).expect("a request")
+    }
+
+    fn header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {
+        response.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    async fn json(response: Response) -> Value {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    const QUERY: &str = "/graphql?query=%7B__typename%7D";
+    const PREFLIGHT_HEADER: (&str, &str) = ("apollo-require-preflight", "true");
+
+    #[tokio::test]
+    async fn allowed_origins_get_cors_headers_and_others_do_not() {
+        let app = app(&settings(
+            &[(
+                "CORS_ALLOWED_ORIGINS",
+                "https://shop.example, https://Admin.Shop.example:8443",
+            )],
+            RunMode::Serve,
+        ));
+        for origin in ["https://shop.example", "https://admin.shop.example:8443"] {
+            let response = send(
+                &app,
+                get_request(QUERY, &[("origin", origin), PREFLIGHT_HEADER]),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                header(&response, "access-control-allow-origin"),
+                Some(origin)
+            );
+            let exposed = header(&response, "access-control-expose-headers").unwrap_or_default();
+            assert!(
+                exposed.contains("retry-after") && exposed.contains("ratelimit-remaining"),
+                "{exposed}"
+            );
+            assert_eq!(header(&response, "access-control-allow-credentials"), None);
+        }
+        // A CSRF refusal is readable by an allowed page.
+        let refused = send(
+            &app,
+            get_request(QUERY, &[("origin", "https://shop.example")]),
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            header(&refused, "access-control-allow-origin"),
+            Some("https://shop.example")
+        );
+        let response = send(
+            &app,
+            get_request(
+                QUERY,
+                &[("origin", "https://evil.example"), PREFLIGHT_HEADER],
+            ),
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "same-origin policy, not the server, blocks it"
+        );
+        assert_eq!(header(&response, "access-control-allow-origin"), None);
+    }
+
+    #[tokio::test]
+    async fn preflights_are_answered() {
+        let app = app(&settings(
+            &[
+                ("CORS_ALLOWED_ORIGINS", "https://shop.example"),
+                ("CORS_ALLOW_CREDENTIALS", "true"),
+            ],
+            RunMode::Serve,
+        ));
+        let response = send(
+            &app,
+            request(
+                Method::OPTIONS,
+                "/graphql",
+                &[
+                    ("origin", "https://shop.example"),
+                    ("access-control-request-method", "POST"),
+                    (
+                        "access-control-request-headers",
+                        "content-type,apollo-require-preflight",
+                    ),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header(&response, "access-control-allow-origin"),
+            Some("https://shop.example")
+        );
+        assert_eq!(
+            header(&response, "access-control-allow-credentials"),
+            Some("true")
+        );
+        assert_eq!(header(&response, "access-control-max-age"), Some("600"));
+        let methods = header(&response, "access-control-allow-methods").unwrap_or_default();
+        assert!(
+            methods.contains("POST") && methods.contains("GET"),
+            "{methods}"
+        );
+        let allowed = header(&response, "access-control-allow-headers").unwrap_or_default();
+        for name in [
+            "content-type",
+            "authorization",
+            "apollo-require-preflight",
+            "x-api-key",
+            "traceparent",
+        ] {
+            assert!(allowed.contains(name), "{name} in {allowed}");
+        }
+    }
+
+    #[tokio::test]
+    async fn cors_defaults_depend_on_the_mode() {
+        let serve = app(&settings(&[], RunMode::Serve));
+        let response = send(
+            &serve,
+            get_request(
+                QUERY,
+                &[("origin", "https://shop.example"), PREFLIGHT_HEADER],
+            ),
+        )
+        .await;
+        assert_eq!(header(&response, "access-control-allow-origin"), None);
+        let dev = app(&settings(&[], RunMode::Dev));
+        let response = send(
+            &dev,
+            get_request(
+                QUERY,
+                &[("origin", "http://localhost:5173"), PREFLIGHT_HEADER],
+            ),
+        )
+        .await;
+        assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
+        // CSRF headers configured by the operator may be sent cross-origin.
+        let custom = settings(&[("CSRF_REQUIRED_HEADERS", "x-shop-client")], RunMode::Dev);
+        let response = send(
+            &app(&custom),
+            request(
+                Method::OPTIONS,
+                "/graphql",
+                &[
+                    ("origin", "http://localhost:5173"),
+                    ("access-control-request-method", "GET"),
+                    ("access-control-request-headers", "x-shop-client"),
+                ],
+            ),
+        )
+        .await;
+        let allowed = header(&response, "access-control-allow-headers").unwrap_or_default();
+        assert!(allowed.contains("x-shop-client"), "{allowed}");
+    }
+
+    #[tokio::test]
+    async fn security_headers_are_on_every_response_without_overriding() {
+        let app = app(&settings(&[], RunMode::Serve));
+        let response = send(&app, get_request(QUERY, &[PREFLIGHT_HEADER])).await;
+        assert_eq!(header(&response, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(&response, "x-frame-options"), Some("DENY"));
+        assert_eq!(header(&response, "referrer-policy"), Some("no-referrer"));
+        assert_eq!(
+            header(&response, "strict-transport-security"),
+            None,
+            "not over TLS"
+        );
+        // A CSRF refusal carries them too.
+        let refused = send(&app, get_request(QUERY, &[])).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header(&refused, "x-frame-options"), Some("DENY"));
+        let framed = send(&app, get_request("/framed", &[])).await;
+        assert_eq!(header(&framed, "x-frame-options"), Some("SAMEORIGIN"));
+        assert_eq!(header(&framed, "x-content-type-options"), Some("nosniff"));
+        let off = super::tests::app(&settings(&[("SECURITY_HEADERS", "false")], RunMode::Serve));
+        let response = send(
+            &off,
+            get_request("/framed", &[("x-forwarded-proto", "https")]),
+        )
+        .await;
+        assert_eq!(header(&response, "x-content-type-options"), None);
+        assert_eq!(header(&response, "strict-transport-security"), None);
+    }
+
+    #[tokio::test]
+    async fn hsts_only_for_requests_that_came_over_tls() {
+        let app = app(&settings(&[], RunMode::Serve));
+        for (proto, expected) in [
+            ("https", Some("max-age=31536000; includeSubDomains")),
+            ("HTTPS, http", Some("max-age=31536000; includeSubDomains")),
+            ("http", None),
+            ("http, https", None),
+        ] {
+            let response = send(
+                &app,
+                get_request("/framed", &[("x-forwarded-proto", proto)]),
+            )
+            .await;
+            assert_eq!(
+                header(&response, "strict-transport-security"),
+                expected,
+                "{proto}"
+            );
+        }
+        let short = super::tests::app(&settings(&[("HSTS_MAX_AGE", "60")], RunMode::Serve));
+        let response = send(
+            &short,
+            get_request("/framed", &[("x-forwarded-proto", "https")]),
+        )
+        .await;
+        assert_eq!(
+            header(&response, "strict-transport-security"),
+            Some("max-age=60; includeSubDomains")
+        );
+        let off = super::tests::app(&settings(&[("HSTS_MAX_AGE", "0")], RunMode::Serve));
+        let response = send(
+            &off,
+            get_request("/framed", &[("x-forwarded-proto", "https")]),
+        )
+        .await;
+        assert_eq!(header(&response, "strict-transport-security"), None);
+        assert_eq!(header(&response, "x-frame-options"), Some("SAMEORIGIN"));
+    }
+
+    #[tokio::test]
+    async fn csrf_refuses_simple_requests() {
+        let app = app(&settings(&[], RunMode::Serve));
+        let refused = send(&app, get_request(QUERY, &[])).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let body = json(refused).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "CSRF_PREVENTION",
+            "{body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("apollo-require-preflight")
+                && message.contains("x-apollo-operation-name"),
+            "{message}"
+        );
+        for (method, headers) in [
+            (Method::POST, vec![("content-type", "text/plain")]),
+            (
+                Method::POST,
+                vec![("content-type", "Text/Plain; charset=utf-8")],
+            ),
+            (
+                Method::POST,
+                vec![("content-type", "multipart/form-data; boundary=x")],
+            ),
+            (
+                Method::POST,
+                vec![("content-type", "application/x-www-form-urlencoded")],
+            ),
+            (Method::POST, vec![]),
+            (Method::POST, vec![("content-type", "not a mime type")]),
+            (Method::GET, vec![("apollo-require-preflight", "  ")]),
+            (
+                Method::GET,
+                vec![("accept", "text/html"), ("apollo-require-preflight", "")],
+            ),
+        ] {
+            let response = send(&app, request(method.clone(), QUERY, &headers)).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{method} {headers:?}"
+            );
+        }
+        // GraphiQL's page, but carrying an operation: checked.
+        let response = send(&app, get_request(QUERY, &[("accept", "text/html")])).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn csrf_lets_preflighted_and_exempt_requests_through() {
+        let app = app(&settings(&[], RunMode::Serve));
+        for (method, uri, headers) in [
+            (Method::GET, QUERY, vec![PREFLIGHT_HEADER]),
+            (Method::GET, QUERY, vec![("x-apollo-operation-name", "Me")]),
+            (
+                Method::POST,
+                "/graphql",
+                vec![("content-type", "application/json")],
+            ),
+            (
+                Method::POST,
+                "/graphql",
+                vec![("content-type", "Application/JSON; charset=utf-8")],
+            ),
+            (
+                Method::POST,
+                "/graphql",
+                vec![("content-type", "application/graphql-response+json")],
+            ),
+            (
+                Method::POST,
+                "/graphql",
+                vec![("content-type", "text/plain"), PREFLIGHT_HEADER],
+            ),
+            // GraphiQL in a browser.
+            (
+                Method::GET,
+                "/graphql",
+                vec![("accept", "text/html,application/xhtml+xml")],
+            ),
+            // Websocket subscriptions.
+            (
+                Method::GET,
+                "/graphql",
+                vec![("connection", "upgrade"), ("upgrade", "WebSocket")],
+            ),
+        ] {
+            let response = send(&app, request(method.clone(), uri, &headers)).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{method} {uri} {headers:?}"
+            );
+        }
+        // A preflight is not CSRF's business: without CORS, the route
+        // answers (405).
+        let response = send(&app, request(Method::OPTIONS, "/graphql", &[])).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let custom = app_with(&[("CSRF_REQUIRED_HEADERS", "X-Shop-Client")]);
+        let response = send(&custom, get_request(QUERY, &[("x-shop-client", "web")])).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = send(&custom, get_request(QUERY, &[PREFLIGHT_HEADER])).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "only the configured headers count"
+        );
+        let off = app_with(&[("CSRF_PREVENTION", "false")]);
+        let response = send(&off, get_request(QUERY, &[])).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    fn app_with(pairs: &[(&str, &str)]) -> Router {
+        app(&settings(pairs, RunMode::Serve))
+    }
+
+    #[test]
+    fn defaults() {
+        let serve = settings(&[], RunMode::Serve);
+        assert_eq!(serve.cors, None);
+        assert!(serve.security_headers);
+        assert_eq!(serve.hsts_max_age, Some(31_536_000));
+        assert_eq!(
+            serve.csrf_required_headers,
+            Some(vec![
+                HeaderName::from_static("x-apollo-operation-name"),
+                HeaderName::from_static("apollo-require-preflight"),
+            ])
+        );
+        assert_eq!(
+            settings(&[], RunMode::Dev).cors,
+            Some(CorsSettings {
+                origins: AllowedOrigins::Any,
+                allow_credentials: false
+            })
+        );
+        assert!(serve.cors_layer().is_none());
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (pairs, mode, var) in [
+            (
+                vec![("CORS_ALLOWED_ORIGINS", "https://shop.example/")],
+                RunMode::Serve,
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (
+                vec![("CORS_ALLOWED_ORIGINS", "shop.example")],
+                RunMode::Serve,
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (
+                vec![("CORS_ALLOWED_ORIGINS", "*, https://shop.example")],
+                RunMode::Serve,
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (
+                vec![("CORS_ALLOWED_ORIGINS", ",")],
+                RunMode::Serve,
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (
+                vec![("CORS_ALLOW_CREDENTIALS", "maybe")],
+                RunMode::Serve,
+                "CORS_ALLOW_CREDENTIALS",
+            ),
+            (
+                vec![("CORS_ALLOW_CREDENTIALS", "true")],
+                RunMode::Dev,
+                "CORS_ALLOW_CREDENTIALS",
+            ),
+            (
+                vec![
+                    ("CORS_ALLOWED_ORIGINS", "*"),
+                    ("CORS_ALLOW_CREDENTIALS", "yes"),
+                ],
+                RunMode::Serve,
+                "CORS_ALLOW_CREDENTIALS",
+            ),
+            (
+                vec![("SECURITY_HEADERS", "perhaps")],
+                RunMode::Serve,
+                "SECURITY_HEADERS",
+            ),
+            (
+                vec![("HSTS_MAX_AGE", "forever")],
+                RunMode::Serve,
+                "HSTS_MAX_AGE",
+            ),
+            (vec![("HSTS_MAX_AGE", "-1")], RunMode::Serve, "HSTS_MAX_AGE"),
+            (
+                vec![("HSTS_MAX_AGE", "999999999999")],
+                RunMode::Serve,
+                "HSTS_MAX_AGE",
+            ),
+            (
+                vec![("CSRF_PREVENTION", "sometimes")],
+                RunMode::Serve,
+                "CSRF_PREVENTION",
+            ),
+            (
+                vec![("CSRF_REQUIRED_HEADERS", "bad header")],
+                RunMode::Serve,
+                "CSRF_REQUIRED_HEADERS",
+            ),
+            (
+                vec![("CSRF_REQUIRED_HEADERS", " , ")],
+                RunMode::Serve,
+                "CSRF_REQUIRED_HEADERS",
+            ),
+        ] {
+            let err = SecuritySettings::from_env(&Env::from_pairs(pairs.clone()), mode)
+                .expect_err(var)
+                .to_string();
+            assert!(err.contains(var), "{pairs:?}: {err}");
+        }
+        // Credentials with listed origins are fine.
+        let listed = settings(
+            &[
+                ("CORS_ALLOWED_ORIGINS", "https://shop.example"),
+                ("CORS_ALLOW_CREDENTIALS", "true"),
+            ],
+            RunMode::Dev,
+        );
+        assert!(listed.cors.is_some_and(|cors| cors.allow_credentials));
+    }
+}

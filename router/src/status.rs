@@ -1,0 +1,285 @@
+//! What the router knows about itself and its subgraphs, for probes and
+//! operators: the public `/health*` endpoints and the admin API on its own
+//! port.
+//!
+//! | endpoint | who | answers |
+//! |---|---|---|
+//! | `/health`, `/health/live` | anyone | 200 while the process serves HTTP |
+//! | `/health/ready` | anyone | 200 when the supergraph is loaded and every subgraph has an available replica, else 503 |
+//! | `/health/detailed` | anyone | per subgraph and replica: health, ejection, breaker state, latency, in flight |
+//! | `/admin/status` | admin JWT | version, uptime, the protections in force, subgraph summary |
+//! | `/admin/services` | admin JWT | every subgraph with replicas and breaker |
+//! | `/admin/loadbalancer/{service}` | admin JWT | one subgraph's strategy and replicas |
+//! | `/admin/circuitbreaker/{service}` | admin JWT | one subgraph's breaker and its settings |
+//!
+//! The admin listener (`ADMIN_PORT`, default 4100, on `ADMIN_HOST`,
+//! default 127.0.0.1) is separate from the API port, so it can stay off
+//! the public network; every admin call still needs a JWT with the
+//! `admin` role (401 without a valid token, 403 without the role).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use shopgraph_platform::config::{ConfigError, Env};
+use shopgraph_platform::identity::Identity;
+use shopgraph_platform::settings::RunMode;
+
+use crate::identity::RouterAuth;
+use crate::traffic::Upstreams;
+use crate::traffic::upstream::Upstream;
+
+/// The admin listener's default port.
+pub const DEFAULT_ADMIN_PORT: u16 = 4100;
+
+/// Where the admin API listens.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// `ADMIN_ENABLED` (true): whether the admin listener runs at all.
+    pub enabled: bool,
+    /// `ADMIN_HOST`:`ADMIN_PORT`; port 0 picks a free port (tests).
+    pub addr: SocketAddr,
+}
+
+impl AdminSettings {
+    /// Reads `ADMIN_ENABLED`, `ADMIN_HOST` and `ADMIN_PORT`.
+    pub fn from_env(env: &Env, _mode: RunMode) -> Result<Self, ConfigError> {
+        let host = env.ip_or("ADMIN_HOST", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        let port = env.int_in_or("ADMIN_PORT", 0..=65_535, DEFAULT_ADMIN_PORT)?;
+        Ok(Self {
+            enabled: env.bool_or("ADMIN_ENABLED", true)?,
+            addr: SocketAddr::new(host, port),
+        })
+    }
+}
+
+/// What the status endpoints read.
+#[derive(Clone)]
+pub struct StatusState {
+    /// The subgraphs' traffic state.
+    pub upstreams: Arc<Upstreams>,
+    /// Verifies admin tokens.
+    pub auth: Arc<RouterAuth>,
+    /// When the router started.
+    pub started: Instant,
+    /// The protections in force, as shown by `/admin/status`.
+    pub protections: Arc<Value>,
+}
+
+/// `/health`, `/health/live`, `/health/ready`, `/health/detailed`.
+pub fn health_routes(state: StatusState) -> Router {
+    Router::new()
+        .route("/health", get(live))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health/detailed", get(detailed))
+        .with_state(state)
+}
+
+/// The admin API; every route needs an admin token.
+pub fn admin_routes(state: StatusState) -> Router {
+    Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/services", get(services))
+        .route("/admin/loadbalancer/{service}", get(load_balancer))
+        .route("/admin/circuitbreaker/{service}", get(circuit_breaker))
+        .fallback(|| async {
+            problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such admin endpoint")
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_admin,
+        ))
+        .with_state(state)
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "service": crate::SERVICE_NAME,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+async fn ready(State(state): State<StatusState>) -> Response {
+    let subgraphs = state.upstreams.all();
+    let checks: serde_json::Map<String, Value> = subgraphs
+        .iter()
+        .map(|upstream| {
+            let value = if upstream.pool.has_available() {
+                json!({ "status": "ok" })
+            } else {
+                json!({ "status": "error", "error": "no available replica" })
+            };
+            (upstream.name.clone(), value)
+        })
+        .collect();
+    let ready = subgraphs
+        .iter()
+        .all(|upstream| upstream.pool.has_available());
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "service": crate::SERVICE_NAME,
+        "checks": { "supergraph": { "status": "ok" }, "subgraphs": checks },
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn detailed(State(state): State<StatusState>) -> Json<Value> {
+    let subgraphs = state.upstreams.all();
+    let degraded = subgraphs.iter().any(|upstream| {
+        !upstream.pool.has_available()
+            || upstream
+                .pool
+                .replicas()
+                .iter()
+                .any(|replica| !replica.snapshot().available)
+    });
+    Json(json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "service": crate::SERVICE_NAME,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "subgraphs": subgraphs.iter().map(|upstream| service(upstream)).collect::<Vec<_>>(),
+    }))
+}
+
+/// One subgraph as operators see it: replicas, strategy, breaker.
+fn service(upstream: &Upstream) -> Value {
+    json!({
+        "name": upstream.name,
+        "available": upstream.pool.has_available(),
+        "strategy": upstream.pool.strategy().as_str(),
+        "replicas": replicas(upstream),
+        "circuit_breaker": upstream.breaker.as_ref().map(|breaker| breaker.snapshot()),
+    })
+}
+
+fn replicas(upstream: &Upstream) -> Vec<Value> {
+    upstream
+        .pool
+        .replicas()
+        .iter()
+        .map(|replica| serde_json::to_value(replica.snapshot()).unwrap_or(Value::Null))
+        .collect()
+}
+
+async fn require_admin(State(state): State<StatusState>, request: Request, next: Next) -> Response {
+    match state
+        .auth
+        .identify(request.headers().get(header::AUTHORIZATION))
+    {
+        Ok(Identity::User(viewer)) if viewer.is_admin() => next.run(request).await,
+        Ok(Identity::User(_)) => problem(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "the admin API needs a token with the admin role",
+        ),
+        Ok(Identity::Anonymous) => unauthenticated("the admin API needs an admin bearer token"),
+        Err(err) => unauthenticated(&err.to_string()),
+    }
+}
+
+fn unauthenticated(message: &str) -> Response {
+    let mut response = problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+fn problem(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+async fn status(State(state): State<StatusState>) -> Json<Value> {
+    let subgraphs = state.upstreams.all();
+    let available = subgraphs
+        .iter()
+        .filter(|upstream| upstream.pool.has_available())
+        .count();
+    Json(json!({
+        "status": if available == subgraphs.len() { "ok" } else { "degraded" },
+        "service": crate::SERVICE_NAME,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "subgraphs": { "total": subgraphs.len(), "available": available },
+        "protections": *state.protections,
+    }))
+}
+
+async fn services(State(state): State<StatusState>) -> Json<Value> {
+    let subgraphs = state.upstreams.all();
+    Json(
+        json!({ "services": subgraphs.iter().map(|upstream| service(upstream)).collect::<Vec<_>>() }),
+    )
+}
+
+fn find(state: &StatusState, name: &str) -> Option<Arc<Upstream>> {
+    state.upstreams.get(name)
+}
+
+fn unknown(name: &str) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        &format!("no subgraph named `{name}`"),
+    )
+}
+
+async fn load_balancer(State(state): State<StatusState>, Path(name): Path<String>) -> Response {
+    let Some(upstream) = find(&state, &name) else {
+        return unknown(&name);
+    };
+    Json(json!({
+        "service": upstream.name,
+        "enabled": state.upstreams.settings().balancer.enabled,
+        "strategy": upstream.pool.strategy().as_str(),
+        "available": upstream.pool.has_available(),
+        "replicas": replicas(&upstream),
+    }))
+    .into_response()
+}
+
+async fn circuit_breaker(State(state): State<StatusState>, Path(name): Path<String>) -> Response {
+    let Some(upstream) = find(&state, &name) else {
+        return unknown(&name);
+    };
+    let settings = &state.upstreams.settings().breaker;
+    let mut body = json!({
+        "service": upstream.name,
+        "enabled": settings.enabled,
+        "settings": {
+            "interval_ms": settings.interval.as_millis() as u64,
+            "timeout_ms": settings.timeout.as_millis() as u64,
+            "max_requests": settings.max_requests,
+            "failure_ratio": settings.failure_ratio,
+            "min_requests": settings.min_requests,
+        },
+    });
+    let snapshot = upstream
+        .breaker
+        .as_ref()
+        .and_then(|breaker| serde_json::to_value(breaker.snapshot()).ok());
+    if let (Some(Value::Object(snapshot)), Some(object)) = (snapshot, body.as_object_mut()) {
+        object.extend(snapshot);
+    }
+    Json(body).into_response()
+}
