@@ -331,7 +331,7 @@ impl RouterProcess {
         request
             .send()
             .await
-            .unwrap_or_else(|err| panic!("the router answers: {err}\n{}", tail(&self.log)))
+            .unwrap_or_else(|err| panic!("the router answers: {err:?}\n{}", tail(&self.log)))
     }
 
     /// POSTs a GraphQL request with `token`.
@@ -1242,15 +1242,32 @@ async fn every_limit_rejects_its_bomb_before_any_subgraph() {
         );
     }
 
+    // The huge body over a raw connection, to check what HTTP/1.1 says
+    // about it too: a server that will not read the rest of a request must
+    // say `Connection: close`, or a keep-alive client loses its next
+    // request on that connection.
     let huge = json!({ "query": "{ categories }", "variables": { "pad": "x".repeat(100_000) } });
-    let response = into_gql(router.send(Some(&user), &huge).await).await;
+    let mut connection = tokio::net::TcpStream::connect(("127.0.0.1", router.port))
+        .await
+        .expect("connect to the router");
+    let small = json!({ "query": "{ __typename }" });
+    for _ in 0..2 {
+        let (status, _, body) = http1_exchange(&mut connection, &user, &small).await;
+        assert_eq!(status, 200, "a kept-alive connection serves: {body:#}");
+    }
+    let (status, headers, body) = http1_exchange(&mut connection, &user, &huge).await;
+    assert_eq!(status, 413, "{body:#}");
     assert_eq!(
-        response.status,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "{:#}",
-        response.body
+        body["errors"][0]["extensions"]["code"], "MAX_BODY_SIZE_LIMIT",
+        "{body:#}"
     );
-    assert_eq!(response.code(), "MAX_BODY_SIZE_LIMIT");
+    if headers.get("connection").map(String::as_str) != Some("close") {
+        let (status, _, body) = http1_exchange(&mut connection, &user, &small).await;
+        assert_eq!(
+            status, 200,
+            "after a 413 without `Connection: close` the connection still serves: {body:#}"
+        );
+    }
 
     assert_eq!(
         proxy.graphql_received(),
@@ -1265,6 +1282,63 @@ async fn every_limit_rejects_its_bomb_before_any_subgraph() {
         1,
         "an ordinary query goes through"
     );
+}
+
+/// Sends one HTTP/1.1 POST of `body` to `/graphql` on `connection` and
+/// reads the answer: status, lowercase headers, JSON body (null when the
+/// connection ends first, with status 0).
+async fn http1_exchange(
+    connection: &mut tokio::net::TcpStream,
+    token: &str,
+    body: &Value,
+) -> (u16, std::collections::HashMap<String, String>, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let payload = body.to_string();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+         authorization: Bearer {token}\r\ncontent-length: {}\r\n\r\n{payload}",
+        payload.len()
+    );
+    let mut headers = std::collections::HashMap::new();
+    if connection.write_all(request.as_bytes()).await.is_err() {
+        return (0, headers, Value::Null);
+    }
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let head_end = loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), connection.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buffer[..n]),
+            _ => return (0, headers, Value::Null),
+        }
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while received.len() < head_end + length {
+        match tokio::time::timeout(Duration::from_secs(10), connection.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buffer[..n]),
+            _ => break,
+        }
+    }
+    let end = received.len().min(head_end + length);
+    let body = serde_json::from_slice(&received[head_end..end]).unwrap_or(Value::Null);
+    (status, headers, body)
 }
 
 /// Automatic persisted queries (Apollo protocol) through the router:
