@@ -737,13 +737,13 @@ async fn circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
         .await;
     let notification = TestApp::spawn_notification(Backend::Sqlite, &[]).await;
     let proxy = FaultProxy::start(&product.graphql_url()).await;
-    let timeout = Duration::from_secs(2);
+    let timeout = Duration::from_secs(3);
     let mut vars = vec![
         ("PRODUCT_SERVICE_URL", proxy.graphql_url()),
         ("NOTIFICATION_SERVICE_URL", notification.graphql_url()),
         ("CIRCUIT_BREAKER_ENABLED", "true".into()),
         ("CIRCUIT_BREAKER_INTERVAL", "5s".into()),
-        ("CIRCUIT_BREAKER_TIMEOUT", "2s".into()),
+        ("CIRCUIT_BREAKER_TIMEOUT", "3s".into()),
         ("CIRCUIT_BREAKER_MIN_REQUESTS", "4".into()),
         ("CIRCUIT_BREAKER_MAX_REQUESTS", "1".into()),
         ("CIRCUIT_BREAKER_FAILURE_RATIO", "0.5".into()),
@@ -811,7 +811,7 @@ async fn circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
         let started = Instant::now();
         let response = ask().await;
         assert!(
-            started.elapsed() < Duration::from_millis(500),
+            started.elapsed() < Duration::from_secs(1),
             "an open breaker answers fast: {:?}",
             started.elapsed()
         );
@@ -830,8 +830,9 @@ async fn circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
         );
     }
     assert!(
-        opened_at.elapsed() < timeout,
-        "the open-state checks ran within CIRCUIT_BREAKER_TIMEOUT"
+        opened_at.elapsed() < timeout - Duration::from_millis(500),
+        "the open-state checks ran well within CIRCUIT_BREAKER_TIMEOUT ({:?})",
+        opened_at.elapsed()
     );
     assert_eq!(
         proxy.graphql_received(),
@@ -842,6 +843,8 @@ async fn circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
     // After the timeout one probe (MAX_REQUESTS = 1) goes through; it
     // fails, so the breaker opens again.
     tokio::time::sleep(timeout + Duration::from_millis(300)).await;
+    // The breaker opens again no earlier than the probe is sent.
+    let probe_sent_at = Instant::now();
     for _ in 0..3 {
         ask().await;
     }
@@ -852,7 +855,9 @@ async fn circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
     );
     assert_eq!(router.breaker_state("product").await, "open");
 
-    // Recovery: after the timeout a probe passes and the breaker closes.
+    // Recovery: the subgraph is healthy at once, but the breaker answers
+    // for it until its timeout has passed; then a probe passes and the
+    // breaker closes.
     proxy.set_mode(Mode::PASS).await;
     let mut recovered = None;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -867,8 +872,9 @@ async fn circuit_breaker_opens_fails_fast_and_closes_after_recovery() {
     let recovered = recovered.expect("complete data again after the subgraph recovers");
     assert_eq!(recovered.data()["product"]["name"], "Breaker lamp");
     assert!(
-        opened_at.elapsed() >= timeout,
-        "the breaker stayed open for its timeout"
+        probe_sent_at.elapsed() >= timeout,
+        "the breaker stayed open for CIRCUIT_BREAKER_TIMEOUT after the failed probe ({:?})",
+        probe_sent_at.elapsed()
     );
     assert_eq!(router.breaker_state("product").await, "closed");
     assert_eq!(
@@ -1539,7 +1545,11 @@ async fn admin_endpoints_refuse_anonymous_callers_and_show_replica_health() {
     let started = Instant::now();
     let down = router.gql(None, "{ categories }", json!({})).await;
     assert_eq!(down.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", down.body);
-    assert!(started.elapsed() < Duration::from_secs(1), "fails fast");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "fails fast, well within SUBGRAPH_TIMEOUT: {:?}",
+        started.elapsed()
+    );
 
     // And comes back.
     proxy.set_mode(Mode::PASS).await;
