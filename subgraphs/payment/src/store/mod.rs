@@ -127,10 +127,17 @@ impl PaymentStore {
 
     /// Publishes `kind` for payment `id` as it is now, on its own (an
     /// event that follows an outside call, such as a provider refund).
+    ///
+    /// One INSERT, no transaction: the payment is read as committed first.
+    /// (A transaction that reads before it writes fails at once on SQLite
+    /// when the relay commits in between: WAL cannot upgrade a stale read
+    /// snapshot, and the busy timeout does not apply to that.)
     pub async fn publish(&self, kind: &str, id: Uuid) -> Result<(), PaymentError> {
-        let txn = self.db.begin().await?;
-        Self::emit(&txn, kind, id).await?;
-        txn.commit().await?;
+        let payment = self
+            .get(id)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))?;
+        outbox::enqueue(&self.db, Topic::Payment, &payment_event(kind, &payment)?).await?;
         self.relay.wake();
         Ok(())
     }
