@@ -125,6 +125,10 @@ impl Broker {
                 replication: 1,
                 session_timeout: Duration::from_secs(6),
                 publish_timeout: Duration::from_secs(3),
+                client_properties: TANSU_CLIENT_PROPERTIES
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
             }),
         };
         EventBus::connect(&settings, "shopgraph-test")
@@ -304,6 +308,15 @@ impl RawSocket {
 }
 
 /// `shopgraph serve router` as its own process, killed on drop.
+/// librdkafka 2.12 crashes (a NULL topic name in `strcmp`) when a Fetch
+/// response (v13+, topics by id) reports a leader change and the broker's
+/// topic ids are all zero, as the test broker's are. Speaking the Kafka
+/// 2.8 protocol (Fetch v12, topics by name) avoids that path.
+pub const TANSU_CLIENT_PROPERTIES: &[(&str, &str)] = &[
+    ("api.version.request", "false"),
+    ("broker.version.fallback", "2.8.0"),
+];
+
 pub struct RouterProcess {
     pub url: String,
     _process: Child,

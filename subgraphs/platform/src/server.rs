@@ -92,6 +92,20 @@ pub fn with_common_layers(service: &'static str, routes: Router, http: &HttpSett
                     http.request_timeout,
                 )),
         )
+        .layer(axum::middleware::map_response(close_after_too_large))
+}
+
+/// A 413 leaves the request body unread, so the connection cannot be
+/// reused: say so, or a keep-alive client sends its next request into a
+/// closing socket.
+async fn close_after_too_large(mut response: axum::response::Response) -> axum::response::Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);

@@ -150,6 +150,9 @@ fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
         .set("client.id", client_id)
         .set("socket.keepalive.enable", "true")
         .set("reconnect.backoff.max.ms", "2000");
+    for (key, value) in &settings.client_properties {
+        config.set(key, value);
+    }
     config
 }
 

@@ -274,6 +274,10 @@ pub struct KafkaSettings {
     /// `KAFKA_PUBLISH_TIMEOUT`: how long a publish may wait for the
     /// broker before the relay backs off and retries.
     pub publish_timeout: Duration,
+    /// `KAFKA_CLIENT_PROPERTIES`: extra librdkafka properties for every
+    /// client (`key=value,key=value`), e.g. TLS or protocol settings a
+    /// particular cluster needs.
+    pub client_properties: Vec<(String, String)>,
 }
 
 impl EventSettings {
@@ -292,9 +296,31 @@ impl EventSettings {
                     .duration_or("KAFKA_SESSION_TIMEOUT", Duration::from_secs(10))?,
                 publish_timeout: env
                     .duration_or("KAFKA_PUBLISH_TIMEOUT", Duration::from_secs(10))?,
+                client_properties: client_properties(env)?,
             }),
         })
     }
+}
+
+fn client_properties(env: &Env) -> Result<Vec<(String, String)>, ConfigError> {
+    let var = "KAFKA_CLIENT_PROPERTIES";
+    let Some(raw) = env.raw(var) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| match entry.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok((key.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => Err(crate::config::invalid(
+                var,
+                raw,
+                "comma-separated librdkafka properties, key=value",
+            )),
+        })
+        .collect()
 }
 
 #[cfg(test)]
