@@ -211,6 +211,18 @@ impl GqlResponse {
     }
 }
 
+/// Issues and verifies tokens with the test secret, as every service and
+/// router in the tests is configured.
+pub fn test_authority() -> JwtAuthority {
+    JwtAuthority::from_settings(&AuthSettings {
+        jwt_secret: TEST_JWT_SECRET.into(),
+        using_dev_secret: false,
+        issuer: "shopgraph".into(),
+        audience: "shopgraph".into(),
+        accept_direct_tokens: true,
+    })
+}
+
 /// Who sends a request.
 #[derive(Debug, Clone, Copy)]
 pub enum As {
@@ -321,13 +333,7 @@ impl TestApp {
     /// Runs a built service in the background.
     fn start(app: ServiceApp, db: TestDb) -> Self {
         init_tracing();
-        let authority = JwtAuthority::from_settings(&AuthSettings {
-            jwt_secret: TEST_JWT_SECRET.into(),
-            using_dev_secret: false,
-            issuer: "shopgraph".into(),
-            audience: "shopgraph".into(),
-            accept_direct_tokens: true,
-        });
+        let authority = test_authority();
         let addr = app.local_addr().expect("bound address");
         let statements = app.statements();
         let shutdown = CancellationToken::new();

@@ -70,13 +70,7 @@ fn tail(path: &PathBuf) -> String {
 
 /// A JWT for `user` signed with the test secret (the admin role if asked).
 fn token(user: &str, admin: bool) -> String {
-    let authority = JwtAuthority::from_settings(&AuthSettings {
-        jwt_secret: TEST_JWT_SECRET.into(),
-        using_dev_secret: false,
-        issuer: "shopgraph".into(),
-        audience: "shopgraph".into(),
-        accept_direct_tokens: true,
-    });
+    let authority = crate::helpers::test_authority();
     let roles: &[&str] = if admin { &[ADMIN_ROLE] } else { &[] };
     authority
         .issue(user, roles, Duration::from_secs(3600))
