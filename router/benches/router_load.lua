@@ -1,10 +1,12 @@
 -- wrk script of router/benches/router_load.sh: POSTs one GraphQL request
 -- (the JSON body in the file BENCH_BODY_FILE) with an optional bearer token
--- (BENCH_TOKEN), counts answers that are not HTTP 200 or that carry GraphQL
--- `errors`, and prints one machine-readable RESULT line at the end.
+-- (BENCH_TOKEN) and an optional Origin header (BENCH_ORIGIN), counts answers
+-- that are not HTTP 200 or that carry GraphQL `errors`, and prints one
+-- machine-readable RESULT line at the end.
 
 local body_file = os.getenv("BENCH_BODY_FILE")
 local token = os.getenv("BENCH_TOKEN")
+local origin = os.getenv("BENCH_ORIGIN")
 
 local f = assert(io.open(body_file, "rb"), "cannot read BENCH_BODY_FILE")
 local body = f:read("*a")
@@ -16,6 +18,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json"
 if token ~= nil and token ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. token
+end
+if origin ~= nil and origin ~= "" then
+    wrk.headers["Origin"] = origin
 end
 
 local threads = {}

@@ -82,6 +82,8 @@
 #   BENCH_KEEP=1            keep the temporary directory (logs, databases)
 #   BENCH_PERF=1            perf-record each router during its runs (protections: the
 #                           first round only), print its top BENCH_PERF_TOP (30) symbols
+#   BENCH_PERF_RECORD_ARGS= extra `perf record` words, e.g. "--call-graph dwarf" (with BENCH_KEEP=1,
+#                           `perf report -i $WORK/perf.<run>.<router>.data --children` afterwards)
 #   HIVE_ROOT=/var/tmp/hive-router   where Hive Router is installed
 #   CARGO_TARGET_DIR=/var/tmp/shopgraph-ci-target
 set -euo pipefail
@@ -253,6 +255,16 @@ wait_http() {
     die "$name did not become ready at $url within 60 s"
 }
 
+# listening_ports PID — the TCP ports PID listens on (IPv4 and IPv6).
+listening_ports() {
+    local inodes
+    inodes=$(find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n' | sort -u)
+    [ -n "$inodes" ] || return 0
+    awk -v inodes="$inodes" 'BEGIN {n = split(inodes, a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1}
+        FNR > 1 && $4 == "0A" && ($10 in want) {split($2, addr, ":"); print addr[2]}' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+        while read -r hex; do echo $((16#$hex)); done | sort -un
+}
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 CLK_TCK=$(getconf CLK_TCK)
@@ -295,6 +307,11 @@ ok() {
 subgraph_requests() {
     curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
         awk '/^graphql_requests_total[{ ]/ {s += $NF} END {printf "%d\n", s}'
+}
+# metric_sum PORT NAME — sum of the Prometheus series NAME at PORT/metrics (0 if absent).
+metric_sum() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+        awk -v name="$2" '$1 == name || index($1, name "{") == 1 {s += $NF} END {printf "%d\n", s}'
 }
 port_of_subgraph() {
     case $1 in
@@ -546,13 +563,17 @@ HEAVY_BODY=$WORK/heavy.json
 PRODUCTS_BODY=$WORK/products.json
 body "$HEAVY_QUERY" >"$HEAVY_BODY"
 body "$PRODUCTS_QUERY" >"$PRODUCTS_BODY"
+# Protections mode sends every request as the bench user (the rate limiter
+# keys on the JWT subject); hive mode sends products anonymously.
+PRODUCTS_TOKEN=""
+[ "$BENCH_COMPARE" = protections ] && PRODUCTS_TOKEN=$TOKEN
 
 say "checking both queries on every target"
 for r in "${ROUTERS[@]}"; do
     resp=$(gql "${PORT_OF[$r]}" "$TOKEN" "$(cat "$HEAVY_BODY")")
     ok "heavy query on ${LABEL[$r]}" "$resp"
     jq -S . <<<"$resp" >"$WORK/heavy.$r.json"
-    resp=$(gql "${PORT_OF[$r]}" "" "$(cat "$PRODUCTS_BODY")")
+    resp=$(gql "${PORT_OF[$r]}" "$PRODUCTS_TOKEN" "$(cat "$PRODUCTS_BODY")")
     ok "products query on ${LABEL[$r]}" "$resp"
     jq -S . <<<"$resp" >"$WORK/products.$r.json"
 done
@@ -561,23 +582,123 @@ ok "products query on the product subgraph" "$resp"
 jq -S '{data}' <<<"$resp" >"$WORK/products.direct.json"
 jq -e '.data.me | (.basket.items | length) == 20 and (.payments.edges | length) == 15
         and all(.payments.edges[]; (.node.items | length) == 20)
-        and (.notifications.edges | length) == 40' "$WORK/heavy.router.json" >/dev/null ||
-    die "the heavy query does not see the seeded data: $(head -c 400 "$WORK/heavy.router.json")"
-jq -e '(.data.products.edges | length) == 50' "$WORK/products.router.json" >/dev/null ||
+        and (.notifications.edges | length) == 40' "$WORK/heavy.$BASE_ROUTER.json" >/dev/null ||
+    die "the heavy query does not see the seeded data: $(head -c 400 "$WORK/heavy.$BASE_ROUTER.json")"
+jq -e '(.data.products.edges | length) == 50' "$WORK/products.$BASE_ROUTER.json" >/dev/null ||
     die "products(first: 50) did not return 50 products"
 for r in "${ROUTERS[@]}"; do
-    [ "$r" = router ] && continue
-    diff -u "$WORK/heavy.router.json" "$WORK/heavy.$r.json" >"$WORK/heavy.diff" ||
-        die "heavy query: shopgraph and ${LABEL[$r]} answer differently:
+    [ "$r" = "$BASE_ROUTER" ] && continue
+    diff -u "$WORK/heavy.$BASE_ROUTER.json" "$WORK/heavy.$r.json" >"$WORK/heavy.diff" ||
+        die "heavy query: ${LABEL[$BASE_ROUTER]} and ${LABEL[$r]} answer differently:
 $(head -n 40 "$WORK/heavy.diff")"
-    diff -u "$WORK/products.router.json" "$WORK/products.$r.json" >"$WORK/products.diff" ||
-        die "products query: shopgraph and ${LABEL[$r]} answer differently:
+    diff -u "$WORK/products.$BASE_ROUTER.json" "$WORK/products.$r.json" >"$WORK/products.diff" ||
+        die "products query: ${LABEL[$BASE_ROUTER]} and ${LABEL[$r]} answer differently:
 $(head -n 40 "$WORK/products.diff")"
 done
-jq -S '{data}' "$WORK/products.router.json" | diff -u - "$WORK/products.direct.json" >"$WORK/products.diff" ||
+jq -S '{data}' "$WORK/products.$BASE_ROUTER.json" | diff -u - "$WORK/products.direct.json" >"$WORK/products.diff" ||
     die "products query: the router and the product subgraph answer differently"
-HEAVY_BYTES=$(jq -c . "$WORK/heavy.router.json" | wc -c)
+HEAVY_BYTES=$(jq -c . "$WORK/heavy.$BASE_ROUTER.json" | wc -c)
 echo "heavy answer: $HEAVY_BYTES bytes, identical on ${ROUTERS[*]}; products answer identical everywhere" >&2
+
+# post PORT CONTENT-TYPE BODYFILE OUT [CURL-ARGS...] — POSTs as the bench user
+# with BENCH_ORIGIN; the body goes to OUT, lower-cased headers to OUT.headers,
+# prints the HTTP status.
+post() {
+    local port=$1 ctype=$2 bodyfile=$3 out=$4
+    shift 4
+    curl -sS --max-time 30 "http://127.0.0.1:$port/graphql" -D "$out.headers" -o "$out" -w '%{http_code}' \
+        -H "content-type: $ctype" -H 'accept: application/json' -H "authorization: Bearer $TOKEN" \
+        -H "origin: $BENCH_ORIGIN" "$@" --data-binary @"$bodyfile"
+    tr -d '\r' <"$out.headers" | tr '[:upper:]' '[:lower:]' >"$out.headers.lc" && mv "$out.headers.lc" "$out.headers"
+}
+# first_code FILE — extensions.code of the first GraphQL error in FILE, or "none".
+first_code() { jq -r '.errors[0].extensions.code // "none"' "$1" 2>/dev/null || echo "unparseable"; }
+
+if [ "$BENCH_COMPARE" = protections ]; then
+    say "checking that every protection is on in the protected router(s) and off in bare"
+    aliases=$(for i in $(seq 0 30); do printf 'a%d: id ' "$i"; done)
+    body "{ products(first: 1) { edges { node { $aliases } } } }" >"$WORK/aliases.json"
+    jq -nc '{extensions: {persistedQuery: {version: 1, sha256Hash: "0000000000000000000000000000000000000000000000000000000000000000"}}}' >"$WORK/apq.json"
+    for r in "${ROUTERS[@]}"; do
+        port=${PORT_OF[$r]} on=1 problems=()
+        [ "$r" = bare ] && on=0
+        status=$(post "$port" application/json "$PRODUCTS_BODY" "$WORK/p.$r")
+        [ "$status" = 200 ] || die "${LABEL[$r]}: products query answered HTTP $status"
+        for h in ratelimit-limit ratelimit-remaining x-content-type-options x-frame-options access-control-allow-origin; do
+            has=0
+            grep -q "^$h:" "$WORK/p.$r.headers" && has=1
+            [ "$has" = "$on" ] || problems+=("response header $h $([ "$has" = 1 ] && echo present || echo missing)")
+        done
+        # CSRF: a form-like content type, no preflight header.
+        status=$(post "$port" text/plain "$PRODUCTS_BODY" "$WORK/csrf.$r")
+        code=$(first_code "$WORK/csrf.$r")
+        if [ "$on" = 1 ]; then
+            [ "$status" = 400 ] && [ "$code" = CSRF_PREVENTION ] || problems+=("text/plain POST not refused by CSRF prevention (HTTP $status, $code)")
+        else
+            [ "$code" != CSRF_PREVENTION ] || problems+=("text/plain POST refused by CSRF prevention")
+        fi
+        # Operation limits: 31 aliases (default GRAPHQL_MAX_ALIASES is 30).
+        status=$(post "$port" application/json "$WORK/aliases.json" "$WORK/aliases.$r")
+        code=$(first_code "$WORK/aliases.$r")
+        if [ "$on" = 1 ]; then
+            [ "$code" = MAX_ALIASES_LIMIT ] || problems+=("31 aliases not refused (HTTP $status, $code)")
+        else
+            [ "$status" = 200 ] && [ "$code" = none ] || problems+=("31 aliases refused (HTTP $status, $code)")
+        fi
+        # Automatic persisted queries: an unknown hash.
+        post "$port" application/json "$WORK/apq.json" "$WORK/apq.$r" >/dev/null
+        code=$(first_code "$WORK/apq.$r")
+        want=PERSISTED_QUERY_NOT_SUPPORTED
+        [ "$on" = 1 ] && want=PERSISTED_QUERY_NOT_FOUND
+        [ "$code" = "$want" ] || problems+=("unknown APQ hash answered $code, expected $want")
+        # Circuit breakers (null when off) in /health/detailed.
+        breakers=$(curl -fsS --max-time 10 "http://127.0.0.1:$port/health/detailed" |
+            jq '[.subgraphs[] | select(.circuit_breaker != null)] | length')
+        want=0
+        [ "$on" = 1 ] && want=${#SUBGRAPHS[@]}
+        [ "$breakers" = "$want" ] || problems+=("$breakers circuit breakers in /health/detailed, expected $want")
+        # The rest (load balancer, health checks, outlier ejection, retries,
+        # rate-limit store) from the admin API's protections summary.
+        admin_port=$(listening_ports "${PID_OF[$r]}" | grep -vx "$port" | head -n 1)
+        if [ -z "$admin_port" ]; then
+            problems+=("no admin listener found")
+        else
+            curl -fsS --max-time 10 -H "authorization: Bearer $ADMIN_TOKEN" \
+                "http://127.0.0.1:$admin_port/admin/status" | jq -c .protections >"$WORK/protections.$r.json" ||
+                problems+=("no /admin/status on port $admin_port")
+            store=memory
+            [ "$r" = protected_redis ] && store=redis
+            if [ "$on" = 1 ]; then
+                want='.load_balancer.enabled and .load_balancer.health_check_interval_ms == 1000
+                    and .load_balancer.outlier_consecutive_failures > 0 and .circuit_breaker.enabled
+                    and .retry.enabled and .retry.attempts > 0 and .rate_limit.enabled
+                    and .rate_limit.store == $store and .persisted_queries.apq
+                    and ([.operation_limits.max_depth, .operation_limits.max_aliases,
+                          .operation_limits.max_root_fields, .operation_limits.max_complexity] | all(. > 0))'
+            else
+                want='(.load_balancer.enabled | not) and .load_balancer.health_check_interval_ms == null
+                    and .load_balancer.outlier_consecutive_failures == null and (.circuit_breaker.enabled | not)
+                    and (.retry.enabled | not) and (.rate_limit.enabled | not) and .rate_limit.store == $store
+                    and (.persisted_queries.apq | not)
+                    and ([.operation_limits.max_depth, .operation_limits.max_aliases,
+                          .operation_limits.max_root_fields, .operation_limits.max_complexity] | all(. == null or . == 0))'
+            fi
+            jq -e --arg store "$store" "$want" "$WORK/protections.$r.json" >/dev/null 2>&1 ||
+                problems+=("admin protections summary $(cat "$WORK/protections.$r.json" 2>/dev/null)")
+        fi
+        if [ ${#problems[@]} -gt 0 ]; then
+            die "${LABEL[$r]} is not configured as intended: $(printf '%s; ' "${problems[@]}")"
+        fi
+    done
+    if [ "$WITH_REDIS" = 1 ]; then
+        n=$(metric_sum "$REDIS_ROUTER_PORT_B" router_rate_limit_fallback_total)
+        [ "$n" = 0 ] || die "protected + Redis: $n rate-limit decisions fell back to the local limiter (Redis unusable?)"
+    fi
+    echo "protections as the admin API reports them:" >&2
+    for r in "${ROUTERS[@]}"; do printf '  %-18s %s\n' "${LABEL[$r]}" "$(cat "$WORK/protections.$r.json")" >&2; done
+    echo "checked: protected router(s) send rate-limit, security and CORS headers, refuse CSRF-able requests," >&2
+    echo "31 aliases and unknown APQ hashes as expected, and have circuit breakers; bare does none of it" >&2
+fi
 
 # Subgraph requests one heavy query causes, per subgraph (20 sequential queries).
 declare -A FETCHES=()
@@ -595,7 +716,7 @@ for r in "${ROUTERS[@]}"; do
 done
 # A few products queries too, so every router has served both queries.
 for r in "${ROUTERS[@]}"; do
-    for _ in $(seq 1 20); do gql "${PORT_OF[$r]}" "" "$(cat "$PRODUCTS_BODY")" >/dev/null; done
+    for _ in $(seq 1 20); do gql "${PORT_OF[$r]}" "$PRODUCTS_TOKEN" "$(cat "$PRODUCTS_BODY")" >/dev/null; done
 done
 
 declare -A RSS_REST=() RSS_PEAK=()
@@ -614,6 +735,8 @@ if [ "${BENCH_PERF:-0}" = 1 ] && ! command -v perf >/dev/null 2>&1; then
     say "installing perf (BENCH_PERF=1)"
     apt_install linux-perf
 fi
+
+LOAD_PERF=1 # BENCH_PERF=1: whether load() perf-records this run
 
 # load SCENARIO TARGET BODYFILE TOKEN
 load() {
@@ -658,8 +781,9 @@ load() {
     bench_before=$(bench_cpu_ticks)
 
     local perf_pid=""
-    if [ "${BENCH_PERF:-0}" = 1 ] && [ -n "$pid" ]; then
-        timeout $((BENCH_SECONDS + 30)) perf record -q -F 499 -p "$pid" \
+    if [ "${BENCH_PERF:-0}" = 1 ] && [ "$LOAD_PERF" = 1 ] && [ -n "$pid" ]; then
+        # shellcheck disable=SC2086  # BENCH_PERF_RECORD_ARGS is a list of words
+        timeout $((BENCH_SECONDS + 30)) perf record -q -F 499 ${BENCH_PERF_RECORD_ARGS:-} -p "$pid" \
             -o "$WORK/perf.$scenario.$target.data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1 &
         perf_pid=$!
     fi
@@ -716,20 +840,57 @@ load() {
         [ "${RES[$scenario.$target.$k]}" != 0 ] && bad=1
     done
     if [ "$bad" = 1 ] || [ "$n" = 0 ]; then
-        FAILURES+=("$scenario/${LABEL[$target]}: $result $(grep '^FIRST_ERROR ' <<<"$out" || true)")
+        local first hint=""
+        first=$(grep '^FIRST_ERROR ' <<<"$out" || true)
+        [[ $first == "FIRST_ERROR HTTP 429"* ]] &&
+            hint=" — HTTP 429: the rate limiter refused requests; its budget (RATE_LIMIT_*) must be far above the load"
+        FAILURES+=("$scenario/${LABEL[$target]}: $result $first$hint")
     fi
     if awk -v o="${RES[$scenario.$target.other]}" 'BEGIN {exit !(o > 0.25)}'; then
         NOISY+=" $scenario/${LABEL[$target]} (${RES[$scenario.$target.other]})"
     fi
-    printf '  %-8s %-18s %9s req/s  p50 %7s ms  p95 %7s ms  p99 %7s ms  (other CPU %s)\n' "$scenario" "${LABEL[$target]}" \
+    printf '  %-11s %-18s %9s req/s  p50 %7s ms  p95 %7s ms  p99 %7s ms  (other CPU %s)\n' "$scenario" "${LABEL[$target]}" \
         "${RES[$scenario.$target.rps]}" "${RES[$scenario.$target.p50_ms]}" \
         "${RES[$scenario.$target.p95_ms]}" "${RES[$scenario.$target.p99_ms]}" "${RES[$scenario.$target.other]}" >&2
 }
 
 say "load: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS wrk threads, ${BENCH_WARMUP_SECONDS}s warm-up each"
-for r in "${ROUTERS[@]}"; do load heavy "$r" "$HEAVY_BODY" "$TOKEN"; done
-load products direct "$PRODUCTS_BODY" ""
-for r in "${ROUTERS[@]}"; do load products "$r" "$PRODUCTS_BODY" ""; done
+if [ "$BENCH_COMPARE" = protections ]; then
+    # Alternating rounds, ABBA: odd rounds run the routers in order, even
+    # rounds in reverse, so a slow drift of the machine hits both alike.
+    export BENCH_ORIGIN
+    for round in $(seq 1 "$BENCH_ROUNDS"); do
+        order=("${ROUTERS[@]}")
+        if [ $((round % 2)) = 0 ]; then
+            order=()
+            for ((i = ${#ROUTERS[@]} - 1; i >= 0; i--)); do order+=("${ROUTERS[$i]}"); done
+        fi
+        LOAD_PERF=0
+        [ "$round" = 1 ] && LOAD_PERF=1
+        echo "  round $round/$BENCH_ROUNDS: ${order[*]}" >&2
+        for r in "${order[@]}"; do load "heavy-$round" "$r" "$HEAVY_BODY" "$TOKEN"; done
+        for r in "${order[@]}"; do load "products-$round" "$r" "$PRODUCTS_BODY" "$PRODUCTS_TOKEN"; done
+    done
+else
+    for r in "${ROUTERS[@]}"; do load heavy "$r" "$HEAVY_BODY" "$TOKEN"; done
+    load products direct "$PRODUCTS_BODY" ""
+    for r in "${ROUTERS[@]}"; do load products "$r" "$PRODUCTS_BODY" ""; done
+fi
+
+# Protections mode: the rate limiter must have let everything through, and
+# the Redis router must have decided in Redis, not in its local fallback.
+if [ "$BENCH_COMPARE" = protections ]; then
+    for r in "${ROUTERS[@]}"; do
+        n=$(metric_sum "${PORT_OF[$r]}" router_rate_limited_total)
+        [ "$n" = 0 ] || FAILURES+=("${LABEL[$r]}: $n requests rate-limited (HTTP 429): the RATE_LIMIT_* budget is too low for the load")
+    done
+    # Not a failure (the router answered every request, as designed), but
+    # those decisions did not pay for the Redis round trip: say so.
+    REDIS_FALLBACKS=0
+    if [ "$WITH_REDIS" = 1 ]; then
+        REDIS_FALLBACKS=$(metric_sum "$REDIS_ROUTER_PORT_B" router_rate_limit_fallback_total)
+    fi
+fi
 
 declare -A RSS_AFTER=()
 for r in "${ROUTERS[@]}"; do RSS_AFTER[$r]=$(rss_kb "${PID_OF[$r]}"); done
@@ -739,7 +900,7 @@ for r in "${ROUTERS[@]}"; do RSS_AFTER[$r]=$(rss_kb "${PID_OF[$r]}"); done
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "n/a"}'; }
 
-{
+report_hive() {
     echo
     echo "Router load benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, shopgraph $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- router src subgraphs 2>/dev/null || echo '+dirty'), hive-router $HIVE_VERSION"
     echo "wrk: ${BENCH_SECONDS}s, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
@@ -769,6 +930,87 @@ ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a 
         echo "  products  shopgraph (dedupe off) ÷ direct = $(ratio "${RES[products.router_nodedupe.rps]:-}" "${RES[products.direct.rps]:-}")"
     echo "  products  hive router ÷ direct            = $(ratio "${RES[products.hive.rps]:-}" "${RES[products.direct.rps]:-}")"
     echo
+}
+
+# stats VALUES... — "mean min max" of the numbers given.
+stats() {
+    awk 'BEGIN {for (i = 1; i < ARGC; i++) {v = ARGV[i] + 0; s += v; if (i == 1 || v < lo) lo = v; if (i == 1 || v > hi) hi = v}
+        n = ARGC - 1; if (n) printf "%.6f %.6f %.6f\n", s / n, lo, hi; else print "nan nan nan"}' "$@"
+}
+
+report_protections() {
+    local sc t r round
+    echo
+    echo "Protections overhead — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, shopgraph $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- router src subgraphs 2>/dev/null || echo '+dirty')"
+    echo "wrk: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads, ${BENCH_WARMUP_SECONDS}s warm-up; $BENCH_ROUNDS rounds, ABBA order;"
+    echo "every request as the bench user (bearer token), Origin $BENCH_ORIGIN; dedupe $BENCH_DEDUPE; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
+    echo
+    printf '%-9s %5s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' query round target "req/s" "p50 ms" "p95 ms" "p99 ms" "sub req/op" "router µs/op" "subgr. µs/op" "other CPU"
+    printf '%-9s %5s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' --------- ----- ------------------ --------- -------- -------- -------- ---------- ------------ ------------- ----------
+    for sc in heavy products; do
+        for round in $(seq 1 "$BENCH_ROUNDS"); do
+            for t in "${ROUTERS[@]}"; do
+                local k=$sc-$round.$t
+                [ -n "${RES[$k.rps]:-}" ] || continue
+                printf '%-9s %5s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' "$sc" "$round" "${LABEL[$t]}" \
+                    "${RES[$k.rps]}" "${RES[$k.p50_ms]}" "${RES[$k.p95_ms]}" "${RES[$k.p99_ms]}" \
+                    "${RES[$k.sg_per_op]}" "${RES[$k.r_cpu_us]}" "${RES[$k.sg_cpu_us]}" "${RES[$k.other]}"
+            done
+        done
+    done
+    echo
+    echo "summary, mean over $BENCH_ROUNDS rounds; overhead = 1 − protected/bare req/s and CPU = router µs/op ÷ bare − 1,"
+    echo "each paired within a round, then averaged (min..max over the rounds):"
+    echo
+    printf '%-9s %-18s %9s %8s %12s %26s %22s\n' query router "req/s" "p99 ms" "router µs/op" "throughput overhead" "router CPU/op"
+    printf '%-9s %-18s %9s %8s %12s %26s %22s\n' --------- ------------------ --------- -------- ------------ -------------------------- ----------------------
+    VERDICT=()
+    for sc in heavy products; do
+        local order=(bare)
+        for t in "${ROUTERS[@]}"; do
+            if [ "$t" != bare ]; then order+=("$t"); fi
+        done
+        for t in "${order[@]}"; do
+            local rps=() p99=() cpu=() over=() cpuover=()
+            for round in $(seq 1 "$BENCH_ROUNDS"); do
+                local k=$sc-$round.$t b=$sc-$round.bare
+                [ -n "${RES[$k.rps]:-}" ] || continue
+                rps+=("${RES[$k.rps]}")
+                p99+=("${RES[$k.p99_ms]}")
+                cpu+=("${RES[$k.r_cpu_us]}")
+                if [ "$t" != bare ] && [ -n "${RES[$b.rps]:-}" ]; then
+                    over+=("$(awk -v p="${RES[$k.rps]}" -v b="${RES[$b.rps]}" 'BEGIN {printf "%.6f", (b > 0 ? 1 - p / b : 0)}')")
+                    cpuover+=("$(awk -v p="${RES[$k.r_cpu_us]}" -v b="${RES[$b.r_cpu_us]}" 'BEGIN {printf "%.6f", (b > 0 ? p / b - 1 : 0)}')")
+                fi
+            done
+            [ ${#rps[@]} -gt 0 ] || continue
+            local o="(baseline)" c="(baseline)"
+            if [ ${#over[@]} -gt 0 ]; then
+                o=$(stats "${over[@]}" | awk '{printf "%.1f %% (%.1f..%.1f)", $1 * 100, $2 * 100, $3 * 100}')
+                c=$(stats "${cpuover[@]}" | awk '{printf "%+.1f %% (%+.1f..%+.1f)", $1 * 100, $2 * 100, $3 * 100}')
+                [ "$t" = protected ] && VERDICT+=("$sc $(stats "${over[@]}" | awk '{printf "%.1f", $1 * 100}')")
+            fi
+            printf '%-9s %-18s %9s %8s %12s %26s %22s\n' "$sc" "${LABEL[$t]}" \
+                "$(stats "${rps[@]}" | awk '{printf "%.1f", $1}')" "$(stats "${p99[@]}" | awk '{printf "%.2f", $1}')" \
+                "$(stats "${cpu[@]}" | awk '{printf "%.0f", $1}')" "$o" "$c"
+        done
+    done
+    echo
+    local v line="issue 6 target, protected vs bare throughput overhead < 5 %:"
+    local pass=1
+    for v in "${VERDICT[@]}"; do
+        line+=" ${v%% *} ${v#* } %"
+        awk -v o="${v#* }" 'BEGIN {exit !(o >= 5)}' && pass=0
+    done
+    if [ "$pass" = 1 ]; then echo "$line — met"; else echo "$line — NOT met"; fi
+    if [ "$WITH_REDIS" = 1 ] && [ "$REDIS_FALLBACKS" != 0 ]; then
+        echo "note: protected + Redis took $REDIS_FALLBACKS rate-limit decisions locally (Redis slower than"
+        echo "RATE_LIMIT_REDIS_TIMEOUT, then the 1 s back-off): its figures partly measure the local limiter."
+    fi
+    echo
+}
+
+report_common() {
     echo "subgraph requests per heavy query (20 sequential queries):"
     for r in "${ROUTERS[@]}"; do printf '  %-18s %s\n' "${LABEL[$r]}" "${FETCHES[$r]}"; done
     echo
@@ -786,11 +1028,16 @@ ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a 
     fi
 }
 
+{
+    if [ "$BENCH_COMPARE" = protections ]; then report_protections; else report_hive; fi
+    report_common
+}
+
 # BENCH_PERF=1: where each router spends its CPU (flat profile, self time).
 for run in "${PERF_REPORTS[@]}"; do
     [ -s "$WORK/perf.$run.data" ] || continue
     printf '\nperf, %s: top symbols by self CPU\n' "$run"
-    perf report -i "$WORK/perf.$run.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+    perf report -i "$WORK/perf.$run.data" --no-children -g none --sort dso,symbol --stdio 2>/dev/null |
         grep -v -e '^#' -e '^$' | sed -E 's/[[:space:]]+(-[[:space:]]+)*$//' |
         awk -v n="${BENCH_PERF_TOP:-30}" 'NR <= n {print substr($0, 1, 160)}' || true
 done
