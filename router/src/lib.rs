@@ -144,23 +144,29 @@ impl RouterApp {
         };
         // The HTTP edge, outer to inner: trace span, compression, body
         // limit, timeout (platform layers), security headers; then, on
-        // /graphql only, CORS, CSRF prevention and the per-client rate
-        // limit (websocket and SSE connections count when they open).
+        // /graphql only, CORS, CSRF prevention, identification (the token
+        // is verified once, here) and the per-client rate limit (websocket
+        // and SSE connections count when they open).
         let mut graphql =
             Router::new().route("/graphql", get(pipeline::graphql).post(pipeline::graphql));
         if settings.rate_limit.enabled {
             let limiter = ClientRateLimiter::new(&settings.rate_limit, redis.clone())
                 .map_err(|err| StartError::RateLimit(err.to_string()))?;
-            let auth = Arc::clone(&state.auth);
-            let subject: SubjectResolver = Arc::new(move |headers: &http::HeaderMap| {
-                match auth.identify(headers.get(http::header::AUTHORIZATION)) {
-                    Ok(Identity::User(viewer)) => Some(viewer.user_id),
-                    _ => None,
-                }
-            });
+            // The caller verified once by `identify_caller`, below.
+            let subject: SubjectResolver =
+                Arc::new(|extensions: &http::Extensions, _: &http::HeaderMap| {
+                    match extensions.get::<pipeline::Verified>()?.0.as_ref() {
+                        Ok(Identity::User(viewer)) => Some(viewer.user_id.clone()),
+                        _ => None,
+                    }
+                });
             let keys = KeyResolver::new(subject, settings.rate_limit.trusted_proxy_header.clone());
             graphql = graphql.route_layer(RateLimitLayer::new(Arc::new(limiter), keys));
         }
+        let graphql = graphql.route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            pipeline::identify_caller,
+        ));
         let graphql = settings.security.protect_graphql(graphql.with_state(state));
         let routes = Router::new()
             .merge(graphql)

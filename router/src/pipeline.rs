@@ -36,7 +36,7 @@ use crate::supergraph::Supergraph;
 use crate::supergraph::SupergraphHandle;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use shopgraph_platform::identity::Identity;
+use shopgraph_platform::identity::{AuthError, Identity};
 use tokio_util::sync::CancellationToken;
 
 /// What every request needs, shared by all of them.
@@ -62,6 +62,26 @@ pub struct RouterState {
     pub subscriber: crate::subgraph::subscribe::Subscriber,
     /// Automatic persisted queries and the safelist.
     pub persisted: Arc<PersistedQueries>,
+}
+
+/// The caller of a request, verified once by [`identify_caller`] before
+/// the rate limit (which keys on it) and read again by the pipeline.
+#[derive(Clone)]
+pub struct Verified(pub Arc<Result<Identity, AuthError>>);
+
+/// Verifies `Authorization: Bearer` once per `/graphql` request and
+/// leaves the outcome in the request's extensions ([`Verified`]); a bad
+/// token is refused later, by the pipeline, with a coded 401.
+pub async fn identify_caller(
+    State(auth): State<Arc<RouterAuth>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let verified = auth.identify(request.headers().get(header::AUTHORIZATION));
+    request
+        .extensions_mut()
+        .insert(Verified(Arc::new(verified)));
+    next.run(request).await
 }
 
 /// A GraphQL request as clients send it (POST body, GET parameters, a
@@ -116,6 +136,7 @@ pub async fn graphql(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    verified: Option<axum::Extension<Verified>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
@@ -138,7 +159,8 @@ pub async fn graphql(
     }
     let started = Instant::now();
     let content_type = response_content_type(&headers);
-    let (label, result) = handle(&state, &method, &uri, &headers, &body).await;
+    let verified = verified.map(|axum::Extension(verified)| verified);
+    let (label, result) = handle(&state, &method, &uri, &headers, verified, &body).await;
     let outcome = match &result {
         Ok((_, false)) => "ok",
         Ok((_, true)) => "error",
@@ -186,13 +208,24 @@ async fn handle(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    verified: Option<Verified>,
     body: &Bytes,
 ) -> (&'static str, Result<(Vec<u8>, bool), Rejection>) {
     let request = match read_request(method, uri, headers, body) {
         Ok(request) => request,
         Err(rejection) => return ("unknown", Err(rejection)),
     };
-    let identity = match state.auth.identify(headers.get(header::AUTHORIZATION)) {
+    let identity = match verified {
+        Some(Verified(verified)) => match verified.as_ref() {
+            Ok(identity) => Ok(identity.clone()),
+            Err(err) => Err(err.to_string()),
+        },
+        None => state
+            .auth
+            .identify(headers.get(header::AUTHORIZATION))
+            .map_err(|err| err.to_string()),
+    };
+    let identity = match identity {
         Ok(identity) => identity,
         Err(err) => {
             return (
@@ -200,7 +233,7 @@ async fn handle(
                 Err(Rejection::new(
                     StatusCode::UNAUTHORIZED,
                     ErrorCode::Unauthenticated,
-                    err.to_string(),
+                    err,
                 )),
             );
         }

@@ -16,11 +16,13 @@ use sha2::{Digest, Sha256};
 /// The header API clients identify themselves with.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// Returns the subject of a valid bearer token in the headers, or `None`
-/// (no token, or one that does not verify). The router passes its own
-/// verifier, so an unverified `sub` claim can never pick someone else's
-/// budget.
-pub type SubjectResolver = Arc<dyn Fn(&HeaderMap) -> Option<String> + Send + Sync>;
+/// Returns the subject of a valid bearer token of the request (its
+/// extensions carry what an earlier layer verified; its headers the
+/// token), or `None` (no token, or one that does not verify). The router
+/// passes its own verifier, so an unverified `sub` claim can never pick
+/// someone else's budget.
+pub type SubjectResolver =
+    Arc<dyn Fn(&http::Extensions, &HeaderMap) -> Option<String> + Send + Sync>;
 
 /// The identity a request's budget belongs to.
 ///
@@ -146,7 +148,9 @@ impl KeyResolver {
     /// The key `request` counts against.
     pub fn resolve<B>(&self, request: &Request<B>) -> ClientKey {
         let headers = request.headers();
-        if let Some(subject) = (self.subject)(headers).filter(|s| !s.is_empty()) {
+        if let Some(subject) =
+            (self.subject)(request.extensions(), headers).filter(|s| !s.is_empty())
+        {
             return ClientKey::Subject(subject);
         }
         if let Some(raw) = headers
@@ -215,13 +219,14 @@ mod tests {
     use super::*;
 
     fn resolver(subject: Option<&'static str>, header: Option<&'static str>) -> KeyResolver {
-        let subject: SubjectResolver = Arc::new(move |headers: &HeaderMap| {
-            // Stands in for the router's verifier: only this exact token is valid.
-            let valid = headers
-                .get(http::header::AUTHORIZATION)
-                .is_some_and(|value| value == "Bearer valid");
-            subject.filter(|_| valid).map(str::to_owned)
-        });
+        let subject: SubjectResolver =
+            Arc::new(move |_: &http::Extensions, headers: &HeaderMap| {
+                // Stands in for the router's verifier: only this exact token is valid.
+                let valid = headers
+                    .get(http::header::AUTHORIZATION)
+                    .is_some_and(|value| value == "Bearer valid");
+                subject.filter(|_| valid).map(str::to_owned)
+            });
         KeyResolver::new(subject, header.map(HeaderName::from_static))
     }
 

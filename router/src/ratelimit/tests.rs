@@ -30,7 +30,7 @@ fn settings(pairs: &[(&str, &str)]) -> RateLimitSettings {
 }
 
 fn anonymous_keys() -> KeyResolver {
-    KeyResolver::new(Arc::new(|_: &HeaderMap| None), None)
+    KeyResolver::new(Arc::new(|_: &http::Extensions, _: &HeaderMap| None), None)
 }
 
 /// The layer around an inner service that counts the requests reaching it.
