@@ -147,7 +147,7 @@ impl RouterSettings {
             supergraph,
             poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
             traffic: TrafficSettings::from_env(env)?,
-            admin: AdminSettings::from_env(env, mode)?,
+            admin: AdminSettings::from_env(env)?,
             security: SecuritySettings::from_env(env, mode)?,
             persisted: PersistedSettings::from_env(env)?,
             rate_limit: RateLimitSettings::from_env(env)?,

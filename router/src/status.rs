@@ -30,7 +30,6 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use shopgraph_platform::config::{ConfigError, Env};
 use shopgraph_platform::identity::Identity;
-use shopgraph_platform::settings::RunMode;
 
 use crate::identity::RouterAuth;
 use crate::traffic::Upstreams;
@@ -50,7 +49,7 @@ pub struct AdminSettings {
 
 impl AdminSettings {
     /// Reads `ADMIN_ENABLED`, `ADMIN_HOST` and `ADMIN_PORT`.
-    pub fn from_env(env: &Env, _mode: RunMode) -> Result<Self, ConfigError> {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let host = env.ip_or("ADMIN_HOST", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
         let port = env.int_in_or("ADMIN_PORT", 0..=65_535, DEFAULT_ADMIN_PORT)?;
         Ok(Self {

@@ -370,16 +370,6 @@ impl ClientRateLimiter {
         self.fallback_decisions.load(Ordering::Relaxed)
     }
 
-    /// The in-memory limiter (sizes for health reports; tests).
-    pub fn local(&self) -> &LocalLimiter {
-        &self.local
-    }
-
-    /// The Redis limiter, when one is configured.
-    pub fn redis(&self) -> Option<&RedisLimiter> {
-        self.redis.as_ref()
-    }
-
     #[cfg(test)]
     pub(crate) fn with_retry_every(mut self, retry_every: Duration) -> Self {
         self.retry_every = retry_every;

@@ -566,9 +566,9 @@ async fn redis_refuses_after_the_burst_and_expires_its_keys() {
     assert_eq!(limiter.fallback_decisions(), 0);
     assert!(!limiter.redis_degraded());
     // Nothing was decided in memory.
-    assert!(limiter.local().is_empty());
+    assert!(limiter.local.is_empty());
 
-    let stored = limiter.redis().unwrap().storage_key(&key);
+    let stored = limiter.redis.as_ref().unwrap().storage_key(&key);
     assert_eq!(stored, format!("{prefix}:sub:alice"));
     let mut connection = manager_for(redis_info());
     let ttl_ms: i64 = ::redis::cmd("PTTL")

@@ -126,19 +126,6 @@ impl FetchError {
             Self::Malformed { .. } | Self::Unavailable { .. } | Self::UnknownSubgraph(_) => false,
         }
     }
-
-    /// The subgraph the error is about.
-    pub fn subgraph(&self) -> &str {
-        match self {
-            Self::UnknownSubgraph(subgraph)
-            | Self::Connect { subgraph, .. }
-            | Self::Unavailable { subgraph, .. }
-            | Self::Unreachable { subgraph, .. }
-            | Self::Timeout { subgraph, .. }
-            | Self::Status { subgraph, .. }
-            | Self::Malformed { subgraph, .. } => subgraph,
-        }
-    }
 }
 
 /// Sends operations to subgraphs by name.
