@@ -6,6 +6,7 @@
 //!
 //! | module | role |
 //! |---|---|
+//! | [`edge`] | the HTTP layers in front of the pipeline: security headers, CORS, CSRF, rate limit |
 //! | [`pipeline`] | GraphQL over HTTP: read the request, identify the caller, run the steps below, write the response |
 //! | [`identity`] | verifies `Authorization: Bearer` JWTs (HS256, or RS256/ES256 from a JWKS) |
 //! | [`planner`] | parse, validate against the API schema, normalize, plan with `hive-router-query-planner`, cache |
@@ -21,6 +22,7 @@
 //! the listener, `run` serves until shutdown.
 
 pub mod config;
+pub mod edge;
 pub mod executor;
 pub mod identity;
 pub mod inflight;
@@ -48,11 +50,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use config::RouterSettings;
+use edge::Edge;
 use identity::RouterAuth;
 use persisted::PersistedQueries;
 use pipeline::RouterState;
-use ratelimit::{ClientRateLimiter, KeyResolver, RateLimitLayer, SubjectResolver};
-use shopgraph_platform::identity::Identity;
 use status::StatusState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
 use traffic::Upstreams;
@@ -142,39 +143,12 @@ impl RouterApp {
             started: Instant::now(),
             protections: Arc::new(protections(&settings)),
         };
-        // The HTTP edge, outer to inner: trace span, compression, body
-        // limit, timeout (platform layers), security headers; then, on
-        // /graphql only, CORS, CSRF prevention, identification (the token
-        // is verified once, here) and the per-client rate limit (websocket
-        // and SSE connections count when they open).
-        let mut graphql =
-            Router::new().route("/graphql", get(pipeline::graphql).post(pipeline::graphql));
-        if settings.rate_limit.enabled {
-            let limiter = ClientRateLimiter::new(&settings.rate_limit, redis.clone())
-                .map_err(|err| StartError::RateLimit(err.to_string()))?;
-            // The caller verified once by `identify_caller`, below.
-            let subject: SubjectResolver =
-                Arc::new(|extensions: &http::Extensions, _: &http::HeaderMap| {
-                    match extensions.get::<pipeline::Verified>()?.0.as_ref() {
-                        Ok(Identity::User(viewer)) => Some(viewer.user_id.clone()),
-                        _ => None,
-                    }
-                });
-            let keys = KeyResolver::new(subject, settings.rate_limit.trusted_proxy_header.clone());
-            graphql = graphql.route_layer(RateLimitLayer::new(Arc::new(limiter), keys));
-        }
-        let graphql = graphql.route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state.auth),
-            pipeline::identify_caller,
-        ));
-        let graphql = settings.security.protect_graphql(graphql.with_state(state));
-        let routes = Router::new()
-            .merge(graphql)
-            .merge(status::health_routes(status.clone()));
-        let routes = settings.security.with_security_headers(routes);
-        let router =
-            shopgraph_platform::server::with_common_layers(SERVICE_NAME, routes, &settings.http)
-                .layer(axum::middleware::map_response(pipeline::coded_body_limit));
+        let edge = Edge::new(&settings, Arc::clone(&state.auth), redis)
+            .map_err(|err| StartError::RateLimit(err.to_string()))?;
+        let graphql = Router::new()
+            .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))
+            .with_state(state);
+        let router = edge.wrap(graphql, status::health_routes(status.clone()));
         let addr = settings.http.addr;
         let listener = shopgraph_platform::server::bind(addr)
             .await

@@ -505,7 +505,7 @@ pub(crate) fn read_request(
 /// coded error naming the limit instead. The unread body is not drained,
 /// so the connection closes, and the answer says so (`connection: close`)
 /// for clients that would otherwise reuse it.
-pub async fn coded_body_limit(response: Response) -> Response {
+pub fn coded_body_limit(response: Response) -> Response {
     if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
         return response;
     }

@@ -5,8 +5,8 @@
 //!
 //! | layer | where | does |
 //! |---|---|---|
-//! | security headers | every route ([`SecuritySettings::with_security_headers`]) | `x-content-type-options`, `x-frame-options`, `referrer-policy`; HSTS behind TLS |
-//! | CORS | `/graphql` ([`SecuritySettings::protect_graphql`]) | answers preflights, adds `access-control-*` for allowed origins |
+//! | security headers | every route ([`SecuritySettings::headers_layer`]) | `x-content-type-options`, `x-frame-options`, `referrer-policy`; HSTS behind TLS |
+//! | CORS | `/graphql` ([`SecuritySettings::graphql_layer`]) | answers preflights, adds `access-control-*` for allowed origins |
 //! | CSRF | `/graphql` | refuses requests a browser would send cross-site without a preflight |
 //!
 //! CORS sits outside CSRF so that preflights are answered before the CSRF
@@ -27,19 +27,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Query, Request, State};
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
-use futures::future::{Either, Ready, ready};
+use futures::future::{Ready, ready};
 use shopgraph_platform::config::{ConfigError, Env, invalid};
 use shopgraph_platform::error::ErrorCode;
 use shopgraph_platform::graphql::{coded_response, prefers_html, response_content_type};
 use shopgraph_platform::settings::RunMode;
-use tower::{Layer, Service};
+use tower::layer::util::{Identity, Stack};
+use tower::util::Either;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Request headers cross-origin clients may send (the CSRF headers are
 /// added to these).
@@ -176,7 +178,13 @@ impl SecuritySettings {
         }
         let origin = match &cors.origins {
             AllowedOrigins::Any => AllowOrigin::any(),
-            AllowedOrigins::List(origins) => AllowOrigin::list(origins.iter().cloned()),
+            AllowedOrigins::List(origins) => {
+                // A predicate over a shared list rather than
+                // `AllowOrigin::list`: axum clones the layer for every
+                // request, and a list would be copied each time.
+                let origins: Arc<[HeaderValue]> = origins.clone().into();
+                AllowOrigin::predicate(move |origin, _| origins.contains(origin))
+            }
         };
         Some(
             CorsLayer::new()
@@ -185,7 +193,10 @@ impl SecuritySettings {
                 .allow_headers(allowed_headers)
                 .expose_headers(EXPOSED_RESPONSE_HEADERS.map(HeaderName::from_static))
                 .max_age(PREFLIGHT_MAX_AGE)
-                .allow_credentials(cors.allow_credentials),
+                .allow_credentials(cors.allow_credentials)
+                // Only the origin changes the answer: the allowed methods
+                // and headers are fixed lists, not mirrored from requests.
+                .vary([header::ORIGIN]),
         )
     }
 
@@ -196,72 +207,143 @@ impl SecuritySettings {
             .map(|headers| CsrfLayer::new(headers.clone()))
     }
 
-    /// Wraps the `/graphql` routes in CSRF prevention, then CORS (see the
-    /// module docs for why in that order).
-    pub fn protect_graphql<S>(&self, routes: Router<S>) -> Router<S>
-    where
-        S: Clone + Send + Sync + 'static,
-    {
-        let routes = match self.csrf_layer() {
-            Some(csrf) => routes.layer(csrf),
-            None => routes,
-        };
-        match self.cors_layer() {
-            Some(cors) => routes.layer(cors),
-            None => routes,
-        }
+    /// The `/graphql` protections as one layer: CORS outside CSRF
+    /// prevention (see the module docs for why in that order); either is
+    /// absent when turned off.
+    pub fn graphql_layer(&self) -> GraphqlProtection {
+        ServiceBuilder::new()
+            .option_layer(self.cors_layer())
+            .option_layer(self.csrf_layer())
+            .into_inner()
     }
 
-    /// Adds the security headers to every response of `routes` that does
-    /// not set them itself, and HSTS to responses to requests that came
-    /// over TLS (`x-forwarded-proto: https`: the router serves plain HTTP
-    /// behind a TLS proxy, and HSTS sent over plain HTTP is ignored).
-    pub fn with_security_headers<S>(&self, routes: Router<S>) -> Router<S>
-    where
-        S: Clone + Send + Sync + 'static,
-    {
+    /// The security headers for every response, or `None` when
+    /// `SECURITY_HEADERS` is off.
+    pub fn headers_layer(&self) -> Option<SecurityHeadersLayer> {
         if !self.security_headers {
-            return routes;
+            return None;
         }
-        let mut routes = routes
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::X_FRAME_OPTIONS,
-                HeaderValue::from_static("DENY"),
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ));
-        if let Some(max_age) = self.hsts_max_age {
-            let value = format!("max-age={max_age}; includeSubDomains");
-            match HeaderValue::from_str(&value) {
-                Ok(value) => {
-                    routes = routes.layer(axum::middleware::from_fn_with_state(value, hsts));
-                }
-                // Digits and ASCII only: cannot happen, but never panic.
-                Err(err) => tracing::error!(%err, "cannot build the HSTS header"),
-            }
-        }
-        routes
+        let hsts = self.hsts_max_age.and_then(|max_age| {
+            // Digits and ASCII only: cannot fail, but never panic.
+            HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains"))
+                .inspect_err(|err| tracing::error!(%err, "cannot build the HSTS header"))
+                .ok()
+        });
+        Some(SecurityHeadersLayer {
+            headers: Arc::new(SecurityHeaders { hsts }),
+        })
     }
 }
 
-/// Adds `strict-transport-security` to responses to requests a TLS proxy
-/// forwarded.
-async fn hsts(State(value): State<HeaderValue>, request: Request, next: Next) -> Response {
-    let over_tls = came_over_tls(request.headers());
-    let mut response = next.run(request).await;
-    if over_tls {
-        response
-            .headers_mut()
-            .entry(header::STRICT_TRANSPORT_SECURITY)
-            .or_insert(value);
+/// CORS, then CSRF prevention, each present only when configured
+/// ([`SecuritySettings::graphql_layer`]).
+pub type GraphqlProtection =
+    Stack<Either<CsrfLayer, Identity>, Stack<Either<CorsLayer, Identity>, Identity>>;
+
+/// The headers every response gets.
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
+];
+
+#[derive(Debug)]
+struct SecurityHeaders {
+    /// `strict-transport-security`, for requests that came over TLS.
+    hsts: Option<HeaderValue>,
+}
+
+/// Adds `x-content-type-options`, `x-frame-options` and `referrer-policy`
+/// to every response that does not set them itself, and HSTS to
+/// responses to requests that came over TLS (`x-forwarded-proto: https`:
+/// the router serves plain HTTP behind a TLS proxy, and HSTS sent over
+/// plain HTTP is ignored). One layer with one pass over the response,
+/// since it wraps every request.
+#[derive(Debug, Clone)]
+pub struct SecurityHeadersLayer {
+    headers: Arc<SecurityHeaders>,
+}
+
+impl<S> Layer<S> for SecurityHeadersLayer {
+    type Service = SetSecurityHeaders<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SetSecurityHeaders {
+            inner,
+            headers: Arc::clone(&self.headers),
+        }
     }
-    response
+}
+
+/// The service [`SecurityHeadersLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct SetSecurityHeaders<S> {
+    inner: S,
+    headers: Arc<SecurityHeaders>,
+}
+
+impl<S, ReqBody, ResBody> Service<axum::http::Request<ReqBody>> for SetSecurityHeaders<S>
+where
+    S: Service<axum::http::Request<ReqBody>, Response = axum::http::Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = SecurityHeadersFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<ReqBody>) -> Self::Future {
+        let hsts = if came_over_tls(request.headers()) {
+            self.headers.hsts.clone()
+        } else {
+            None
+        };
+        SecurityHeadersFuture {
+            inner: self.inner.call(request),
+            hsts,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`SetSecurityHeaders`].
+    pub struct SecurityHeadersFuture<F> {
+        #[pin]
+        inner: F,
+        hsts: Option<HeaderValue>,
+    }
+}
+
+impl<F, ResBody, E> Future for SecurityHeadersFuture<F>
+where
+    F: Future<Output = Result<axum::http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        let headers = response.headers_mut();
+        for (name, value) in &SECURITY_HEADERS {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(hsts) = this.hsts.take() {
+            headers
+                .entry(header::STRICT_TRANSPORT_SECURITY)
+                .or_insert(hsts);
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// Whether the client reached the TLS proxy over HTTPS: the first
@@ -380,7 +462,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Response, S::Error>>>;
+    type Future = futures::future::Either<S::Future, Ready<Result<Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -393,7 +475,7 @@ where
             request.headers(),
             &self.required_headers,
         ) {
-            return Either::Left(self.inner.call(request));
+            return futures::future::Either::Left(self.inner.call(request));
         }
         metrics::counter!("router_errors_total", "code" => ErrorCode::CsrfPrevention.as_str())
             .increment(1);
@@ -410,7 +492,7 @@ where
             names.join(", "),
             names.last().copied().unwrap_or("apollo-require-preflight"),
         );
-        Either::Right(ready(Ok(coded_response(
+        futures::future::Either::Right(ready(Ok(coded_response(
             StatusCode::BAD_REQUEST,
             response_content_type(request.headers()),
             ErrorCode::CsrfPrevention.as_str(),
@@ -514,6 +596,7 @@ fn is_token(part: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use axum::Router;
     use axum::body::Body;
     use axum::http::Request;
     use axum::routing::get;
@@ -535,11 +618,11 @@ mod tests {
             "/graphql",
             get(|| async { "executed" }).post(|| async { "executed" }),
         );
-        let routes = settings.protect_graphql(graphql).route(
+        let routes = graphql.route_layer(settings.graphql_layer()).route(
             "/framed",
             get(|| async { ([(header::X_FRAME_OPTIONS, "SAMEORIGIN")], "framed") }),
         );
-        settings.with_security_headers(routes)
+        routes.layer(ServiceBuilder::new().option_layer(settings.headers_layer()))
     }
 
     async fn send(app: &Router, request: Request<Body>) -> Response {
