@@ -17,7 +17,7 @@ use shopgraph_platform::error::ErrorCode;
 use shopgraph_platform::graphql::{coded_response, response_content_type};
 use tower::{Layer, Service};
 
-use super::{ClientRateLimiter, Decision, KeyResolver, whole_seconds_up};
+use super::{ClientKey, ClientRateLimiter, Decision, KeyResolver, whole_seconds_up};
 
 /// `RateLimit-Limit`: the most requests a client can have available.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -30,9 +30,15 @@ pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-poli
 
 /// Wraps a service so that each request first takes a cell from its
 /// client's budget. Build it once (it holds the shared limiter) and clone
-/// it freely.
+/// it freely: a clone is one reference count, which matters because axum
+/// clones a route's layers for every request.
 #[derive(Clone, Debug)]
 pub struct RateLimitLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     limiter: Arc<ClientRateLimiter>,
     keys: KeyResolver,
     limit: HeaderValue,
@@ -46,10 +52,12 @@ impl RateLimitLayer {
         // Digits, `;`, `=` and letters only: always a valid header value.
         let policy = HeaderValue::from_str(limiter.policy()).ok();
         Self {
-            limiter,
-            keys,
-            limit,
-            policy,
+            shared: Arc::new(Shared {
+                limiter,
+                keys,
+                limit,
+                policy,
+            }),
         }
     }
 }
@@ -60,7 +68,7 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimitService {
             inner,
-            layer: self.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -70,13 +78,14 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Clone, Debug)]
 pub struct RateLimitService<S> {
     inner: S,
-    layer: RateLimitLayer,
+    shared: Arc<Shared>,
 }
 
 impl<S> Service<Request<Body>> for RateLimitService<S>
 where
     S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send,
 {
     type Response = Response;
     type Error = S::Error;
@@ -87,27 +96,40 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // Keep the instance that was polled ready for this call; leave a
-        // fresh clone for the next one (the usual tower pattern).
+        let shared = Arc::clone(&self.shared);
+        let key = shared.keys.resolve(&request);
+        // The in-memory limiter decides at once: call `inner` now, the
+        // instance that was polled ready.
+        if let Some(decision) = shared.limiter.check_now(&key) {
+            if !decision.allowed {
+                let response = shared.refuse(&key, &decision, request.headers());
+                return Box::pin(std::future::ready(Ok(response)));
+            }
+            let response = self.inner.call(request);
+            return Box::pin(async move {
+                let mut response = response.await?;
+                shared.write_headers(response.headers_mut(), &decision);
+                Ok(response)
+            });
+        }
+        // Redis answers later: keep the instance that was polled ready for
+        // that moment and leave a fresh clone for the next call (the usual
+        // tower pattern).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        let key = layer.keys.resolve(&request);
         Box::pin(async move {
-            let decision = layer.limiter.check(&key).await;
+            let decision = shared.limiter.check(&key).await;
             if !decision.allowed {
-                metrics::counter!("router_rate_limited_total", "client" => key.kind()).increment(1);
-                tracing::debug!(client = %key, retry_after = ?decision.retry_after, "rate limited");
-                return Ok(refused(&layer, &decision, request.headers()));
+                return Ok(shared.refuse(&key, &decision, request.headers()));
             }
             let mut response = inner.call(request).await?;
-            layer.write_headers(response.headers_mut(), &decision);
+            shared.write_headers(response.headers_mut(), &decision);
             Ok(response)
         })
     }
 }
 
-impl RateLimitLayer {
+impl Shared {
     fn write_headers(&self, headers: &mut HeaderMap, decision: &Decision) {
         headers.insert(RATELIMIT_LIMIT, self.limit.clone());
         headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
@@ -119,21 +141,24 @@ impl RateLimitLayer {
             headers.insert(RATELIMIT_POLICY, policy.clone());
         }
     }
-}
 
-/// 429 with `Retry-After` (whole seconds, at least 1), the `RateLimit-*`
-/// headers and a `RATE_LIMITED` GraphQL error.
-fn refused(layer: &RateLimitLayer, decision: &Decision, request: &HeaderMap) -> Response {
-    let retry_after = whole_seconds_up(decision.retry_after).max(1);
-    let message = format!("rate limit exceeded: retry later (retryAfter: {retry_after} seconds)");
-    let mut response = coded_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        response_content_type(request),
-        ErrorCode::RateLimited.as_str(),
-        &message,
-    );
-    let headers = response.headers_mut();
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-    layer.write_headers(headers, decision);
-    response
+    /// 429 with `Retry-After` (whole seconds, at least 1), the
+    /// `RateLimit-*` headers and a `RATE_LIMITED` GraphQL error.
+    fn refuse(&self, key: &ClientKey, decision: &Decision, request: &HeaderMap) -> Response {
+        metrics::counter!("router_rate_limited_total", "client" => key.kind()).increment(1);
+        tracing::debug!(client = %key, retry_after = ?decision.retry_after, "rate limited");
+        let retry_after = whole_seconds_up(decision.retry_after).max(1);
+        let message =
+            format!("rate limit exceeded: retry later (retryAfter: {retry_after} seconds)");
+        let mut response = coded_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            response_content_type(request),
+            ErrorCode::RateLimited.as_str(),
+            &message,
+        );
+        let headers = response.headers_mut();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        self.write_headers(headers, decision);
+        response
+    }
 }

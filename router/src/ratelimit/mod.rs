@@ -322,6 +322,12 @@ impl ClientRateLimiter {
         })
     }
 
+    /// Takes one cell from `key`'s budget at once when the budget is kept
+    /// in memory; `None` when it is kept in Redis ([`Self::check`]).
+    pub fn check_now(&self, key: &ClientKey) -> Option<Decision> {
+        self.redis.is_none().then(|| self.local.check(key))
+    }
+
     /// Takes one cell from `key`'s budget if there is one.
     pub async fn check(&self, key: &ClientKey) -> Decision {
         let Some(redis) = &self.redis else {
