@@ -14,10 +14,12 @@
 //! | identify the caller (the token is verified once, here) | `/graphql` | [`crate::pipeline`] |
 //! | per-client rate limit (websocket and SSE count when they open) | `/graphql` | [`crate::ratelimit`] |
 //!
-//! Every layer is built once, at start, and holds its configuration behind
-//! an `Arc`: axum clones a route's whole layer stack for every request, so
-//! a layer whose clone copies lists or header maps costs every request.
-//! `router/benches/edge.rs` measures what each layer adds.
+//! Every layer is built once, at start, and ours hold their configuration
+//! behind an `Arc`: axum clones a route's whole layer stack for every
+//! request, so a layer whose clone copies lists or header maps costs every
+//! request (tower-http's CORS still copies a few header values, the
+//! largest cost left). `router/benches/edge.rs` measures what each layer
+//! adds.
 
 use std::sync::Arc;
 
