@@ -23,12 +23,11 @@
 //! | `CSRF_REQUIRED_HEADERS` | `x-apollo-operation-name,apollo-require-preflight` | any of these headers proves a preflight happened |
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use std::future::Future;
-use std::pin::Pin;
 
 use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -229,9 +228,7 @@ impl SecuritySettings {
                 .inspect_err(|err| tracing::error!(%err, "cannot build the HSTS header"))
                 .ok()
         });
-        Some(SecurityHeadersLayer {
-            headers: Arc::new(SecurityHeaders { hsts }),
-        })
+        Some(SecurityHeadersLayer { hsts })
     }
 }
 
@@ -253,12 +250,6 @@ const SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
     ),
 ];
 
-#[derive(Debug)]
-struct SecurityHeaders {
-    /// `strict-transport-security`, for requests that came over TLS.
-    hsts: Option<HeaderValue>,
-}
-
 /// Adds `x-content-type-options`, `x-frame-options` and `referrer-policy`
 /// to every response that does not set them itself, and HSTS to
 /// responses to requests that came over TLS (`x-forwarded-proto: https`:
@@ -267,7 +258,9 @@ struct SecurityHeaders {
 /// since it wraps every request.
 #[derive(Debug, Clone)]
 pub struct SecurityHeadersLayer {
-    headers: Arc<SecurityHeaders>,
+    /// `strict-transport-security`, for requests that came over TLS (a
+    /// clone is one reference count).
+    hsts: Option<HeaderValue>,
 }
 
 impl<S> Layer<S> for SecurityHeadersLayer {
@@ -276,7 +269,7 @@ impl<S> Layer<S> for SecurityHeadersLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SetSecurityHeaders {
             inner,
-            headers: Arc::clone(&self.headers),
+            hsts: self.hsts.clone(),
         }
     }
 }
@@ -285,7 +278,7 @@ impl<S> Layer<S> for SecurityHeadersLayer {
 #[derive(Debug, Clone)]
 pub struct SetSecurityHeaders<S> {
     inner: S,
-    headers: Arc<SecurityHeaders>,
+    hsts: Option<HeaderValue>,
 }
 
 impl<S, ReqBody, ResBody> Service<axum::http::Request<ReqBody>> for SetSecurityHeaders<S>
@@ -302,7 +295,7 @@ where
 
     fn call(&mut self, request: axum::http::Request<ReqBody>) -> Self::Future {
         let hsts = if came_over_tls(request.headers()) {
-            self.headers.hsts.clone()
+            self.hsts.clone()
         } else {
             None
         };
