@@ -26,6 +26,12 @@
 #     req/s, p99 and router CPU per request, and the overhead
 #     1 − protected/bare req/s, paired within each round, then averaged,
 #     with its 95 % confidence interval (min..max over rounds alongside).
+#     With BENCH_CALLGRIND=N it also counts the instructions each router
+#     executes per request (valgrind's callgrind, N requests of each query
+#     after a warm-up, one keep-alive connection): unlike req/s on a shared
+#     2-core machine, that count repeats run after run, so it shows a
+#     difference of 1 % that the load test cannot resolve. It counts the
+#     router process only (every thread; not the kernel, not the client).
 #
 #   router/benches/router_load.sh                          # from the repository root
 #   BENCH_COMPARE=protections router/benches/router_load.sh
@@ -72,7 +78,13 @@
 #   BENCH_PORT_BASE=14000   router on BASE (+12 without dedupe), subgraphs BASE+1..4, Hive BASE+10, BASE+11;
 #                           protections: protected on BASE, bare BASE+12, protected + Redis BASE+13
 #   BENCH_HIVE_NODEDUPE=1   also run both routers with every dedupe disabled (hive mode)
-#   BENCH_ROUNDS=3          protections: rounds of runs per router and query (at least 2)
+#   BENCH_ROUNDS=3          protections: rounds of runs per router and query (at least 2;
+#                           0 skips the load test, with BENCH_CALLGRIND)
+#   BENCH_QUERIES="heavy products"  protections: the queries to load-test
+#   BENCH_CALLGRIND=0       protections: N > 0 restarts each router under callgrind after the load test
+#                           and counts its instructions per request over N requests of each query
+#                           (2000 take a few minutes; with BENCH_KEEP=1, callgrind_annotate
+#                           $WORK/callgrind.<router>.<dump> shows where they go)
 #   BENCH_DEDUPE=true       protections: QUERY_DEDUPE and SUBGRAPH_DEDUPE of every router
 #   BENCH_ORIGIN=https://shop.example   protections: Origin wrk sends, the protected routers' CORS allowlist
 #   BENCH_REDIS=auto        protections: add "protected + Redis" when Redis answers (1: require it, 0: skip)
@@ -101,6 +113,8 @@ BENCH_PORT_BASE=${BENCH_PORT_BASE:-14000}
 BENCH_HIVE_NODEDUPE=${BENCH_HIVE_NODEDUPE:-1}
 BENCH_COMPARE=${BENCH_COMPARE:-hive}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_QUERIES=${BENCH_QUERIES:-heavy products}
+BENCH_CALLGRIND=${BENCH_CALLGRIND:-0}
 BENCH_DEDUPE=${BENCH_DEDUPE:-true}
 BENCH_ORIGIN=${BENCH_ORIGIN:-https://shop.example}
 BENCH_REDIS=${BENCH_REDIS:-auto}
@@ -133,8 +147,18 @@ case $BENCH_COMPARE in
     *) die "BENCH_COMPARE must be hive or protections, not '$BENCH_COMPARE'" ;;
 esac
 if [ "$BENCH_COMPARE" = protections ]; then
-    [[ $BENCH_ROUNDS =~ ^[0-9]+$ ]] && [ "$BENCH_ROUNDS" -ge 2 ] ||
-        die "BENCH_ROUNDS must be an integer of at least 2, not '$BENCH_ROUNDS'"
+    [[ $BENCH_CALLGRIND =~ ^[0-9]+$ ]] || die "BENCH_CALLGRIND must be a number of requests, not '$BENCH_CALLGRIND'"
+    [[ $BENCH_ROUNDS =~ ^[0-9]+$ ]] || die "BENCH_ROUNDS must be a number of rounds, not '$BENCH_ROUNDS'"
+    if [ "$BENCH_ROUNDS" = 0 ]; then
+        [ "$BENCH_CALLGRIND" -gt 0 ] || die "BENCH_ROUNDS=0 skips the load test: it needs BENCH_CALLGRIND"
+    elif [ "$BENCH_ROUNDS" -lt 2 ]; then
+        die "BENCH_ROUNDS must be at least 2 (or 0 with BENCH_CALLGRIND), not $BENCH_ROUNDS"
+    fi
+    read -r -a LOAD_QUERIES <<<"$BENCH_QUERIES"
+    [ ${#LOAD_QUERIES[@]} -gt 0 ] || die "BENCH_QUERIES names no query"
+    for q in "${LOAD_QUERIES[@]}"; do
+        case $q in heavy | products) ;; *) die "BENCH_QUERIES: unknown query '$q' (heavy, products)" ;; esac
+    done
     case $BENCH_DEDUPE in true | false) ;; *) die "BENCH_DEDUPE must be true or false" ;; esac
     case $BENCH_REDIS in auto | 0 | 1) ;; *) die "BENCH_REDIS must be auto, 0 or 1" ;; esac
 fi
@@ -159,6 +183,10 @@ ensure_tools() {
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v jq >/dev/null 2>&1 || missing+=(jq)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
+        command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+        command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind)
+    fi
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         apt_install "${missing[@]}"
@@ -244,17 +272,24 @@ start() {
     PID_OF[$name]=$!
 }
 
-# wait_http NAME URL — until URL answers 2xx (60 s at most).
+# wait_http NAME URL [SECONDS] — until URL answers 2xx (60 s at most by default).
 wait_http() {
-    local name=$1 url=$2
-    for _ in $(seq 1 300); do
+    local name=$1 url=$2 seconds=${3:-60}
+    for _ in $(seq 1 $((seconds * 5))); do
         if curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; then
             return 0
         fi
         kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name exited during start-up"
         sleep 0.2
     done
-    die "$name did not become ready at $url within 60 s"
+    die "$name did not become ready at $url within $seconds s"
+}
+
+# stop NAME — stops a process started with `start` and waits for it to exit.
+stop() {
+    local pid=${PID_OF[$1]}
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
 }
 
 # listening_ports PID — the TCP ports PID listens on (IPv4 and IPv6).
@@ -416,6 +451,10 @@ if [ "$BENCH_COMPARE" = protections ]; then
         ROUTER_UNSET+=(-u "$var")
     done
 fi
+# A command the routers run under (BENCH_CALLGRIND: valgrind), and how long
+# they may take to become ready.
+ROUTER_WRAP=()
+ROUTER_READY_SECONDS=60
 start_router() { # NAME PORT DEDUPE [VAR=VALUE...]
     local name=$1 port=$2 dedupe=$3
     shift 3
@@ -427,8 +466,8 @@ start_router() { # NAME PORT DEDUPE [VAR=VALUE...]
         NOTIFICATION_SERVICE_URL="http://127.0.0.1:$NOTIFICATION_PORT_B/graphql" \
         QUERY_DEDUPE="$dedupe" SUBGRAPH_DEDUPE="$dedupe" \
         JWT_SECRET="$JWT_SECRET_BENCH" LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
-        "$@" "${router_extra_env[@]}" "$BIN" serve router
-    wait_http "$name" "http://127.0.0.1:$port/health/ready"
+        "$@" "${router_extra_env[@]}" "${ROUTER_WRAP[@]}" "$BIN" serve router
+    wait_http "$name" "http://127.0.0.1:$port/health/ready" "$ROUTER_READY_SECONDS"
 }
 
 hive_config() { # PORT DEDUPE
@@ -483,17 +522,28 @@ if [ "$BENCH_COMPARE" = protections ]; then
         GRAPHQL_MAX_DEPTH=0 GRAPHQL_MAX_ALIASES=0 GRAPHQL_MAX_ROOT_FIELDS=0 GRAPHQL_MAX_COMPLEXITY=0
         APQ_ENABLED=false CSRF_PREVENTION=false SECURITY_HEADERS=false
     )
+    # start_protections_router NAME — starts (or, for BENCH_CALLGRIND,
+    # restarts) one of this mode's routers with its settings.
+    start_protections_router() {
+        case $1 in
+            protected) start_router protected "$ROUTER_PORT_B" "$BENCH_DEDUPE" "${PROTECTED_ENV[@]}" ;;
+            bare) start_router bare "$BARE_PORT_B" "$BENCH_DEDUPE" "${BARE_ENV[@]}" ;;
+            protected_redis)
+                start_router protected_redis "$REDIS_ROUTER_PORT_B" "$BENCH_DEDUPE" "${PROTECTED_ENV[@]}" \
+                    REDIS_URL="$BENCH_REDIS_URL" RATE_LIMIT_KEY_PREFIX="$REDIS_PREFIX:ratelimit" \
+                    APQ_KEY_PREFIX="$REDIS_PREFIX:apq"
+                ;;
+        esac
+    }
     say "starting the protected Shopgraph router on 127.0.0.1:$ROUTER_PORT_B (every protection on, dedupe $BENCH_DEDUPE)"
-    start_router protected "$ROUTER_PORT_B" "$BENCH_DEDUPE" "${PROTECTED_ENV[@]}"
+    start_protections_router protected
     say "starting the bare Shopgraph router on 127.0.0.1:$BARE_PORT_B (every protection off, dedupe $BENCH_DEDUPE)"
-    start_router bare "$BARE_PORT_B" "$BENCH_DEDUPE" "${BARE_ENV[@]}"
+    start_protections_router bare
     ROUTERS=(protected bare)
     if [ "$WITH_REDIS" = 1 ]; then
         REDIS_PREFIX="shopgraph-bench-$(date +%s)-$$"
         say "starting the protected Shopgraph router with Redis ($BENCH_REDIS_URL, keys $REDIS_PREFIX:*) on 127.0.0.1:$REDIS_ROUTER_PORT_B"
-        start_router protected_redis "$REDIS_ROUTER_PORT_B" "$BENCH_DEDUPE" "${PROTECTED_ENV[@]}" \
-            REDIS_URL="$BENCH_REDIS_URL" RATE_LIMIT_KEY_PREFIX="$REDIS_PREFIX:ratelimit" \
-            APQ_KEY_PREFIX="$REDIS_PREFIX:apq"
+        start_protections_router protected_redis
         ROUTERS+=(protected_redis)
     fi
 else
@@ -571,6 +621,7 @@ body "$PRODUCTS_QUERY" >"$PRODUCTS_BODY"
 # keys on the JWT subject); hive mode sends products anonymously.
 PRODUCTS_TOKEN=""
 [ "$BENCH_COMPARE" = protections ] && PRODUCTS_TOKEN=$TOKEN
+declare -A BODY_OF=([heavy]=$HEAVY_BODY [products]=$PRODUCTS_BODY)
 
 say "checking both queries on every target"
 for r in "${ROUTERS[@]}"; do
@@ -864,7 +915,8 @@ load() {
         "${RES[$scenario.$target.p95_ms]}" "${RES[$scenario.$target.p99_ms]}" "${RES[$scenario.$target.other]}" >&2
 }
 
-say "load: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS wrk threads, ${BENCH_WARMUP_SECONDS}s warm-up each"
+[ "$BENCH_COMPARE" = protections ] && [ "$BENCH_ROUNDS" = 0 ] ||
+    say "load: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS wrk threads, ${BENCH_WARMUP_SECONDS}s warm-up each"
 if [ "$BENCH_COMPARE" = protections ]; then
     # Alternating rounds, ABBA: odd rounds run the routers in order, even
     # rounds in reverse, so a slow drift of the machine hits both alike.
@@ -878,8 +930,9 @@ if [ "$BENCH_COMPARE" = protections ]; then
         LOAD_PERF=0
         [ "$round" = 1 ] && LOAD_PERF=1
         echo "  round $round/$BENCH_ROUNDS: ${order[*]}" >&2
-        for r in "${order[@]}"; do load "heavy-$round" "$r" "$HEAVY_BODY" "$TOKEN"; done
-        for r in "${order[@]}"; do load "products-$round" "$r" "$PRODUCTS_BODY" "$PRODUCTS_TOKEN"; done
+        for q in "${LOAD_QUERIES[@]}"; do
+            for r in "${order[@]}"; do load "$q-$round" "$r" "${BODY_OF[$q]}" "$TOKEN"; done
+        done
     done
 else
     for r in "${ROUTERS[@]}"; do load heavy "$r" "$HEAVY_BODY" "$TOKEN"; done
@@ -904,6 +957,74 @@ fi
 
 declare -A RSS_AFTER=()
 for r in "${ROUTERS[@]}"; do RSS_AFTER[$r]=$(rss_kb "${PID_OF[$r]}"); done
+
+# ------------------------------------------------------------- callgrind
+
+# send_requests PORT BODYFILE N [PARALLEL] — POSTs BODYFILE N times as the
+# bench user with BENCH_ORIGIN, one after the other over one keep-alive
+# connection (one curl, which reuses it), or PARALLEL at a time; fails
+# unless every answer is a 200 without errors.
+send_requests() {
+    local port=$1 bodyfile=$2 n=$3 parallel=${4:-1} i answers
+    local at_once=()
+    [ "$parallel" -gt 1 ] && at_once=(--parallel --parallel-max "$parallel")
+    for i in $(seq 1 "$n"); do
+        [ "$i" -gt 1 ] && echo next
+        printf 'url = "http://127.0.0.1:%s/graphql"\n' "$port"
+        printf 'header = "%s"\n' 'content-type: application/json' 'accept: application/json' \
+            "authorization: Bearer $TOKEN" "origin: $BENCH_ORIGIN"
+        printf 'data-binary = "@%s"\n' "$bodyfile"
+        echo 'write-out = "\nHTTP %{http_code}\n"'
+    done >"$WORK/requests.curl"
+    answers=$(curl -sS --max-time 600 "${at_once[@]}" -K "$WORK/requests.curl" 2>&1) || die "curl failed sending $n requests to port $port"
+    [ "$(grep -c '^HTTP 200$' <<<"$answers")" = "$n" ] && ! grep -q '"errors"' <<<"$answers" ||
+        die "port $port: not every one of $n requests answered 200 without errors: $(grep -v '^HTTP 200$' <<<"$answers" | head -c 400)"
+}
+
+# Each router in turn is restarted under callgrind, warmed up, and counted
+# over BENCH_CALLGRIND requests of each query, and of products again with
+# BENCH_CONNECTIONS in flight, as under wrk, where most of them join an
+# identical query already executing (query dedupe) (counters zeroed before,
+# dumped after, through callgrind_control, which exits 0 even when it
+# reached no process: a missing dump file is the failure). valgrind names
+# its control pipe after $USER and $HOST, so both are set alike on both sides.
+declare -A INSTR=() JOINED=()
+if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
+    say "counting instructions per request under callgrind: $BENCH_CALLGRIND requests of each query per router"
+    cg_user=${USER:-$(id -un)}
+    ROUTER_READY_SECONDS=300
+    cg_control() { USER=$cg_user HOST=127.0.0.1 callgrind_control "$@" >/dev/null 2>&1; }
+    for r in "${ROUTERS[@]}"; do
+        stop "$r"
+        ROUTER_WRAP=(env USER="$cg_user" valgrind --tool=callgrind "--callgrind-out-file=$WORK/callgrind.$r")
+        start_protections_router "$r"
+        vpid=${PID_OF[$r]}
+        send_requests "${PORT_OF[$r]}" "$HEAVY_BODY" 20
+        send_requests "${PORT_OF[$r]}" "$PRODUCTS_BODY" 200
+        dump=0
+        for q in heavy products products_joined; do
+            joined_before=$(metric_sum "${PORT_OF[$r]}" router_query_dedupe_hits_total)
+            cg_control -z "$vpid"
+            if [ "$q" = products_joined ]; then
+                send_requests "${PORT_OF[$r]}" "$PRODUCTS_BODY" "$BENCH_CALLGRIND" "$BENCH_CONNECTIONS"
+            else
+                send_requests "${PORT_OF[$r]}" "${BODY_OF[$q]}" "$BENCH_CALLGRIND"
+            fi
+            cg_control -d "$vpid"
+            dump=$((dump + 1))
+            file=$WORK/callgrind.$r.$dump
+            for _ in $(seq 1 100); do [ -s "$file" ] && grep -q '^totals:' "$file" && break; sleep 0.2; done
+            total=$(awk '/^totals:/ {print $2}' "$file")
+            [ -n "$total" ] || die "callgrind_control did not make ${LABEL[$r]} (pid $vpid) dump its counts to $file"
+            INSTR[$q.$r]=$(awk -v t="$total" -v n="$BENCH_CALLGRIND" 'BEGIN {printf "%.0f", t / n}')
+            JOINED[$q.$r]=$(awk -v j=$(($(metric_sum "${PORT_OF[$r]}" router_query_dedupe_hits_total) - joined_before)) \
+                -v n="$BENCH_CALLGRIND" 'BEGIN {printf "%.0f %%", j / n * 100}')
+            printf '  %-15s %-18s %12s instructions per request, %s joined\n' "$q" "${LABEL[$r]}" \
+                "${INSTR[$q.$r]}" "${JOINED[$q.$r]}" >&2
+        done
+        stop "$r"
+    done
+fi
 
 # ------------------------------------------------------------------ report
 
@@ -946,18 +1067,60 @@ report_hive() {
 # half-width of the 95 % confidence interval of the mean (Student's t,
 # n − 1 degrees of freedom; 0 for a single value).
 stats() {
-    awk 'BEGIN {split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131", t, " ")
+    awk 'BEGIN {split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042", t, " ")
         for (i = 1; i < ARGC; i++) {v[i] = ARGV[i] + 0; s += v[i]; if (i == 1 || v[i] < lo) lo = v[i]; if (i == 1 || v[i] > hi) hi = v[i]}
         n = ARGC - 1; if (!n) {print "nan nan nan nan"; exit}
         m = s / n; for (i = 1; i <= n; i++) ss += (v[i] - m) ^ 2
-        ci = 0; if (n > 1) {tv = (n - 1 <= 15 ? t[n - 1] : 2.0); ci = tv * sqrt(ss / (n - 1)) / sqrt(n)}
+        ci = 0; if (n > 1) {tv = (n - 1 <= 30 ? t[n - 1] : 2.042); ci = tv * sqrt(ss / (n - 1)) / sqrt(n)}
         printf "%.6f %.6f %.6f %.6f\n", m, lo, hi, ci}' "$@"
 }
 
+# bare_first — the protections-mode routers, the baseline (bare) first.
+bare_first() {
+    local t
+    echo bare
+    for t in "${ROUTERS[@]}"; do
+        if [ "$t" != bare ]; then echo "$t"; fi
+    done
+}
+
 report_protections() {
-    local sc t r round
     echo
     echo "Protections overhead — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, shopgraph $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- router src subgraphs 2>/dev/null || echo '+dirty')"
+    [ "$BENCH_ROUNDS" -gt 0 ] && report_protections_load
+    [ "$BENCH_CALLGRIND" -gt 0 ] && report_protections_instructions
+    echo
+}
+
+# The callgrind counts: instructions the router executes per request.
+report_protections_instructions() {
+    local q t line="router instructions per request, protected vs bare (callgrind):"
+    echo
+    echo "router instructions per request (callgrind, the router process only; $BENCH_CALLGRIND requests per query after a"
+    echo "warm-up, one at a time over one connection: repeatable to about 0.3 %; then products $BENCH_CONNECTIONS at a time,"
+    echo "\"products ($BENCH_CONNECTIONS)\", where as under wrk most requests join an identical query in flight: those rows move"
+    echo "by ~8 % with each point of the joined share, as one execution costs as much as ~8 joined requests. Under"
+    echo "valgrind the 1 s health checks run ~50× more often per request than under load, and count as protected work):"
+    echo
+    printf '%-15s %-18s %16s %12s %8s\n' query router "instructions/op" "vs bare" joined
+    printf '%-15s %-18s %16s %12s %8s\n' --------------- ------------------ ---------------- ------------ --------
+    for q in heavy products products_joined; do
+        local name=$q
+        [ "$q" = products_joined ] && name="products ($BENCH_CONNECTIONS)"
+        for t in $(bare_first); do
+            local vs="(baseline)"
+            [ "$t" != bare ] && vs=$(awk -v p="${INSTR[$q.$t]}" -v b="${INSTR[$q.bare]}" 'BEGIN {printf "%+.2f %%", (p / b - 1) * 100}')
+            printf '%-15s %-18s %16s %12s %8s\n' "$name" "${LABEL[$t]}" "${INSTR[$q.$t]}" "$vs" "${JOINED[$q.$t]}"
+            [ "$t" = protected ] && line+=" $name $vs;"
+        done
+    done
+    echo
+    echo "${line%;}"
+}
+
+# The load test: req/s, latency and router CPU per round, then the overhead.
+report_protections_load() {
+    local sc t r round
     echo "wrk: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads, ${BENCH_WARMUP_SECONDS}s warm-up; $BENCH_ROUNDS rounds, ABBA order;"
     echo "every request as the bench user (bearer token), Origin $BENCH_ORIGIN; dedupe $BENCH_DEDUPE; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
     echo
@@ -982,11 +1145,7 @@ report_protections() {
     printf '%-9s %-18s %9s %8s %12s %32s %30s\n' --------- ------------------ --------- -------- ------------ -------------------------------- ------------------------------
     VERDICT=()
     for sc in heavy products; do
-        local order=(bare)
-        for t in "${ROUTERS[@]}"; do
-            if [ "$t" != bare ]; then order+=("$t"); fi
-        done
-        for t in "${order[@]}"; do
+        for t in $(bare_first); do
             local rps=() p99=() cpu=() over=() cpuover=()
             for round in $(seq 1 "$BENCH_ROUNDS"); do
                 local k=$sc-$round.$t b=$sc-$round.bare
@@ -1032,7 +1191,6 @@ report_protections() {
         echo "note: protected + Redis took $REDIS_FALLBACKS rate-limit decisions locally (Redis slower than"
         echo "RATE_LIMIT_REDIS_TIMEOUT, then the 1 s back-off): its figures partly measure the local limiter."
     fi
-    echo
 }
 
 report_common() {
