@@ -28,10 +28,12 @@
 #     with its 95 % confidence interval (min..max over rounds alongside).
 #     With BENCH_CALLGRIND=N it also counts the instructions each router
 #     executes per request (valgrind's callgrind, N requests of each query
-#     after a warm-up, one keep-alive connection): unlike req/s on a shared
-#     2-core machine, that count repeats run after run, so it shows a
-#     difference of 1 % that the load test cannot resolve. It counts the
-#     router process only (every thread; not the kernel, not the client).
+#     after a warm-up, one at a time over one keep-alive connection): unlike
+#     req/s on a shared 2-core machine, that count repeats run after run, so
+#     it shows a difference of 1 % that the load test cannot resolve. Then
+#     N products requests BENCH_CONNECTIONS at a time, where (as under wrk)
+#     most join an identical query in flight. It counts the router process
+#     only (every thread; not the kernel, not the client).
 #
 #   router/benches/router_load.sh                          # from the repository root
 #   BENCH_COMPARE=protections router/benches/router_load.sh
@@ -83,7 +85,7 @@
 #   BENCH_QUERIES="heavy products"  protections: the queries to load-test
 #   BENCH_CALLGRIND=0       protections: N > 0 restarts each router under callgrind after the load test
 #                           and counts its instructions per request over N requests of each query
-#                           (2000 take a few minutes; with BENCH_KEEP=1, callgrind_annotate
+#                           (1000 take ~3 minutes per router; with BENCH_KEEP=1, callgrind_annotate
 #                           $WORK/callgrind.<router>.<dump> shows where they go)
 #   BENCH_DEDUPE=true       protections: QUERY_DEDUPE and SUBGRAPH_DEDUPE of every router
 #   BENCH_ORIGIN=https://shop.example   protections: Origin wrk sends, the protected routers' CORS allowlist
