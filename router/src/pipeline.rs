@@ -502,23 +502,18 @@ pub(crate) fn read_request(
 }
 
 /// The body limit layer answers 413 in plain text; GraphQL clients get a
-/// coded error naming the limit instead. The unread body is not drained,
-/// so the connection closes, and the answer says so (`connection: close`)
-/// for clients that would otherwise reuse it.
+/// coded error naming the limit instead, still saying `connection: close`
+/// (the unread body is not drained).
 pub fn coded_body_limit(response: Response) -> Response {
     if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
         return response;
     }
-    let mut response = coded_response(
+    shopgraph_platform::server::close_after_too_large(coded_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         "application/json",
         ErrorCode::MaxBodySizeLimit.as_str(),
         "the request body is larger than the router accepts (HTTP_MAX_BODY_BYTES)",
-    );
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    ))
 }
 
 fn plan_rejection(err: PlanError) -> Rejection {

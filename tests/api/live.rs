@@ -307,7 +307,6 @@ impl RawSocket {
     }
 }
 
-/// `shopgraph serve router` as its own process, killed on drop.
 /// librdkafka 2.12 crashes (a NULL topic name in `strcmp`) when a Fetch
 /// response (v13+, topics by id) reports a leader change and the broker's
 /// topic ids are all zero, as the test broker's are. Speaking the Kafka
@@ -317,6 +316,7 @@ pub const TANSU_CLIENT_PROPERTIES: &[(&str, &str)] = &[
     ("broker.version.fallback", "2.8.0"),
 ];
 
+/// `shopgraph serve router` as its own process, killed on drop.
 pub struct RouterProcess {
     pub url: String,
     _process: Child,

@@ -26,6 +26,7 @@ use opentelemetry::propagation::Extractor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
+use tower::util::MapResponseLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -92,13 +93,13 @@ pub fn with_common_layers(service: &'static str, routes: Router, http: &HttpSett
                     http.request_timeout,
                 )),
         )
-        .layer(axum::middleware::map_response(close_after_too_large))
+        .layer(MapResponseLayer::new(close_after_too_large))
 }
 
 /// A 413 leaves the request body unread, so the connection cannot be
 /// reused: say so, or a keep-alive client sends its next request into a
-/// closing socket.
-async fn close_after_too_large(mut response: axum::response::Response) -> axum::response::Response {
+/// closing socket. Public for layers outside these that rewrite a 413.
+pub fn close_after_too_large(mut response: axum::response::Response) -> axum::response::Response {
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
         response.headers_mut().insert(
             axum::http::header::CONNECTION,
