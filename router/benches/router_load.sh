@@ -1018,11 +1018,21 @@ if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
             for _ in $(seq 1 100); do [ -s "$file" ] && grep -q '^totals:' "$file" && break; sleep 0.2; done
             total=$(awk '/^totals:/ {print $2}' "$file")
             [ -n "$total" ] || die "callgrind_control did not make ${LABEL[$r]} (pid $vpid) dump its counts to $file"
+            joined=$(($(metric_sum "${PORT_OF[$r]}" router_query_dedupe_hits_total) - joined_before))
             INSTR[$q.$r]=$(awk -v t="$total" -v n="$BENCH_CALLGRIND" 'BEGIN {printf "%.0f", t / n}')
-            JOINED[$q.$r]=$(awk -v j=$(($(metric_sum "${PORT_OF[$r]}" router_query_dedupe_hits_total) - joined_before)) \
-                -v n="$BENCH_CALLGRIND" 'BEGIN {printf "%.0f %%", j / n * 100}')
+            JOINED[$q.$r]=$(awk -v j="$joined" -v n="$BENCH_CALLGRIND" 'BEGIN {printf "%.0f %%", j / n * 100}')
             printf '  %-15s %-18s %12s instructions per request, %s joined\n' "$q" "${LABEL[$r]}" \
                 "${INSTR[$q.$r]}" "${JOINED[$q.$r]}" >&2
+            if [ "$q" = products_joined ]; then
+                # What one joined request costs: the executed ones are
+                # taken out at what an execution cost one at a time.
+                [ "$joined" -gt 0 ] || die "${LABEL[$r]}: none of $BENCH_CALLGRIND products requests $BENCH_CONNECTIONS at a time joined another"
+                INSTR[joined_only.$r]=$(awk -v t="$total" -v n="$BENCH_CALLGRIND" -v j="$joined" \
+                    -v e="${INSTR[products.$r]}" 'BEGIN {printf "%.0f", (t - (n - j) * e) / j}')
+                JOINED[joined_only.$r]="100 %"
+                printf '  %-15s %-18s %12s instructions per joined request\n' joined_only "${LABEL[$r]}" \
+                    "${INSTR[joined_only.$r]}" >&2
+            fi
         done
         stop "$r"
     done
@@ -1101,14 +1111,16 @@ report_protections_instructions() {
     echo "router instructions per request (callgrind, the router process only; $BENCH_CALLGRIND requests per query after a"
     echo "warm-up, one at a time over one connection: repeatable to about 0.3 %; then products $BENCH_CONNECTIONS at a time,"
     echo "\"products ($BENCH_CONNECTIONS)\", where as under wrk most requests join an identical query in flight: those rows move"
-    echo "by ~8 % with each point of the joined share, as one execution costs as much as ~8 joined requests. Under"
+    echo "by ~8 % with each point of the joined share, as one execution costs as much as ~8 joined requests; \"joined only\""
+    echo "takes the executed ones out at their one-at-a-time cost, leaving what one joined request costs. Under"
     echo "valgrind the 1 s health checks run ~50× more often per request than under load, and count as protected work):"
     echo
     printf '%-15s %-18s %16s %12s %8s\n' query router "instructions/op" "vs bare" joined
     printf '%-15s %-18s %16s %12s %8s\n' --------------- ------------------ ---------------- ------------ --------
-    for q in heavy products products_joined; do
+    for q in heavy products products_joined joined_only; do
         local name=$q
         [ "$q" = products_joined ] && name="products ($BENCH_CONNECTIONS)"
+        [ "$q" = joined_only ] && name="joined only"
         for t in $(bare_first); do
             local vs="(baseline)"
             [ "$t" != bare ] && vs=$(awk -v p="${INSTR[$q.$t]}" -v b="${INSTR[$q.bare]}" 'BEGIN {printf "%+.2f %%", (p / b - 1) * 100}')

@@ -6,7 +6,7 @@
 //! | layer | where | does |
 //! |---|---|---|
 //! | security headers | every route ([`SecuritySettings::headers_layer`]) | `x-content-type-options`, `x-frame-options`, `referrer-policy`; HSTS behind TLS |
-//! | CORS | `/graphql` ([`SecuritySettings::graphql_layer`]) | answers preflights, adds `access-control-*` for allowed origins |
+//! | CORS | `/graphql` ([`SecuritySettings::graphql_layer`]) | answers preflights, adds `access-control-*` for allowed origins, and `vary: origin` when origins are listed |
 //! | CSRF | `/graphql` | refuses requests a browser would send cross-site without a preflight |
 //!
 //! CORS sits outside CSRF so that preflights are answered before the CSRF
@@ -41,6 +41,7 @@ use tower::layer::util::{Identity, Stack};
 use tower::util::Either;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Request headers cross-origin clients may send (the CSRF headers are
 /// added to these).
@@ -193,10 +194,26 @@ impl SecuritySettings {
                 .expose_headers(EXPOSED_RESPONSE_HEADERS.map(HeaderName::from_static))
                 .max_age(PREFLIGHT_MAX_AGE)
                 .allow_credentials(cors.allow_credentials)
-                // Only the origin changes the answer: the allowed methods
-                // and headers are fixed lists, not mirrored from requests.
-                .vary([header::ORIGIN]),
+                // No `Vary` from this layer: it would build and join one
+                // for every request. [`SecuritySettings::vary_layer`]
+                // appends a fixed one where the answer varies.
+                .vary([]),
         )
+    }
+
+    /// `Vary: origin` on every `/graphql` answer when the CORS headers
+    /// depend on the request's `Origin` (a list of allowed origins), so
+    /// that shared caches keep one answer per origin. Only the origin
+    /// changes them: the allowed methods and headers are fixed lists, not
+    /// mirrored from requests; and with `*` nothing varies.
+    pub fn vary_layer(&self) -> Option<SetResponseHeaderLayer<HeaderValue>> {
+        match self.cors.as_ref()?.origins {
+            AllowedOrigins::Any => None,
+            AllowedOrigins::List(_) => Some(SetResponseHeaderLayer::appending(
+                header::VARY,
+                HeaderValue::from_static("origin"),
+            )),
+        }
     }
 
     /// The CSRF layer for `/graphql`, or `None` when `CSRF_PREVENTION` is off.
@@ -206,11 +223,12 @@ impl SecuritySettings {
             .map(|headers| CsrfLayer::new(headers.clone()))
     }
 
-    /// The `/graphql` protections as one layer: CORS outside CSRF
-    /// prevention (see the module docs for why in that order); either is
-    /// absent when turned off.
+    /// The `/graphql` protections as one layer: CORS (with its `Vary`)
+    /// outside CSRF prevention (see the module docs for why in that
+    /// order); each is absent when turned off.
     pub fn graphql_layer(&self) -> GraphqlProtection {
         ServiceBuilder::new()
+            .option_layer(self.vary_layer())
             .option_layer(self.cors_layer())
             .option_layer(self.csrf_layer())
             .into_inner()
@@ -232,10 +250,15 @@ impl SecuritySettings {
     }
 }
 
-/// CORS, then CSRF prevention, each present only when configured
-/// ([`SecuritySettings::graphql_layer`]).
-pub type GraphqlProtection =
-    Stack<Either<CsrfLayer, Identity>, Stack<Either<CorsLayer, Identity>, Identity>>;
+/// CORS's `Vary`, CORS, then CSRF prevention, each present only when
+/// configured ([`SecuritySettings::graphql_layer`]).
+pub type GraphqlProtection = Stack<
+    Either<CsrfLayer, Identity>,
+    Stack<
+        Either<CorsLayer, Identity>,
+        Stack<Either<SetResponseHeaderLayer<HeaderValue>, Identity>, Identity>,
+    >,
+>;
 
 /// The headers every response gets.
 const SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
@@ -326,9 +349,7 @@ where
         let mut response = std::task::ready!(this.inner.poll(cx))?;
         let headers = response.headers_mut();
         for (name, value) in &SECURITY_HEADERS {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
+            headers.entry(name).or_insert_with(|| value.clone());
         }
         if let Some(hsts) = this.hsts.take() {
             headers
@@ -547,6 +568,10 @@ fn content_type_forces_preflight(headers: &HeaderMap) -> bool {
     let (Some(value), None) = (values.next(), values.next()) else {
         return false;
     };
+    // What nearly every GraphQL client sends, without the parsing below.
+    if value.as_bytes().eq_ignore_ascii_case(b"application/json") {
+        return true;
+    }
     let Ok(value) = value.to_str() else {
         return false;
     };
@@ -677,6 +702,7 @@ mod tests {
                 "{exposed}"
             );
             assert_eq!(header(&response, "access-control-allow-credentials"), None);
+            assert_eq!(header(&response, "vary"), Some("origin"));
         }
         // A CSRF refusal is readable by an allowed page.
         let refused = send(
@@ -703,6 +729,8 @@ mod tests {
             "same-origin policy, not the server, blocks it"
         );
         assert_eq!(header(&response, "access-control-allow-origin"), None);
+        // The answer depends on the origin, so caches must keep them apart.
+        assert_eq!(header(&response, "vary"), Some("origin"));
     }
 
     #[tokio::test]
@@ -740,6 +768,7 @@ mod tests {
             Some("true")
         );
         assert_eq!(header(&response, "access-control-max-age"), Some("600"));
+        assert_eq!(header(&response, "vary"), Some("origin"));
         let methods = header(&response, "access-control-allow-methods").unwrap_or_default();
         assert!(
             methods.contains("POST") && methods.contains("GET"),
@@ -779,6 +808,7 @@ mod tests {
         )
         .await;
         assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
+        assert_eq!(header(&response, "vary"), None, "`*` for every origin");
         // CSRF headers configured by the operator may be sent cross-origin.
         let custom = settings(&[("CSRF_REQUIRED_HEADERS", "x-shop-client")], RunMode::Dev);
         let response = send(

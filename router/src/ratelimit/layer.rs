@@ -5,7 +5,7 @@
 //! upgrades and SSE requests, so a subscription costs one request when its
 //! connection opens (and nothing per event).
 
-use std::future::Future;
+use std::future::{Future, Ready};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -89,7 +89,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = RateLimitFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -99,25 +99,31 @@ where
         let shared = Arc::clone(&self.shared);
         let key = shared.keys.resolve(&request);
         // The in-memory limiter decides at once: call `inner` now, the
-        // instance that was polled ready.
+        // instance that was polled ready, with no allocation on the way.
         if let Some(decision) = shared.limiter.check_now(&key) {
-            if !decision.allowed {
-                let response = shared.refuse(&key, &decision, request.headers());
-                return Box::pin(std::future::ready(Ok(response)));
-            }
-            let response = self.inner.call(request);
-            return Box::pin(async move {
-                let mut response = response.await?;
-                shared.write_headers(response.headers_mut(), &decision);
-                Ok(response)
-            });
+            let state = if decision.allowed {
+                State::Allowed {
+                    inner: self.inner.call(request),
+                    shared,
+                    decision,
+                }
+            } else {
+                State::Refused {
+                    refusal: std::future::ready(Ok(shared.refuse(
+                        &key,
+                        &decision,
+                        request.headers(),
+                    ))),
+                }
+            };
+            return RateLimitFuture { state };
         }
         // Redis answers later: keep the instance that was polled ready for
         // that moment and leave a fresh clone for the next call (the usual
         // tower pattern).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
+        let later = Box::pin(async move {
             let decision = shared.limiter.check(&key).await;
             if !decision.allowed {
                 return Ok(shared.refuse(&key, &decision, request.headers()));
@@ -125,7 +131,64 @@ where
             let mut response = inner.call(request).await?;
             shared.write_headers(response.headers_mut(), &decision);
             Ok(response)
-        })
+        });
+        RateLimitFuture {
+            state: State::Later { later },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RateLimitService`]: a plain state machine
+    /// when the in-memory limiter decided, a boxed one while Redis decides.
+    pub struct RateLimitFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        /// Refused at once.
+        Refused {
+            #[pin]
+            refusal: Ready<Result<Response, E>>,
+        },
+        /// Let through at once: the inner answer, then the headers.
+        Allowed {
+            #[pin]
+            inner: F,
+            shared: Arc<Shared>,
+            decision: Decision,
+        },
+        /// Redis decides, then the inner service answers.
+        Later {
+            later: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
+        },
+    }
+}
+
+impl<F, E> Future for RateLimitFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Refused { refusal } => refusal.poll(cx),
+            StateProj::Allowed {
+                inner,
+                shared,
+                decision,
+            } => {
+                let mut response = std::task::ready!(inner.poll(cx))?;
+                shared.write_headers(response.headers_mut(), decision);
+                Poll::Ready(Ok(response))
+            }
+            StateProj::Later { later } => later.as_mut().poll(cx),
+        }
     }
 }
 
