@@ -32,8 +32,10 @@
 #     req/s on a shared 2-core machine, that count repeats run after run, so
 #     it shows a difference of 1 % that the load test cannot resolve. Then
 #     N products requests BENCH_CONNECTIONS at a time, where (as under wrk)
-#     most join an identical query in flight. It counts the router process
-#     only (every thread; not the kernel, not the client).
+#     most join an identical query in flight, and from those "joined only":
+#     one joined request, the executed ones taken out at their one-at-a-time
+#     cost. It counts the router process only (every thread; not the
+#     kernel, not the client).
 #
 #   router/benches/router_load.sh                          # from the repository root
 #   BENCH_COMPARE=protections router/benches/router_load.sh
