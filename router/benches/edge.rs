@@ -14,8 +14,8 @@
 //! compression, body limit, timeout and token check remain, as in the
 //! router benchmark's bare router), then each protection alone on top of
 //! bare, then all of them. Each figure is the fastest of EDGE_RUNS runs of
-//! EDGE_REQUESTS requests (the configurations take turns, run by run), in nanoseconds per request; "added" is the
-//! difference from bare.
+//! EDGE_REQUESTS requests (the configurations take turns, run by run), in
+//! nanoseconds per request; "added" is the difference from bare.
 //!
 //! Knobs: EDGE_REQUESTS=20000 EDGE_RUNS=15, EDGE_ONLY=CORS (bare and the
 //! configurations named, comma-separated: for a profiler).

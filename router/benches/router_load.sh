@@ -188,8 +188,7 @@ ensure_tools() {
     command -v jq >/dev/null 2>&1 || missing+=(jq)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
-        command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
-        command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind)
+        { command -v valgrind && command -v callgrind_control; } >/dev/null 2>&1 || missing+=(valgrind)
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
