@@ -90,13 +90,10 @@ async fn edge(pairs: &[(&str, &str)]) -> Router {
         Ok(edge) => edge,
         Err(err) => panic!("bench edge: {err}"),
     };
-    let graphql = Router::new().route(
-        "/graphql",
-        post(|body: Bytes| async move {
-            std::hint::black_box(body);
-            ([(header::CONTENT_TYPE, "application/json")], ANSWER)
-        }),
-    );
+    let graphql = post(|body: Bytes| async move {
+        std::hint::black_box(body);
+        ([(header::CONTENT_TYPE, "application/json")], ANSWER)
+    });
     edge.wrap(graphql, Router::new())
 }
 

@@ -17,15 +17,18 @@
 //! Every layer is built once, at start, and ours hold their configuration
 //! behind an `Arc`: axum clones a route's whole layer stack for every
 //! request, so a layer whose clone copies lists or header maps costs every
-//! request (tower-http's CORS still copies a few header values, the
-//! largest cost left). `router/benches/edge.rs` measures what each layer
-//! adds.
+//! request (tower-http's CORS still copies a few header values). For the
+//! same reason each route gets the whole stack in one `layer` call: every
+//! call is one more box that each request clones, with all it holds.
+//! `router/benches/edge.rs` measures what each layer adds.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::MethodRouter;
 use shopgraph_platform::config::ConfigError;
 use shopgraph_platform::identity::Identity;
+use shopgraph_platform::server::CommonLayers;
 use shopgraph_platform::settings::HttpSettings;
 use tower::ServiceBuilder;
 
@@ -75,14 +78,23 @@ impl Edge {
         })
     }
 
-    /// Wraps `graphql` (the `/graphql` route, its state applied) and
-    /// `others` (health, metrics: no CORS, CSRF or rate limit) in the
-    /// edge, in the order of the module's table.
-    pub fn wrap(&self, graphql: Router, others: Router) -> Router {
-        // One `route_layer` and one `layer` call: axum boxes the stack at
-        // each call, and every box costs every request an allocation.
-        let graphql = graphql.route_layer(
-            ServiceBuilder::new()
+    /// Serves `graphql` (the `/graphql` methods, their state applied) and
+    /// `others` (health: no CORS, CSRF or rate limit) with `/metrics`, in
+    /// the edge, in the order of the module's table.
+    pub fn wrap(&self, graphql: MethodRouter, others: Router) -> Router {
+        // One `layer` call per route: axum boxes the stack at each call and
+        // clones every box again for each request, so layers applied in
+        // several calls would be cloned several times per request.
+        let common = ServiceBuilder::new()
+            .option_layer(self.security.headers_layer())
+            .map_response(pipeline::coded_body_limit)
+            .layer(CommonLayers::new(crate::SERVICE_NAME, &self.http));
+        let graphql = graphql.layer(
+            common
+                .clone()
+                // Back to axum's body type for the layers below (one box,
+                // as a route boundary would make).
+                .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
                 .layer(self.security.graphql_layer())
                 .layer(axum::middleware::from_fn_with_state(
                     Arc::clone(&self.auth),
@@ -90,12 +102,121 @@ impl Edge {
                 ))
                 .option_layer(self.rate_limit.clone()),
         );
-        let routes = Router::new().merge(graphql).merge(others);
-        shopgraph_platform::server::with_common_layers(crate::SERVICE_NAME, routes, &self.http)
-            .layer(
-                ServiceBuilder::new()
-                    .option_layer(self.security.headers_layer())
-                    .map_response(pipeline::coded_body_limit),
-            )
+        // `others` keeps its fallback (404) through the merge, so unknown
+        // paths get the common layers too.
+        Router::new().route("/graphql", graphql).merge(
+            others
+                .route("/metrics", shopgraph_platform::server::metrics_route())
+                .layer(common),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, Bytes};
+    use axum::routing::{get, post};
+    use http::{Method, Request, StatusCode, header};
+    use shopgraph_platform::config::Env;
+    use shopgraph_platform::settings::RunMode;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const ORIGIN: &str = "https://shop.example";
+
+    /// The edge as `shopgraph serve router` builds it (CORS for
+    /// [`ORIGIN`], rate limited, a 1 KiB body limit), around a `/graphql` that echoes the
+    /// body's length and a `/health` route.
+    async fn app() -> Router {
+        let env = Env::from_pairs([
+            ("JWT_SECRET", "edge-test-secret-edge-test-secret"),
+            ("ROUTER_PORT", "0"),
+            ("CORS_ALLOWED_ORIGINS", ORIGIN),
+            ("RATE_LIMIT_ENABLED", "true"),
+            ("HTTP_MAX_BODY_BYTES", "1024"),
+        ]);
+        let settings = RouterSettings::from_env(&env, RunMode::Serve).expect("settings");
+        let auth = Arc::new(RouterAuth::new(&settings.auth).await.expect("auth"));
+        let edge = Edge::new(&settings, auth, None).expect("edge");
+        let graphql = post(|body: Bytes| async move { body.len().to_string() });
+        let others = Router::new().route("/health", get(|| async { "up" }));
+        edge.wrap(graphql, others)
+    }
+
+    fn request(method: Method, uri: &str, body: &str) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ORIGIN, ORIGIN)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    }
+
+    /// Each route gets the layers the module's table gives it, from the
+    /// one stack per route: every answer the security headers, `/graphql`
+    /// (refusals included) CORS and the rate limit, the others neither.
+    #[tokio::test]
+    async fn every_route_gets_its_layers() {
+        let app = app().await;
+        let cases = [
+            (
+                request(Method::POST, "/graphql", "{}"),
+                StatusCode::OK,
+                true,
+            ),
+            (
+                request(Method::PUT, "/graphql", "{}"),
+                StatusCode::METHOD_NOT_ALLOWED,
+                true,
+            ),
+            (request(Method::GET, "/health", ""), StatusCode::OK, false),
+            (request(Method::GET, "/metrics", ""), StatusCode::OK, false),
+            (
+                request(Method::GET, "/nowhere", ""),
+                StatusCode::NOT_FOUND,
+                false,
+            ),
+        ];
+        for (request, status, graphql) in cases {
+            let what = format!("{} {}", request.method(), request.uri());
+            let response = app.clone().oneshot(request).await.expect("infallible");
+            assert_eq!(response.status(), status, "{what}");
+            let headers = response.headers();
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+            assert_eq!(
+                headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_some(),
+                graphql,
+                "{what}: CORS"
+            );
+            assert_eq!(
+                headers.get("ratelimit-remaining").is_some(),
+                graphql,
+                "{what}: rate limit"
+            );
+        }
+    }
+
+    /// A body over the limit: the coded 413, told to close the connection
+    /// (its body was left unread), with the security headers.
+    #[tokio::test]
+    async fn an_oversized_body_gets_the_coded_413() {
+        let response = app()
+            .await
+            .oneshot(request(Method::POST, "/graphql", &"x".repeat(2048)))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "MAX_BODY_SIZE_LIMIT"
+        );
     }
 }

@@ -145,8 +145,8 @@ impl RouterApp {
         };
         let edge = Edge::new(&settings, Arc::clone(&state.auth), redis)
             .map_err(|err| StartError::RateLimit(err.to_string()))?;
-        let graphql = Router::new()
-            .route("/graphql", get(pipeline::graphql).post(pipeline::graphql))
+        let graphql = get(pipeline::graphql)
+            .post(pipeline::graphql)
             .with_state(state);
         let router = edge.wrap(graphql, status::health_routes(status.clone()));
         let addr = settings.http.addr;

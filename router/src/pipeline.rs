@@ -516,9 +516,13 @@ pub(crate) fn read_request(
 /// The body limit layer answers 413 in plain text; GraphQL clients get a
 /// coded error naming the limit instead, still saying `connection: close`
 /// (the unread body is not drained).
-pub fn coded_body_limit(response: Response) -> Response {
+pub fn coded_body_limit<B>(response: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
-        return response;
+        return response.map(axum::body::Body::new);
     }
     shopgraph_platform::server::close_after_too_large(coded_response(
         StatusCode::PAYLOAD_TOO_LARGE,

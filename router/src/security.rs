@@ -317,11 +317,12 @@ where
     }
 
     fn call(&mut self, request: axum::http::Request<ReqBody>) -> Self::Future {
-        let hsts = if came_over_tls(request.headers()) {
-            self.hsts.clone()
-        } else {
-            None
-        };
+        // Only a configured HSTS needs the request's scheme looked up.
+        let hsts = self
+            .hsts
+            .as_ref()
+            .filter(|_| came_over_tls(request.headers()))
+            .cloned();
         SecurityHeadersFuture {
             inner: self.inner.call(request),
             hsts,
@@ -363,8 +364,9 @@ where
 /// Whether the client reached the TLS proxy over HTTPS: the first
 /// (client-facing) value of `x-forwarded-proto`.
 fn came_over_tls(headers: &HeaderMap) -> bool {
+    const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     headers
-        .get("x-forwarded-proto")
+        .get(X_FORWARDED_PROTO)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(',').next())
         .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
@@ -523,8 +525,9 @@ fn is_allowed(
     headers: &HeaderMap,
     required_headers: &[HeaderName],
 ) -> bool {
-    // A preflight itself; CORS answers it.
-    if method == Method::OPTIONS {
+    // A preflight itself (CORS answers it), or what nearly every GraphQL
+    // client sends, checked first: a JSON body, which browsers preflight.
+    if method == Method::OPTIONS || content_type_forces_preflight(headers) {
         return true;
     }
     // Websockets: the subscription protocol authenticates in its own
@@ -543,12 +546,11 @@ fn is_allowed(
     if method == Method::GET && prefers_html(headers) && !carries_operation(uri) {
         return true;
     }
-    content_type_forces_preflight(headers)
-        || required_headers.iter().any(|name| {
-            headers
-                .get(name)
-                .is_some_and(|value| !value.as_bytes().iter().all(u8::is_ascii_whitespace))
-        })
+    required_headers.iter().any(|name| {
+        headers
+            .get(name)
+            .is_some_and(|value| !value.as_bytes().iter().all(u8::is_ascii_whitespace))
+    })
 }
 
 /// Whether the query string has a `query` or `extensions` parameter (a

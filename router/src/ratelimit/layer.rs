@@ -43,7 +43,14 @@ struct Shared {
     keys: KeyResolver,
     limit: HeaderValue,
     policy: Option<HeaderValue>,
+    /// `0` to `SMALL_NUMBERS - 1`, formatted once: `RateLimit-Remaining`
+    /// and `RateLimit-Reset` are small for usual budgets, and a clone is a
+    /// reference count where formatting is an allocation per request.
+    small_numbers: Box<[HeaderValue]>,
 }
+
+/// How many header values [`Shared::small_numbers`] holds.
+const SMALL_NUMBERS: u32 = 256;
 
 impl RateLimitLayer {
     /// A layer deciding with `limiter`, per the key `keys` picks.
@@ -57,6 +64,7 @@ impl RateLimitLayer {
                 keys,
                 limit,
                 policy,
+                small_numbers: (0..SMALL_NUMBERS).map(HeaderValue::from).collect(),
             }),
         }
     }
@@ -195,14 +203,23 @@ where
 impl Shared {
     fn write_headers(&self, headers: &mut HeaderMap, decision: &Decision) {
         headers.insert(RATELIMIT_LIMIT, self.limit.clone());
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
+        headers.insert(RATELIMIT_REMAINING, self.number(decision.remaining.into()));
         headers.insert(
             RATELIMIT_RESET,
-            HeaderValue::from(whole_seconds_up(decision.reset_after)),
+            self.number(whole_seconds_up(decision.reset_after)),
         );
         if let Some(policy) = &self.policy {
             headers.insert(RATELIMIT_POLICY, policy.clone());
         }
+    }
+
+    /// `n` as a header value.
+    fn number(&self, n: u64) -> HeaderValue {
+        usize::try_from(n)
+            .ok()
+            .and_then(|index| self.small_numbers.get(index))
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from(n))
     }
 
     /// 429 with `Retry-After` (whole seconds, at least 1), the
@@ -220,7 +237,7 @@ impl Shared {
             &message,
         );
         let headers = response.headers_mut();
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        headers.insert(header::RETRY_AFTER, self.number(retry_after));
         self.write_headers(headers, decision);
         response
     }

@@ -20,17 +20,19 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, StatusCode};
-use axum::routing::get;
+use axum::http::{self as http, HeaderValue, Request, StatusCode, header};
+use axum::routing::{MethodRouter, get};
 use opentelemetry::propagation::Extractor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
-use tower::util::MapResponseLayer;
+use tower::layer::util::{Identity, Stack};
+use tower::{Layer, ServiceBuilder};
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::{MakeHeaderValue, SetResponseHeaderLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{MakeSpan, TraceLayer};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::health::{self, ReadinessCheck};
@@ -59,52 +61,126 @@ pub fn service_router(
 }
 
 /// Adds `/metrics` and the layers every Shopgraph HTTP service shares
-/// (trace span, compression, body limit, timeout) to `routes`; the router
-/// uses it too, with its own identity step.
+/// ([`CommonLayers`]) to `routes`.
 pub fn with_common_layers(service: &'static str, routes: Router, http: &HttpSettings) -> Router {
+    routes
+        .route("/metrics", metrics_route())
+        .layer(CommonLayers::new(service, http))
+}
+
+/// `GET /metrics`: the Prometheus exposition of this process's metrics.
+pub fn metrics_route() -> MethodRouter {
     // Install the recorder now: metrics recorded before it exists are lost.
     let prometheus = crate::metrics::prometheus();
-    routes
-        .route("/metrics", get(move || async move { prometheus.render() }))
-        .layer(
+    get(move || async move { prometheus.render() })
+}
+
+/// The layers every request of every Shopgraph HTTP service passes, outer
+/// to inner: `connection: close` after a 413, trace span (continuing the
+/// caller's W3C `traceparent`), compression, body limit (413), timeout
+/// (408).
+///
+/// One value, so that a caller can put its own layers around or inside
+/// these and still apply the whole stack with one `layer` call: axum boxes
+/// the stack at each call and clones every box again for each request, so
+/// each extra call is an allocation and a deep clone per request.
+#[derive(Clone)]
+pub struct CommonLayers(CommonStack);
+
+type CommonStack = Stack<
+    TimeoutLayer,
+    Stack<
+        RequestBodyLimitLayer,
+        Stack<
+            DefaultBodyLimit,
+            Stack<
+                CompressionLayer,
+                Stack<
+                    TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan>,
+                    Stack<SetResponseHeaderLayer<CloseAfterTooLarge>, Identity>,
+                >,
+            >,
+        >,
+    >,
+>;
+
+impl CommonLayers {
+    /// The layers for `service` (named in every request's span), limited
+    /// per `http`.
+    pub fn new(service: &'static str, http: &HttpSettings) -> Self {
+        Self(
             ServiceBuilder::new()
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(move |request: &Request<_>| {
-                        let span = tracing::info_span!(
-                            "http_request",
-                            service,
-                            method = %request.method(),
-                            path = %request.uri().path(),
-                        );
-                        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-                            propagator.extract(&HeaderExtractor(request.headers()))
-                        });
-                        if let Err(err) = span.set_parent(parent) {
-                            tracing::debug!(%err, "cannot attach the caller's trace context");
-                        }
-                        span
-                    }),
-                )
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONNECTION,
+                    CloseAfterTooLarge,
+                ))
+                .layer(TraceLayer::new_for_http().make_span_with(RequestSpan { service }))
                 .layer(CompressionLayer::new())
                 .layer(DefaultBodyLimit::disable())
                 .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     http.request_timeout,
-                )),
+                ))
+                .into_inner(),
         )
-        .layer(MapResponseLayer::new(close_after_too_large))
+    }
 }
 
-/// A 413 leaves the request body unread, so the connection cannot be
-/// reused: say so, or a keep-alive client sends its next request into a
-/// closing socket. Public for layers outside these that rewrite a 413.
-pub fn close_after_too_large(mut response: axum::response::Response) -> axum::response::Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
+impl<S> Layer<S> for CommonLayers
+where
+    CommonStack: Layer<S>,
+{
+    type Service = <CommonStack as Layer<S>>::Service;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.0.layer(inner)
+    }
+}
+
+/// The `http_request` span of each request, a child of the caller's trace
+/// when it sent a `traceparent`.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestSpan {
+    service: &'static str,
+}
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &Request<B>) -> tracing::Span {
+        let span = tracing::info_span!(
+            "http_request",
+            service = self.service,
+            method = %request.method(),
+            path = %request.uri().path(),
         );
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        if let Err(err) = span.set_parent(parent) {
+            tracing::debug!(%err, "cannot attach the caller's trace context");
+        }
+        span
+    }
+}
+
+/// `connection: close` on a 413: the request body was left unread, so the
+/// connection cannot be reused, and a keep-alive client must be told or it
+/// sends its next request into a closing socket.
+#[derive(Clone, Copy, Debug)]
+pub struct CloseAfterTooLarge;
+
+impl<B> MakeHeaderValue<http::Response<B>> for CloseAfterTooLarge {
+    fn make_header_value(&mut self, response: &http::Response<B>) -> Option<HeaderValue> {
+        (response.status() == StatusCode::PAYLOAD_TOO_LARGE)
+            .then_some(HeaderValue::from_static("close"))
+    }
+}
+
+/// [`CloseAfterTooLarge`] for a layer outside [`CommonLayers`] that
+/// rewrites a 413 into a new response.
+pub fn close_after_too_large<B>(mut response: http::Response<B>) -> http::Response<B> {
+    if let Some(close) = CloseAfterTooLarge.make_header_value(&response) {
+        response.headers_mut().insert(header::CONNECTION, close);
     }
     response
 }
