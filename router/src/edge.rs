@@ -126,8 +126,8 @@ mod tests {
     const ORIGIN: &str = "https://shop.example";
 
     /// The edge as `shopgraph serve router` builds it (CORS for
-    /// [`ORIGIN`], rate limited, a 1 KiB body limit), around a `/graphql` that echoes the
-    /// body's length and a `/health` route.
+    /// [`ORIGIN`], rate limited, a 1 KiB body limit), around a `/graphql`
+    /// that echoes the body's length and a `/health` route.
     async fn app() -> Router {
         let env = Env::from_pairs([
             ("JWT_SECRET", "edge-test-secret-edge-test-secret"),
