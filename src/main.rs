@@ -22,14 +22,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use notification_subgraph::NotificationSettings;
 use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
-use shopgraph_platform::config::{ConfigError, Env};
-use shopgraph_platform::events::{EventBus, EventSettings};
-use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
-use shopgraph_platform::service::ServiceApp;
-use shopgraph_platform::settings::{RunMode, ServiceSettings};
-use shopgraph_platform::telemetry::{self, TelemetrySettings};
+use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::identity::{ADMIN_ROLE, JwtSettings, TokenIssuer, Viewer};
+use shopgraph_core::settings::RunMode;
+use shopgraph_core::telemetry::{self, TelemetrySettings};
 use shopgraph_router::RouterApp;
 use shopgraph_router::config::RouterSettings;
+use subgraph_kit::events::{EventBus, EventSettings};
+use subgraph_kit::service::ServiceApp;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -74,13 +74,13 @@ enum Command {
     /// Print a JWT for a user, signed with JWT_SECRET (or the dev secret).
     Token {
         /// The user id (the token's subject).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_user_id)]
         user: String,
         /// Grant the admin role.
         #[arg(long)]
         admin: bool,
-        /// How long the token stays valid, e.g. 30m, 24h, 7d.
-        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        /// How long the token stays valid, e.g. 30m, 24h, 7d (1s to 365d).
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
         ttl: Duration,
     },
 }
@@ -162,6 +162,33 @@ impl Service {
     }
 }
 
+/// A user id a token can carry intact to every subgraph (the rules of
+/// [`Viewer::from_claims`]): not empty, no surrounding spaces, no control
+/// characters.
+fn parse_user_id(value: &str) -> Result<String, String> {
+    Viewer::from_claims(value.to_owned(), Vec::new())
+        .map(|viewer| viewer.user_id)
+        .map_err(|_| {
+            "a user id is non-empty text without control characters or surrounding spaces".into()
+        })
+}
+
+/// The longest `--ttl` accepted: a token that outlives a year is a
+/// credential nobody will remember to revoke.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// A token lifetime from 1s to [`MAX_TOKEN_TTL`].
+fn parse_ttl(value: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(value).map_err(|err| err.to_string())?;
+    if ttl < Duration::from_secs(1) {
+        return Err("a token must stay valid for at least 1s".into());
+    }
+    if ttl > MAX_TOKEN_TTL {
+        return Err("a token may stay valid for at most 365d".into());
+    }
+    Ok(ttl)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -190,10 +217,15 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
         }
         Command::Plan { supergraph, files } => plan(&supergraph, &files),
         Command::Token { user, admin, ttl } => {
-            // Reuses the services' own auth settings so the token matches them.
-            let settings = ServiceSettings::from_env(&env, "token", 0, RunMode::Serve)?;
+            // The same JWT settings every service verifies with.
+            let settings = JwtSettings::from_env(&env)?;
+            let issuer = TokenIssuer::from_settings(&settings).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "JWT_SECRET is not set and a JWKS is: tokens come from your identity provider, not from `shopgraph token`"
+                )
+            })?;
             let roles: &[&str] = if admin { &[ADMIN_ROLE] } else { &[] };
-            let token = JwtAuthority::from_settings(&settings.auth).issue(&user, roles, ttl)?;
+            let token = issuer.issue(&user, roles, ttl)?;
             println!("{token}");
             Ok(())
         }
@@ -246,7 +278,7 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let trigger = stop.clone();
     tokio::spawn(async move {
-        shopgraph_platform::shutdown::signal().await;
+        shopgraph_core::shutdown::signal().await;
         trigger.cancel();
     });
     // Stop the router first so no request reaches a stopped subgraph.
@@ -276,7 +308,7 @@ async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
         let settings = RouterSettings::from_env(&env, RunMode::Serve)?;
         let _telemetry = telemetry::init(&telemetry_settings)?;
         let router = RouterApp::bind(settings).await?;
-        router.run(shopgraph_platform::shutdown::signal()).await?;
+        router.run(shopgraph_core::shutdown::signal()).await?;
         return Ok(());
     }
     let events = EventSettings::from_env(&env)?;
@@ -289,7 +321,7 @@ async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
     }
     let bus = EventBus::connect(&events, service.name()).await?;
     let app = service.build(&env, RunMode::Serve, bus).await?;
-    app.run(shopgraph_platform::shutdown::signal()).await?;
+    app.run(shopgraph_core::shutdown::signal()).await?;
     Ok(())
 }
 

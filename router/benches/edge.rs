@@ -27,12 +27,12 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::post;
 use http::{Request, StatusCode, header};
-use shopgraph_platform::config::Env;
-use shopgraph_platform::identity::JwtAuthority;
-use shopgraph_platform::settings::{AuthSettings, RunMode};
+use shopgraph_core::config::Env;
+use shopgraph_core::identity::JwtVerifier;
+use shopgraph_core::identity::TokenIssuer;
+use shopgraph_core::settings::RunMode;
 use shopgraph_router::config::RouterSettings;
 use shopgraph_router::edge::Edge;
-use shopgraph_router::identity::RouterAuth;
 use tower::ServiceExt;
 
 const SECRET: &str = "edge-bench-secret-edge-bench-secret";
@@ -82,7 +82,7 @@ async fn edge(pairs: &[(&str, &str)]) -> Router {
         Ok(settings) => settings,
         Err(err) => panic!("bench settings: {err}"),
     };
-    let auth = match RouterAuth::new(&settings.auth).await {
+    let auth = match JwtVerifier::new(&settings.auth).await {
         Ok(auth) => Arc::new(auth),
         Err(err) => panic!("bench auth: {err}"),
     };
@@ -98,13 +98,7 @@ async fn edge(pairs: &[(&str, &str)]) -> Router {
 }
 
 fn token() -> String {
-    let authority = JwtAuthority::from_settings(&AuthSettings {
-        jwt_secret: SECRET.into(),
-        using_dev_secret: false,
-        issuer: "shopgraph".into(),
-        audience: "shopgraph".into(),
-        accept_direct_tokens: false,
-    });
+    let authority = TokenIssuer::new(SECRET, "shopgraph", "shopgraph");
     match authority.issue("bench", &[], Duration::from_secs(3600)) {
         Ok(token) => token,
         Err(err) => panic!("bench token: {err}"),

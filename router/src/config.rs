@@ -33,10 +33,9 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shopgraph_platform::config::{ConfigError, Env, invalid};
-use shopgraph_platform::settings::{HttpSettings, RunMode};
+use shopgraph_core::config::{ConfigError, Env, invalid};
+use shopgraph_core::settings::{HttpSettings, RunMode};
 
-use crate::identity::RouterAuthSettings;
 use crate::limits::OperationLimits;
 use crate::persisted::PersistedSettings;
 use crate::planner::PlannerSettings;
@@ -44,6 +43,7 @@ use crate::ratelimit::RateLimitSettings;
 use crate::security::SecuritySettings;
 use crate::status::AdminSettings;
 use crate::traffic::TrafficSettings;
+use shopgraph_core::identity::JwtSettings;
 
 /// The supergraph committed with this build: `shopgraph dev` falls back to
 /// it when run outside a checkout.
@@ -103,7 +103,7 @@ pub struct RouterSettings {
     /// Plan cache size, plan time limit, token limit.
     pub planner: PlannerSettings,
     /// How bearer tokens are verified.
-    pub auth: RouterAuthSettings,
+    pub auth: JwtSettings,
     /// Websocket and SSE limits and timers (`SUBSCRIPTION_*`).
     pub subscriptions: crate::subscriptions::SubscriptionSettings,
 }
@@ -160,7 +160,7 @@ impl RouterSettings {
             introspection: env.bool_or("GRAPHQL_INTROSPECTION", true)?,
             graphiql: env.bool_or("GRAPHIQL", true)?,
             planner,
-            auth: RouterAuthSettings::from_env(env)?,
+            auth: JwtSettings::from_env(env)?,
             subscriptions: crate::subscriptions::SubscriptionSettings::from_env(
                 env,
                 Duration::from_secs(10),

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | security headers (and HSTS behind TLS), on every answer, refusals included | all | [`crate::security`] |
 //! | a 413 from the body limit becomes a coded GraphQL error | all | [`crate::pipeline`] |
-//! | trace span, compression, body limit, timeout | all | `shopgraph_platform::server` |
+//! | trace span, compression, body limit, timeout | all | `shopgraph_core::server` |
 //! | CORS | `/graphql` | [`crate::security`] |
 //! | CSRF prevention | `/graphql` | [`crate::security`] |
 //! | identify the caller (the token is verified once, here) | `/graphql` | [`crate::pipeline`] |
@@ -26,22 +26,22 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::MethodRouter;
-use shopgraph_platform::config::ConfigError;
-use shopgraph_platform::identity::Identity;
-use shopgraph_platform::server::CommonLayers;
-use shopgraph_platform::settings::HttpSettings;
+use shopgraph_core::config::ConfigError;
+use shopgraph_core::identity::Identity;
+use shopgraph_core::server::CommonLayers;
+use shopgraph_core::settings::HttpSettings;
 use tower::ServiceBuilder;
 
 use crate::config::RouterSettings;
-use crate::identity::RouterAuth;
 use crate::pipeline;
 use crate::ratelimit::{ClientRateLimiter, KeyResolver, RateLimitLayer, SubjectResolver};
 use crate::security::SecuritySettings;
+use shopgraph_core::identity::JwtVerifier;
 
 /// The edge's layers, built once from the router's settings.
 #[derive(Clone)]
 pub struct Edge {
-    auth: Arc<RouterAuth>,
+    auth: Arc<JwtVerifier>,
     rate_limit: Option<RateLimitLayer>,
     security: SecuritySettings,
     http: HttpSettings,
@@ -52,7 +52,7 @@ impl Edge {
     /// limit between router replicas.
     pub fn new(
         settings: &RouterSettings,
-        auth: Arc<RouterAuth>,
+        auth: Arc<JwtVerifier>,
         redis: Option<redis::aio::ConnectionManager>,
     ) -> Result<Self, ConfigError> {
         let rate_limit = if settings.rate_limit.enabled {
@@ -106,7 +106,7 @@ impl Edge {
         // paths get the common layers too.
         Router::new().route("/graphql", graphql).merge(
             others
-                .route("/metrics", shopgraph_platform::server::metrics_route())
+                .route("/metrics", shopgraph_core::server::metrics_route())
                 .layer(common),
         )
     }
@@ -117,8 +117,8 @@ mod tests {
     use axum::body::{Body, Bytes};
     use axum::routing::{get, post};
     use http::{Method, Request, StatusCode, header};
-    use shopgraph_platform::config::Env;
-    use shopgraph_platform::settings::RunMode;
+    use shopgraph_core::config::Env;
+    use shopgraph_core::settings::RunMode;
     use tower::ServiceExt;
 
     use super::*;
@@ -137,7 +137,7 @@ mod tests {
             ("HTTP_MAX_BODY_BYTES", "1024"),
         ]);
         let settings = RouterSettings::from_env(&env, RunMode::Serve).expect("settings");
-        let auth = Arc::new(RouterAuth::new(&settings.auth).await.expect("auth"));
+        let auth = Arc::new(JwtVerifier::new(&settings.auth).await.expect("auth"));
         let edge = Edge::new(&settings, auth, None).expect("edge");
         let graphql = post(|body: Bytes| async move { body.len().to_string() });
         let others = Router::new().route("/health", get(|| async { "up" }));

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use serde_json::{Map, Value};
-use shopgraph_platform::identity::Identity;
+use shopgraph_core::identity::Identity;
 
 type Pending<V> = Shared<BoxFuture<'static, Option<V>>>;
 

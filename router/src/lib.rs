@@ -8,7 +8,6 @@
 //! |---|---|
 //! | [`edge`] | the HTTP layers in front of the pipeline: security headers, CORS, CSRF, rate limit |
 //! | [`pipeline`] | GraphQL over HTTP: read the request, identify the caller, run the steps below, write the response |
-//! | [`identity`] | verifies `Authorization: Bearer` JWTs (HS256, or RS256/ES256 from a JWKS) |
 //! | [`planner`] | parse, validate against the API schema, normalize, plan with `hive-router-query-planner`, cache |
 //! | [`introspection`] | answers `__schema` / `__type` from the API schema |
 //! | [`executor`] | walks the plan, fetches and batches entities, merges, projects the client's selection |
@@ -24,7 +23,6 @@
 pub mod config;
 pub mod edge;
 pub mod executor;
-pub mod identity;
 pub mod inflight;
 pub mod introspection;
 pub mod limits;
@@ -51,9 +49,9 @@ use tokio_util::sync::CancellationToken;
 
 use config::RouterSettings;
 use edge::Edge;
-use identity::RouterAuth;
 use persisted::PersistedQueries;
 use pipeline::RouterState;
+use shopgraph_core::identity::JwtVerifier;
 use status::StatusState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
 use traffic::Upstreams;
@@ -107,7 +105,7 @@ impl RouterApp {
         let upstreams = Arc::new(Upstreams::new(settings.traffic.clone()));
         let supergraph = Supergraph::build(&sdl, &settings, &upstreams)?;
         let handle = SupergraphHandle::new(supergraph);
-        let auth = RouterAuth::new(&settings.auth)
+        let auth = JwtVerifier::new(&settings.auth)
             .await
             .map_err(|err| StartError::Auth(err.to_string()))?;
         if auth.using_dev_secret() {
@@ -150,12 +148,12 @@ impl RouterApp {
             .with_state(state);
         let router = edge.wrap(graphql, status::health_routes(status.clone()));
         let addr = settings.http.addr;
-        let listener = shopgraph_platform::server::bind(addr)
+        let listener = shopgraph_core::server::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let admin = if settings.admin.enabled {
             let addr = settings.admin.addr;
-            let listener = shopgraph_platform::server::bind(addr)
+            let listener = shopgraph_core::server::bind(addr)
                 .await
                 .map_err(|source| StartError::Bind { addr, source })?;
             Some((listener, status::admin_routes(status)))
@@ -215,7 +213,7 @@ impl RouterApp {
                 tracing::info!(%addr, "admin API on http://{addr}/admin/status");
             }
             let stop = stop_watch.clone();
-            tokio::spawn(shopgraph_platform::server::serve(
+            tokio::spawn(shopgraph_core::server::serve(
                 listener,
                 routes,
                 stop.cancelled_owned(),
@@ -230,7 +228,7 @@ impl RouterApp {
             streams.cancel();
         };
         let result =
-            shopgraph_platform::server::serve(self.listener, self.router, shutdown, grace).await;
+            shopgraph_core::server::serve(self.listener, self.router, shutdown, grace).await;
         stop_watch.cancel();
         if let Some(admin) = admin {
             match admin.await {

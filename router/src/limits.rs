@@ -49,8 +49,8 @@ use graphql_tools::static_graphql::query::{
     TypeCondition, Value,
 };
 use graphql_tools::static_graphql::schema;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
-use shopgraph_platform::error::ErrorCode;
+use shopgraph_core::config::{ConfigError, Env, invalid};
+use shopgraph_core::error::ErrorCode;
 
 /// Default of `GRAPHQL_MAX_DEPTH`: the full introspection query (depth 14)
 /// and every shop operation (at most 7) fit.

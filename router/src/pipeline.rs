@@ -16,18 +16,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use hive_router_query_planner::state::supergraph_state::OperationKind;
-use serde::Deserialize;
 use serde_json::{Map, Value};
-use shopgraph_platform::error::ErrorCode;
-use shopgraph_platform::graphql::{coded_response, prefers_html, response_content_type};
+use shopgraph_core::error::ErrorCode;
+use shopgraph_core::graphql_http::{
+    self, GraphqlRequest, ONLY_QUERIES_OVER_GET, coded_response, prefers_html,
+    response_content_type,
+};
 
 use crate::executor::ExecutionRequest;
 use crate::executor::variables;
-use crate::identity::RouterAuth;
 use crate::inflight::{self, InFlight};
 use crate::persisted::PersistedQueries;
 use crate::planner::{PlanError, PreparedOperation};
@@ -36,7 +37,8 @@ use crate::supergraph::Supergraph;
 use crate::supergraph::SupergraphHandle;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use shopgraph_platform::identity::{AuthError, Identity};
+use shopgraph_core::identity::JwtVerifier;
+use shopgraph_core::identity::{AuthError, Identity};
 use tokio_util::sync::CancellationToken;
 
 /// What every request needs, shared by all of them.
@@ -45,7 +47,7 @@ pub struct RouterState {
     /// The current supergraph (hot-reloadable).
     pub supergraph: SupergraphHandle,
     /// Bearer-token verification.
-    pub auth: Arc<RouterAuth>,
+    pub auth: Arc<JwtVerifier>,
     /// Whether `__schema` / `__type` are answered.
     pub introspection: bool,
     /// Whether browsers get GraphiQL.
@@ -73,7 +75,7 @@ pub struct Verified(pub Arc<Result<Identity, AuthError>>);
 /// leaves the outcome in the request's extensions ([`Verified`]); a bad
 /// token is refused later, by the pipeline, with a coded 401.
 pub async fn identify_caller(
-    State(auth): State<Arc<RouterAuth>>,
+    State(auth): State<Arc<JwtVerifier>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -82,30 +84,6 @@ pub async fn identify_caller(
         .extensions_mut()
         .insert(Verified(Arc::new(verified)));
     next.run(request).await
-}
-
-/// A GraphQL request as clients send it (POST body, GET parameters, a
-/// websocket `subscribe` payload).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct GraphqlRequest {
-    pub(crate) query: Option<String>,
-    pub(crate) operation_name: Option<String>,
-    #[serde(default)]
-    pub(crate) variables: Option<Map<String, Value>>,
-    /// Protocol extensions; `persistedQuery` is read ([`crate::persisted`]).
-    #[serde(default)]
-    pub(crate) extensions: Option<Value>,
-}
-
-/// GET parameters: `variables` arrives as a JSON string.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GetParams {
-    query: Option<String>,
-    operation_name: Option<String>,
-    variables: Option<String>,
-    extensions: Option<String>,
 }
 
 /// A request refused before execution: status, code and message.
@@ -154,13 +132,7 @@ pub async fn graphql(
         return sse::respond(&state, &method, &uri, &headers, &body).await;
     }
     if method == Method::GET && state.graphiql && prefers_html(&headers) {
-        return Html(
-            async_graphql::http::GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("Shopgraph")
-                .finish(),
-        )
-        .into_response();
+        return graphql_http::graphiql("Shopgraph");
     }
     let started = Instant::now();
     let content_type = response_content_type(&headers);
@@ -189,27 +161,12 @@ pub async fn graphql(
         Err(rejection) => {
             metrics::counter!("router_errors_total", "code" => rejection.code.as_str())
                 .increment(1);
-            let mut response = coded_response(
+            coded_response(
                 rejection.status,
                 content_type,
                 rejection.code.as_str(),
                 &rejection.message,
-            );
-            match rejection.status {
-                StatusCode::METHOD_NOT_ALLOWED => {
-                    response
-                        .headers_mut()
-                        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                }
-                StatusCode::UNAUTHORIZED => {
-                    response.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Bearer error=\"invalid_token\""),
-                    );
-                }
-                _ => {}
-            }
-            response
+            )
         }
     }
 }
@@ -262,7 +219,7 @@ async fn handle(
                 Err(Rejection::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     ErrorCode::MethodNotAllowed,
-                    "only queries may be sent with GET; use POST for mutations",
+                    ONLY_QUERIES_OVER_GET,
                 )),
             );
         }
@@ -452,65 +409,18 @@ pub(crate) async fn execute(
     })
 }
 
+/// Step 2: the request as GraphQL over HTTP reads it ([`graphql_http`]).
 pub(crate) fn read_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<GraphqlRequest, Rejection> {
-    match *method {
-        Method::GET => {
-            let Query(params) = Query::<GetParams>::try_from_uri(uri)
-                .map_err(|err| Rejection::bad_request(format!("malformed query string: {err}")))?;
-            let variables = params
-                .variables
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| serde_json::from_str::<Option<Map<String, Value>>>(&v))
-                .transpose()
-                .map_err(|err| {
-                    Rejection::bad_request(format!("`variables` is not a JSON object: {err}"))
-                })?
-                .flatten();
-            let extensions = params
-                .extensions
-                .filter(|e| !e.trim().is_empty())
-                .map(|e| serde_json::from_str::<Value>(&e))
-                .transpose()
-                .map_err(|err| {
-                    Rejection::bad_request(format!("`extensions` is not JSON: {err}"))
-                })?;
-            Ok(GraphqlRequest {
-                query: params.query,
-                operation_name: params.operation_name,
-                variables,
-                extensions,
-            })
-        }
-        Method::POST => {
-            let json = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| {
-                    ct.trim_start()
-                        .to_ascii_lowercase()
-                        .starts_with("application/json")
-                });
-            if !json {
-                return Err(Rejection::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    ErrorCode::BadRequest,
-                    "POST requests must have content-type application/json",
-                ));
-            }
-            serde_json::from_slice(body)
-                .map_err(|err| Rejection::bad_request(format!("malformed GraphQL request: {err}")))
-        }
-        _ => Err(Rejection::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::MethodNotAllowed,
-            "use GET or POST",
-        )),
-    }
+    graphql_http::read_request(method, uri, headers, body).map_err(|err| Rejection {
+        status: err.status(),
+        code: err.code(),
+        message: err.to_string(),
+    })
 }
 
 /// The body limit layer answers 413 in plain text; GraphQL clients get a
@@ -524,7 +434,7 @@ where
     if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
         return response.map(axum::body::Body::new);
     }
-    shopgraph_platform::server::close_after_too_large(coded_response(
+    shopgraph_core::server::close_after_too_large(coded_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         "application/json",
         ErrorCode::MaxBodySizeLimit.as_str(),

@@ -28,12 +28,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use shopgraph_platform::config::{ConfigError, Env};
-use shopgraph_platform::identity::Identity;
+use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::identity::Identity;
 
-use crate::identity::RouterAuth;
 use crate::traffic::Upstreams;
 use crate::traffic::upstream::Upstream;
+use shopgraph_core::identity::JwtVerifier;
 
 /// The admin listener's default port.
 pub const DEFAULT_ADMIN_PORT: u16 = 4100;
@@ -65,7 +65,7 @@ pub struct StatusState {
     /// The subgraphs' traffic state.
     pub upstreams: Arc<Upstreams>,
     /// Verifies admin tokens.
-    pub auth: Arc<RouterAuth>,
+    pub auth: Arc<JwtVerifier>,
     /// When the router started.
     pub started: Instant,
     /// The protections in force, as shown by `/admin/status`.

@@ -6,8 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shopgraph_platform::identity::JwtAuthority;
-use shopgraph_platform::settings::{AuthSettings, DEV_JWT_SECRET};
+use shopgraph_core::config::Env;
+use shopgraph_core::identity::{JwtSettings, JwtVerifier};
+use shopgraph_core::settings::DEV_JWT_SECRET;
 
 /// Service name → GraphQL URL, as `shopgraph dev` printed them.
 type Urls = std::collections::HashMap<String, String>;
@@ -224,22 +225,19 @@ fn sdl_prints_the_federation_schema() {
     }
 }
 
-#[test]
-fn token_prints_a_verifiable_dev_token() {
+#[tokio::test]
+async fn token_prints_a_verifiable_dev_token() {
     let output = shopgraph()
         .args(["token", "--user", "alice", "--admin"])
         .output()
         .expect("runs");
     assert!(output.status.success());
     let token = String::from_utf8(output.stdout).unwrap();
-    let authority = JwtAuthority::from_settings(&AuthSettings {
-        jwt_secret: DEV_JWT_SECRET.into(),
-        using_dev_secret: true,
-        issuer: "shopgraph".into(),
-        audience: "shopgraph".into(),
-        accept_direct_tokens: true,
-    });
-    let viewer = authority
+    let settings = JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET", DEV_JWT_SECRET)]))
+        .expect("the dev secret is a valid JWT_SECRET");
+    let viewer = JwtVerifier::new(&settings)
+        .await
+        .expect("HS256 needs no key download")
         .verify(token.trim())
         .expect("signed with the dev secret");
     assert_eq!(viewer.user_id, "alice");

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shopgraph_platform::events::contract::{PaymentData, PaymentLine, payment};
-use shopgraph_platform::events::{CloudEvent, EventBus, Topic};
+use subgraph_kit::events::contract::{PaymentData, PaymentLine, payment};
+use subgraph_kit::events::{CloudEvent, EventBus, Topic};
 use uuid::Uuid;
 
 use crate::helpers::{As, Backend, TestApp};
@@ -350,7 +350,7 @@ async fn the_relay_publishes_to_a_broker_that_restarted_empty() {
         .bus
         .subscribe(
             &[Topic::Payment],
-            shopgraph_platform::events::Start::Group("observer".into()),
+            subgraph_kit::events::Start::Group("observer".into()),
         )
         .await
         .expect("subscribed");

@@ -15,14 +15,13 @@ use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shopgraph_platform::config::Env;
-use shopgraph_platform::db::StatementCounter;
-use shopgraph_platform::events::EventBus;
-use shopgraph_platform::identity::{ADMIN_ROLE, Identity, JwtAuthority, forward_identity};
-use shopgraph_platform::service::ServiceApp;
-use shopgraph_platform::settings::AuthSettings;
-use shopgraph_platform::settings::RunMode;
-use shopgraph_platform::testkit::{TempBackend, TempDatabase};
+use shopgraph_core::config::Env;
+use shopgraph_core::identity::{ADMIN_ROLE, Identity, TokenIssuer, forward_identity};
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::db::StatementCounter;
+use subgraph_kit::events::EventBus;
+use subgraph_kit::service::ServiceApp;
+use subgraph_kit::testkit::{TempBackend, TempDatabase};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -211,16 +210,10 @@ impl GqlResponse {
     }
 }
 
-/// Issues and verifies tokens with the test secret, as every service and
-/// router in the tests is configured.
-pub fn test_authority() -> JwtAuthority {
-    JwtAuthority::from_settings(&AuthSettings {
-        jwt_secret: TEST_JWT_SECRET.into(),
-        using_dev_secret: false,
-        issuer: "shopgraph".into(),
-        audience: "shopgraph".into(),
-        accept_direct_tokens: true,
-    })
+/// Issues tokens with the test secret, as every service and router in the
+/// tests is configured.
+pub fn test_authority() -> TokenIssuer {
+    TokenIssuer::new(TEST_JWT_SECRET, "shopgraph", "shopgraph")
 }
 
 /// Who sends a request.

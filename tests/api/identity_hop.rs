@@ -5,7 +5,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use shopgraph_platform::identity::{ADMIN_ROLE, Identity, USER_ID_HEADER, Viewer};
+use shopgraph_core::identity::{ADMIN_ROLE, Identity, USER_ID_HEADER, Viewer};
 
 use crate::helpers::{As, Backend, TestApp};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shopgraph_platform::events::{EventBus, EventSettings, KafkaSettings};
+use subgraph_kit::events::{EventBus, EventSettings, KafkaSettings};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;

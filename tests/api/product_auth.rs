@@ -1,8 +1,7 @@
 //! Writes need an admin; a bad token is refused before GraphQL runs.
 
 use serde_json::json;
-use shopgraph_platform::identity::JwtAuthority;
-use shopgraph_platform::settings::AuthSettings;
+use shopgraph_core::identity::TokenIssuer;
 
 use crate::helpers::{As, Backend, TestApp, backend_tests};
 
@@ -49,13 +48,11 @@ async fn writes_need_the_admin_role(backend: Backend) {
 
 async fn invalid_tokens_get_401(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let foreign = JwtAuthority::from_settings(&AuthSettings {
-        jwt_secret: "some-other-secret-that-is-long-enough".into(),
-        using_dev_secret: false,
-        issuer: "shopgraph".into(),
-        audience: "shopgraph".into(),
-        accept_direct_tokens: true,
-    })
+    let foreign = TokenIssuer::new(
+        "some-other-secret-that-is-long-enough",
+        "shopgraph",
+        "shopgraph",
+    )
     .issue("admin-1", &["admin"], std::time::Duration::from_secs(60))
     .unwrap();
     for header in [

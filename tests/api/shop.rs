@@ -2,11 +2,11 @@
 //! one event bus (in-process or Kafka), and routers in front.
 
 use serde_json::{Value, json};
-use shopgraph_platform::config::Env;
-use shopgraph_platform::events::EventBus;
-use shopgraph_platform::settings::RunMode;
+use shopgraph_core::config::Env;
+use shopgraph_core::settings::RunMode;
 use shopgraph_router::RouterApp;
 use shopgraph_router::config::RouterSettings;
+use subgraph_kit::events::EventBus;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{As, Backend, GqlResponse, Options, TEST_JWT_SECRET, TestApp};

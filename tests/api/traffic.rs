@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
-use shopgraph_platform::settings::AuthSettings;
+use shopgraph_core::identity::{ADMIN_ROLE, TokenIssuer};
 use tokio::process::{Child, Command};
 
 use crate::fault_proxy::{FaultProxy, Mode, OperationKind};
@@ -1615,13 +1614,11 @@ async fn dev_with_a_dead_product_replica_still_serves() {
         );
     }
 
-    let authority = JwtAuthority::from_settings(&AuthSettings {
-        jwt_secret: shopgraph_platform::settings::DEV_JWT_SECRET.into(),
-        using_dev_secret: true,
-        issuer: "shopgraph".into(),
-        audience: "shopgraph".into(),
-        accept_direct_tokens: true,
-    });
+    let authority = TokenIssuer::new(
+        shopgraph_core::settings::DEV_JWT_SECRET,
+        "shopgraph",
+        "shopgraph",
+    );
     let admin = authority
         .issue("dev-admin", &[ADMIN_ROLE], Duration::from_secs(600))
         .expect("a dev token");

@@ -19,7 +19,7 @@ impl MigratorTrait for Migrator {
         let mut migrations: Vec<Box<dyn MigrationTrait>> =
             vec![Box::new(m20261122_000001_create_baskets::Migration)];
         // The event tables (outbox, inbox, relay lease) every store has.
-        migrations.extend(shopgraph_platform::events::schema::migrations());
+        migrations.extend(subgraph_kit::events::schema::migrations());
         migrations
     }
 

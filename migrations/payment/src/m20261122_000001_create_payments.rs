@@ -4,7 +4,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
     boolean, decimal_len, integer, pk_uuid, string_len, string_len_null, text_null, uuid, uuid_null,
 };
-use shopgraph_platform::migration::instant;
+use subgraph_kit::migration::instant;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shopgraph_platform::error::ErrorCode;
+use shopgraph_core::error::ErrorCode;
 
 /// One step of a response path: an object key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -38,8 +38,8 @@ use hive_router_query_planner::planner::plan_nodes::{
 };
 use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::{Map, Value};
-use shopgraph_platform::error::ErrorCode;
-use shopgraph_platform::identity::Identity;
+use shopgraph_core::error::ErrorCode;
+use shopgraph_core::identity::Identity;
 use tracing::Instrument;
 
 use crate::subgraph::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};

@@ -12,7 +12,7 @@
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::ast::selection_set::{FieldSelection, SelectionSet};
 use serde_json::{Map, Value};
-use shopgraph_platform::error::ErrorCode;
+use shopgraph_core::error::ErrorCode;
 
 use super::error::{GraphqlError, PathSegment, ResponsePath};
 use super::schema::{SchemaIndex, TypeRef};

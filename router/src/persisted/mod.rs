@@ -46,8 +46,8 @@ use http::StatusCode;
 use lru::LruCache;
 use redis::aio::ConnectionManager;
 use serde_json::Value;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
-use shopgraph_platform::error::{Coded, ErrorCode};
+use shopgraph_core::config::{ConfigError, Env, invalid};
+use shopgraph_core::error::{Coded, ErrorCode};
 
 pub use hash::QueryHash;
 pub use manifest::{Manifest, ManifestError};

@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
-use shopgraph_platform::error::ErrorCode;
-use shopgraph_platform::graphql::{coded_response, response_content_type};
+use shopgraph_core::error::ErrorCode;
+use shopgraph_core::graphql_http::{coded_response, response_content_type};
 use tower::{Layer, Service};
 
 use super::{ClientKey, ClientRateLimiter, Decision, KeyResolver, whole_seconds_up};

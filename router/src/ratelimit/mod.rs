@@ -82,7 +82,7 @@ use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionManager;
 use http::HeaderName;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_core::config::{ConfigError, Env, invalid};
 
 pub use key::{ClientKey, KeyResolver, SubjectResolver};
 pub use layer::{RateLimitLayer, RateLimitService};

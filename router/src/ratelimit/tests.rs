@@ -15,7 +15,7 @@ use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use shopgraph_platform::config::Env;
+use shopgraph_core::config::Env;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service, ServiceExt};

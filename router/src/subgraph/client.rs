@@ -33,8 +33,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shopgraph_platform::identity::forward_identity;
-use shopgraph_platform::upstream::inject_trace_context;
+use shopgraph_core::identity::forward_identity;
+use shopgraph_core::telemetry::inject_trace_context;
 use tower::ServiceExt;
 use tower_http::decompression::Decompression;
 use tracing::Instrument;
@@ -274,7 +274,7 @@ fn body_error(subgraph: &str, err: &(dyn std::error::Error + Send + Sync + 'stat
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    shopgraph_platform::error::error_chain(err)
+    shopgraph_core::error::error_chain(err)
 }
 
 #[cfg(test)]
@@ -288,7 +288,7 @@ mod tests {
     use axum::response::IntoResponse;
     use axum::routing::post;
     use serde_json::json;
-    use shopgraph_platform::identity::{ADMIN_ROLE, Identity, Viewer};
+    use shopgraph_core::identity::{ADMIN_ROLE, Identity, Viewer};
 
     use super::*;
     use crate::subgraph::Fetcher;

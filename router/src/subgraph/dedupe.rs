@@ -105,7 +105,7 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::{Map, Value, json};
-    use shopgraph_platform::identity::{Identity, Viewer};
+    use shopgraph_core::identity::{Identity, Viewer};
 
     use super::*;
 

@@ -12,7 +12,7 @@ pub mod subscribe;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
-use shopgraph_platform::identity::Identity;
+use shopgraph_core::identity::Identity;
 
 /// One operation sent to one subgraph.
 #[derive(Debug)]

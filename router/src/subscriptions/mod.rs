@@ -24,9 +24,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use hive_router_query_planner::state::supergraph_state::OperationKind;
-use shopgraph_platform::config::{ConfigError, Env};
-use shopgraph_platform::error::ErrorCode;
-use shopgraph_platform::identity::Identity;
+use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::error::ErrorCode;
+use shopgraph_core::identity::Identity;
 
 use crate::executor::error::GraphqlError;
 use crate::executor::{ExecutionRequest, ExecutionResult, fetch_variables, subscription_source};

@@ -15,8 +15,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream;
-use shopgraph_platform::error::ErrorCode;
-use shopgraph_platform::graphql::coded_response;
+use shopgraph_core::error::ErrorCode;
+use shopgraph_core::graphql_http::coded_response;
 
 use super::results;
 use crate::pipeline::{RouterState, prepare_operation, read_request};

@@ -32,15 +32,16 @@ use futures::{SinkExt, StreamExt};
 use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shopgraph_platform::error::ErrorCode;
-use shopgraph_platform::identity::Identity;
+use shopgraph_core::error::ErrorCode;
+use shopgraph_core::identity::Identity;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
 use super::{SubscriptionSettings, results};
 use crate::executor::error::GraphqlError;
-use crate::pipeline::{GraphqlRequest, RouterState, prepare_operation};
+use crate::pipeline::{RouterState, prepare_operation};
+use shopgraph_core::graphql_http::GraphqlRequest;
 
 /// The websocket sub-protocol spoken here.
 pub const PROTOCOL: &str = "graphql-transport-ws";

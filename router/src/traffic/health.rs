@@ -66,7 +66,7 @@ async fn check(client: &reqwest::Client, subgraph: &str, replica: &Arc<Replica>)
         Err(err) if err.is_timeout() => Err("health check timed out".to_owned()),
         Err(err) => Err(format!(
             "health check failed: {}",
-            shopgraph_platform::error::error_chain(&err)
+            shopgraph_core::error::error_chain(&err)
         )),
     };
     match outcome {

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use shopgraph_platform::backoff::Backoff;
+use shopgraph_core::backoff::Backoff;
 use tower::Layer;
 use tower::retry::budget::Budget;
 

@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shopgraph_platform::config::{ConfigError, Env, invalid};
+use shopgraph_core::config::{ConfigError, Env, invalid};
 
 /// How a replica is chosen among the healthy ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -502,7 +502,7 @@ impl Upstreams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shopgraph_platform::config::Env;
+    use shopgraph_core::config::Env;
 
     fn pool(strategy: &str, urls: &str) -> Arc<Upstream> {
         let env = Env::from_pairs([

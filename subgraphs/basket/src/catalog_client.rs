@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
-use shopgraph_platform::upstream::GraphqlClient;
+use subgraph_kit::upstream::GraphqlClient;
 use uuid::Uuid;
 
 use crate::domain::{CatalogProduct, CatalogUnavailable, ProductCatalog};

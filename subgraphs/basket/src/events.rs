@@ -1,15 +1,15 @@
 //! The basket subgraph's events: `BasketCleared` and `BasketAbandoned`,
-//! and the checkout reaction (see `subgraphs/platform/src/events/README.md`).
+//! and the checkout reaction (see `platform/subgraph-kit/src/events/README.md`).
 //!
 //! [`CheckoutHandler`] consumes `PaymentCompleted` and empties the payer's
 //! basket, once per payment however often the event arrives.
 
 use futures::future::BoxFuture;
 use sea_orm::{DatabaseTransaction, DbErr};
-use shopgraph_platform::events::CloudEvent;
-use shopgraph_platform::events::contract::{BasketData, PaymentData, basket, payment};
-use shopgraph_platform::events::inbox::{Handler, HandlerError};
-use shopgraph_platform::events::outbox;
+use subgraph_kit::events::CloudEvent;
+use subgraph_kit::events::contract::{BasketData, PaymentData, basket, payment};
+use subgraph_kit::events::inbox::{Handler, HandlerError};
+use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
 use crate::domain::{Basket, BasketError};

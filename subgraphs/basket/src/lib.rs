@@ -25,14 +25,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basket_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env};
-use shopgraph_platform::events::inbox::Consumer;
-use shopgraph_platform::events::outbox::RelayWaker;
-use shopgraph_platform::events::{EventBus, Topic};
-use shopgraph_platform::service::open_store;
-pub use shopgraph_platform::service::{ServiceApp, StartError};
-use shopgraph_platform::settings::{RunMode, ServiceSettings};
-use shopgraph_platform::upstream::GraphqlClient;
+use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::events::inbox::Consumer;
+use subgraph_kit::events::outbox::RelayWaker;
+use subgraph_kit::events::{EventBus, Topic};
+use subgraph_kit::service::open_store;
+pub use subgraph_kit::service::{ServiceApp, StartError};
+use subgraph_kit::settings::ServiceSettings;
+use subgraph_kit::upstream::GraphqlClient;
 
 use crate::catalog_client::GraphqlCatalog;
 use crate::graphql::ShopCurrency;
@@ -97,7 +98,7 @@ pub async fn build(settings: BasketSettings, bus: EventBus) -> Result<ServiceApp
         ShopCurrency(settings.service.shop_currency.clone()),
         &settings.service.graphql,
     );
-    let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
     let sweeper = sweeper::AbandonmentSweeper::new(store, settings.basket_ttl);
     let interval = settings.sweep_interval;
     let checkouts = Consumer::new(
@@ -117,5 +118,5 @@ pub async fn build(settings: BasketSettings, bus: EventBus) -> Result<ServiceApp
 
 /// Applies pending migrations and returns (`shopgraph migrate basket`).
 pub async fn migrate(settings: &BasketSettings) -> Result<(), StartError> {
-    shopgraph_platform::service::migrate::<Migrator>(&settings.service).await
+    subgraph_kit::service::migrate::<Migrator>(&settings.service).await
 }

@@ -35,7 +35,7 @@ impl AbandonmentSweeper {
 
     /// Sweeps every `interval` until `stop` is cancelled.
     pub async fn run(self, interval: Duration, stop: CancellationToken) {
-        shopgraph_platform::service::every("basket-abandonment", interval, stop, || async {
+        subgraph_kit::service::every("basket-abandonment", interval, stop, || async {
             self.sweep().await.map(|_| ())
         })
         .await;

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use notification_subgraph::NotificationSettings;
 use serde_json::{Value, json};
-use shopgraph_platform::config::Env;
-use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
-use shopgraph_platform::settings::{AuthSettings, RunMode};
-use shopgraph_platform::testkit::load::{self, LoadReport, env_number, graphql_ok};
-use shopgraph_platform::testkit::{TempBackend, TempDatabase};
+use shopgraph_core::config::Env;
+use shopgraph_core::identity::{ADMIN_ROLE, TokenIssuer};
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::testkit::load::{self, LoadReport, env_number, graphql_ok};
+use subgraph_kit::testkit::{TempBackend, TempDatabase};
 
 const SECRET: &str = "benchmark-secret-0123456789abcdef0123";
 const NOTIFICATIONS: usize = 1000;
@@ -33,21 +33,14 @@ async fn main() {
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
     let settings = NotificationSettings::from_env(&env, RunMode::Serve).expect("settings");
-    let app =
-        notification_subgraph::build(settings, shopgraph_platform::events::EventBus::in_process())
-            .await
-            .expect("subgraph starts");
+    let app = notification_subgraph::build(settings, subgraph_kit::events::EventBus::in_process())
+        .await
+        .expect("subgraph starts");
     let url = format!("http://{}/graphql", app.local_addr().expect("address"));
     let statements = app.statements();
     tokio::spawn(app.run(std::future::pending()));
 
-    let authority = JwtAuthority::from_settings(&AuthSettings {
-        jwt_secret: SECRET.into(),
-        using_dev_secret: false,
-        issuer: "shopgraph".into(),
-        audience: "shopgraph".into(),
-        accept_direct_tokens: true,
-    });
+    let authority = TokenIssuer::new(SECRET, "shopgraph", "shopgraph");
     let hour = Duration::from_secs(3600);
     let admin = authority.issue("admin", &[ADMIN_ROLE], hour).unwrap();
     let user = authority.issue("bench-user", &[], hour).unwrap();

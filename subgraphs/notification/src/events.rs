@@ -1,4 +1,4 @@
-//! The notification subgraph's events (see `subgraphs/platform/src/events/README.md`):
+//! The notification subgraph's events (see `platform/subgraph-kit/src/events/README.md`):
 //!
 //! * [`ReactionHandler`] turns user-facing events (payments, abandoned
 //!   baskets, low stock) into stored notifications, once per event, in the
@@ -12,12 +12,12 @@ use futures::future::BoxFuture;
 use sea_orm::{DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shopgraph_platform::events::CloudEvent;
-use shopgraph_platform::events::contract::{
+use subgraph_kit::events::CloudEvent;
+use subgraph_kit::events::contract::{
     BasketData, PaymentData, StockData, basket, notification, payment, product,
 };
-use shopgraph_platform::events::inbox::{Handler, HandlerError};
-use shopgraph_platform::events::outbox;
+use subgraph_kit::events::inbox::{Handler, HandlerError};
+use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
 use crate::domain::{

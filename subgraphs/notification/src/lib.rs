@@ -28,14 +28,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notification_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env};
-use shopgraph_platform::events::inbox::Consumer;
-use shopgraph_platform::events::live::{DEFAULT_BACKLOG, LiveFeed};
-use shopgraph_platform::events::outbox::RelayWaker;
-use shopgraph_platform::events::{EventBus, Topic};
-use shopgraph_platform::service::open_store;
-pub use shopgraph_platform::service::{ServiceApp, StartError};
-use shopgraph_platform::settings::{RunMode, ServiceSettings};
+use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::events::inbox::Consumer;
+use subgraph_kit::events::live::{DEFAULT_BACKLOG, LiveFeed};
+use subgraph_kit::events::outbox::RelayWaker;
+use subgraph_kit::events::{EventBus, Topic};
+use subgraph_kit::service::open_store;
+pub use subgraph_kit::service::{ServiceApp, StartError};
+use subgraph_kit::settings::ServiceSettings;
 
 use crate::delivery::GatewayDeliverer;
 use crate::service::{Notifications, Policy};
@@ -137,7 +138,7 @@ pub async fn build(
     )
     .waking(relay.clone());
     let schema = graphql::schema(notifications.clone(), &settings.service.graphql, feed);
-    let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
     let (scheduler, cleanup) = (notifications.clone(), notifications);
     let (scheduler_every, cleanup_every) = (settings.scheduler_interval, settings.cleanup_interval);
     Ok(ServiceApp::bind(&settings.service, database, routes)
@@ -151,5 +152,5 @@ pub async fn build(
 
 /// Applies pending migrations and returns (`shopgraph migrate notification`).
 pub async fn migrate(settings: &NotificationSettings) -> Result<(), StartError> {
-    shopgraph_platform::service::migrate::<Migrator>(&settings.service).await
+    subgraph_kit::service::migrate::<Migrator>(&settings.service).await
 }

@@ -14,7 +14,7 @@ pub async fn run_deliveries(
     interval: Duration,
     stop: CancellationToken,
 ) {
-    shopgraph_platform::service::every("notification-scheduler", interval, stop, || async {
+    subgraph_kit::service::every("notification-scheduler", interval, stop, || async {
         let (delivered, retried) = notifications.run_due().await?;
         if delivered + retried > 0 {
             tracing::info!(delivered, retried, "scheduled deliveries and retries");
@@ -30,7 +30,7 @@ pub async fn run_cleanup(
     interval: Duration,
     stop: CancellationToken,
 ) {
-    shopgraph_platform::service::every("notification-cleanup", interval, stop, || async {
+    subgraph_kit::service::every("notification-cleanup", interval, stop, || async {
         let deleted = notifications.cleanup_expired().await?;
         if deleted > 0 {
             tracing::info!(deleted, "expired notifications deleted");

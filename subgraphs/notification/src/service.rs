@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::DateTime;
-use shopgraph_platform::identity::Viewer;
-use shopgraph_platform::pagination::{decode_cursor, encode_cursor, page_size};
+use shopgraph_core::identity::Viewer;
+use subgraph_kit::pagination::{decode_cursor, encode_cursor, page_size};
 use uuid::Uuid;
 
 use crate::domain::{

@@ -16,12 +16,13 @@ use basket_subgraph::BasketSettings;
 use payment_subgraph::PaymentSettings;
 use product_subgraph::ProductSettings;
 use serde_json::{Value, json};
-use shopgraph_platform::config::Env;
-use shopgraph_platform::identity::{ADMIN_ROLE, JwtAuthority};
-use shopgraph_platform::service::ServiceApp;
-use shopgraph_platform::settings::{RunMode, ServiceSettings};
-use shopgraph_platform::testkit::load::{self, LoadReport, env_number, graphql_ok};
-use shopgraph_platform::testkit::{TempBackend, TempDatabase};
+use shopgraph_core::config::Env;
+use shopgraph_core::identity::{ADMIN_ROLE, TokenIssuer};
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::service::ServiceApp;
+use subgraph_kit::settings::ServiceSettings;
+use subgraph_kit::testkit::load::{self, LoadReport, env_number, graphql_ok};
+use subgraph_kit::testkit::{TempBackend, TempDatabase};
 
 const SECRET: &str = "benchmark-secret-0123456789abcdef0123";
 
@@ -75,7 +76,7 @@ async fn main() {
     );
     let payment_db = TempDatabase::create(TempBackend::MariaDb).await;
     // One bus, as in `shopgraph dev`: sales reach product and basket.
-    let bus = shopgraph_platform::events::EventBus::in_process();
+    let bus = subgraph_kit::events::EventBus::in_process();
     let product = start(
         product_subgraph::build(
             ProductSettings::from_env(&env("product", &product_db, &[]), RunMode::Serve).unwrap(),
@@ -111,11 +112,12 @@ async fn main() {
         .unwrap(),
     );
 
-    let auth =
+    let jwt =
         ServiceSettings::from_env(&env("bench", &payment_db, &[]), "bench", 0, RunMode::Serve)
             .unwrap()
-            .auth;
-    let authority = JwtAuthority::from_settings(&auth);
+            .auth
+            .jwt;
+    let authority = TokenIssuer::from_settings(&jwt).expect("HS256 is on");
     let hour = Duration::from_secs(3600);
     let admin = authority.issue("admin", &[ADMIN_ROLE], hour).unwrap();
     let client = reqwest::Client::new();

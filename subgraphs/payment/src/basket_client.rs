@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
-use shopgraph_platform::upstream::{Credentials, GraphqlClient, UpstreamError};
+use subgraph_kit::upstream::{Credentials, GraphqlClient, UpstreamError};
 use uuid::Uuid;
 
 use crate::domain::{BasketLine, BasketSnapshot, BasketSource};

@@ -1,10 +1,10 @@
-//! The payment events (see `subgraphs/platform/src/events/README.md`): what a payment's change
+//! The payment events (see `platform/subgraph-kit/src/events/README.md`): what a payment's change
 //! looks like on `payment-events`.
 
 use sea_orm::DbErr;
-use shopgraph_platform::events::CloudEvent;
-use shopgraph_platform::events::contract::{PaymentData, PaymentLine};
-use shopgraph_platform::events::outbox;
+use subgraph_kit::events::CloudEvent;
+use subgraph_kit::events::contract::{PaymentData, PaymentLine};
+use subgraph_kit::events::outbox;
 
 use crate::domain::Payment;
 

@@ -26,14 +26,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payment_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env};
-use shopgraph_platform::events::live::{DEFAULT_BACKLOG, LiveFeed};
-use shopgraph_platform::events::outbox::RelayWaker;
-use shopgraph_platform::events::{EventBus, Topic};
-use shopgraph_platform::service::open_store;
-pub use shopgraph_platform::service::{ServiceApp, StartError};
-use shopgraph_platform::settings::{RunMode, ServiceSettings};
-use shopgraph_platform::upstream::GraphqlClient;
+use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::events::live::{DEFAULT_BACKLOG, LiveFeed};
+use subgraph_kit::events::outbox::RelayWaker;
+use subgraph_kit::events::{EventBus, Topic};
+use subgraph_kit::service::open_store;
+pub use subgraph_kit::service::{ServiceApp, StartError};
+use subgraph_kit::settings::ServiceSettings;
+use subgraph_kit::upstream::GraphqlClient;
 
 use crate::basket_client::GraphqlBaskets;
 use crate::domain::provider::SimulatedProvider;
@@ -101,7 +102,7 @@ pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceAp
         .await
         .map_err(StartError::events(SERVICE_NAME))?;
     let schema = graphql::schema(payments.clone(), &settings.service.graphql, feed);
-    let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
     let interval = settings.expiry_interval;
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
@@ -112,5 +113,5 @@ pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceAp
 
 /// Applies pending migrations and returns (`shopgraph migrate payment`).
 pub async fn migrate(settings: &PaymentSettings) -> Result<(), StartError> {
-    shopgraph_platform::service::migrate::<Migrator>(&settings.service).await
+    subgraph_kit::service::migrate::<Migrator>(&settings.service).await
 }

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use shopgraph_platform::identity::Viewer;
-use shopgraph_platform::pagination::{decode_cursor, encode_cursor, page_size};
-use shopgraph_platform::upstream::Credentials;
+use shopgraph_core::identity::Viewer;
+use subgraph_kit::pagination::{decode_cursor, encode_cursor, page_size};
+use subgraph_kit::upstream::Credentials;
 use uuid::Uuid;
 
 use crate::domain::provider::{ChargeOutcome, ChargeRequest, PaymentProvider};
@@ -164,7 +164,7 @@ impl Payments {
         // recorded refund itself was committed before the provider call.
         self.store
             .publish(
-                shopgraph_platform::events::contract::payment::REFUNDED,
+                subgraph_kit::events::contract::payment::REFUNDED,
                 payment.id,
             )
             .await?;

@@ -8,7 +8,7 @@ use crate::service::Payments;
 
 /// Runs the expiry step every `interval` until `stop` is cancelled.
 pub async fn run_expiry(payments: Payments, interval: Duration, stop: CancellationToken) {
-    shopgraph_platform::service::every("payment-expiry", interval, stop, || async {
+    subgraph_kit::service::every("payment-expiry", interval, stop, || async {
         let expired = payments.expire_due().await?;
         if expired > 0 {
             tracing::info!(expired, "pending payments expired");

@@ -19,10 +19,10 @@ use product_subgraph::domain::Product;
 use product_subgraph::store::ProductStore;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use shopgraph_platform::config::Env;
-use shopgraph_platform::settings::RunMode;
-use shopgraph_platform::testkit::load::{self, LoadReport, env_number, graphql_ok};
-use shopgraph_platform::testkit::{TempBackend, TempDatabase};
+use shopgraph_core::config::Env;
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::testkit::load::{self, LoadReport, env_number, graphql_ok};
+use subgraph_kit::testkit::{TempBackend, TempDatabase};
 use uuid::Uuid;
 
 const PRODUCTS: usize = 200;
@@ -40,7 +40,7 @@ async fn main() {
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
     let settings = ProductSettings::from_env(&env, RunMode::Serve).expect("settings");
-    let app = product_subgraph::build(settings, shopgraph_platform::events::EventBus::in_process())
+    let app = product_subgraph::build(settings, subgraph_kit::events::EventBus::in_process())
         .await
         .expect("subgraph starts");
     let addr = app.local_addr().expect("address");

@@ -1,5 +1,5 @@
 //! The product subgraph's events: the stock events it publishes and the
-//! sale reaction it runs (see `subgraphs/platform/src/events/README.md`).
+//! sale reaction it runs (see `platform/subgraph-kit/src/events/README.md`).
 //!
 //! * [`stock_events`] turns one stock change into `StockUpdated`, plus
 //!   `StockLow` when it crosses below the threshold and `StockOut` when it
@@ -9,10 +9,10 @@
 
 use futures::future::BoxFuture;
 use sea_orm::{DatabaseTransaction, DbErr};
-use shopgraph_platform::events::CloudEvent;
-use shopgraph_platform::events::contract::{PaymentData, StockData, payment, product};
-use shopgraph_platform::events::inbox::{Handler, HandlerError};
-use shopgraph_platform::events::outbox;
+use subgraph_kit::events::CloudEvent;
+use subgraph_kit::events::contract::{PaymentData, StockData, payment, product};
+use subgraph_kit::events::inbox::{Handler, HandlerError};
+use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
 use crate::domain::{ProductError, StockAdjustment};

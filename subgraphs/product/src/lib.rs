@@ -22,14 +22,15 @@ pub mod seed;
 pub mod store;
 
 use product_migration::Migrator;
-use shopgraph_platform::config::{ConfigError, Env};
-use shopgraph_platform::events::inbox::Consumer;
-use shopgraph_platform::events::live::{DEFAULT_BACKLOG, LiveFeed};
-use shopgraph_platform::events::outbox::RelayWaker;
-use shopgraph_platform::events::{EventBus, Topic};
-use shopgraph_platform::service::{self, open_store};
-pub use shopgraph_platform::service::{ServiceApp, StartError};
-use shopgraph_platform::settings::{RunMode, ServiceSettings};
+use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::settings::RunMode;
+use subgraph_kit::events::inbox::Consumer;
+use subgraph_kit::events::live::{DEFAULT_BACKLOG, LiveFeed};
+use subgraph_kit::events::outbox::RelayWaker;
+use subgraph_kit::events::{EventBus, Topic};
+use subgraph_kit::service::{self, open_store};
+pub use subgraph_kit::service::{ServiceApp, StartError};
+use subgraph_kit::settings::ServiceSettings;
 
 use crate::graphql::CatalogSettings;
 use crate::store::ProductStore;
@@ -102,7 +103,7 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
         &settings.service.graphql,
         feed,
     );
-    let routes = shopgraph_platform::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
         .with_job(move |stop| forwarder.run(stop))

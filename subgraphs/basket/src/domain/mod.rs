@@ -9,10 +9,10 @@ mod error;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use shopgraph_platform::money::normalize;
+use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
-pub use shopgraph_platform::clock::now;
+pub use subgraph_kit::clock::now;
 
 pub use catalog::{CatalogProduct, CatalogUnavailable, ProductCatalog};
 pub use error::BasketError;

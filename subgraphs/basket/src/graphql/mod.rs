@@ -8,7 +8,7 @@ mod query;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema};
-use shopgraph_platform::settings::GraphqlSettings;
+use subgraph_kit::settings::GraphqlSettings;
 
 use crate::service::Baskets;
 use mutation::Mutation;
@@ -23,16 +23,13 @@ pub struct ShopCurrency(pub String);
 
 /// The schema wired to the basket use cases.
 pub fn schema(baskets: Baskets, currency: ShopCurrency, limits: &GraphqlSettings) -> BasketSchema {
-    shopgraph_platform::graphql::federated(
-        Schema::build(Query, Mutation, EmptySubscription),
-        limits,
-    )
-    .data(baskets)
-    .data(currency)
-    .finish()
+    subgraph_kit::graphql::federated(Schema::build(Query, Mutation, EmptySubscription), limits)
+        .data(baskets)
+        .data(currency)
+        .finish()
 }
 
 /// The federation SDL that composition and `shopgraph sdl basket` use.
 pub fn sdl() -> String {
-    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, EmptySubscription))
+    subgraph_kit::graphql::federation_sdl(Schema::build(Query, Mutation, EmptySubscription))
 }

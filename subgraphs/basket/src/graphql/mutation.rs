@@ -1,7 +1,7 @@
 //! Write side: the signed-in user's basket changes.
 
 use async_graphql::{Context, ID, Object, Result};
-use shopgraph_platform::identity;
+use subgraph_kit::auth;
 
 use super::types::{BasketNode, basket_error, baskets};
 
@@ -18,7 +18,7 @@ impl Mutation {
         product_id: ID,
         quantity: i32,
     ) -> Result<BasketNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         baskets(ctx)
             .add(&viewer.user_id, &product_id, quantity)
             .await
@@ -33,7 +33,7 @@ impl Mutation {
         product_id: ID,
         quantity: i32,
     ) -> Result<BasketNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         baskets(ctx)
             .update(&viewer.user_id, &product_id, quantity)
             .await
@@ -43,7 +43,7 @@ impl Mutation {
 
     /// Removes a product's line.
     async fn remove_basket_item(&self, ctx: &Context<'_>, product_id: ID) -> Result<BasketNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         baskets(ctx)
             .remove(&viewer.user_id, &product_id)
             .await
@@ -53,7 +53,7 @@ impl Mutation {
 
     /// Empties the basket.
     async fn clear_basket(&self, ctx: &Context<'_>) -> Result<BasketNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         baskets(ctx)
             .clear(&viewer.user_id)
             .await

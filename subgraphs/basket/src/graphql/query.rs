@@ -1,7 +1,7 @@
 //! Read side: `myBasket`, `me` and the `User` entity.
 
 use async_graphql::{Context, ID, Object, Result};
-use shopgraph_platform::identity;
+use subgraph_kit::auth;
 
 use super::types::{BasketNode, UserNode, basket_error, baskets};
 
@@ -12,7 +12,7 @@ pub struct Query;
 impl Query {
     /// The signed-in user's basket, created empty on first use.
     async fn my_basket(&self, ctx: &Context<'_>) -> Result<BasketNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         baskets(ctx)
             .basket(&viewer.user_id)
             .await
@@ -22,7 +22,7 @@ impl Query {
 
     /// The signed-in user, with every subgraph's per-user fields.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         Ok(UserNode {
             id: viewer.user_id.clone(),
         })

@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use shopgraph_platform::error::{Coded, to_graphql};
-use shopgraph_platform::federation::ProductRef;
-use shopgraph_platform::identity;
-use shopgraph_platform::money::Money;
+use shopgraph_core::error::{Coded, to_graphql};
+use subgraph_kit::auth;
+use subgraph_kit::federation::ProductRef;
+use subgraph_kit::money::Money;
 
 use super::ShopCurrency;
 use crate::domain::{Basket, BasketError, BasketItem, BasketStatus as DomainStatus};
@@ -49,7 +49,7 @@ impl BasketNode {
     }
 }
 
-shopgraph_platform::mirror_enum! {
+subgraph_kit::mirror_enum! {
     /// Whether a basket is in use.
     BasketStatus <=> DomainStatus {
         /// Changed recently, or empty.
@@ -110,7 +110,7 @@ impl UserNode {
 
     /// The user's basket; only the user (or an admin) may see it.
     async fn basket(&self, ctx: &Context<'_>) -> Result<BasketNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         if viewer.user_id != self.id && !viewer.is_admin() {
             return Err(to_graphql(BasketError::NotYours));
         }
@@ -130,7 +130,7 @@ pub fn baskets<'a>(ctx: &Context<'a>) -> &'a Baskets {
 /// Logs upstream failures with their cause before they become errors.
 pub fn basket_error(err: BasketError) -> async_graphql::Error {
     if let BasketError::CatalogUnavailable(cause) = &err {
-        tracing::warn!(error = %shopgraph_platform::error::error_chain(cause), code = %err.code(), "product catalogue call failed");
+        tracing::warn!(error = %shopgraph_core::error::error_chain(cause), code = %err.code(), "product catalogue call failed");
     }
     to_graphql(err)
 }

@@ -18,9 +18,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
-use shopgraph_platform::events::Topic;
-use shopgraph_platform::events::outbox::{self, RelayWaker};
-use shopgraph_platform::money::normalize;
+use subgraph_kit::events::Topic;
+use subgraph_kit::events::outbox::{self, RelayWaker};
+use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
 use crate::domain::{Basket, BasketError, BasketItem, BasketStatus, CatalogProduct, now};

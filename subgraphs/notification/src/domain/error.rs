@@ -1,7 +1,7 @@
 //! Everything that can go wrong with a notification.
 
 use sea_orm::DbErr;
-use shopgraph_platform::pagination::PageError;
+use subgraph_kit::pagination::PageError;
 
 use super::Status;
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-pub use shopgraph_platform::clock::now;
+pub use subgraph_kit::clock::now;
 
 pub use error::NotificationError;
 

@@ -1,6 +1,6 @@
 //! How notification errors look to clients.
 
-use shopgraph_platform::error::{Coded, ErrorCode};
+use shopgraph_core::error::{Coded, ErrorCode};
 
 use crate::domain::NotificationError;
 

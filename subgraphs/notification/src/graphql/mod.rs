@@ -9,8 +9,8 @@ mod subscription;
 mod types;
 
 use async_graphql::Schema;
-use shopgraph_platform::events::live::LiveFeed;
-use shopgraph_platform::settings::GraphqlSettings;
+use subgraph_kit::events::live::LiveFeed;
+use subgraph_kit::settings::GraphqlSettings;
 
 use crate::service::Notifications;
 use mutation::Mutation;
@@ -27,7 +27,7 @@ pub fn schema(
     limits: &GraphqlSettings,
     feed: LiveFeed,
 ) -> NotificationSchema {
-    shopgraph_platform::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
+    subgraph_kit::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
         .data(notifications)
         .data(feed)
         .finish()
@@ -35,5 +35,5 @@ pub fn schema(
 
 /// The federation SDL that composition and `shopgraph sdl notification` use.
 pub fn sdl() -> String {
-    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
+    subgraph_kit::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
 }

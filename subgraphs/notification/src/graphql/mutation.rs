@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use shopgraph_platform::error::to_graphql;
-use shopgraph_platform::identity;
+use shopgraph_core::error::to_graphql;
+use subgraph_kit::auth;
 
 use super::types::{
     CreateNotificationInput, NotificationNode, UpdateNotificationInput, notifications,
@@ -16,7 +16,7 @@ pub struct Mutation;
 impl Mutation {
     /// Marks one of the caller's delivered notifications read.
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         notifications(ctx)
             .mark_read(viewer, &id)
             .await
@@ -26,7 +26,7 @@ impl Mutation {
 
     /// Marks all the caller's delivered notifications read; returns how many changed.
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         notifications(ctx)
             .mark_all_read(viewer)
             .await
@@ -39,7 +39,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreateNotificationInput,
     ) -> Result<NotificationNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         notifications(ctx)
             .create(input.into_new(None))
             .await
@@ -53,7 +53,7 @@ impl Mutation {
         ctx: &Context<'_>,
         inputs: Vec<CreateNotificationInput>,
     ) -> Result<Vec<NotificationNode>> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         let news = inputs
             .into_iter()
             .map(|input| input.into_new(None))
@@ -72,7 +72,7 @@ impl Mutation {
         input: CreateNotificationInput,
         at: DateTime<Utc>,
     ) -> Result<NotificationNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         notifications(ctx)
             .create(input.into_new(Some(at)))
             .await
@@ -82,7 +82,7 @@ impl Mutation {
 
     /// Delivers a PENDING or FAILED notification now (admin).
     async fn send_notification(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         notifications(ctx)
             .send(&id)
             .await
@@ -92,7 +92,7 @@ impl Mutation {
 
     /// Retries a FAILED notification, up to `DEFAULT_RETRY_ATTEMPTS` times (admin).
     async fn retry_notification(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         notifications(ctx)
             .retry(&id)
             .await
@@ -107,7 +107,7 @@ impl Mutation {
         id: ID,
         input: UpdateNotificationInput,
     ) -> Result<NotificationNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         notifications(ctx)
             .update(&id, input.into())
             .await
@@ -117,7 +117,7 @@ impl Mutation {
 
     /// Deletes one of the caller's notifications (any, for admins).
     async fn delete_notification(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         notifications(ctx)
             .delete(viewer, &id)
             .await
@@ -127,7 +127,7 @@ impl Mutation {
 
     /// Deletes expired notifications now; returns how many (admin).
     async fn cleanup_expired_notifications(&self, ctx: &Context<'_>) -> Result<u64> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         notifications(ctx)
             .cleanup_expired()
             .await

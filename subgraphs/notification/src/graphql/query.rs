@@ -1,8 +1,8 @@
 //! Read side: one notification, the inbox, stats, and the entities.
 
 use async_graphql::{Context, ID, Object, Result};
-use shopgraph_platform::error::to_graphql;
-use shopgraph_platform::identity;
+use shopgraph_core::error::to_graphql;
+use subgraph_kit::auth;
 
 use super::types::{
     NotificationConnection, NotificationNode, NotificationStats, NotificationStatus,
@@ -19,7 +19,7 @@ impl Query {
     /// One of the caller's notifications (any, for admins); `NOT_FOUND`
     /// for unknown ids and for other users' notifications alike.
     async fn notification(&self, ctx: &Context<'_>, id: ID) -> Result<Option<NotificationNode>> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         notifications(ctx)
             .get(viewer, &id)
             .await
@@ -36,7 +36,7 @@ impl Query {
         status: Option<NotificationStatus>,
         #[graphql(name = "type")] kind: Option<NotificationType>,
     ) -> Result<NotificationConnection> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         let filter = InboxFilter {
             status: status.map(Into::into),
             kind: kind.map(Into::into),
@@ -46,7 +46,7 @@ impl Query {
 
     /// Counts of the caller's notifications by status and type.
     async fn notification_stats(&self, ctx: &Context<'_>) -> Result<NotificationStats> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         notifications(ctx)
             .stats(&viewer.user_id)
             .await
@@ -62,7 +62,7 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> Result<Option<NotificationNode>> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         match notifications(ctx).get(viewer, &id).await {
             Ok(n) => Ok(Some(NotificationNode(n))),
             Err(NotificationError::NotFound(_)) => Ok(None),
@@ -99,7 +99,7 @@ pub struct UserNode {
 impl UserNode {
     /// The caller, if they are this user or an admin.
     fn check_viewer(&self, ctx: &Context<'_>) -> Result<()> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         if viewer.user_id == self.id || viewer.is_admin() {
             Ok(())
         } else {

@@ -11,9 +11,9 @@ use std::collections::{HashSet, VecDeque};
 
 use async_graphql::{Context, Result, Subscription as GqlSubscription};
 use futures::{Stream, StreamExt, stream};
-use shopgraph_platform::error::to_graphql;
-use shopgraph_platform::events::live::LiveFeed;
-use shopgraph_platform::identity;
+use shopgraph_core::error::to_graphql;
+use subgraph_kit::auth;
+use subgraph_kit::events::live::LiveFeed;
 use uuid::Uuid;
 
 use crate::events::created_notification;
@@ -33,7 +33,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<NotificationNode>> + use<>> {
-        let user_id = identity::viewer(ctx)?.user_id.clone();
+        let user_id = auth::viewer(ctx)?.user_id.clone();
         // Live first, so nothing created during the backlog read is missed.
         let live = ctx.data_unchecked::<LiveFeed>().events();
         let (backlog, after) = match after {

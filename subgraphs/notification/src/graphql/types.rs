@@ -3,7 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use shopgraph_platform::federation::{PaymentRef, ProductRef};
+use subgraph_kit::federation::{PaymentRef, ProductRef};
 
 use crate::domain::{
     Channel, NewNotification, Notification, NotificationPatch, NotificationType as DomainType,
@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::service::{NotificationPage, Notifications};
 
-shopgraph_platform::mirror_enum! {
+subgraph_kit::mirror_enum! {
     /// What a notification is about.
     NotificationType <=> DomainType {
         PaymentCompleted, PaymentFailed, PaymentRefunded, PaymentCancelled, PaymentExpired,
@@ -19,17 +19,17 @@ shopgraph_platform::mirror_enum! {
     }
 }
 
-shopgraph_platform::mirror_enum! {
+subgraph_kit::mirror_enum! {
     /// How a notification reaches its user.
     NotificationChannel <=> Channel { InApp, Email, Sms, Push }
 }
 
-shopgraph_platform::mirror_enum! {
+subgraph_kit::mirror_enum! {
     /// Where a notification is in its life.
     NotificationStatus <=> Status { Pending, Sent, Failed, Read }
 }
 
-shopgraph_platform::mirror_enum! {
+subgraph_kit::mirror_enum! {
     /// How prominently to show a notification.
     NotificationPriority <=> Priority { Low, Normal, High, Urgent }
 }

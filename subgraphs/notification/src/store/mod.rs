@@ -19,8 +19,8 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use shopgraph_platform::events::Topic;
-use shopgraph_platform::events::outbox::{self, RelayWaker};
+use subgraph_kit::events::Topic;
+use subgraph_kit::events::outbox::{self, RelayWaker};
 use uuid::Uuid;
 
 use crate::domain::{

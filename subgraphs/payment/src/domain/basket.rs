@@ -2,7 +2,7 @@
 
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
-use shopgraph_platform::upstream::{Credentials, UpstreamError};
+use subgraph_kit::upstream::{Credentials, UpstreamError};
 use uuid::Uuid;
 
 /// One line of the caller's basket, as the basket subgraph priced it.

@@ -1,8 +1,8 @@
 //! Everything that can go wrong with a payment.
 
 use sea_orm::DbErr;
-use shopgraph_platform::pagination::PageError;
-use shopgraph_platform::upstream::UpstreamError;
+use subgraph_kit::pagination::PageError;
+use subgraph_kit::upstream::UpstreamError;
 
 use super::PaymentStatus;
 use super::provider::ProviderError;

@@ -13,10 +13,10 @@ mod status;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use shopgraph_platform::money::normalize;
+use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
-pub use shopgraph_platform::clock::now;
+pub use subgraph_kit::clock::now;
 
 pub use basket::{BasketLine, BasketSnapshot, BasketSource};
 pub use card::Card;
@@ -187,7 +187,7 @@ pub fn validate_refund(
     if amount <= Decimal::ZERO {
         return Err(PaymentError::invalid("amount", "must be positive"));
     }
-    if amount.normalize().scale() > shopgraph_platform::money::MONEY_SCALE {
+    if amount.normalize().scale() > subgraph_kit::money::MONEY_SCALE {
         return Err(PaymentError::invalid(
             "amount",
             "must have at most 2 decimal places",

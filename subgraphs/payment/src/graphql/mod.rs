@@ -8,8 +8,8 @@ mod subscription;
 mod types;
 
 use async_graphql::Schema;
-use shopgraph_platform::events::live::LiveFeed;
-use shopgraph_platform::settings::GraphqlSettings;
+use subgraph_kit::events::live::LiveFeed;
+use subgraph_kit::settings::GraphqlSettings;
 
 use crate::service::Payments;
 use mutation::Mutation;
@@ -22,7 +22,7 @@ pub type PaymentSchema = Schema<Query, Mutation, Subscription>;
 /// The schema wired to the payment use cases, with
 /// `paymentStatusChanged` fed by `feed`.
 pub fn schema(payments: Payments, limits: &GraphqlSettings, feed: LiveFeed) -> PaymentSchema {
-    shopgraph_platform::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
+    subgraph_kit::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
         .data(payments)
         .data(feed)
         .finish()
@@ -30,5 +30,5 @@ pub fn schema(payments: Payments, limits: &GraphqlSettings, feed: LiveFeed) -> P
 
 /// The federation SDL that composition and `shopgraph sdl payment` use.
 pub fn sdl() -> String {
-    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
+    subgraph_kit::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
 }

@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use rust_decimal::Decimal;
-use shopgraph_platform::identity;
-use shopgraph_platform::upstream::Credentials;
+use subgraph_kit::auth;
+use subgraph_kit::upstream::Credentials;
 
 use super::types::{
     CardInput, CheckoutInput, CreatePaymentInput, PaymentNode, payment_error, payments,
@@ -18,7 +18,7 @@ impl Mutation {
     /// Pays for the caller's basket: snapshot, create, charge. Idempotent on
     /// `idempotencyKey`.
     async fn checkout(&self, ctx: &Context<'_>, input: CheckoutInput) -> Result<PaymentNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         let card = input.card.parse().map_err(payment_error)?;
         payments(ctx)
             .checkout(viewer, credentials(ctx), (&input).into(), card)
@@ -34,7 +34,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreatePaymentInput,
     ) -> Result<PaymentNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         payments(ctx)
             .create(viewer, credentials(ctx), input.into())
             .await
@@ -49,7 +49,7 @@ impl Mutation {
         id: ID,
         card: Option<CardInput>,
     ) -> Result<PaymentNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         let card = card
             .ok_or_else(|| PaymentError::invalid("card", "is required for card payments"))
             .and_then(|card| card.parse())
@@ -63,7 +63,7 @@ impl Mutation {
 
     /// Cancels a PENDING payment of the caller's.
     async fn cancel_payment(&self, ctx: &Context<'_>, id: ID) -> Result<PaymentNode> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         payments(ctx)
             .cancel(viewer, &id)
             .await
@@ -79,7 +79,7 @@ impl Mutation {
         id: ID,
         amount: Option<Decimal>,
     ) -> Result<PaymentNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         payments(ctx)
             .refund(&id, amount)
             .await

@@ -1,8 +1,8 @@
 //! Read side: payments by id, lists, the `Payment` and `User` entities.
 
 use async_graphql::{Context, ID, Object, Result};
-use shopgraph_platform::error::to_graphql;
-use shopgraph_platform::identity;
+use shopgraph_core::error::to_graphql;
+use subgraph_kit::auth;
 
 use super::types::{
     PaymentConnection, PaymentNode, PaymentStatus, connection, payment_error, payments,
@@ -18,7 +18,7 @@ impl Query {
     /// A payment of the caller's (any payment, for admins); `NOT_FOUND`
     /// for unknown ids and for other users' payments alike.
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PaymentNode>> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         payments(ctx)
             .get(viewer, &id)
             .await
@@ -33,7 +33,7 @@ impl Query {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<PaymentConnection> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         list(
             ctx,
             PaymentFilter {
@@ -54,7 +54,7 @@ impl Query {
         after: Option<String>,
         status: Option<PaymentStatus>,
     ) -> Result<PaymentConnection> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         let filter = PaymentFilter {
             user_id: None,
             status: status.map(Into::into),
@@ -66,7 +66,7 @@ impl Query {
     /// it or is an admin.
     #[graphql(entity)]
     async fn find_payment_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PaymentNode>> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         match payments(ctx).get(viewer, &id).await {
             Ok(payment) => Ok(Some(PaymentNode(payment))),
             Err(PaymentError::NotFound(_)) => Ok(None),
@@ -112,7 +112,7 @@ impl UserNode {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<PaymentConnection> {
-        let viewer = identity::viewer(ctx)?;
+        let viewer = auth::viewer(ctx)?;
         if viewer.user_id != self.id && !viewer.is_admin() {
             return Err(to_graphql(PaymentError::NotFound(format!(
                 "payments of {}",

@@ -3,9 +3,9 @@
 
 use async_graphql::{Context, ID, Result, Subscription as GqlSubscription};
 use futures::{Stream, StreamExt};
-use shopgraph_platform::events::contract::{PaymentData, payment};
-use shopgraph_platform::events::live::LiveFeed;
-use shopgraph_platform::identity;
+use subgraph_kit::auth;
+use subgraph_kit::events::contract::{PaymentData, payment};
+use subgraph_kit::events::live::LiveFeed;
 
 use crate::graphql::types::{PaymentNode, payment_error, payments};
 
@@ -21,7 +21,7 @@ impl Subscription {
         ctx: &Context<'_>,
         payment_id: ID,
     ) -> Result<impl Stream<Item = Result<PaymentNode>> + use<>> {
-        let viewer = identity::viewer(ctx)?.clone();
+        let viewer = auth::viewer(ctx)?.clone();
         let live = ctx.data_unchecked::<LiveFeed>().events();
         let service = payments(ctx).clone();
         let followed = service

@@ -3,9 +3,9 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
-use shopgraph_platform::error::{error_chain, to_graphql};
-use shopgraph_platform::federation::ProductRef;
-use shopgraph_platform::money::Money;
+use shopgraph_core::error::{error_chain, to_graphql};
+use subgraph_kit::federation::ProductRef;
+use subgraph_kit::money::Money;
 
 use crate::domain::{
     Card, Payment, PaymentError, PaymentItem, PaymentMethod as DomainMethod,
@@ -125,14 +125,14 @@ impl PaymentItemNode {
     }
 }
 
-shopgraph_platform::mirror_enum! {
+subgraph_kit::mirror_enum! {
     /// Where a payment is in its life.
     PaymentStatus <=> DomainStatus {
         Pending, Processing, Completed, Failed, PartiallyRefunded, Refunded, Cancelled, Expired,
     }
 }
 
-shopgraph_platform::mirror_enum! {
+subgraph_kit::mirror_enum! {
     /// How a payment is paid.
     PaymentMethod <=> DomainMethod {
         /// A payment card (see `CardInput`).

@@ -8,7 +8,7 @@
 //! * the state machine — every status change is `UPDATE .. WHERE id = ? AND
 //!   status = <from>`, so of two racing changes exactly one applies;
 //! * no lost event — each change writes its payment event to the outbox in
-//!   the same transaction (see `shopgraph_platform::events::outbox`).
+//!   the same transaction (see `subgraph_kit::events::outbox`).
 
 mod entity;
 
@@ -22,10 +22,10 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use shopgraph_platform::events::Topic;
-use shopgraph_platform::events::contract::payment as kinds;
-use shopgraph_platform::events::outbox::{self, RelayWaker};
-use shopgraph_platform::money::normalize;
+use subgraph_kit::events::Topic;
+use subgraph_kit::events::contract::payment as kinds;
+use subgraph_kit::events::outbox::{self, RelayWaker};
+use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
 use crate::domain::{

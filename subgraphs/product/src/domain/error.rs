@@ -1,7 +1,7 @@
 //! Everything that can go wrong in the catalogue.
 
 use sea_orm::DbErr;
-use shopgraph_platform::pagination::PageError;
+use subgraph_kit::pagination::PageError;
 
 /// A catalogue operation that could not be carried out.
 #[derive(Debug, thiserror::Error)]

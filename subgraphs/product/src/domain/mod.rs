@@ -14,4 +14,4 @@ pub use product::{
     StockAdjustment, parse_product_id, validate_stock_delta,
 };
 pub use query::{CursorPosition, ListQuery, Page, ProductFilter, ProductSort, SortKey};
-pub(crate) use shopgraph_platform::clock::now;
+pub(crate) use subgraph_kit::clock::now;

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use shopgraph_platform::money::{MONEY_SCALE, is_currency_code, normalize};
+use subgraph_kit::money::{MONEY_SCALE, is_currency_code, normalize};
 use uuid::Uuid;
 
-use shopgraph_platform::clock::now;
+use subgraph_kit::clock::now;
 
 use super::ProductError;
 

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use shopgraph_platform::pagination::{PageError, decode_cursor, encode_cursor, page_size};
+use subgraph_kit::pagination::{PageError, decode_cursor, encode_cursor, page_size};
 use uuid::Uuid;
 
 use super::{Product, ProductError};

@@ -11,8 +11,8 @@ mod types;
 
 use async_graphql::Schema;
 use async_graphql::dataloader::DataLoader;
-use shopgraph_platform::events::live::LiveFeed;
-use shopgraph_platform::settings::GraphqlSettings;
+use subgraph_kit::events::live::LiveFeed;
+use subgraph_kit::settings::GraphqlSettings;
 
 use crate::store::ProductStore;
 pub use loader::ProductLoader;
@@ -39,7 +39,7 @@ pub fn schema(
 ) -> ProductSchema {
     let loader =
         DataLoader::new(ProductLoader::new(store.clone()), tokio::spawn).max_batch_size(1000);
-    shopgraph_platform::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
+    subgraph_kit::graphql::federated(Schema::build(Query, Mutation, Subscription), limits)
         .data(store)
         .data(feed)
         .data(loader)
@@ -49,5 +49,5 @@ pub fn schema(
 
 /// The federation SDL that composition and `shopgraph sdl product` use.
 pub fn sdl() -> String {
-    shopgraph_platform::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
+    subgraph_kit::graphql::federation_sdl(Schema::build(Query, Mutation, Subscription))
 }

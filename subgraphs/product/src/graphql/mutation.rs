@@ -1,8 +1,8 @@
 //! Write side: admin-only catalogue changes.
 
 use async_graphql::{Context, ID, Object, Result};
-use shopgraph_platform::error::to_graphql;
-use shopgraph_platform::identity;
+use shopgraph_core::error::to_graphql;
+use subgraph_kit::auth;
 
 use super::CatalogSettings;
 use super::types::{CreateProductInput, ProductNode, UpdateProductInput};
@@ -20,7 +20,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreateProductInput,
     ) -> Result<ProductNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         let currency = &ctx.data_unchecked::<CatalogSettings>().default_currency;
         let product = NewProduct::parse(input.into(), currency).map_err(to_graphql)?;
         let created = store(ctx).create(product).await.map_err(to_graphql)?;
@@ -35,7 +35,7 @@ impl Mutation {
         id: ID,
         input: UpdateProductInput,
     ) -> Result<ProductNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         let id = parse_product_id(&id).map_err(to_graphql)?;
         let patch = ProductPatch::parse(input.into()).map_err(to_graphql)?;
         let updated = store(ctx).update(id, patch).await.map_err(to_graphql)?;
@@ -44,7 +44,7 @@ impl Mutation {
 
     /// Removes a product (admin). Existing baskets and payments keep their snapshots.
     async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         let id = parse_product_id(&id).map_err(to_graphql)?;
         store(ctx).delete(id).await.map_err(to_graphql)?;
         tracing::info!(product_id = %id, "product deleted");
@@ -54,7 +54,7 @@ impl Mutation {
     /// Adds `delta` units to the stock (negative to remove), atomically;
     /// refuses with `CONFLICT` rather than going below zero (admin).
     async fn adjust_stock(&self, ctx: &Context<'_>, id: ID, delta: i32) -> Result<ProductNode> {
-        identity::admin(ctx)?;
+        auth::admin(ctx)?;
         let id = parse_product_id(&id).map_err(to_graphql)?;
         let delta = validate_stock_delta(delta).map_err(to_graphql)?;
         let adjustment = store(ctx)

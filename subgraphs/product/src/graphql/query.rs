@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object, Result};
-use shopgraph_platform::error::{ErrorCode, coded, to_graphql};
+use shopgraph_core::error::{ErrorCode, coded, to_graphql};
 
 use super::loader::ProductLoader;
 use super::types::{ProductConnection, ProductFilterInput, ProductNode, ProductSort, connection};
@@ -72,7 +72,7 @@ async fn load(ctx: &Context<'_>, id: &ID) -> Result<Option<ProductNode>> {
         .map_err(|err| match Arc::try_unwrap(err) {
             Ok(err) => to_graphql(err),
             Err(shared) => {
-                tracing::error!(error = %shopgraph_platform::error::error_chain(&*shared), "product batch failed");
+                tracing::error!(error = %shopgraph_core::error::error_chain(&*shared), "product batch failed");
                 coded(ErrorCode::Internal, "internal server error")
             }
         })

@@ -4,10 +4,10 @@
 use async_graphql::{Context, ID, Object, Result, Subscription as GqlSubscription};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use shopgraph_platform::error::to_graphql;
-use shopgraph_platform::events::contract::{StockData, product};
-use shopgraph_platform::events::live::LiveFeed;
-use shopgraph_platform::identity;
+use shopgraph_core::error::to_graphql;
+use subgraph_kit::auth;
+use subgraph_kit::events::contract::{StockData, product};
+use subgraph_kit::events::live::LiveFeed;
 
 use crate::domain::parse_product_id;
 use crate::graphql::ProductLoader;
@@ -26,7 +26,7 @@ impl Subscription {
         ctx: &Context<'_>,
         product_id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<StockChange>> + use<>> {
-        identity::viewer(ctx)?;
+        auth::viewer(ctx)?;
         let only = product_id
             .map(|id| parse_product_id(&id))
             .transpose()
@@ -71,7 +71,7 @@ impl StockChange {
         Ok(loader
             .load_one(self.data.product_id)
             .await
-            .map_err(|err| shopgraph_platform::error::internal(&*err))?
+            .map_err(|err| shopgraph_core::error::internal(&*err))?
             .map(ProductNode))
     }
 

@@ -5,8 +5,8 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use shopgraph_platform::error::to_graphql;
-use shopgraph_platform::money::Money;
+use shopgraph_core::error::to_graphql;
+use subgraph_kit::money::Money;
 
 use crate::domain::{
     CursorPosition, ListQuery, NewProductInput, Page, Product, ProductFilter, ProductPatchInput,

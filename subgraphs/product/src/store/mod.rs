@@ -22,9 +22,9 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult,
 };
-use shopgraph_platform::events::Topic;
-use shopgraph_platform::events::outbox::{self, RelayWaker};
-use shopgraph_platform::money::normalize;
+use subgraph_kit::events::Topic;
+use subgraph_kit::events::outbox::{self, RelayWaker};
+use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
 use crate::domain::{

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Coded, ErrorCode};
+use shopgraph_core::error::{Coded, ErrorCode};
 
 /// Largest `first` a client may ask for.
 pub const MAX_PAGE_SIZE: i32 = 100;

@@ -1,14 +1,12 @@
-//! Who is calling the router: `Authorization: Bearer <JWT>` verified once,
-//! at the edge.
+//! JSON Web Tokens: the one verifier every Shopgraph process uses, and the
+//! issuer behind `shopgraph token`.
 //!
-//! The router is the only place that checks tokens in production; it passes
-//! the verified caller on to subgraphs in the identity headers of
-//! [`shopgraph_platform::identity`] (see [`crate::subgraph::client`]).
-//! Subgraphs only trust those headers, so everything about tokens is decided
-//! here:
+//! The router verifies every client's token here; a subgraph uses the same
+//! [`JwtVerifier`] only for tokens sent to it directly (`ACCEPT_DIRECT_TOKENS`).
+//! What the verifier accepts:
 //!
 //! * **HS256** tokens are verified with the shared secret (`JWT_SECRET`, the
-//!   public dev secret when unset), exactly as `shopgraph token` signs them;
+//!   public dev secret when unset), exactly as [`TokenIssuer`] signs them;
 //! * **RS256 / ES256** tokens are verified with the public key whose `kid`
 //!   the token names, from a JSON Web Key Set (`JWT_JWKS_FILE`, or
 //!   `JWT_JWKS_URL`, re-fetched every `JWT_JWKS_REFRESH` and, rate-limited,
@@ -19,7 +17,7 @@
 //!   "signed" with a published RSA key is checked against the secret and
 //!   fails (algorithm confusion);
 //! * `exp`, `nbf`, `iss` and `aud` are checked (30 s leeway); `sub` is the
-//!   user id and `roles` the roles, as in the platform's `JwtAuthority`.
+//!   user id and `roles` the roles.
 //!
 //! Verification itself is `jsonwebtoken`'s; this module only picks the key.
 
@@ -28,13 +26,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::{AuthError, Identity, Viewer, bearer_token};
+use crate::config::{ConfigError, Env, invalid};
+use crate::settings::{DEV_JWT_SECRET, jwt_secret};
 use http::HeaderValue;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
-use shopgraph_platform::config::{ConfigError, Env, invalid};
-use shopgraph_platform::identity::{AuthError, Identity, Viewer, bearer_token};
-use shopgraph_platform::settings::{DEV_JWT_SECRET, jwt_secret};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`, as in the subgraphs.
@@ -53,14 +51,14 @@ pub enum JwksSource {
     Url(String),
 }
 
-/// How the router verifies bearer tokens.
+/// How bearer tokens are verified (and, with the HS256 secret, issued).
 #[derive(Clone)]
-pub struct RouterAuthSettings {
+pub struct JwtSettings {
     /// HS256 secret (`JWT_SECRET`). The public dev secret when unset, unless
     /// a JWKS is configured: then HS256 is off rather than open to anyone
     /// who knows the dev secret.
     pub hs256_secret: Option<String>,
-    /// True when the public dev secret is in use (the router warns at start).
+    /// True when the public dev secret is in use (`serve` warns at start).
     pub using_dev_secret: bool,
     /// Public keys for RS256/ES256 tokens (`JWT_JWKS_URL` or `JWT_JWKS_FILE`).
     pub jwks: Option<JwksSource>,
@@ -76,9 +74,9 @@ pub struct RouterAuthSettings {
     pub jwks_refetch_cooldown: Duration,
 }
 
-impl std::fmt::Debug for RouterAuthSettings {
+impl std::fmt::Debug for JwtSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouterAuthSettings")
+        f.debug_struct("JwtSettings")
             .field(
                 "hs256_secret",
                 &self.hs256_secret.as_ref().map(|_| "<redacted>"),
@@ -93,7 +91,7 @@ impl std::fmt::Debug for RouterAuthSettings {
     }
 }
 
-impl RouterAuthSettings {
+impl JwtSettings {
     /// Reads `JWT_SECRET`, `JWT_JWKS_URL` / `JWT_JWKS_FILE`, `JWT_ISSUER`,
     /// `JWT_AUDIENCE` (both default `shopgraph`) and `JWT_JWKS_REFRESH`
     /// (default 5m). A bad value is a [`ConfigError`] naming the variable.
@@ -143,7 +141,7 @@ impl RouterAuthSettings {
     }
 }
 
-/// Why the router cannot verify tokens as configured (it does not start).
+/// Why tokens cannot be verified as configured (the process does not start).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
     /// The JWKS could not be loaded at start.
@@ -174,7 +172,7 @@ pub enum JwksError {
     NoUsableKeys,
 }
 
-/// The claims the router reads; `exp`, `nbf`, `iss` and `aud` are checked
+/// The claims the verifier reads; `exp`, `nbf`, `iss` and `aud` are checked
 /// by `jsonwebtoken` from the raw token.
 #[derive(Debug, Deserialize)]
 struct Claims {
@@ -192,7 +190,7 @@ struct PublicKey {
 type KeyMap = HashMap<String, Arc<PublicKey>>;
 
 /// The JWKS keys, shared with the refresh task (which holds only a `Weak`
-/// reference, so dropping the [`RouterAuth`] ends it).
+/// reference, so dropping the [`JwtVerifier`] ends it).
 struct KeyStore {
     keys: RwLock<Arc<KeyMap>>,
     /// Wakes the refresh task early: an unknown `kid`, or the store dropped.
@@ -235,8 +233,9 @@ impl Drop for KeyStore {
     }
 }
 
-/// Verifies `Authorization: Bearer <JWT>` for the router.
-pub struct RouterAuth {
+/// Verifies `Authorization: Bearer <JWT>`: built once per process from
+/// [`JwtSettings`], shared by every request.
+pub struct JwtVerifier {
     hs256: Option<DecodingKey>,
     using_dev_secret: bool,
     issuer: String,
@@ -245,12 +244,12 @@ pub struct RouterAuth {
     keys: Option<Arc<KeyStore>>,
 }
 
-impl RouterAuth {
+impl JwtVerifier {
     /// Loads the JWKS, if any: a file is read once; a URL is fetched now and
     /// then every `jwks_refresh` by a background task (which keeps the last
     /// good keys when a fetch fails), and early, rate-limited, when a token
     /// names an unknown `kid`. Must run inside a Tokio runtime.
-    pub async fn new(settings: &RouterAuthSettings) -> Result<Self, AuthSetupError> {
+    pub async fn new(settings: &JwtSettings) -> Result<Self, AuthSetupError> {
         let keys = match &settings.jwks {
             None => None,
             Some(JwksSource::File(path)) => {
@@ -317,12 +316,13 @@ impl RouterAuth {
         Ok(Identity::User(self.verify(token)?))
     }
 
-    /// Whether the public dev secret is in use (the router logs a warning at start).
+    /// Whether the public dev secret is in use (`serve` logs a warning at start).
     pub fn using_dev_secret(&self) -> bool {
         self.using_dev_secret
     }
 
-    fn verify(&self, token: &str) -> Result<Viewer, AuthError> {
+    /// Verifies a token and returns its caller.
+    pub fn verify(&self, token: &str) -> Result<Viewer, AuthError> {
         let header = jsonwebtoken::decode_header(token)?;
         let data = match header.alg {
             Algorithm::HS256 => {
@@ -364,9 +364,9 @@ impl RouterAuth {
     }
 }
 
-impl std::fmt::Debug for RouterAuth {
+impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouterAuth")
+        f.debug_struct("JwtVerifier")
             .field("hs256", &self.hs256.as_ref().map(|_| "<redacted>"))
             .field("using_dev_secret", &self.using_dev_secret)
             .field("issuer", &self.issuer)
@@ -381,6 +381,63 @@ impl std::fmt::Debug for RouterAuth {
                 }),
             )
             .finish()
+    }
+}
+
+/// Signs HS256 tokens with the shared secret: what `shopgraph token` prints
+/// and what tests sign in as. Identity providers issue production tokens;
+/// this exists so the shop can be tried and tested without one.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+}
+
+/// The claims [`TokenIssuer`] writes.
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    roles: &'a [&'a str],
+    iss: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+}
+
+impl TokenIssuer {
+    /// An issuer signing with `secret` for the given `iss` and `aud`.
+    pub fn new(secret: &str, issuer: &str, audience: &str) -> Self {
+        Self {
+            key: EncodingKey::from_secret(secret.as_bytes()),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// The issuer matching `settings`, or `None` when HS256 is off (a JWKS
+    /// without `JWT_SECRET`: tokens come from the identity provider).
+    pub fn from_settings(settings: &JwtSettings) -> Option<Self> {
+        let secret = settings.hs256_secret.as_deref()?;
+        Some(Self::new(secret, &settings.issuer, &settings.audience))
+    }
+
+    /// Mints a token for `user_id` with `roles`, valid for `ttl`.
+    pub fn issue(&self, user_id: &str, roles: &[&str], ttl: Duration) -> Result<String, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = IssuedClaims {
+            sub: user_id,
+            roles,
+            iss: &self.issuer,
+            aud: &self.audience,
+            iat: now,
+            exp: now.saturating_add(ttl.as_secs()),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.key,
+        )?)
     }
 }
 
@@ -408,7 +465,7 @@ async fn refresh_keys(store: Weak<KeyStore>, http: reqwest::Client, url: String,
             }
             Err(err) => tracing::warn!(
                 %url,
-                error = %shopgraph_platform::error::error_chain(&err),
+                error = %crate::error::error_chain(&err),
                 "JWKS refresh failed; keeping the previous keys"
             ),
         }
@@ -478,22 +535,21 @@ fn public_key(jwk: &Jwk) -> Option<PublicKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{EncodingKey, Header};
+    use crate::identity::ADMIN_ROLE;
     use serde_json::json;
-    use shopgraph_platform::identity::ADMIN_ROLE;
 
     const SECRET: &str = "router-test-secret-0123456789abcdef";
-    const RSA_PRIVATE: &str = include_str!("../tests/fixtures/jwt/rsa-private.pem");
-    const RSA_PUBLIC: &str = include_str!("../tests/fixtures/jwt/rsa-public.pem");
-    const EC_PRIVATE: &str = include_str!("../tests/fixtures/jwt/ec-private.pem");
-    const JWKS: &str = include_str!("../tests/fixtures/jwt/jwks.json");
+    const RSA_PRIVATE: &str = include_str!("../../tests/fixtures/jwt/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("../../tests/fixtures/jwt/rsa-public.pem");
+    const EC_PRIVATE: &str = include_str!("../../tests/fixtures/jwt/ec-private.pem");
+    const JWKS: &str = include_str!("../../tests/fixtures/jwt/jwks.json");
 
     fn jwks_path() -> String {
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/jwks.json").to_owned()
     }
 
-    fn settings(pairs: &[(&str, &str)]) -> RouterAuthSettings {
-        RouterAuthSettings::from_env(&Env::from_pairs(pairs.iter().copied())).expect("valid")
+    fn settings(pairs: &[(&str, &str)]) -> JwtSettings {
+        JwtSettings::from_env(&Env::from_pairs(pairs.iter().copied())).expect("valid")
     }
 
     fn claims(overrides: serde_json::Value) -> serde_json::Value {
@@ -542,7 +598,7 @@ mod tests {
         HeaderValue::from_str(&format!("Bearer {token}")).expect("header")
     }
 
-    fn check(auth: &RouterAuth, token: &str) -> Result<Identity, AuthError> {
+    fn check(auth: &JwtVerifier, token: &str) -> Result<Identity, AuthError> {
         auth.identify(Some(&bearer(token)))
     }
 
@@ -585,7 +641,7 @@ mod tests {
             vec![("JWT_JWKS_REFRESH", "10ms")],
         ] {
             let var = pairs.last().map(|(var, _)| *var).unwrap_or_default();
-            let err = RouterAuthSettings::from_env(&Env::from_pairs(pairs.clone()))
+            let err = JwtSettings::from_env(&Env::from_pairs(pairs.clone()))
                 .expect_err(var)
                 .to_string();
             assert!(err.contains(var), "{err}");
@@ -594,7 +650,7 @@ mod tests {
 
     #[tokio::test]
     async fn hs256_tokens_are_checked_in_full() {
-        let auth = RouterAuth::new(&settings(&[("JWT_SECRET", SECRET)]))
+        let auth = JwtVerifier::new(&settings(&[("JWT_SECRET", SECRET)]))
             .await
             .unwrap();
         assert!(!auth.using_dev_secret());
@@ -627,8 +683,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn issued_tokens_verify_and_refusals_say_why_in_words() {
+        let auth = JwtVerifier::new(&settings(&[("JWT_SECRET", SECRET)]))
+            .await
+            .unwrap();
+        let issuer =
+            TokenIssuer::from_settings(&settings(&[("JWT_SECRET", SECRET)])).expect("HS256 is on");
+        let token = issuer
+            .issue("user-1", &[ADMIN_ROLE], Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(check(&auth, &token).unwrap(), admin_user());
+
+        let now = jsonwebtoken::get_current_timestamp();
+        for (token, words) in [
+            (
+                hs256("another-secret-that-is-long-enough!!", &claims(json!({}))),
+                "invalid token: the signature does not match",
+            ),
+            (
+                hs256(SECRET, &claims(json!({ "exp": now - 3600 }))),
+                "invalid token: it has expired",
+            ),
+            (
+                hs256(SECRET, &claims(json!({ "iss": "someone-else" }))),
+                "invalid token: it was issued by another issuer (iss)",
+            ),
+            (
+                hs256(SECRET, &claims(json!({ "aud": "another-api" }))),
+                "invalid token: it is meant for another audience (aud)",
+            ),
+        ] {
+            assert_eq!(check(&auth, &token).unwrap_err().to_string(), words);
+        }
+        let jwks_only = settings(&[("JWT_JWKS_FILE", &jwks_path())]);
+        assert!(TokenIssuer::from_settings(&jwks_only).is_none());
+    }
+
+    #[tokio::test]
     async fn unsigned_and_unlisted_algorithms_are_refused() {
-        let auth = RouterAuth::new(&settings(&[("JWT_SECRET", SECRET)]))
+        let auth = JwtVerifier::new(&settings(&[("JWT_SECRET", SECRET)]))
             .await
             .unwrap();
         // alg "none": a valid token's claims under {"alg":"none","typ":"JWT"}, unsigned.
@@ -656,7 +749,7 @@ mod tests {
     #[tokio::test]
     async fn rs256_and_es256_verify_with_the_jwks_file() {
         let path = jwks_path();
-        let auth = RouterAuth::new(&settings(&[
+        let auth = JwtVerifier::new(&settings(&[
             ("JWT_SECRET", SECRET),
             ("JWT_JWKS_FILE", &path),
         ]))
@@ -706,7 +799,7 @@ mod tests {
             vec![("JWT_SECRET", SECRET), ("JWT_JWKS_FILE", path.as_str())],
             vec![("JWT_JWKS_FILE", path.as_str())],
         ] {
-            let auth = RouterAuth::new(&settings(&pairs)).await.unwrap();
+            let auth = JwtVerifier::new(&settings(&pairs)).await.unwrap();
             for kid in [None, Some("rsa-1")] {
                 let forged = sign(
                     Algorithm::HS256,
@@ -718,7 +811,7 @@ mod tests {
             }
         }
         // With a JWKS and no JWT_SECRET, even the dev secret is refused.
-        let auth = RouterAuth::new(&settings(&[("JWT_JWKS_FILE", &path)]))
+        let auth = JwtVerifier::new(&settings(&[("JWT_JWKS_FILE", &path)]))
             .await
             .unwrap();
         assert!(matches!(
@@ -730,7 +823,7 @@ mod tests {
     #[tokio::test]
     async fn unusable_jwks_stop_start_up() {
         let missing =
-            RouterAuth::new(&settings(&[("JWT_JWKS_FILE", "/nonexistent/jwks.json")])).await;
+            JwtVerifier::new(&settings(&[("JWT_JWKS_FILE", "/nonexistent/jwks.json")])).await;
         assert!(matches!(
             missing,
             Err(AuthSetupError::Jwks {
@@ -799,7 +892,7 @@ mod tests {
 
         let mut settings = settings(&[("JWT_JWKS_URL", &server.url), ("JWT_JWKS_REFRESH", "1h")]);
         settings.jwks_refetch_cooldown = Duration::from_millis(200);
-        let auth = RouterAuth::new(&settings).await.unwrap();
+        let auth = JwtVerifier::new(&settings).await.unwrap();
         assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
         assert_eq!(
             check(&auth, &rs256("rsa-1", &claims(json!({})))).unwrap(),
@@ -827,10 +920,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_refresh_task_ends_with_the_router_auth() {
+    async fn the_refresh_task_ends_with_the_verifier() {
         let full: serde_json::Value = serde_json::from_str(JWKS).unwrap();
         let server = jwks_server(full).await;
-        let auth = RouterAuth::new(&settings(&[("JWT_JWKS_URL", &server.url)]))
+        let auth = JwtVerifier::new(&settings(&[("JWT_JWKS_URL", &server.url)]))
             .await
             .unwrap();
         let store = Arc::downgrade(auth.keys.as_ref().unwrap());
@@ -839,7 +932,7 @@ mod tests {
             store.upgrade().is_none(),
             "the task holds only a Weak reference"
         );
-        let unreachable = RouterAuth::new(&settings(&[(
+        let unreachable = JwtVerifier::new(&settings(&[(
             "JWT_JWKS_URL",
             "http://127.0.0.1:1/jwks.json",
         )]))

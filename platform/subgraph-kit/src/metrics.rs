@@ -1,37 +1,8 @@
-//! Prometheus metrics, exposed at `/metrics` by every service.
-//!
-//! The `metrics` facade records from anywhere in the process; one Prometheus
-//! recorder is installed on first use and shared by every service running in
-//! the process (so `shopgraph dev` serves one registry, labelled by service).
+//! What a subgraph records for `/metrics`: its GraphQL requests and errors,
+//! store statements, and events published and consumed. The registry they
+//! land in is the process's one ([`shopgraph_core::metrics::prometheus`]).
 
-use std::sync::OnceLock;
 use std::time::Duration;
-
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-/// Latency buckets in seconds, from sub-millisecond cache hits to timeouts.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// The process-wide Prometheus registry, installed on first call.
-pub fn prometheus() -> &'static PrometheusHandle {
-    HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
-            .expect("latency buckets are a non-empty constant");
-        let recorder = builder.build_recorder();
-        let handle = recorder.handle();
-        // Another recorder may already be global (an embedding program);
-        // metrics then go there and this handle renders an empty registry.
-        if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
-        }
-        handle
-    })
-}
 
 /// Records one GraphQL request of `operation_type` that took `elapsed`.
 pub fn record_graphql_request(

@@ -1,13 +1,13 @@
 //! Turning a service's routes into a running HTTP server.
 //!
-//! [`service_router`] adds what every service exposes (`/health*`,
-//! `/metrics`) and the layers every request passes, outer to inner:
+//! [`with_common_layers`] adds `/metrics` and the layers every request of
+//! every process passes ([`CommonLayers`]), outer to inner:
 //!
-//! 1. trace span per request (continuing the caller's W3C `traceparent`);
-//! 2. response compression;
-//! 3. body size limit (413);
-//! 4. request timeout (408);
-//! 5. identity ([`crate::identity::identify`], 401 on a bad token).
+//! 1. `connection: close` after a 413;
+//! 2. trace span per request (continuing the caller's W3C `traceparent`);
+//! 3. response compression;
+//! 4. body size limit (413);
+//! 5. request timeout (408).
 //!
 //! [`serve`] runs the router on a bound listener until the shutdown future
 //! resolves, then stops accepting, lets in-flight requests finish within the
@@ -15,7 +15,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -35,30 +34,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{MakeSpan, TraceLayer};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::health::{self, ReadinessCheck};
-use crate::identity::{self, JwtAuthority};
 use crate::settings::HttpSettings;
-
-/// Wraps a service's own routes with health, metrics and the common layers.
-pub fn service_router(
-    service: &'static str,
-    routes: Router,
-    readiness: Vec<Arc<dyn ReadinessCheck>>,
-    authority: Arc<JwtAuthority>,
-    http: &HttpSettings,
-) -> Router {
-    let identified = routes.layer(axum::middleware::from_fn_with_state(
-        authority,
-        identity::identify,
-    ));
-    with_common_layers(
-        service,
-        Router::new()
-            .merge(identified)
-            .merge(health::routes(service, readiness)),
-        http,
-    )
-}
 
 /// Adds `/metrics` and the layers every Shopgraph HTTP service shares
 /// ([`CommonLayers`]) to `routes`.

@@ -26,7 +26,7 @@ pub struct CloudEvent {
     pub id: String,
     /// The producer, e.g. `/subgraphs/payment`.
     pub source: String,
-    /// What happened, e.g. `PaymentCompleted` (see `subgraphs/platform/src/events/README.md`).
+    /// What happened, e.g. `PaymentCompleted` (see `platform/subgraph-kit/src/events/README.md`).
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened (the producer's commit time).

@@ -3,21 +3,20 @@
 //! Basket asks product for prices, payment asks basket for the caller's
 //! basket. [`GraphqlClient`] sends one operation with a timeout, forwards
 //! the caller's identity (the `x-shopgraph-user-*` headers of
-//! [`crate::identity`], plus the caller's `Authorization` header when there
+//! [`shopgraph_core::identity`], plus the caller's `Authorization` header when there
 //! was one) and W3C trace context, and turns every way a call can fail into
 //! an [`UpstreamError`] a resolver can map to `SUBGRAPH_UNAVAILABLE` or pass
 //! on with the upstream's own code.
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, header};
-use opentelemetry::propagation::Injector;
+use http::{HeaderMap, HeaderValue, header};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use shopgraph_core::telemetry::inject_trace_context;
 
-use crate::error::{Coded, ErrorCode};
-use crate::identity::{Identity, forward_identity};
+use shopgraph_core::error::{Coded, ErrorCode};
+use shopgraph_core::identity::{Identity, forward_identity};
 
 /// Who the current request acts for, kept so that calls made on the caller's
 /// behalf carry the caller's identity. The identify middleware stores it as
@@ -167,29 +166,5 @@ impl GraphqlClient {
                 source,
             }
         })
-    }
-}
-
-/// Writes the current tracing span's W3C trace context (`traceparent`,
-/// `tracestate`) into `headers` with the global OpenTelemetry propagator, so
-/// the called service's spans join the caller's trace. Used for every
-/// outgoing call, here and in the router.
-pub fn inject_trace_context(headers: &mut HeaderMap) {
-    let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut HeaderInjector(headers));
-    });
-}
-
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
     }
 }

@@ -18,7 +18,7 @@
 //! `KAFKA_BROKERS`) and an in-process log ([`memory`]) for `shopgraph dev`
 //! and unit tests. Both give the same at-least-once, per-key ordered
 //! delivery the code above relies on. Event types and their data are listed
-//! in `subgraphs/platform/src/events/README.md`.
+//! in `platform/subgraph-kit/src/events/README.md`.
 
 pub mod contract;
 pub mod envelope;
@@ -36,7 +36,7 @@ use futures::future::BoxFuture;
 
 pub use envelope::CloudEvent;
 
-use crate::config::{ConfigError, Env};
+use shopgraph_core::config::{ConfigError, Env};
 
 /// The topics Shopgraph publishes to (before any test prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -314,7 +314,7 @@ fn client_properties(env: &Env) -> Result<Vec<(String, String)>, ConfigError> {
             Some((key, value)) if !key.trim().is_empty() => {
                 Ok((key.trim().to_owned(), value.trim().to_owned()))
             }
-            _ => Err(crate::config::invalid(
+            _ => Err(shopgraph_core::config::invalid(
                 var,
                 raw,
                 "comma-separated librdkafka properties, key=value",

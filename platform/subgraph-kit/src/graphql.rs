@@ -15,27 +15,26 @@
 
 use std::time::Instant;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{ObjectType, Schema, SchemaBuilder, ServerError, SubscriptionType};
-use async_graphql_axum::{
-    GraphQLProtocol, GraphQLRequest, GraphQLWebSocket, rejection::GraphQLRejection,
-};
+use async_graphql::{ObjectType, Schema, SchemaBuilder, ServerError, SubscriptionType, Variables};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::WebSocketUpgrade;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use serde_json::json;
+use shopgraph_core::error::ErrorCode;
+use shopgraph_core::graphql_http::{
+    self, GraphqlRequest, ONLY_QUERIES_OVER_GET, coded_response, prefers_html,
+    response_content_type,
+};
+use shopgraph_core::identity::Identity;
 
-use crate::error::ErrorCode;
-use crate::identity::Identity;
 use crate::metrics;
 use crate::settings::GraphqlSettings;
 use crate::upstream::Credentials;
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// Builds the `/graphql` route for `schema`, served as `service`.
 pub fn routes<Q, M, S>(service: &'static str, schema: Schema<Q, M, S>) -> Router
@@ -101,10 +100,11 @@ impl<Q, M, S> Clone for Endpoint<Q, M, S> {
 async fn handle<Q, M, S>(
     State(endpoint): State<Endpoint<Q, M, S>>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     identity: Option<Extension<Identity>>,
     credentials: Option<Extension<Credentials>>,
-    request: Result<GraphQLRequest, GraphQLRejection>,
+    body: Bytes,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -114,31 +114,45 @@ where
     let started = Instant::now();
     let service = endpoint.service;
     if method == Method::GET && prefers_html(&headers) {
-        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+        return graphql_http::graphiql(service);
     }
     let content_type = response_content_type(&headers);
-
-    let mut request = match request {
-        Ok(request) => request.into_inner(),
-        Err(rejection) => {
-            metrics::record_graphql_error(service, ErrorCode::BadRequest.as_str());
-            return coded_response(
+    let refuse = |status: StatusCode, code: ErrorCode, message: &str| {
+        metrics::record_graphql_error(service, code.as_str());
+        coded_response(status, content_type, code.as_str(), message)
+    };
+    let mut request = match graphql_http::read_request(&method, &uri, &headers, &body) {
+        Ok(GraphqlRequest {
+            query: Some(query),
+            operation_name,
+            variables,
+            extensions: _,
+        }) if !query.trim().is_empty() => {
+            let mut request = async_graphql::Request::new(query);
+            if let Some(name) = operation_name {
+                request = request.operation_name(name);
+            }
+            if let Some(variables) = variables {
+                request = request.variables(Variables::from_json(variables.into()));
+            }
+            request
+        }
+        Ok(_) => {
+            return refuse(
                 StatusCode::BAD_REQUEST,
-                content_type,
-                ErrorCode::BadRequest.as_str(),
-                &format!("malformed GraphQL request: {}", rejection.0),
+                ErrorCode::BadRequest,
+                "the request has no `query`",
             );
         }
+        Err(err) => return refuse(err.status(), err.code(), &err.to_string()),
     };
 
     let operation_name = request.operation_name.clone();
     let operation_type = match request.parsed_query() {
         Err(err) => {
-            metrics::record_graphql_error(service, ErrorCode::GraphqlParseFailed.as_str());
-            return coded_response(
+            return refuse(
                 StatusCode::BAD_REQUEST,
-                content_type,
-                ErrorCode::GraphqlParseFailed.as_str(),
+                ErrorCode::GraphqlParseFailed,
                 &err.message,
             );
         }
@@ -150,17 +164,11 @@ where
             Some(OperationType::Mutation | OperationType::Subscription)
         )
     {
-        metrics::record_graphql_error(service, ErrorCode::MethodNotAllowed.as_str());
-        let mut response = coded_response(
+        return refuse(
             StatusCode::METHOD_NOT_ALLOWED,
-            content_type,
-            ErrorCode::MethodNotAllowed.as_str(),
-            "only queries may be sent with GET; use POST for mutations",
+            ErrorCode::MethodNotAllowed,
+            ONLY_QUERIES_OVER_GET,
         );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
     }
 
     let identity = identity
@@ -241,52 +249,6 @@ fn operation_label(ty: Option<OperationType>) -> &'static str {
         Some(OperationType::Subscription) => "subscription",
         None => "unknown",
     }
-}
-
-/// Whether a browser asked for a page (GraphiQL) rather than JSON.
-pub fn prefers_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
-}
-
-/// `application/graphql-response+json` when the client accepts it, else
-/// `application/json` (GraphQL over HTTP).
-pub fn response_content_type(headers: &HeaderMap) -> &'static str {
-    let accepts_graphql_response = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains(GRAPHQL_RESPONSE_JSON));
-    if accepts_graphql_response {
-        GRAPHQL_RESPONSE_JSON
-    } else {
-        "application/json"
-    }
-}
-
-/// A GraphQL-shaped error body: `{"errors":[{"message", "extensions":{"code"}}]}`.
-pub fn error_body(code: ErrorCode, message: &str) -> axum::Json<serde_json::Value> {
-    axum::Json(error_json(code.as_str(), message))
-}
-
-fn error_json(code: &str, message: &str) -> serde_json::Value {
-    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
-}
-
-/// A response carrying one coded GraphQL error and no data.
-pub fn coded_response(
-    status: StatusCode,
-    content_type: &'static str,
-    code: &str,
-    message: &str,
-) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, content_type)],
-        error_json(code, message).to_string(),
-    )
-        .into_response()
 }
 
 /// A subgraph's schema builder with Federation v2 on and the shared limits

@@ -20,9 +20,12 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{Database, DbOpenError, StatementCounter};
 use crate::events::EventBus;
 use crate::events::outbox::{Relay, RelaySettings, RelayWaker};
-use crate::health::ReadinessCheck;
-use crate::identity::JwtAuthority;
-use crate::server;
+use shopgraph_core::health::{self, ReadinessCheck};
+use shopgraph_core::identity::{AuthSetupError, JwtVerifier};
+use shopgraph_core::server;
+use shopgraph_core::settings::HttpSettings;
+
+use crate::auth::{self, SubgraphAuth};
 use crate::settings::ServiceSettings;
 
 /// Why a service could not start.
@@ -58,6 +61,9 @@ pub enum StartError {
         #[source]
         source: crate::events::BusError,
     },
+    /// Direct-token verification could not be set up (the JWKS is unreadable).
+    #[error("cannot set up token verification")]
+    Auth(#[from] AuthSetupError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -99,6 +105,25 @@ pub async fn migrate<M: MigratorTrait>(settings: &ServiceSettings) -> Result<(),
 
 type Job = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
 
+/// Wraps a subgraph's own routes with identity (401 on bad credentials),
+/// health, metrics and the common layers.
+pub fn service_router(
+    service: &'static str,
+    routes: axum::Router,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+    auth: Arc<SubgraphAuth>,
+    http: &HttpSettings,
+) -> axum::Router {
+    let identified = routes.layer(axum::middleware::from_fn_with_state(auth, auth::identify));
+    server::with_common_layers(
+        service,
+        axum::Router::new()
+            .merge(identified)
+            .merge(health::routes(service, readiness)),
+        http,
+    )
+}
+
 /// A subgraph that is migrated and bound, ready to run.
 pub struct ServiceApp {
     name: &'static str,
@@ -117,17 +142,22 @@ impl ServiceApp {
         database: Database,
         routes: axum::Router,
     ) -> Result<Self, StartError> {
-        if settings.auth.using_dev_secret {
-            tracing::warn!(
-                service = settings.name,
-                "JWT_SECRET is not set: accepting tokens signed with the public dev secret"
-            );
-        }
-        let router = server::service_router(
+        let auth = if settings.auth.accept_direct_tokens {
+            if settings.auth.jwt.using_dev_secret {
+                tracing::warn!(
+                    service = settings.name,
+                    "JWT_SECRET is not set: accepting tokens signed with the public dev secret"
+                );
+            }
+            SubgraphAuth::accepting(JwtVerifier::new(&settings.auth.jwt).await?)
+        } else {
+            SubgraphAuth::refusing_direct_tokens()
+        };
+        let router = service_router(
             settings.name,
             routes,
             vec![Arc::new(database.clone()) as Arc<dyn ReadinessCheck>],
-            Arc::new(JwtAuthority::from_settings(&settings.auth)),
+            Arc::new(auth),
             &settings.http,
         );
         let addr = settings.http.addr;
@@ -227,7 +257,7 @@ pub async fn every<F, Fut, E>(
             () = stop.cancelled() => return,
             _ = timer.tick() => {
                 if let Err(err) = tick().await {
-                    tracing::warn!(job = name, error = %crate::error::error_chain(&err), "background job tick failed");
+                    tracing::warn!(job = name, error = %shopgraph_core::error::error_chain(&err), "background job tick failed");
                 }
             }
         }

@@ -20,7 +20,7 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, QueryOrder,
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use crate::backoff::Backoff;
+pub(crate) use shopgraph_core::backoff::Backoff;
 
 use super::{CloudEvent, EventBus, Topic};
 

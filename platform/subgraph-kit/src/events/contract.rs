@@ -1,7 +1,7 @@
 //! The published events: their type names and data, shared by producers
 //! and consumers so both sides read the same contract.
 //!
-//! `subgraphs/platform/src/events/README.md` describes each one for people; this module is the
+//! `platform/subgraph-kit/src/events/README.md` describes each one for people; this module is the
 //! same list for the compiler. Data is camelCase JSON; money amounts are
 //! decimal strings, as in the GraphQL API.
 

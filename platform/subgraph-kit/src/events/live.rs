@@ -39,8 +39,8 @@ pub struct LiveFeed {
 impl Lagged {
     /// The GraphQL error a lagging subscriber ends with.
     pub fn to_graphql(self) -> async_graphql::Error {
-        crate::error::coded(
-            crate::error::ErrorCode::SubscriptionOverflow,
+        shopgraph_core::error::coded(
+            shopgraph_core::error::ErrorCode::SubscriptionOverflow,
             self.to_string(),
         )
     }

@@ -15,8 +15,8 @@ use futures::future::BoxFuture;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection, DbErr};
 
-use crate::health::ReadinessCheck;
 use crate::settings::DatabaseSettings;
+use shopgraph_core::health::ReadinessCheck;
 
 /// Counts statements executed through one connection pool.
 #[derive(Debug, Clone, Default)]

@@ -5,11 +5,14 @@
 //! also exported over OTLP/HTTP, and W3C `traceparent` headers are understood
 //! so a trace started by the router continues in the subgraph.
 
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::Injector;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -107,4 +110,29 @@ fn otlp_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider
                 .build(),
         )
         .build())
+}
+
+/// Writes the current tracing span's W3C trace context (`traceparent`,
+/// `tracestate`) into `headers` with the global OpenTelemetry propagator, so
+/// the called service's spans join the caller's trace. Used for every
+/// outgoing call: the router's subgraph fetches and a subgraph's calls to
+/// another.
+pub fn inject_trace_context(headers: &mut HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers));
+    });
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
 }
