@@ -9,6 +9,7 @@
 //! * `shopgraph token --user <id> [--admin]` — print a dev JWT;
 //! * `shopgraph plan FILE...` — plan operations against the supergraph.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// The router allocates and frees many small JSON values per request;
@@ -52,21 +53,22 @@ enum Command {
         /// The service to run.
         service: Service,
     },
-    /// Apply a service's database migrations and exit.
+    /// Apply a subgraph's database migrations and exit.
     Migrate {
-        /// The service whose store to migrate.
-        service: Service,
+        /// The subgraph whose store to migrate.
+        subgraph: Subgraph,
     },
     /// Print a subgraph's federation SDL.
     Sdl {
         /// The subgraph.
-        service: Service,
+        subgraph: Subgraph,
     },
     /// Plan every operation in the given files against a supergraph (schema check).
     Plan {
-        /// The supergraph SDL.
-        #[arg(long, default_value = "schema/supergraph.graphql")]
-        supergraph: std::path::PathBuf,
+        /// The supergraph SDL [default: schema/supergraph.graphql, else the
+        /// copy built into this binary].
+        #[arg(long)]
+        supergraph: Option<std::path::PathBuf>,
         /// Files of GraphQL operations.
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
@@ -85,7 +87,7 @@ enum Command {
     },
 }
 
-/// The services this build contains.
+/// The processes `serve` can run.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Service {
     /// The federation router: one API over the four subgraphs.
@@ -101,9 +103,42 @@ enum Service {
 }
 
 impl Service {
+    /// The subgraph this service is, or `None` for the router.
+    fn subgraph(self) -> Option<Subgraph> {
+        match self {
+            Self::Router => None,
+            Self::Product => Some(Subgraph::Product),
+            Self::Basket => Some(Subgraph::Basket),
+            Self::Payment => Some(Subgraph::Payment),
+            Self::Notification => Some(Subgraph::Notification),
+        }
+    }
+}
+
+/// The subgraphs: what `migrate` and `sdl` accept (the router has neither
+/// a store nor an SDL of its own).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Subgraph {
+    /// The product subgraph (catalogue, prices, stock).
+    Product,
+    /// The basket subgraph (one basket per user).
+    Basket,
+    /// The payment subgraph (checkout, refunds).
+    Payment,
+    /// The notification subgraph (per-user inboxes).
+    Notification,
+}
+
+impl Subgraph {
+    const ALL: [Self; 4] = [
+        Self::Product,
+        Self::Basket,
+        Self::Payment,
+        Self::Notification,
+    ];
+
     fn name(self) -> &'static str {
         match self {
-            Self::Router => shopgraph_router::SERVICE_NAME,
             Self::Product => product_subgraph::SERVICE_NAME,
             Self::Basket => basket_subgraph::SERVICE_NAME,
             Self::Payment => payment_subgraph::SERVICE_NAME,
@@ -111,54 +146,66 @@ impl Service {
         }
     }
 
-    /// Reads a subgraph's settings and builds it, ready to run.
-    async fn build(self, env: &Env, mode: RunMode, bus: EventBus) -> anyhow::Result<ServiceApp> {
+    /// The subgraph's settings in `mode`, as every command reads them.
+    fn settings(self, env: &Env, mode: RunMode) -> Result<SubgraphSettings, ConfigError> {
         Ok(match self {
-            Self::Router => anyhow::bail!("the router is not a subgraph"),
-            Self::Product => {
-                product_subgraph::build(ProductSettings::from_env(env, mode)?, bus).await?
-            }
-            Self::Basket => {
-                basket_subgraph::build(BasketSettings::from_env(env, mode)?, bus).await?
-            }
-            Self::Payment => {
-                payment_subgraph::build(PaymentSettings::from_env(env, mode)?, bus).await?
-            }
+            Self::Product => SubgraphSettings::Product(ProductSettings::from_env(env, mode)?),
+            Self::Basket => SubgraphSettings::Basket(BasketSettings::from_env(env, mode)?),
+            Self::Payment => SubgraphSettings::Payment(PaymentSettings::from_env(env, mode)?),
             Self::Notification => {
-                notification_subgraph::build(NotificationSettings::from_env(env, mode)?, bus)
-                    .await?
+                SubgraphSettings::Notification(NotificationSettings::from_env(env, mode)?)
             }
         })
     }
 
-    async fn migrate(self, env: &Env) -> anyhow::Result<()> {
-        let mode = RunMode::Serve;
+    fn sdl(self) -> String {
         match self {
-            Self::Router => anyhow::bail!("the router has no store to migrate"),
-            Self::Product => {
-                product_subgraph::migrate(&ProductSettings::from_env(env, mode)?).await?
-            }
-            Self::Basket => basket_subgraph::migrate(&BasketSettings::from_env(env, mode)?).await?,
-            Self::Payment => {
-                payment_subgraph::migrate(&PaymentSettings::from_env(env, mode)?).await?
-            }
-            Self::Notification => {
-                notification_subgraph::migrate(&NotificationSettings::from_env(env, mode)?).await?
-            }
-        }
-        Ok(())
-    }
-
-    fn sdl(self) -> anyhow::Result<String> {
-        Ok(match self {
-            Self::Router => anyhow::bail!(
-                "the router serves the composed supergraph (schema/supergraph.graphql), not a subgraph SDL"
-            ),
             Self::Product => product_subgraph::graphql::sdl(),
             Self::Basket => basket_subgraph::graphql::sdl(),
             Self::Payment => payment_subgraph::graphql::sdl(),
             Self::Notification => notification_subgraph::graphql::sdl(),
+        }
+    }
+}
+
+/// One subgraph's settings, read and validated before anything starts.
+enum SubgraphSettings {
+    Product(ProductSettings),
+    Basket(BasketSettings),
+    Payment(PaymentSettings),
+    Notification(NotificationSettings),
+}
+
+impl SubgraphSettings {
+    /// Where the subgraph will listen.
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Product(settings) => settings.service.http.addr,
+            Self::Basket(settings) => settings.service.http.addr,
+            Self::Payment(settings) => settings.service.http.addr,
+            Self::Notification(settings) => settings.service.http.addr,
+        }
+    }
+
+    /// Opens and migrates the store, then binds: a subgraph ready to run.
+    async fn build(self, bus: EventBus) -> anyhow::Result<ServiceApp> {
+        Ok(match self {
+            Self::Product(settings) => product_subgraph::build(settings, bus).await?,
+            Self::Basket(settings) => basket_subgraph::build(settings, bus).await?,
+            Self::Payment(settings) => payment_subgraph::build(settings, bus).await?,
+            Self::Notification(settings) => notification_subgraph::build(settings, bus).await?,
         })
+    }
+
+    /// Applies the store's migrations and closes it.
+    async fn migrate(self) -> anyhow::Result<()> {
+        match self {
+            Self::Product(settings) => product_subgraph::migrate(&settings).await?,
+            Self::Basket(settings) => basket_subgraph::migrate(&settings).await?,
+            Self::Payment(settings) => payment_subgraph::migrate(&settings).await?,
+            Self::Notification(settings) => notification_subgraph::migrate(&settings).await?,
+        }
+        Ok(())
     }
 }
 
@@ -210,12 +257,12 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
     match command {
         Command::Dev => dev(env).await,
         Command::Serve { service } => serve(service, env).await,
-        Command::Migrate { service } => migrate(service, env).await,
-        Command::Sdl { service } => {
-            print!("{}", service.sdl()?);
+        Command::Migrate { subgraph } => migrate(subgraph, env).await,
+        Command::Sdl { subgraph } => {
+            print!("{}", subgraph.sdl());
             Ok(())
         }
-        Command::Plan { supergraph, files } => plan(&supergraph, &files),
+        Command::Plan { supergraph, files } => plan(supergraph.as_deref(), &files),
         Command::Token { user, admin, ttl } => {
             // The same JWT settings every service verifies with.
             let settings = JwtSettings::from_env(&env)?;
@@ -234,12 +281,22 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
 
 async fn dev(mut env: Env) -> anyhow::Result<()> {
     let telemetry_settings = TelemetrySettings::from_env(&env, RunMode::Dev)?;
-    // Validate every service's configuration before anything starts.
-    ProductSettings::from_env(&env, RunMode::Dev)?;
-    BasketSettings::from_env(&env, RunMode::Dev)?;
-    PaymentSettings::from_env(&env, RunMode::Dev)?;
-    NotificationSettings::from_env(&env, RunMode::Dev)?;
-    RouterSettings::from_env(&env, RunMode::Dev)?;
+    // Validate every service's configuration, and check every port is
+    // free, before anything starts: a second `dev` must not touch (create,
+    // migrate, seed) any store before it finds it cannot listen.
+    let mut addrs = Vec::new();
+    for subgraph in Subgraph::ALL {
+        addrs.push((
+            subgraph.name(),
+            subgraph.settings(&env, RunMode::Dev)?.addr(),
+        ));
+    }
+    let router_settings = RouterSettings::from_env(&env, RunMode::Dev)?;
+    addrs.push((shopgraph_router::SERVICE_NAME, router_settings.http.addr));
+    if router_settings.admin.enabled {
+        addrs.push(("router admin API", router_settings.admin.addr));
+    }
+    ensure_free(&addrs)?;
     let events = EventSettings::from_env(&env)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
     // One bus for the whole shop: in-process unless KAFKA_BROKERS is set.
@@ -248,17 +305,18 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
 
     let mut apps = Vec::new();
     let mut subgraphs = String::new();
-    for service in [
-        Service::Product,
-        Service::Basket,
-        Service::Payment,
-        Service::Notification,
-    ] {
-        let app = service.build(&env, RunMode::Dev, bus.clone()).await?;
+    for subgraph in Subgraph::ALL {
+        let app = subgraph
+            .settings(&env, RunMode::Dev)?
+            .build(bus.clone())
+            .await?;
         let addr = app.local_addr()?;
-        subgraphs.push_str(&format!("  {:<12} http://{addr}/graphql\n", service.name()));
+        subgraphs.push_str(&format!(
+            "  {:<12} http://{addr}/graphql\n",
+            subgraph.name()
+        ));
         // Later services call earlier ones where they really listen.
-        let url_var = format!("{}_SERVICE_URL", service.name().to_ascii_uppercase());
+        let url_var = format!("{}_SERVICE_URL", subgraph.name().to_ascii_uppercase());
         env = env.with_default(&url_var, format!("http://{addr}/graphql"));
         apps.push(app);
     }
@@ -304,32 +362,61 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
 
 async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
     let telemetry_settings = TelemetrySettings::from_env(&env, RunMode::Serve)?;
-    if service == Service::Router {
+    let Some(subgraph) = service.subgraph() else {
         let settings = RouterSettings::from_env(&env, RunMode::Serve)?;
         let _telemetry = telemetry::init(&telemetry_settings)?;
         let router = RouterApp::bind(settings).await?;
         router.run(shopgraph_core::shutdown::signal()).await?;
         return Ok(());
-    }
+    };
+    let settings = subgraph.settings(&env, RunMode::Serve)?;
     let events = EventSettings::from_env(&env)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
     if events.kafka.is_none() {
         tracing::warn!(
-            service = service.name(),
+            service = subgraph.name(),
             "KAFKA_BROKERS is not set: events stay inside this process (no reactions in other services, no live events from them)"
         );
     }
-    let bus = EventBus::connect(&events, service.name()).await?;
-    let app = service.build(&env, RunMode::Serve, bus).await?;
+    let bus = EventBus::connect(&events, subgraph.name()).await?;
+    let app = settings.build(bus).await?;
     app.run(shopgraph_core::shutdown::signal()).await?;
     Ok(())
 }
 
+/// Fails naming the first of `addrs` that cannot be bound (another `dev`,
+/// or anything else, listening there).
+fn ensure_free(addrs: &[(&str, SocketAddr)]) -> anyhow::Result<()> {
+    for (name, addr) in addrs {
+        if addr.port() == 0 {
+            continue;
+        }
+        if let Err(err) = std::net::TcpListener::bind(addr) {
+            anyhow::bail!(
+                "cannot listen for the {name} on {addr} ({err}); is another `shopgraph dev` running? Stop it, or set the ports (README, Configuration)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The supergraph `plan` reads when `--supergraph` is not given.
+const DEFAULT_SUPERGRAPH: &str = "schema/supergraph.graphql";
+
 /// Plans every operation in `files`; fails listing the ones that cannot be.
-fn plan(supergraph: &std::path::Path, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
+/// Without `--supergraph`, reads `schema/supergraph.graphql`, or outside a
+/// checkout the supergraph built into this binary (as `dev` does).
+fn plan(supergraph: Option<&std::path::Path>, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
     use shopgraph_router::planner::{PlannerSettings, QueryPlanner, operation_names, subgraphs_of};
-    let sdl = std::fs::read_to_string(supergraph)
-        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", supergraph.display()))?;
+    let default = std::path::Path::new(DEFAULT_SUPERGRAPH);
+    let (sdl, source) = match supergraph {
+        Some(path) => (read_supergraph(path)?, path.display().to_string()),
+        None if default.exists() => (read_supergraph(default)?, DEFAULT_SUPERGRAPH.to_owned()),
+        None => (
+            shopgraph_router::config::EMBEDDED_SUPERGRAPH.to_owned(),
+            "the supergraph built into this binary".to_owned(),
+        ),
+    };
     let planner = QueryPlanner::from_supergraph(&sdl, PlannerSettings::default())?;
     let (mut planned, mut failed) = (0, 0);
     for file in files {
@@ -367,17 +454,24 @@ fn plan(supergraph: &std::path::Path, files: &[std::path::PathBuf]) -> anyhow::R
     if failed > 0 {
         anyhow::bail!("{failed} operation(s) cannot be planned ({planned} can)");
     }
-    println!(
-        "planning: ok, {planned} operation(s) planned against {}",
-        supergraph.display()
-    );
+    println!("planning: ok, {planned} operation(s) planned against {source}");
     Ok(())
 }
 
-async fn migrate(service: Service, env: Env) -> anyhow::Result<()> {
+fn read_supergraph(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot read the supergraph {}: {err} (point --supergraph at the composed supergraph, e.g. schema/supergraph.graphql)",
+            path.display()
+        )
+    })
+}
+
+async fn migrate(subgraph: Subgraph, env: Env) -> anyhow::Result<()> {
     let telemetry_settings = TelemetrySettings::from_env(&env, RunMode::Serve)?;
+    let settings = subgraph.settings(&env, RunMode::Serve)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
-    service.migrate(&env).await?;
-    tracing::info!(service = service.name(), "migrations applied");
+    settings.migrate().await?;
+    tracing::info!(service = subgraph.name(), "migrations applied");
     Ok(())
 }

@@ -25,7 +25,9 @@ use crate::traffic::{self, Upstreams};
 #[derive(Debug, thiserror::Error)]
 pub enum SupergraphError {
     /// The file could not be read.
-    #[error("cannot read the supergraph {path}")]
+    #[error(
+        "cannot read the supergraph {path} (set SUPERGRAPH_PATH to the composed supergraph file, e.g. schema/supergraph.graphql of a checkout)"
+    )]
     Read {
         /// The file.
         path: String,

@@ -369,3 +369,113 @@ async fn traces_are_exported_over_otlp_in_the_callers_trace() {
         );
     }
 }
+
+/// What a newcomer types wrong is refused with a reason, before anything
+/// runs: an empty or padded user id, a token lifetime of nothing or of
+/// years, `sdl`/`migrate` of the router (which has neither).
+#[test]
+fn bad_arguments_are_refused_with_a_reason() {
+    for (args, says) in [
+        (&["token", "--user", ""][..], "user id"),
+        (&["token", "--user", " alice"][..], "user id"),
+        (
+            &["token", "--user", "alice", "--ttl", "0s"][..],
+            "at least 1s",
+        ),
+        (
+            &["token", "--user", "alice", "--ttl", "400d"][..],
+            "at most 365d",
+        ),
+        (&["sdl", "router"][..], "invalid value 'router'"),
+        (&["migrate", "router"][..], "invalid value 'router'"),
+    ] {
+        let output = shopgraph().args(args).output().expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    for command in ["sdl", "migrate"] {
+        let output = shopgraph()
+            .args([command, "--help"])
+            .output()
+            .expect("runs");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("notification"), "{help}");
+        assert!(
+            !help.contains("router"),
+            "{command} --help offers the router: {help}"
+        );
+    }
+}
+
+/// `plan` outside a checkout plans against the supergraph built into the
+/// binary, as `dev` serves it; a `--supergraph` that is not there is named.
+#[test]
+fn plan_falls_back_to_the_built_in_supergraph() {
+    let dir =
+        std::env::temp_dir().join(format!("shopgraph-plan-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let operation = dir.join("op.graphql");
+    std::fs::write(&operation, "query Cats { categories }").expect("writes");
+    let output = shopgraph()
+        .current_dir(&dir)
+        .args(["plan", "op.graphql"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("the supergraph built into this binary"),
+        "{stdout}"
+    );
+
+    let output = shopgraph()
+        .current_dir(&dir)
+        .args(["plan", "--supergraph", "missing.graphql", "op.graphql"])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("missing.graphql") && stderr.contains("--supergraph"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A second `dev` whose port is taken fails before it creates, migrates or
+/// seeds a single store.
+#[test]
+fn dev_with_a_taken_port_fails_before_touching_any_store() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let port = taken.local_addr().expect("bound").port().to_string();
+    let data_dir =
+        std::env::temp_dir().join(format!("shopgraph-busy-{}", uuid::Uuid::new_v4().simple()));
+    let output = shopgraph()
+        .arg("dev")
+        .env("ROUTER_PORT", "0")
+        .env("PRODUCT_PORT", "0")
+        .env("BASKET_PORT", "0")
+        .env("PAYMENT_PORT", &port)
+        .env("NOTIFICATION_PORT", "0")
+        .env("ADMIN_PORT", "0")
+        .env("SHOPGRAPH_DATA_DIR", &data_dir)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("payment"),
+        "{stderr}"
+    );
+    assert!(
+        !data_dir.exists(),
+        "dev created {} before failing",
+        data_dir.display()
+    );
+    drop(taken);
+}

@@ -7,6 +7,7 @@ mod helpers;
 
 mod basket;
 mod cli;
+mod config_reference;
 mod events;
 mod fault_proxy;
 mod identity_hop;

@@ -6,11 +6,17 @@
 //! message an operator can act on. [`Env`] reads from a map rather than the
 //! process environment directly, so tests build configurations without
 //! touching global state.
+//!
+//! [`Env`] also remembers every name it was asked for
+//! ([`Env::names_read`]): the README's configuration reference is tested
+//! against that list, so a variable the code reads without documentation
+//! (or documentation of a variable nothing reads) fails a test.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Display;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// A configuration value that could not be used.
@@ -40,6 +46,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Every name looked up, set or not (families as `*_SUFFIX`), shared by
+    /// clones: the code's own list of the variables it reads.
+    names_read: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Env {
@@ -47,6 +56,7 @@ impl Env {
     pub fn from_process() -> Self {
         Self {
             vars: std::env::vars().collect(),
+            names_read: Arc::default(),
         }
     }
 
@@ -59,6 +69,7 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            names_read: Arc::default(),
         }
     }
 
@@ -73,6 +84,7 @@ impl Env {
     /// The raw value; empty strings count as unset, as most deploy tools
     /// cannot distinguish the two.
     pub fn raw(&self, key: &str) -> Option<&str> {
+        self.note_read(key.to_owned());
         self.vars
             .get(key)
             .map(|v| v.trim())
@@ -82,6 +94,7 @@ impl Env {
     /// Every set variable whose name ends with `suffix`, as (name, value),
     /// sorted by name: for families such as `<SUBGRAPH>_SERVICE_URL`.
     pub fn with_suffix<'a>(&'a self, suffix: &'a str) -> Vec<(&'a str, &'a str)> {
+        self.note_read(format!("*{suffix}"));
         let mut found: Vec<(&str, &str)> = self
             .vars
             .keys()
@@ -90,6 +103,23 @@ impl Env {
             .collect();
         found.sort_unstable();
         found
+    }
+
+    /// Every variable name this environment (or a clone of it) was asked
+    /// for so far, whether set or not; a family read with
+    /// [`Env::with_suffix`] appears as `*_SUFFIX`.
+    pub fn names_read(&self) -> BTreeSet<String> {
+        self.names_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn note_read(&self, name: String) {
+        self.names_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name);
     }
 
     /// The first of `keys` that is set, with its name.
@@ -195,6 +225,21 @@ pub fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_lists_every_lookup_set_or_not_across_clones() {
+        let env = Env::from_pairs([("PORT", "80")]);
+        let clone = env.clone().with_default("HOST", "::1");
+        assert_eq!(
+            env.first_raw(&["PRODUCT_PORT", "PORT"]),
+            Some(("PORT", "80"))
+        );
+        clone.with_suffix("_SERVICE_URL");
+        assert_eq!(
+            env.names_read().into_iter().collect::<Vec<_>>(),
+            ["*_SERVICE_URL", "PORT", "PRODUCT_PORT"]
+        );
+    }
 
     #[test]
     fn invalid_value_names_variable_and_expectation() {

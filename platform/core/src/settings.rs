@@ -91,13 +91,13 @@ impl TelemetrySettings {
     /// Reads `LOG_LEVEL`, `LOG_FORMAT` and `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let level = env.string("LOG_LEVEL").unwrap_or_else(|| "info".into());
-        tracing_subscriber::EnvFilter::try_new(&level).map_err(|_| {
-            invalid(
+        if !is_log_filter(&level) {
+            return Err(invalid(
                 "LOG_LEVEL",
                 &level,
-                "a level (error, warn, info, debug, trace) or filter directives such as info,sea_orm=warn",
-            )
-        })?;
+                "a level (off, error, warn, info, debug, trace) or filter directives such as info,sea_orm=warn",
+            ));
+        }
         let format = match env.raw("LOG_FORMAT") {
             None if mode == RunMode::Dev => LogFormat::Pretty,
             None => LogFormat::Json,
@@ -122,6 +122,24 @@ impl TelemetrySettings {
     }
 }
 
+/// Whether `value` is a level or `tracing` filter directives. Stricter than
+/// `EnvFilter` alone, which takes any bare word as a target name: a
+/// directive without `=` must be a level, so a typo such as `verbose` or
+/// `inf` stops start-up instead of silently logging nothing.
+fn is_log_filter(value: &str) -> bool {
+    let bare_words_are_levels = value
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .filter(|directive| !directive.contains('=') && !directive.contains('['))
+        .all(|level| {
+            level
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_ok()
+        });
+    bare_words_are_levels && tracing_subscriber::EnvFilter::try_new(value).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +156,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("LOG_LEVEL"));
+        for typo in ["verbose", "inf", "info,sea_orm", "loud=["] {
+            let err = TelemetrySettings::from_env(
+                &Env::from_pairs([("LOG_LEVEL", typo)]),
+                RunMode::Serve,
+            )
+            .expect_err(typo);
+            assert!(err.to_string().contains("LOG_LEVEL"), "{err}");
+        }
+        for filter in [
+            "debug",
+            "WARN",
+            "info,sea_orm=warn",
+            "shopgraph_router=trace,off",
+        ] {
+            TelemetrySettings::from_env(&Env::from_pairs([("LOG_LEVEL", filter)]), RunMode::Serve)
+                .expect(filter);
+        }
         let ok = TelemetrySettings::from_env(&Env::default(), RunMode::Serve).unwrap();
         assert_eq!(ok.format, LogFormat::Json);
     }
