@@ -106,7 +106,7 @@ pub async fn build(settings: BasketSettings, bus: EventBus) -> Result<ServiceApp
         vec![Topic::Payment],
         database.conn.clone(),
         bus.clone(),
-        events::CheckoutHandler,
+        events::outgoing::CheckoutHandler,
     )
     .waking(relay.clone());
     Ok(ServiceApp::bind(&settings.service, database, routes)

@@ -131,7 +131,7 @@ pub async fn build(
         vec![Topic::Payment, Topic::Basket, Topic::Product],
         database.conn.clone(),
         bus.clone(),
-        events::ReactionHandler::new(events::ReactionSettings {
+        events::incoming::ReactionHandler::new(events::incoming::ReactionSettings {
             stock_alert_recipients: settings.stock_alert_recipients.clone(),
             ttl: settings.policy.ttl,
         }),

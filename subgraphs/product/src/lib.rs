@@ -92,7 +92,7 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
         vec![Topic::Payment],
         database.conn.clone(),
         bus.clone(),
-        events::SaleHandler::new(store.clone()),
+        events::outgoing::SaleHandler::new(store.clone()),
     )
     .waking(relay.clone());
     let schema = graphql::schema(

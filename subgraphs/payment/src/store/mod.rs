@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::domain::{
     NewPayment, Payment, PaymentError, PaymentItem, PaymentMethod, PaymentStatus, now,
 };
-use crate::events::payment_event;
+use crate::events::outgoing::payment_event;
 use entity::{payment_items, payments};
 
 /// A status change and the fields it writes.
