@@ -1,19 +1,17 @@
-//! The basket subgraph's events: `BasketCleared` and `BasketAbandoned`,
-//! and the checkout reaction (see `platform/subgraph-kit/src/events/README.md`).
+//! What the basket subgraph publishes on `basket-events`: `BasketCleared`
+//! and `BasketAbandoned`, keyed by the basket's owner.
 //!
-//! [`CheckoutHandler`] consumes `PaymentCompleted` and empties the payer's
-//! basket, once per payment however often the event arrives.
+//! The store calls [`basket_event`] inside the transaction that clears or
+//! abandons the basket and writes the result to its outbox; nothing here
+//! touches the store.
 
-use futures::future::BoxFuture;
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DbErr;
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::{BasketData, PaymentData, basket, payment};
-use subgraph_kit::events::inbox::{Handler, HandlerError};
+use subgraph_kit::events::contract::{BasketData, basket};
 use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
-use crate::domain::{Basket, BasketError};
-use crate::store::BasketStore;
+use crate::domain::Basket;
 
 /// The CloudEvents `source` of this subgraph's events.
 pub const SOURCE: &str = "/subgraphs/basket";
@@ -44,34 +42,4 @@ pub fn basket_event(basket: &Basket, change: BasketChange) -> Result<CloudEvent,
         payment_id,
     };
     outbox::event(SOURCE, kind, basket.user_id.clone(), &data)
-}
-
-/// `PaymentCompleted` → the payer's basket emptied (consumer group
-/// `basket-checkout`).
-pub struct CheckoutHandler;
-
-impl Handler for CheckoutHandler {
-    fn handle<'a>(
-        &'a self,
-        txn: &'a DatabaseTransaction,
-        event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            if event.kind != payment::COMPLETED {
-                return Ok(());
-            }
-            let paid: PaymentData = event.data()?;
-            match BasketStore::clear_in(
-                txn,
-                &paid.user_id,
-                BasketChange::ClearedByCheckout(paid.payment_id),
-            )
-            .await
-            {
-                Ok(_) => Ok(()),
-                Err(BasketError::Store(err)) => Err(HandlerError::Transient(err)),
-                Err(err) => Err(HandlerError::Rejected(err.to_string())),
-            }
-        })
-    }
 }

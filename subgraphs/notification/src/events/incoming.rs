@@ -1,99 +1,23 @@
-//! The notification subgraph's events (see `platform/subgraph-kit/src/events/README.md`):
+//! What the notification subgraph does with other services' events:
+//! user-facing payment, basket and stock events become stored
+//! notifications, once per event, in the consumer group
+//! `notification-reactions`.
 //!
-//! * [`ReactionHandler`] turns user-facing events (payments, abandoned
-//!   baskets, low stock) into stored notifications, once per event, in the
-//!   consumer group `notification-reactions`;
-//! * every stored notification publishes `NotificationCreated`
-//!   ([`created_event`]), whose data is the whole notification, so a live
-//!   `notificationAdded` needs no read of the store.
+//! [`ReactionHandler::notifications_for`] decides what an event means for
+//! whom; the handler stores the result through the store, which writes
+//! `NotificationCreated` (see [`super::outgoing`]) in the same transaction.
 
-use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use sea_orm::{DatabaseTransaction, DbErr};
-use serde::{Deserialize, Serialize};
+use sea_orm::DatabaseTransaction;
 use serde_json::json;
 use subgraph_kit::events::CloudEvent;
 use subgraph_kit::events::contract::{
-    BasketData, PaymentData, StockData, basket, notification, payment, product,
+    BasketData, PaymentData, StockData, basket, payment, product,
 };
 use subgraph_kit::events::inbox::{Handler, HandlerError};
-use subgraph_kit::events::outbox;
-use uuid::Uuid;
 
-use crate::domain::{
-    Channel, NewNotification, Notification, NotificationError, NotificationType, Priority, Status,
-    now,
-};
+use crate::domain::{Channel, NewNotification, NotificationError, NotificationType, Priority, now};
 use crate::store::NotificationStore;
-
-/// The CloudEvents `source` of this subgraph's events.
-pub const SOURCE: &str = "/subgraphs/notification";
-
-/// `NotificationCreated` data: the notification as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NotificationData {
-    id: Uuid,
-    user_id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    title: String,
-    message: String,
-    data: Option<serde_json::Value>,
-    channel: String,
-    status: String,
-    priority: String,
-    created_at: DateTime<Utc>,
-    sent_at: Option<DateTime<Utc>>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-/// The `NotificationCreated` event of a stored notification, keyed by its
-/// user (one user's notifications stay in order).
-pub fn created_event(n: &Notification) -> Result<CloudEvent, DbErr> {
-    let data = NotificationData {
-        id: n.id,
-        user_id: n.user_id.clone(),
-        kind: n.kind.as_str().to_owned(),
-        title: n.title.clone(),
-        message: n.message.clone(),
-        data: n.data.clone(),
-        channel: n.channel.as_str().to_owned(),
-        status: n.status.as_str().to_owned(),
-        priority: n.priority.as_str().to_owned(),
-        created_at: n.created_at,
-        sent_at: n.sent_at,
-        expires_at: n.expires_at,
-    };
-    outbox::event(SOURCE, notification::CREATED, n.user_id.clone(), &data)
-}
-
-/// The notification a `NotificationCreated` event carries, if it is one.
-pub fn created_notification(event: &CloudEvent) -> Option<Notification> {
-    if event.kind != notification::CREATED {
-        return None;
-    }
-    let d: NotificationData = event.data().ok()?;
-    Some(Notification {
-        id: d.id,
-        user_id: d.user_id,
-        kind: NotificationType::parse(&d.kind)?,
-        title: d.title,
-        message: d.message,
-        data: d.data,
-        channel: Channel::parse(&d.channel)?,
-        status: Status::parse(&d.status)?,
-        priority: Priority::parse(&d.priority)?,
-        retry_count: 0,
-        failure_reason: None,
-        scheduled_at: None,
-        sent_at: d.sent_at,
-        read_at: None,
-        expires_at: d.expires_at,
-        created_at: d.created_at,
-        updated_at: d.created_at,
-    })
-}
 
 /// Who is told about stock running low or out.
 #[derive(Debug, Clone)]

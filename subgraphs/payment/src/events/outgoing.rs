@@ -1,5 +1,9 @@
-//! The payment events (see `platform/subgraph-kit/src/events/README.md`): what a payment's change
-//! looks like on `payment-events`.
+//! What the payment subgraph publishes on `payment-events`: one event per
+//! payment change, carrying the payment as it is after the change, keyed
+//! by its id.
+//!
+//! The store calls [`payment_event`] and writes the result to its outbox;
+//! nothing here touches the store.
 
 use sea_orm::DbErr;
 use subgraph_kit::events::CloudEvent;

@@ -1,22 +1,18 @@
-//! The product subgraph's events: the stock events it publishes and the
-//! sale reaction it runs (see `platform/subgraph-kit/src/events/README.md`).
+//! What the product subgraph publishes on `product-events`: the stock
+//! events of one stock change.
 //!
-//! * [`stock_events`] turns one stock change into `StockUpdated`, plus
-//!   `StockLow` when it crosses below the threshold and `StockOut` when it
-//!   reaches zero;
-//! * [`SaleHandler`] consumes `PaymentCompleted` and takes each line's
-//!   units from stock, once per payment however often the event arrives.
+//! [`stock_events`] turns a change into `StockUpdated`, plus `StockLow`
+//! when it crosses below the threshold and `StockOut` when it reaches zero.
+//! The store calls it inside the transaction that changes the stock and
+//! writes the result to its outbox; nothing here touches the store.
 
-use futures::future::BoxFuture;
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DbErr;
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::{PaymentData, StockData, payment, product};
-use subgraph_kit::events::inbox::{Handler, HandlerError};
+use subgraph_kit::events::contract::{StockData, product};
 use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
-use crate::domain::{ProductError, StockAdjustment};
-use crate::store::ProductStore;
+use crate::domain::StockAdjustment;
 
 /// The CloudEvents `source` of this subgraph's events.
 pub const SOURCE: &str = "/subgraphs/product";
@@ -65,47 +61,4 @@ pub fn stock_events(
         .into_iter()
         .map(|kind| outbox::event(SOURCE, kind, data.product_id.to_string(), &data))
         .collect()
-}
-
-/// `PaymentCompleted` → stock taken per line (the consumer group
-/// `product-stock`).
-pub struct SaleHandler {
-    store: ProductStore,
-}
-
-impl SaleHandler {
-    /// Sales applied to `store`.
-    pub fn new(store: ProductStore) -> Self {
-        Self { store }
-    }
-}
-
-impl Handler for SaleHandler {
-    fn handle<'a>(
-        &'a self,
-        txn: &'a DatabaseTransaction,
-        event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            if event.kind != payment::COMPLETED {
-                return Ok(());
-            }
-            let sale: PaymentData = event.data()?;
-            for line in &sale.items {
-                match self
-                    .store
-                    .sell(txn, line.product_id, line.quantity, sale.payment_id)
-                    .await
-                {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        tracing::warn!(product_id = %line.product_id, payment_id = %sale.payment_id, "sold product no longer exists; line skipped");
-                    }
-                    Err(ProductError::Store(err)) => return Err(HandlerError::Transient(err)),
-                    Err(err) => return Err(HandlerError::Rejected(err.to_string())),
-                }
-            }
-            Ok(())
-        })
-    }
 }
