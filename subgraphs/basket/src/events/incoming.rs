@@ -9,7 +9,7 @@
 use futures::future::BoxFuture;
 use sea_orm::DatabaseTransaction;
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::{PaymentData, payment};
+use subgraph_kit::events::contract::{EventKind, PaymentData};
 use subgraph_kit::events::inbox::{Handler, HandlerError};
 
 use super::outgoing::BasketChange;
@@ -20,6 +20,26 @@ use crate::store::BasketStore;
 /// `basket-checkout`).
 pub struct CheckoutHandler;
 
+impl CheckoutHandler {
+    /// Empties the basket of the payer of `paid`.
+    async fn empty_payers_basket(
+        txn: &DatabaseTransaction,
+        paid: PaymentData,
+    ) -> Result<(), HandlerError> {
+        match BasketStore::clear_in(
+            txn,
+            &paid.user_id,
+            BasketChange::ClearedByCheckout(paid.payment_id),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(BasketError::Store(err)) => Err(HandlerError::Transient(err)),
+            Err(err) => Err(HandlerError::Rejected(err.to_string())),
+        }
+    }
+}
+
 impl Handler for CheckoutHandler {
     fn handle<'a>(
         &'a self,
@@ -27,20 +47,31 @@ impl Handler for CheckoutHandler {
         event: &'a CloudEvent,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            if event.kind != payment::COMPLETED {
-                return Ok(());
-            }
-            let paid: PaymentData = event.data()?;
-            match BasketStore::clear_in(
-                txn,
-                &paid.user_id,
-                BasketChange::ClearedByCheckout(paid.payment_id),
-            )
-            .await
-            {
-                Ok(_) => Ok(()),
-                Err(BasketError::Store(err)) => Err(HandlerError::Transient(err)),
-                Err(err) => Err(HandlerError::Rejected(err.to_string())),
+            match event.event_kind() {
+                Ok(EventKind::PaymentCompleted) => {
+                    Self::empty_payers_basket(txn, event.data()?).await
+                }
+                // The basket is kept until a payment completes.
+                Ok(
+                    EventKind::PaymentCreated
+                    | EventKind::PaymentFailed
+                    | EventKind::PaymentRefunded
+                    | EventKind::PaymentCancelled
+                    | EventKind::PaymentExpired,
+                ) => Ok(()),
+                // Not on `payment-events`, the one topic this consumer reads.
+                Ok(
+                    EventKind::StockUpdated
+                    | EventKind::StockLow
+                    | EventKind::StockOut
+                    | EventKind::BasketCleared
+                    | EventKind::BasketAbandoned
+                    | EventKind::NotificationCreated,
+                ) => Ok(()),
+                Err(unknown) => {
+                    tracing::warn!(event_id = %event.id, %unknown, "checkout reaction ignores an event of a type it does not know");
+                    Ok(())
+                }
             }
         })
     }

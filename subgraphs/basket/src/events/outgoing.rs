@@ -7,7 +7,7 @@
 
 use sea_orm::DbErr;
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::{BasketData, basket};
+use subgraph_kit::events::contract::{BasketData, EventKind};
 use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
@@ -30,9 +30,9 @@ pub enum BasketChange {
 /// The event of `change` to `basket` (its contents before a clear).
 pub fn basket_event(basket: &Basket, change: BasketChange) -> Result<CloudEvent, DbErr> {
     let (kind, reason, payment_id) = match change {
-        BasketChange::ClearedByOwner => (basket::CLEARED, "owner", None),
-        BasketChange::ClearedByCheckout(id) => (basket::CLEARED, "checkout", Some(id)),
-        BasketChange::Abandoned => (basket::ABANDONED, "idle", None),
+        BasketChange::ClearedByOwner => (EventKind::BasketCleared, "owner", None),
+        BasketChange::ClearedByCheckout(id) => (EventKind::BasketCleared, "checkout", Some(id)),
+        BasketChange::Abandoned => (EventKind::BasketAbandoned, "idle", None),
     };
     let data = BasketData {
         basket_id: basket.id,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use serde::{Deserialize, Serialize};
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::notification;
+use subgraph_kit::events::contract::EventKind;
 use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
@@ -59,12 +59,17 @@ pub fn created_event(n: &Notification) -> Result<CloudEvent, DbErr> {
         sent_at: n.sent_at,
         expires_at: n.expires_at,
     };
-    outbox::event(SOURCE, notification::CREATED, n.user_id.clone(), &data)
+    outbox::event(
+        SOURCE,
+        EventKind::NotificationCreated,
+        n.user_id.clone(),
+        &data,
+    )
 }
 
 /// The notification a `NotificationCreated` event carries, if it is one.
 pub fn created_notification(event: &CloudEvent) -> Option<Notification> {
-    if event.kind != notification::CREATED {
+    if !event.is(EventKind::NotificationCreated) {
         return None;
     }
     let d: NotificationData = event.data().ok()?;

@@ -7,7 +7,7 @@
 
 use sea_orm::DbErr;
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::{PaymentData, PaymentLine};
+use subgraph_kit::events::contract::{EventKind, PaymentData, PaymentLine};
 use subgraph_kit::events::outbox;
 
 use crate::domain::Payment;
@@ -16,7 +16,7 @@ use crate::domain::Payment;
 pub const SOURCE: &str = "/subgraphs/payment";
 
 /// The `kind` event of `payment` as it is now, keyed by its id.
-pub fn payment_event(kind: &str, payment: &Payment) -> Result<CloudEvent, DbErr> {
+pub fn payment_event(kind: EventKind, payment: &Payment) -> Result<CloudEvent, DbErr> {
     let data = PaymentData {
         payment_id: payment.id,
         user_id: payment.user_id.clone(),

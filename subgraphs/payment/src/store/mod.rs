@@ -23,7 +23,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use subgraph_kit::events::Topic;
-use subgraph_kit::events::contract::payment as kinds;
+use subgraph_kit::events::contract::EventKind;
 use subgraph_kit::events::outbox::{self, RelayWaker};
 use subgraph_kit::money::normalize;
 use uuid::Uuid;
@@ -70,12 +70,12 @@ impl Change {
     }
 
     /// The event the change publishes, if any.
-    fn event(&self) -> Option<&'static str> {
+    fn event(&self) -> Option<EventKind> {
         match self {
             Self::Processing { .. } => None,
-            Self::Completed { .. } => Some(kinds::COMPLETED),
-            Self::Failed { .. } => Some(kinds::FAILED),
-            Self::Cancelled => Some(kinds::CANCELLED),
+            Self::Completed { .. } => Some(EventKind::PaymentCompleted),
+            Self::Failed { .. } => Some(EventKind::PaymentFailed),
+            Self::Cancelled => Some(EventKind::PaymentCancelled),
         }
     }
 }
@@ -113,7 +113,7 @@ impl PaymentStore {
     }
 
     /// Writes `kind` for payment `id` (as it is inside `txn`) to the outbox.
-    async fn emit(txn: &impl ConnectionTrait, kind: &str, id: Uuid) -> Result<(), DbErr> {
+    async fn emit(txn: &impl ConnectionTrait, kind: EventKind, id: Uuid) -> Result<(), DbErr> {
         let row = payments::Entity::find_by_id(id)
             .one(txn)
             .await?
@@ -132,7 +132,7 @@ impl PaymentStore {
     /// (A transaction that reads before it writes fails at once on SQLite
     /// when the relay commits in between: WAL cannot upgrade a stale read
     /// snapshot, and the busy timeout does not apply to that.)
-    pub async fn publish(&self, kind: &str, id: Uuid) -> Result<(), PaymentError> {
+    pub async fn publish(&self, kind: EventKind, id: Uuid) -> Result<(), PaymentError> {
         let payment = self
             .get(id)
             .await?
@@ -218,7 +218,7 @@ impl PaymentStore {
         }))
         .exec_without_returning(&txn)
         .await?;
-        Self::emit(&txn, kinds::CREATED, id).await?;
+        Self::emit(&txn, EventKind::PaymentCreated, id).await?;
         txn.commit().await?;
         self.relay.wake();
         self.get(id).await
@@ -317,7 +317,7 @@ impl PaymentStore {
                 .exec(&txn)
                 .await?;
             if result.rows_affected == 1 {
-                Self::emit(&txn, kinds::EXPIRED, id).await?;
+                Self::emit(&txn, EventKind::PaymentExpired, id).await?;
                 expired += 1;
             }
             txn.commit().await?;

@@ -8,7 +8,7 @@
 
 use sea_orm::DbErr;
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::{StockData, product};
+use subgraph_kit::events::contract::{EventKind, StockData};
 use subgraph_kit::events::outbox;
 use uuid::Uuid;
 
@@ -51,11 +51,11 @@ pub fn stock_events(
             StockReason::Adjustment => None,
         },
     };
-    let mut kinds = vec![product::STOCK_UPDATED];
+    let mut kinds = vec![EventKind::StockUpdated];
     if now == 0 && previous > 0 {
-        kinds.push(product::STOCK_OUT);
+        kinds.push(EventKind::StockOut);
     } else if now < threshold && previous >= threshold {
-        kinds.push(product::STOCK_LOW);
+        kinds.push(EventKind::StockLow);
     }
     kinds
         .into_iter()
