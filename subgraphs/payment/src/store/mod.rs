@@ -1,14 +1,29 @@
 //! The payment store (MariaDB in production, SQLite embedded).
 //!
-//! Two guarantees live here, enforced by the database rather than by
+//! Three guarantees live here, enforced by the database rather than by
 //! checks in Rust:
 //!
 //! * idempotency — a unique index on `(user_id, idempotency_key)`: of any
 //!   number of concurrent creations with one key, exactly one row exists;
 //! * the state machine — every status change is `UPDATE .. WHERE id = ? AND
-//!   status = <from>`, so of two racing changes exactly one applies;
-//! * no lost event — each change writes its payment event to the outbox in
-//!   the same transaction (see `subgraph_kit::events::outbox`).
+//!   status = <from>` (a refund's also checks the refunded total it read),
+//!   so of two racing changes exactly one applies;
+//! * no lost event, except for refunds — creating a payment, and every
+//!   status change made by [`PaymentStore::change_status`] (but PENDING →
+//!   PROCESSING, which publishes nothing) or [`PaymentStore::expire_due`],
+//!   writes its payment event to the outbox in the same transaction as the
+//!   change (see `subgraph_kit::events::outbox`).
+//!
+//! Refunds do not have that last guarantee. [`PaymentStore::set_refunded`]
+//! commits the refunded total and status on their own, before the provider
+//! is asked (and again to put them back if it refuses); once the provider
+//! has refunded, the service calls [`PaymentStore::publish`], which writes
+//! `PaymentRefunded` to the outbox in a separate write, from the payment as
+//! committed at that moment. So a process that stops between the two
+//! leaves a stored refund with no `PaymentRefunded` on `payment-events`,
+//! and the event's data may already include a later change. (It is a
+//! separate write because a SQLite transaction that reads and then writes
+//! fails when the relay commits in between; see `publish`.)
 
 mod entity;
 
@@ -126,7 +141,8 @@ impl PaymentStore {
     }
 
     /// Publishes `kind` for payment `id` as it is now, on its own (an
-    /// event that follows an outside call, such as a provider refund).
+    /// event that follows an outside call, such as a provider refund). It
+    /// is not atomic with the change it reports: see the module docs.
     ///
     /// One INSERT, no transaction: the payment is read as committed first.
     /// (A transaction that reads before it writes fails at once on SQLite
@@ -271,8 +287,10 @@ impl PaymentStore {
     }
 
     /// Sets the refunded total to `refunded` (and the matching status) if
-    /// nobody changed the payment since it read `expected_status` and
-    /// `expected_refunded`; returns whether it applied.
+    /// nobody changed the payment since `payment` was read (same status,
+    /// same refunded total); returns whether it applied. Writes no event:
+    /// the caller publishes `PaymentRefunded` once the provider has
+    /// refunded (see the module docs).
     pub async fn set_refunded(
         &self,
         payment: &Payment,
