@@ -10,7 +10,9 @@
 //!   embedded) with race-free upserts;
 //! * [`catalog_client`] — the catalogue adapter: GraphQL calls to product;
 //! * [`graphql`] — the schema;
-//! * [`events`] — basket events and the reaction to `PaymentCompleted`;
+//! * [`events`] — the basket events it publishes ([`events::outgoing`],
+//!   which the store calls) and the checkout reaction to `PaymentCompleted`
+//!   ([`events::incoming`], which calls the store);
 //! * [`sweeper`] — marks idle baskets abandoned.
 
 pub mod catalog_client;
@@ -106,7 +108,7 @@ pub async fn build(settings: BasketSettings, bus: EventBus) -> Result<ServiceApp
         vec![Topic::Payment],
         database.conn.clone(),
         bus.clone(),
-        events::CheckoutHandler,
+        events::incoming::CheckoutHandler,
     )
     .waking(relay.clone());
     Ok(ServiceApp::bind(&settings.service, database, routes)

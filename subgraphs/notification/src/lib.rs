@@ -5,14 +5,16 @@
 //! `User.unreadNotificationCount`.
 //!
 //! * [`domain`] — notifications, their rules and the `Deliverer` port;
-//! * [`service`] — the use cases, with the one creation path admins (and,
-//!   later, event consumers) use;
+//! * [`service`] — the use cases, with the creation path admins use (event
+//!   reactions store through the store, in their consumer's transaction);
 //! * [`store`] — the SeaORM repository (PostgreSQL in production, SQLite
 //!   embedded);
 //! * [`delivery`] — in-app delivery and the webhook gateway for e-mail,
 //!   SMS and push;
-//! * [`events`] — reactions to payment, basket and stock events, and the
-//!   `NotificationCreated` event behind `notificationAdded`;
+//! * [`events`] — the `NotificationCreated` event behind `notificationAdded`
+//!   ([`events::outgoing`], which the store calls) and the reactions to
+//!   payment, basket and stock events ([`events::incoming`], which call the
+//!   store);
 //! * [`graphql`] — the schema;
 //! * [`scheduler`] — due deliveries, retries and cleanup.
 
@@ -131,7 +133,7 @@ pub async fn build(
         vec![Topic::Payment, Topic::Basket, Topic::Product],
         database.conn.clone(),
         bus.clone(),
-        events::ReactionHandler::new(events::ReactionSettings {
+        events::incoming::ReactionHandler::new(events::incoming::ReactionSettings {
             stock_alert_recipients: settings.stock_alert_recipients.clone(),
             ttl: settings.policy.ttl,
         }),

@@ -1,10 +1,14 @@
 //! The notification use cases.
 //!
-//! [`Notifications::create`] is the one creation path: admins use it through
-//! GraphQL today, event consumers will call it in the events issue. A new
+//! [`Notifications::create`] is the creation path of GraphQL (admins). A new
 //! notification is stored, then delivered at once unless it is scheduled;
 //! the scheduler ([`Notifications::run_due`]) delivers scheduled ones when
 //! due and retries failed ones while retries are left.
+//!
+//! The event reactions ([`crate::events::incoming`]) do not come through
+//! here: they store in-app notifications with
+//! [`NotificationStore::insert_in`], inside the consumer's transaction that
+//! also records the event as processed.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,7 +10,8 @@
 //! * [`store`] — the SeaORM repository (idempotency by unique index, status
 //!   changes by conditional update);
 //! * [`basket_client`] — the basket adapter: GraphQL calls to basket;
-//! * [`events`] — the payment events every change writes to the outbox;
+//! * [`events`] — the payment events the store writes to the outbox
+//!   ([`events::outgoing`]; payment consumes no other service's events);
 //! * [`graphql`] — the schema;
 //! * [`sweeper`] — expires pending payments.
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use shopgraph_core::identity::Viewer;
+use subgraph_kit::events::contract::EventKind;
 use subgraph_kit::pagination::{decode_cursor, encode_cursor, page_size};
 use subgraph_kit::upstream::Credentials;
 use uuid::Uuid;
@@ -163,10 +164,7 @@ impl Payments {
         // Published only now that the provider has really refunded; the
         // recorded refund itself was committed before the provider call.
         self.store
-            .publish(
-                subgraph_kit::events::contract::payment::REFUNDED,
-                payment.id,
-            )
+            .publish(EventKind::PaymentRefunded, payment.id)
             .await?;
         self.reload(payment.id).await
     }

@@ -8,8 +8,9 @@
 //! * [`store`] — the SeaORM repository (PostgreSQL in production, SQLite
 //!   embedded), with batched lookups and atomic stock changes;
 //! * [`graphql`] — the schema: thin resolvers over the domain and the store;
-//! * [`events`] — the stock events it publishes and the sale reaction to
-//!   `PaymentCompleted`;
+//! * [`events`] — the stock events it publishes ([`events::outgoing`], which
+//!   the store calls) and the sale reaction to `PaymentCompleted`
+//!   ([`events::incoming`], which calls the store);
 //! * [`seed`] — the demo catalogue of `shopgraph dev`.
 //!
 //! [`build`] wires them to an HTTP listener; `shopgraph` (the binary) and the
@@ -92,7 +93,7 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
         vec![Topic::Payment],
         database.conn.clone(),
         bus.clone(),
-        events::SaleHandler::new(store.clone()),
+        events::incoming::SaleHandler::new(store.clone()),
     )
     .waking(relay.clone());
     let schema = graphql::schema(

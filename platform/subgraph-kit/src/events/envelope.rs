@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::contract::{EventKind, UnknownEventKind};
+
 /// The CloudEvents version this envelope follows.
 pub const SPEC_VERSION: &str = "1.0";
 /// The only content type Shopgraph puts in `data`.
@@ -26,7 +28,10 @@ pub struct CloudEvent {
     pub id: String,
     /// The producer, e.g. `/subgraphs/payment`.
     pub source: String,
-    /// What happened, e.g. `PaymentCompleted` (see `platform/subgraph-kit/src/events/README.md`).
+    /// What happened, e.g. `PaymentCompleted` (see
+    /// `platform/subgraph-kit/src/events/README.md`). Kept as the string
+    /// the producer sent; [`CloudEvent::event_kind`] reads it as an
+    /// [`EventKind`].
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened (the producer's commit time).
@@ -73,6 +78,17 @@ impl CloudEvent {
         })
     }
 
+    /// What happened, typed: `Err` names a `type` this build does not know
+    /// (consumers must decide what to do with it, not guess).
+    pub fn event_kind(&self) -> Result<EventKind, UnknownEventKind> {
+        EventKind::parse(&self.kind)
+    }
+
+    /// Whether this event is of `kind`.
+    pub fn is(&self, kind: EventKind) -> bool {
+        self.kind == kind.as_str()
+    }
+
     /// The payload as `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, MalformedEvent> {
         T::deserialize(&self.data).map_err(|source| MalformedEvent {
@@ -115,6 +131,21 @@ mod tests {
         assert_eq!(wire["datacontenttype"], "application/json");
         assert_eq!(wire["data"]["x"], 1);
         assert_eq!(CloudEvent::from_bytes(&event.to_bytes()).unwrap(), event);
+    }
+
+    #[test]
+    fn the_type_reads_as_a_kind_or_as_unknown() {
+        let known = CloudEvent::new("/s", "StockLow", "k", &json!({})).unwrap();
+        assert_eq!(known.event_kind(), Ok(EventKind::StockLow));
+        assert!(known.is(EventKind::StockLow));
+        assert!(!known.is(EventKind::StockOut));
+
+        let unknown = CloudEvent::new("/s", "StockReserved", "k", &json!({})).unwrap();
+        assert_eq!(
+            unknown.event_kind(),
+            Err(UnknownEventKind("StockReserved".to_owned()))
+        );
+        assert!(EventKind::ALL.into_iter().all(|kind| !unknown.is(kind)));
     }
 
     #[test]

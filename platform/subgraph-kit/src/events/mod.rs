@@ -4,7 +4,8 @@
 //! The path of one event, in the order it happens:
 //!
 //! 1. a use case changes its store and, **in the same transaction**, writes
-//!    the event to its [`outbox`] table;
+//!    the event to its [`outbox`] table (one exception, `PaymentRefunded`,
+//!    is described in the README);
 //! 2. the outbox [`Relay`](outbox::Relay) publishes pending rows in order to
 //!    the [`EventBus`], marks them sent, and retries with backoff while the
 //!    broker is away (a restart resumes from the table);
@@ -17,8 +18,10 @@
 //! The bus is a port with two adapters: Kafka ([`kafka`], chosen by
 //! `KAFKA_BROKERS`) and an in-process log ([`memory`]) for `shopgraph dev`
 //! and unit tests. Both give the same at-least-once, per-key ordered
-//! delivery the code above relies on. Event types and their data are listed
-//! in `platform/subgraph-kit/src/events/README.md`.
+//! delivery the code above relies on. Event types ([`contract::EventKind`])
+//! and their data are listed in `platform/subgraph-kit/src/events/README.md`,
+//! which also shows where each subgraph keeps what it publishes
+//! (`events/outgoing.rs`) and how it reacts (`events/incoming.rs`).
 
 pub mod contract;
 pub mod envelope;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use shopgraph_core::backoff::Backoff;
 
+use super::contract::EventKind;
 use super::{CloudEvent, EventBus, Topic};
 
 /// The `event_outbox_lease` table.
@@ -82,15 +83,16 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// A new event for the outbox: [`CloudEvent::new`] with an encoding
-/// failure reported as the store error the surrounding write returns.
+/// A new event of a known `kind` for the outbox: [`CloudEvent::new`] with
+/// an encoding failure reported as the store error the surrounding write
+/// returns.
 pub fn event(
     source: &str,
-    kind: &str,
+    kind: EventKind,
     subject: impl Into<String>,
     data: &impl serde::Serialize,
 ) -> Result<CloudEvent, DbErr> {
-    CloudEvent::new(source, kind, subject, data)
+    CloudEvent::new(source, kind.as_str(), subject, data)
         .map_err(|err| DbErr::Custom(format!("cannot encode {kind}: {err}")))
 }
 

@@ -24,7 +24,7 @@ use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
 use crate::domain::{Basket, BasketError, BasketItem, BasketStatus, CatalogProduct, now};
-use crate::events::{BasketChange, basket_event};
+use crate::events::outgoing::{BasketChange, basket_event};
 use entity::{basket_items, baskets};
 
 /// Reads and writes baskets.

@@ -16,7 +16,7 @@ use subgraph_kit::auth;
 use subgraph_kit::events::live::LiveFeed;
 use uuid::Uuid;
 
-use crate::events::created_notification;
+use crate::events::outgoing::created_notification;
 use crate::graphql::types::NotificationNode;
 use crate::service::Notifications;
 

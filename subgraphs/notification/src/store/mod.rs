@@ -27,7 +27,7 @@ use crate::domain::{
     Channel, NewNotification, Notification, NotificationError, NotificationPatch, NotificationType,
     Priority, Stats, Status, now,
 };
-use crate::events::created_event;
+use crate::events::outgoing::created_event;
 use entity::{ActiveModel, Column, Entity, Model};
 
 /// Where a page starts: after this (created_at, id).

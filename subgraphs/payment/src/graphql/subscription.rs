@@ -4,7 +4,7 @@
 use async_graphql::{Context, ID, Result, Subscription as GqlSubscription};
 use futures::{Stream, StreamExt};
 use subgraph_kit::auth;
-use subgraph_kit::events::contract::{PaymentData, payment};
+use subgraph_kit::events::contract::{EventKind, PaymentData};
 use subgraph_kit::events::live::LiveFeed;
 
 use crate::graphql::types::{PaymentNode, payment_error, payments};
@@ -33,23 +33,47 @@ impl Subscription {
             let service = service.clone();
             let viewer = viewer.clone();
             async move {
-                match item {
-                    Err(lagged) => Some(Err(lagged.to_graphql())),
-                    Ok(event) if event.kind == payment::CREATED => None,
-                    Ok(event) => {
-                        let data = event.data::<PaymentData>().ok()?;
-                        if data.payment_id != followed {
-                            return None;
-                        }
-                        Some(
-                            service
-                                .get(&viewer, &followed.to_string())
-                                .await
-                                .map(PaymentNode)
-                                .map_err(payment_error),
-                        )
-                    }
+                let event = match item {
+                    Err(lagged) => return Some(Err(lagged.to_graphql())),
+                    Ok(event) => event,
+                };
+                match event.event_kind() {
+                    // A payment is created PENDING: no change to report.
+                    Ok(EventKind::PaymentCreated) => return None,
+                    // Every other payment event is a status change. An
+                    // unknown type on `payment-events` (from a newer
+                    // producer) is taken as one too, as before typed
+                    // kinds: the payment is read afresh below, so the
+                    // client only ever sees what is stored.
+                    Ok(
+                        EventKind::PaymentCompleted
+                        | EventKind::PaymentFailed
+                        | EventKind::PaymentRefunded
+                        | EventKind::PaymentCancelled
+                        | EventKind::PaymentExpired,
+                    )
+                    | Err(_) => {}
+                    // Not on `payment-events`, the one topic of this feed.
+                    Ok(
+                        EventKind::StockUpdated
+                        | EventKind::StockLow
+                        | EventKind::StockOut
+                        | EventKind::BasketCleared
+                        | EventKind::BasketAbandoned
+                        | EventKind::NotificationCreated,
+                    ) => return None,
                 }
+                let data = event.data::<PaymentData>().ok()?;
+                if data.payment_id != followed {
+                    return None;
+                }
+                Some(
+                    service
+                        .get(&viewer, &followed.to_string())
+                        .await
+                        .map(PaymentNode)
+                        .map_err(payment_error),
+                )
             }
         }))
     }

@@ -1,14 +1,29 @@
 //! The payment store (MariaDB in production, SQLite embedded).
 //!
-//! Two guarantees live here, enforced by the database rather than by
+//! Three guarantees live here, enforced by the database rather than by
 //! checks in Rust:
 //!
 //! * idempotency — a unique index on `(user_id, idempotency_key)`: of any
 //!   number of concurrent creations with one key, exactly one row exists;
 //! * the state machine — every status change is `UPDATE .. WHERE id = ? AND
-//!   status = <from>`, so of two racing changes exactly one applies;
-//! * no lost event — each change writes its payment event to the outbox in
-//!   the same transaction (see `subgraph_kit::events::outbox`).
+//!   status = <from>` (a refund's also checks the refunded total it read),
+//!   so of two racing changes exactly one applies;
+//! * no lost event, except for refunds — creating a payment, and every
+//!   status change made by [`PaymentStore::change_status`] (but PENDING →
+//!   PROCESSING, which publishes nothing) or [`PaymentStore::expire_due`],
+//!   writes its payment event to the outbox in the same transaction as the
+//!   change (see `subgraph_kit::events::outbox`).
+//!
+//! Refunds do not have that last guarantee. [`PaymentStore::set_refunded`]
+//! commits the refunded total and status on their own, before the provider
+//! is asked (and again to put them back if it refuses); once the provider
+//! has refunded, the service calls [`PaymentStore::publish`], which writes
+//! `PaymentRefunded` to the outbox in a separate write, from the payment as
+//! committed at that moment. So a process that stops between the two
+//! leaves a stored refund with no `PaymentRefunded` on `payment-events`,
+//! and the event's data may already include a later change. (It is a
+//! separate write because a SQLite transaction that reads and then writes
+//! fails when the relay commits in between; see `publish`.)
 
 mod entity;
 
@@ -23,7 +38,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use subgraph_kit::events::Topic;
-use subgraph_kit::events::contract::payment as kinds;
+use subgraph_kit::events::contract::EventKind;
 use subgraph_kit::events::outbox::{self, RelayWaker};
 use subgraph_kit::money::normalize;
 use uuid::Uuid;
@@ -31,7 +46,7 @@ use uuid::Uuid;
 use crate::domain::{
     NewPayment, Payment, PaymentError, PaymentItem, PaymentMethod, PaymentStatus, now,
 };
-use crate::events::payment_event;
+use crate::events::outgoing::payment_event;
 use entity::{payment_items, payments};
 
 /// A status change and the fields it writes.
@@ -70,12 +85,12 @@ impl Change {
     }
 
     /// The event the change publishes, if any.
-    fn event(&self) -> Option<&'static str> {
+    fn event(&self) -> Option<EventKind> {
         match self {
             Self::Processing { .. } => None,
-            Self::Completed { .. } => Some(kinds::COMPLETED),
-            Self::Failed { .. } => Some(kinds::FAILED),
-            Self::Cancelled => Some(kinds::CANCELLED),
+            Self::Completed { .. } => Some(EventKind::PaymentCompleted),
+            Self::Failed { .. } => Some(EventKind::PaymentFailed),
+            Self::Cancelled => Some(EventKind::PaymentCancelled),
         }
     }
 }
@@ -113,7 +128,7 @@ impl PaymentStore {
     }
 
     /// Writes `kind` for payment `id` (as it is inside `txn`) to the outbox.
-    async fn emit(txn: &impl ConnectionTrait, kind: &str, id: Uuid) -> Result<(), DbErr> {
+    async fn emit(txn: &impl ConnectionTrait, kind: EventKind, id: Uuid) -> Result<(), DbErr> {
         let row = payments::Entity::find_by_id(id)
             .one(txn)
             .await?
@@ -126,13 +141,14 @@ impl PaymentStore {
     }
 
     /// Publishes `kind` for payment `id` as it is now, on its own (an
-    /// event that follows an outside call, such as a provider refund).
+    /// event that follows an outside call, such as a provider refund). It
+    /// is not atomic with the change it reports: see the module docs.
     ///
     /// One INSERT, no transaction: the payment is read as committed first.
     /// (A transaction that reads before it writes fails at once on SQLite
     /// when the relay commits in between: WAL cannot upgrade a stale read
     /// snapshot, and the busy timeout does not apply to that.)
-    pub async fn publish(&self, kind: &str, id: Uuid) -> Result<(), PaymentError> {
+    pub async fn publish(&self, kind: EventKind, id: Uuid) -> Result<(), PaymentError> {
         let payment = self
             .get(id)
             .await?
@@ -218,7 +234,7 @@ impl PaymentStore {
         }))
         .exec_without_returning(&txn)
         .await?;
-        Self::emit(&txn, kinds::CREATED, id).await?;
+        Self::emit(&txn, EventKind::PaymentCreated, id).await?;
         txn.commit().await?;
         self.relay.wake();
         self.get(id).await
@@ -271,8 +287,10 @@ impl PaymentStore {
     }
 
     /// Sets the refunded total to `refunded` (and the matching status) if
-    /// nobody changed the payment since it read `expected_status` and
-    /// `expected_refunded`; returns whether it applied.
+    /// nobody changed the payment since `payment` was read (same status,
+    /// same refunded total); returns whether it applied. Writes no event:
+    /// the caller publishes `PaymentRefunded` once the provider has
+    /// refunded (see the module docs).
     pub async fn set_refunded(
         &self,
         payment: &Payment,
@@ -317,7 +335,7 @@ impl PaymentStore {
                 .exec(&txn)
                 .await?;
             if result.rows_affected == 1 {
-                Self::emit(&txn, kinds::EXPIRED, id).await?;
+                Self::emit(&txn, EventKind::PaymentExpired, id).await?;
                 expired += 1;
             }
             txn.commit().await?;

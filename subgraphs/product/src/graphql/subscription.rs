@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
-use subgraph_kit::events::contract::{StockData, product};
+use subgraph_kit::events::contract::{EventKind, StockData};
 use subgraph_kit::events::live::LiveFeed;
 
 use crate::domain::parse_product_id;
@@ -35,7 +35,7 @@ impl Subscription {
         Ok(feed.events().filter_map(move |item| {
             let change = match item {
                 Err(lagged) => Some(Err(lagged.to_graphql())),
-                Ok(event) if event.kind == product::STOCK_UPDATED => event
+                Ok(event) if event.is(EventKind::StockUpdated) => event
                     .data::<StockData>()
                     .ok()
                     .filter(|data| only.is_none_or(|id| id == data.product_id))

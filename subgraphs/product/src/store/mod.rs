@@ -31,7 +31,7 @@ use crate::domain::{
     CursorPosition, ListQuery, MAX_STOCK, NewProduct, Page, Product, ProductError, ProductPatch,
     ProductSort, SortKey, StockAdjustment,
 };
-use crate::events::{StockReason, stock_events};
+use crate::events::outgoing::{StockReason, stock_events};
 use entity::{ActiveModel, Column, Entity, Model};
 
 /// Reads and writes products.

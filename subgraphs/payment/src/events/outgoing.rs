@@ -1,9 +1,13 @@
-//! The payment events (see `platform/subgraph-kit/src/events/README.md`): what a payment's change
-//! looks like on `payment-events`.
+//! What the payment subgraph publishes on `payment-events`: one event per
+//! payment change, carrying the payment as it is after the change, keyed
+//! by its id.
+//!
+//! The store calls [`payment_event`] and writes the result to its outbox;
+//! nothing here touches the store.
 
 use sea_orm::DbErr;
 use subgraph_kit::events::CloudEvent;
-use subgraph_kit::events::contract::{PaymentData, PaymentLine};
+use subgraph_kit::events::contract::{EventKind, PaymentData, PaymentLine};
 use subgraph_kit::events::outbox;
 
 use crate::domain::Payment;
@@ -12,7 +16,7 @@ use crate::domain::Payment;
 pub const SOURCE: &str = "/subgraphs/payment";
 
 /// The `kind` event of `payment` as it is now, keyed by its id.
-pub fn payment_event(kind: &str, payment: &Payment) -> Result<CloudEvent, DbErr> {
+pub fn payment_event(kind: EventKind, payment: &Payment) -> Result<CloudEvent, DbErr> {
     let data = PaymentData {
         payment_id: payment.id,
         user_id: payment.user_id.clone(),
