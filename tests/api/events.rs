@@ -11,8 +11,9 @@ use subgraph_kit::events::contract::{PaymentData, PaymentLine, payment};
 use subgraph_kit::events::{CloudEvent, EventBus, Topic};
 use uuid::Uuid;
 
+use crate::harness::{RouterProcess, wait_until};
 use crate::helpers::{As, Backend, TestApp};
-use crate::live::{Broker, NodeSubscriber, RawSocket, Received, RouterProcess, ws_url};
+use crate::live::{Broker, NodeSubscriber, RawSocket, Received, ws_url};
 use crate::shop::Shop;
 
 /// The live notification a client asks for: fields from three subgraphs.
@@ -103,19 +104,12 @@ impl Shop {
     }
 
     /// Waits until `check` holds (the effects of events are eventual).
-    async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    async fn eventually<F, Fut>(&self, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-        while tokio::time::Instant::now() < deadline {
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("timed out waiting until {what}");
+        wait_until(what, EVENT_WAIT, check).await;
     }
 
     async fn basket_units(&self, who: As) -> i64 {
@@ -473,18 +467,19 @@ async fn two_routers_over_two_notification_replicas_both_deliver() {
     )
     .await;
     // The second router is a separate process: `shopgraph serve router`.
-    let second = RouterProcess::start(&Shop::urls(
+    let mut second = RouterProcess::start(&Shop::urls(
         &shop.product,
         &shop.basket,
         &shop.payment,
         &replica,
     ))
     .await;
+    second.wait_ready().await;
 
     let (product_id, _, _) = shop.stocked_product(2).await;
     let mut via_first = shop.subscribe(As::User, None).await;
     let mut via_second = NodeSubscriber::start(
-        &ws_url(&second.url),
+        &ws_url(&second.graphql_url()),
         shop.token(As::User),
         NOTIFICATIONS,
         json!({}),

@@ -6,7 +6,6 @@
 //! port and is driven over HTTP, exactly as clients use it.
 
 use std::net::SocketAddr;
-use std::sync::Once;
 use std::time::Duration;
 
 use basket_subgraph::BasketSettings;
@@ -65,18 +64,6 @@ macro_rules! backend_tests {
     };
 }
 pub(crate) use backend_tests;
-
-fn init_tracing() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter("info")
-                .with_test_writer()
-                .try_init();
-        }
-    });
-}
 
 /// A store that exists for one test.
 pub type TestDb = TempDatabase;
@@ -325,7 +312,7 @@ impl TestApp {
 
     /// Runs a built service in the background.
     fn start(app: ServiceApp, db: TestDb) -> Self {
-        init_tracing();
+        crate::telemetry::init();
         let authority = test_authority();
         let addr = app.local_addr().expect("bound address");
         let statements = app.statements();

@@ -7,8 +7,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::harness::{Router, supergraph_path};
 use crate::helpers::{As, Backend, Options, TestApp, unreachable_url};
-use crate::shop::{Router, Shop, supergraph_path};
+use crate::shop::Shop;
 
 const ME: &str =
     "{ me { id basket { total { amount } items { quantity product { name price { amount } } } }
