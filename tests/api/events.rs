@@ -142,9 +142,9 @@ async fn a_checkout_reaches_the_buyer_live_and_nobody_else(shop: Shop) {
     raw.init(shop.token(As::User).unwrap_or_default()).await;
     raw.send(json!({ "id": "n", "type": "subscribe", "payload": { "query": "subscription { notificationAdded { title } }" } }))
         .await;
-    // Live tails are in place once the subscriptions are acknowledged and
-    // subscribed on the subgraph; give the subgraph socket a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Live tails are in place once the subgraph has opened the three
+    // subscriptions' streams (the router acknowledges them before that).
+    shop.notification.wait_for_subscriptions(3).await;
 
     let paid = shop.buy(As::User, &product_id, 2, "live-1").await;
 
@@ -277,7 +277,7 @@ async fn three_checkouts_while_the_broker_is_down_are_all_notified_when_it_retur
     let shop = Shop::spawn_on(broker.bus().await, Backend::Postgres).await;
     let (product_id, _, stock) = shop.stocked_product(3).await;
     let mut buyer = shop.subscribe(As::User, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
 
     broker.pause().await;
     for n in 0..3 {
@@ -371,7 +371,7 @@ async fn the_relay_publishes_to_a_broker_that_restarted_empty() {
 async fn a_resumed_subscription_replays_exactly_what_was_missed(shop: Shop) {
     let (product_id, _, _) = shop.stocked_product(5).await;
     let mut first = shop.subscribe(As::User, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
     shop.buy_settled(As::User, &product_id, "resume-1").await;
     let seen = first
         .next_data(EVENT_WAIT)
@@ -420,7 +420,8 @@ async fn a_resumed_subscription_replays_exactly_what_was_missed(shop: Shop) {
             "{event}"
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // `first` is gone, `resumed` follows the live feed.
+    shop.notification.wait_for_subscriptions(1).await;
     shop.buy_settled(As::User, &product_id, "resume-4").await;
     let live = resumed
         .next_data(EVENT_WAIT)
@@ -486,7 +487,8 @@ async fn two_routers_over_two_notification_replicas_both_deliver() {
     )
     .await;
     via_second.ready().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
+    replica.wait_for_subscriptions(1).await;
 
     shop.buy(As::User, &product_id, 1, "replicas-1").await;
     let a = via_first
@@ -639,7 +641,7 @@ async fn sse_streams_a_checkout_notification() {
             .unwrap_or_default()
             .starts_with("text/event-stream")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
     shop.buy(As::User, &product_id, 1, "sse-1").await;
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
@@ -717,7 +719,10 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
     let mut owner = RawSocket::connect(url).await;
     owner.init(user).await;
     owner.send(follow).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The stock change is followed on product, the status on payment (the
+    // stranger's refused subscription is closed).
+    shop.product.wait_for_subscriptions(1).await;
+    shop.payment.wait_for_subscriptions(1).await;
     let processed = shop
         .gql(
             As::User,
@@ -755,7 +760,7 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
 async fn a_scheduled_notification_is_pushed_when_it_is_delivered() {
     let shop = Shop::spawn_on(EventBus::in_process(), Backend::Sqlite).await;
     let mut subscriber = shop.subscribe(As::User, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
     let at = chrono::Utc::now() + chrono::Duration::seconds(1);
     let scheduled = shop
         .gql(
