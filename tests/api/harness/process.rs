@@ -186,6 +186,16 @@ impl RouterProcess {
     /// subgraph down on purpose; see [`RouterProcess::wait_ready`]).
     /// Subgraphs not given point to ports nobody listens on.
     pub async fn start(vars: &[(&str, String)]) -> Self {
+        Self::spawn(vars, true).await
+    }
+
+    /// [`RouterProcess::start`] without subgraph URL variables: the router
+    /// uses the URLs the supergraph file gives (unless `vars` set some).
+    pub async fn start_on_supergraph_urls(vars: &[(&str, String)]) -> Self {
+        Self::spawn(vars, false).await
+    }
+
+    async fn spawn(vars: &[(&str, String)], subgraphs_nowhere: bool) -> Self {
         let port = free_port();
         let admin_port = free_port();
         let log = ChildLog::new(&format!("router-{port}"));
@@ -205,8 +215,10 @@ impl RouterProcess {
             .env("LOG_LEVEL", child_log_level())
             .env("SUBGRAPH_TIMEOUT", "5s")
             .env("HEALTH_CHECK_INTERVAL", "200ms");
-        for service in ["PRODUCT", "BASKET", "PAYMENT", "NOTIFICATION"] {
-            command.env(format!("{service}_SERVICE_URL"), unreachable_url());
+        if subgraphs_nowhere {
+            for service in ["PRODUCT", "BASKET", "PAYMENT", "NOTIFICATION"] {
+                command.env(format!("{service}_SERVICE_URL"), unreachable_url());
+            }
         }
         log.attach(&mut command);
         let child = command
