@@ -26,6 +26,7 @@ mod product_listing;
 mod product_stock;
 mod product_store_lifecycle;
 mod product_validation;
+mod query_plans;
 mod router;
 mod shop;
 mod traffic;
