@@ -11,8 +11,9 @@ use subgraph_kit::events::contract::{PaymentData, PaymentLine, payment};
 use subgraph_kit::events::{CloudEvent, EventBus, Topic};
 use uuid::Uuid;
 
+use crate::harness::{RouterProcess, wait_until};
 use crate::helpers::{As, Backend, TestApp};
-use crate::live::{Broker, NodeSubscriber, RawSocket, Received, RouterProcess, ws_url};
+use crate::live::{Broker, NodeSubscriber, RawSocket, Received, ws_url};
 use crate::shop::Shop;
 
 /// The live notification a client asks for: fields from three subgraphs.
@@ -103,19 +104,12 @@ impl Shop {
     }
 
     /// Waits until `check` holds (the effects of events are eventual).
-    async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    async fn eventually<F, Fut>(&self, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-        while tokio::time::Instant::now() < deadline {
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("timed out waiting until {what}");
+        wait_until(what, EVENT_WAIT, check).await;
     }
 
     async fn basket_units(&self, who: As) -> i64 {
@@ -148,9 +142,9 @@ async fn a_checkout_reaches_the_buyer_live_and_nobody_else(shop: Shop) {
     raw.init(shop.token(As::User).unwrap_or_default()).await;
     raw.send(json!({ "id": "n", "type": "subscribe", "payload": { "query": "subscription { notificationAdded { title } }" } }))
         .await;
-    // Live tails are in place once the subscriptions are acknowledged and
-    // subscribed on the subgraph; give the subgraph socket a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Live tails are in place once the subgraph has opened the three
+    // subscriptions' streams (the router acknowledges them before that).
+    shop.notification.wait_for_subscriptions(3).await;
 
     let paid = shop.buy(As::User, &product_id, 2, "live-1").await;
 
@@ -283,7 +277,7 @@ async fn three_checkouts_while_the_broker_is_down_are_all_notified_when_it_retur
     let shop = Shop::spawn_on(broker.bus().await, Backend::Postgres).await;
     let (product_id, _, stock) = shop.stocked_product(3).await;
     let mut buyer = shop.subscribe(As::User, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
 
     broker.pause().await;
     for n in 0..3 {
@@ -377,7 +371,7 @@ async fn the_relay_publishes_to_a_broker_that_restarted_empty() {
 async fn a_resumed_subscription_replays_exactly_what_was_missed(shop: Shop) {
     let (product_id, _, _) = shop.stocked_product(5).await;
     let mut first = shop.subscribe(As::User, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
     shop.buy_settled(As::User, &product_id, "resume-1").await;
     let seen = first
         .next_data(EVENT_WAIT)
@@ -426,7 +420,8 @@ async fn a_resumed_subscription_replays_exactly_what_was_missed(shop: Shop) {
             "{event}"
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // `first` is gone, `resumed` follows the live feed.
+    shop.notification.wait_for_subscriptions(1).await;
     shop.buy_settled(As::User, &product_id, "resume-4").await;
     let live = resumed
         .next_data(EVENT_WAIT)
@@ -473,25 +468,27 @@ async fn two_routers_over_two_notification_replicas_both_deliver() {
     )
     .await;
     // The second router is a separate process: `shopgraph serve router`.
-    let second = RouterProcess::start(&Shop::urls(
+    let mut second = RouterProcess::start(&Shop::urls(
         &shop.product,
         &shop.basket,
         &shop.payment,
         &replica,
     ))
     .await;
+    second.wait_ready().await;
 
     let (product_id, _, _) = shop.stocked_product(2).await;
     let mut via_first = shop.subscribe(As::User, None).await;
     let mut via_second = NodeSubscriber::start(
-        &ws_url(&second.url),
+        &ws_url(&second.graphql_url()),
         shop.token(As::User),
         NOTIFICATIONS,
         json!({}),
     )
     .await;
     via_second.ready().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
+    replica.wait_for_subscriptions(1).await;
 
     shop.buy(As::User, &product_id, 1, "replicas-1").await;
     let a = via_first
@@ -644,7 +641,7 @@ async fn sse_streams_a_checkout_notification() {
             .unwrap_or_default()
             .starts_with("text/event-stream")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
     shop.buy(As::User, &product_id, 1, "sse-1").await;
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
@@ -722,7 +719,10 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
     let mut owner = RawSocket::connect(url).await;
     owner.init(user).await;
     owner.send(follow).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The stock change is followed on product, the status on payment (the
+    // stranger's refused subscription is closed).
+    shop.product.wait_for_subscriptions(1).await;
+    shop.payment.wait_for_subscriptions(1).await;
     let processed = shop
         .gql(
             As::User,
@@ -760,7 +760,7 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
 async fn a_scheduled_notification_is_pushed_when_it_is_delivered() {
     let shop = Shop::spawn_on(EventBus::in_process(), Backend::Sqlite).await;
     let mut subscriber = shop.subscribe(As::User, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shop.notification.wait_for_subscriptions(1).await;
     let at = chrono::Utc::now() + chrono::Duration::seconds(1);
     let scheduled = shop
         .gql(

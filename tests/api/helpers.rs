@@ -6,7 +6,6 @@
 //! port and is driven over HTTP, exactly as clients use it.
 
 use std::net::SocketAddr;
-use std::sync::Once;
 use std::time::Duration;
 
 use basket_subgraph::BasketSettings;
@@ -20,6 +19,7 @@ use shopgraph_core::identity::{ADMIN_ROLE, Identity, TokenIssuer, forward_identi
 use shopgraph_core::settings::RunMode;
 use subgraph_kit::db::StatementCounter;
 use subgraph_kit::events::EventBus;
+use subgraph_kit::events::live::LiveFeed;
 use subgraph_kit::service::ServiceApp;
 use subgraph_kit::testkit::{TempBackend, TempDatabase};
 use tokio::task::JoinHandle;
@@ -65,18 +65,6 @@ macro_rules! backend_tests {
     };
 }
 pub(crate) use backend_tests;
-
-fn init_tracing() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter("info")
-                .with_test_writer()
-                .try_init();
-        }
-    });
-}
 
 /// A store that exists for one test.
 pub type TestDb = TempDatabase;
@@ -161,6 +149,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub user_token: String,
     pub other_user_token: String,
+    /// The feed the subgraph's subscriptions follow (none for basket).
+    live: Option<LiveFeed>,
     shutdown: CancellationToken,
     server: Option<JoinHandle<std::io::Result<()>>>,
     pub db: TestDb,
@@ -325,10 +315,11 @@ impl TestApp {
 
     /// Runs a built service in the background.
     fn start(app: ServiceApp, db: TestDb) -> Self {
-        init_tracing();
+        crate::telemetry::init();
         let authority = test_authority();
         let addr = app.local_addr().expect("bound address");
         let statements = app.statements();
+        let live = app.live_feed();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone().cancelled_owned()));
         let hour = Duration::from_secs(3600);
@@ -340,9 +331,28 @@ impl TestApp {
             admin_token: token("admin-1", &[ADMIN_ROLE]),
             user_token: token("user-1", &[]),
             other_user_token: token("user-2", &[]),
+            live,
             shutdown,
             server: Some(server),
             db,
+        }
+    }
+
+    /// Waits until exactly `count` subscriptions follow this subgraph's
+    /// live feed: a subscription made through a router is in place (events
+    /// from now on reach it) once the subgraph has opened its stream.
+    pub async fn wait_for_subscriptions(&self, count: usize) {
+        let live = self.live.as_ref().expect("a subgraph with subscriptions");
+        let mut open = live.subscriptions();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while open != count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{count} subscription(s) on the subgraph at {}: {open} open after 10 s",
+                self.addr
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            open = live.subscriptions();
         }
     }
 

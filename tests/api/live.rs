@@ -14,6 +14,8 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::harness::{ChildLog, eventually, free_port};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A tansu broker on a loopback port, killed on drop.
@@ -37,10 +39,7 @@ impl Broker {
             String::from_utf8_lossy(&output.stderr)
         );
         let binary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let mut broker = Self {
             port,
             binary,
@@ -91,7 +90,8 @@ impl Broker {
     /// Starts the broker again on the same port and waits until it listens.
     pub async fn resume(&mut self) {
         let url = format!("tcp://{}", self.address());
-        let process = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -100,19 +100,19 @@ impl Broker {
                 &url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(log_file(&format!("tansu-{}.log", self.port)))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("tansu starts");
-        self.process = Some(process);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(self.address()).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("tansu did not listen on {}", self.address());
+            .kill_on_drop(true);
+        let log = ChildLog::new(&format!("tansu-{}", self.port));
+        log.attach(&mut command);
+        self.process = Some(command.spawn().expect("tansu starts"));
+        let address = self.address();
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                tokio::net::TcpStream::connect(&address).await.is_ok()
+            })
+            .await,
+            "tansu did not listen on {address} {}",
+            log.tail()
+        );
     }
 
     /// A bus on this broker with topic names no other test uses.
@@ -135,18 +135,6 @@ impl Broker {
             .await
             .expect("the test broker accepts the topics")
     }
-}
-
-/// A log file under the system temp dir (appended to), for a process the
-/// tests start; its path is printed when a test fails.
-fn log_file(name: &str) -> Stdio {
-    let path = std::env::temp_dir().join(name);
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null())
 }
 
 /// The `ws://` URL of a router's `/graphql`.
@@ -315,51 +303,3 @@ pub const TANSU_CLIENT_PROPERTIES: &[(&str, &str)] = &[
     ("api.version.request", "false"),
     ("broker.version.fallback", "2.8.0"),
 ];
-
-/// `shopgraph serve router` as its own process, killed on drop.
-pub struct RouterProcess {
-    pub url: String,
-    _process: Child,
-}
-
-impl RouterProcess {
-    /// Starts the binary with the subgraph URLs `urls` and waits until it
-    /// is ready.
-    pub async fn start(urls: &[(&str, String)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let process = Command::new(env!("CARGO_BIN_EXE_shopgraph"))
-            .args(["serve", "router"])
-            .env("PORT", port.to_string())
-            .env("HOST", "127.0.0.1")
-            .env("SUPERGRAPH_PATH", crate::shop::supergraph_path())
-            .env("JWT_SECRET", crate::helpers::TEST_JWT_SECRET)
-            .env("LOG_LEVEL", "warn")
-            .env("ADMIN_PORT", "0")
-            .envs(urls.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log_file(&format!("router-{port}.log")))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("shopgraph serve router starts");
-        let ready = format!("http://127.0.0.1:{port}/health/ready");
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if client
-                .get(&ready)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Self {
-                    url: format!("http://127.0.0.1:{port}/graphql"),
-                    _process: process,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the router process did not become ready");
-    }
-}

@@ -3,6 +3,10 @@
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! `tests/run.sh` makes sure it is.
 
+#[path = "../common/telemetry.rs"]
+mod telemetry;
+
+mod harness;
 mod helpers;
 
 mod basket;
@@ -23,6 +27,7 @@ mod product_listing;
 mod product_stock;
 mod product_store_lifecycle;
 mod product_validation;
+mod query_plans;
 mod router;
 mod shop;
 mod traffic;

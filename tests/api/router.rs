@@ -7,8 +7,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::harness::{Router, RouterProcess, supergraph_path, wait_until};
 use crate::helpers::{As, Backend, Options, TestApp, unreachable_url};
-use crate::shop::{Router, Shop, supergraph_path};
+use crate::shop::Shop;
 
 const ME: &str =
     "{ me { id basket { total { amount } items { quantity product { name price { amount } } } }
@@ -327,37 +328,60 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
     let pointing_to = |url: &str| committed.replace("http://127.0.0.1:4001/graphql", url);
     std::fs::write(&path, pointing_to(&dead)).expect("write supergraph");
 
-    let router = Router::start(&[
+    // A process of its own: its `/metrics` counts this router's reloads only.
+    let router = RouterProcess::start_on_supergraph_urls(&[
         ("SUPERGRAPH_PATH", path.display().to_string()),
         ("SUPERGRAPH_POLL_INTERVAL", "100ms".into()),
     ])
     .await;
-    let before = router.post(None, "{ categories }", json!({})).await;
-    assert_eq!(before.code(), "SUBGRAPH_UNAVAILABLE");
-
-    // A broken file is ignored: the router keeps the last good supergraph.
-    std::fs::write(&path, "type Query {").expect("write broken supergraph");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        router.post(None, "{ categories }", json!({})).await.code(),
-        "SUBGRAPH_UNAVAILABLE"
-    );
-
-    std::fs::write(&path, pointing_to(&product.graphql_url())).expect("rewrite supergraph");
-    let mut answered = None;
-    for _ in 0..50 {
-        let response = router.post(None, "{ categories }", json!({})).await;
-        if response.body.get("errors").is_none() {
-            answered = Some(response);
-            break;
+    let reloads = |outcome: &'static str| {
+        let router = &router;
+        async move {
+            router
+                .metric(
+                    "router_supergraph_reloads_total",
+                    &format!("outcome=\"{outcome}\""),
+                )
+                .await
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let answered = answered.expect("the new supergraph is served within 5 s");
+    };
+    let before = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(before.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", before.body);
+
+    // A broken file is rejected, and the router keeps the last good
+    // supergraph.
+    std::fs::write(&path, "type Query {").expect("write broken supergraph");
+    wait_until(
+        "the broken supergraph is rejected",
+        Duration::from_secs(10),
+        || async { reloads("error").await == 1.0 },
+    )
+    .await;
+    let kept = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(kept.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", kept.body);
+    assert_eq!(reloads("ok").await, 0.0);
+
+    // A good file is swapped in, and served from the next request on.
+    std::fs::write(&path, pointing_to(&product.graphql_url())).expect("rewrite supergraph");
+    wait_until(
+        "the new supergraph is loaded",
+        Duration::from_secs(10),
+        || async { reloads("ok").await == 1.0 },
+    )
+    .await;
+    let answered = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
     assert!(
         answered.data()["categories"]
             .as_array()
-            .is_some_and(|c| !c.is_empty())
+            .is_some_and(|c| !c.is_empty()),
+        "{:#}",
+        answered.body
+    );
+    assert_eq!(
+        reloads("error").await,
+        1.0,
+        "the broken file is not retried"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Once;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -29,18 +28,6 @@ pub const SUPERGRAPH: &str = concat!(
     "/tests/federation/supergraph.graphql"
 );
 
-fn init_tracing() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter("info")
-                .with_test_writer()
-                .try_init();
-        }
-    });
-}
-
 /// The fixture subgraphs and a router in front of them, for one test.
 /// Dropping it stops the router and the subgraphs.
 pub struct Federation {
@@ -59,7 +46,7 @@ impl Federation {
     /// Every subgraph in `down` is configured at a loopback port nobody
     /// listens on; the others run.
     pub async fn start_with_down(down: &[&str]) -> Self {
-        init_tracing();
+        crate::telemetry::init();
         let counter = SharedCounter::default();
         let mut subgraphs = BTreeMap::new();
         let mut pairs = vec![

@@ -9,6 +9,9 @@
 //! After changing a fixture: `FEDERATION_FIXTURES_WRITE=1 cargo test --test
 //! federation fixture_sdl`, then `node tests/federation/compose.mjs`.
 
+#[path = "../common/telemetry.rs"]
+mod telemetry;
+
 mod fixtures;
 mod harness;
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{Database, DbOpenError, StatementCounter};
 use crate::events::EventBus;
+use crate::events::live::LiveFeed;
 use crate::events::outbox::{Relay, RelaySettings, RelayWaker};
 use shopgraph_core::health::{self, ReadinessCheck};
 use shopgraph_core::identity::{AuthSetupError, JwtVerifier};
@@ -132,6 +133,7 @@ pub struct ServiceApp {
     database: Database,
     shutdown_timeout: Duration,
     jobs: Vec<Job>,
+    live: Option<LiveFeed>,
 }
 
 impl ServiceApp {
@@ -171,6 +173,7 @@ impl ServiceApp {
             database,
             shutdown_timeout: settings.http.shutdown_timeout,
             jobs: Vec::new(),
+            live: None,
         })
     }
 
@@ -183,6 +186,13 @@ impl ServiceApp {
     {
         self.jobs
             .push(Box::new(move |token| tokio::spawn(job(token))));
+        self
+    }
+
+    /// Records `feed` as the live feed this service's subscriptions follow,
+    /// so that [`ServiceApp::live_feed`] can tell how many are open.
+    pub fn with_live_feed(mut self, feed: LiveFeed) -> Self {
+        self.live = Some(feed);
         self
     }
 
@@ -207,6 +217,12 @@ impl ServiceApp {
     /// Counts the SQL statements this service executes.
     pub fn statements(&self) -> StatementCounter {
         self.database.statements.clone()
+    }
+
+    /// The live feed of this service's subscriptions, if it has one:
+    /// [`LiveFeed::subscriptions`] counts the open ones.
+    pub fn live_feed(&self) -> Option<LiveFeed> {
+        self.live.clone()
     }
 
     /// Serves until `shutdown` resolves; then drains in-flight requests,

@@ -139,12 +139,17 @@ pub async fn build(
         }),
     )
     .waking(relay.clone());
-    let schema = graphql::schema(notifications.clone(), &settings.service.graphql, feed);
+    let schema = graphql::schema(
+        notifications.clone(),
+        &settings.service.graphql,
+        feed.clone(),
+    );
     let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
     let (scheduler, cleanup) = (notifications.clone(), notifications);
     let (scheduler_every, cleanup_every) = (settings.scheduler_interval, settings.cleanup_interval);
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
+        .with_live_feed(feed)
         .with_job(move |stop| scheduler::run_deliveries(scheduler, scheduler_every, stop))
         .with_job(move |stop| scheduler::run_cleanup(cleanup, cleanup_every, stop))
         .with_job(move |stop| forwarder.run(stop))

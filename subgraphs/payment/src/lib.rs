@@ -102,11 +102,12 @@ pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceAp
     let (feed, forwarder) = LiveFeed::start(&bus, vec![Topic::Payment], DEFAULT_BACKLOG)
         .await
         .map_err(StartError::events(SERVICE_NAME))?;
-    let schema = graphql::schema(payments.clone(), &settings.service.graphql, feed);
+    let schema = graphql::schema(payments.clone(), &settings.service.graphql, feed.clone());
     let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
     let interval = settings.expiry_interval;
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
+        .with_live_feed(feed)
         .with_job(move |stop| sweeper::run_expiry(payments, interval, stop))
         .with_job(move |stop| forwarder.run(stop))
         .with_outbox(bus, relay))

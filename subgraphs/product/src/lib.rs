@@ -102,11 +102,12 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
             default_currency: settings.service.shop_currency.clone(),
         },
         &settings.service.graphql,
-        feed,
+        feed.clone(),
     );
     let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
+        .with_live_feed(feed)
         .with_job(move |stop| forwarder.run(stop))
         .with_job(move |stop| sales.run(stop))
         .with_outbox(bus, relay))

@@ -67,6 +67,13 @@ impl LiveFeed {
         Ok((feed, forwarder))
     }
 
+    /// How many subscriptions follow the feed right now: each stream from
+    /// [`LiveFeed::events`] counts from the moment it is opened (events
+    /// published after that reach it) until it is dropped.
+    pub fn subscriptions(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
     /// Every live event from now on; `Err(Lagged)` once, then the end, if
     /// the subscriber falls more than the backlog behind.
     pub fn events(&self) -> Pin<Box<dyn Stream<Item = Result<Arc<CloudEvent>, Lagged>> + Send>> {

@@ -1,0 +1,378 @@
+//! `shopgraph` processes on free ports: routers and subgraph replicas,
+//! each logging to a file of its own and killed on drop.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use super::{SHOPGRAPH, child_log_level, client, free_port, supergraph_path, token};
+use crate::helpers::{GqlResponse, TEST_JWT_SECRET, unreachable_url};
+
+/// The log file of a process a test starts (stdout and stderr: the
+/// services log to stdout), under the temp dir; its tail is printed when
+/// the process fails.
+#[derive(Debug, Clone)]
+pub struct ChildLog {
+    pub path: PathBuf,
+}
+
+impl ChildLog {
+    /// A fresh log named after `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            path: std::env::temp_dir().join(format!(
+                "shopgraph-test-{name}-{}.log",
+                uuid::Uuid::new_v4().simple()
+            )),
+        }
+    }
+
+    /// Sends `command`'s stdout and stderr to this log.
+    pub fn attach(&self, command: &mut Command) {
+        match std::fs::File::create(&self.path) {
+            Ok(file) => {
+                let stderr = file.try_clone().map_or_else(|_| Stdio::null(), Stdio::from);
+                command.stdout(Stdio::from(file)).stderr(stderr);
+            }
+            Err(_) => {
+                command.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap_or_default()
+    }
+
+    /// The last 30 lines, for failure messages.
+    pub fn tail(&self) -> String {
+        let text = self.text();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "({}):\n{}",
+            self.path.display(),
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
+    }
+}
+
+/// Waits until GET `url` answers 2xx. Fails the test, with the log's tail,
+/// as soon as `child` exits or once `within` has passed.
+async fn wait_healthy(child: &mut Option<Child>, log: &ChildLog, url: &str, within: Duration) {
+    let http = client();
+    let deadline = Instant::now() + within;
+    loop {
+        if http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            panic!(
+                "the process exited ({status}) before {url} answered {}",
+                log.tail()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not answer within {within:?} {}",
+            log.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Applies `service`'s migrations to the store at `database_url` with
+/// `shopgraph migrate`, so replicas that start together find it ready.
+pub async fn migrate(service: &str, database_url: &str) {
+    let output = Command::new(SHOPGRAPH)
+        .args(["migrate", service])
+        .env(
+            format!("{}_DATABASE_URL", service.to_ascii_uppercase()),
+            database_url,
+        )
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .await
+        .expect("shopgraph migrate runs");
+    assert!(
+        output.status.success(),
+        "shopgraph migrate {service}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// One subgraph replica: `shopgraph serve <service>` on a free port,
+/// killed on drop.
+pub struct SubgraphProcess {
+    pub port: u16,
+    pub log: ChildLog,
+    child: Option<Child>,
+}
+
+impl SubgraphProcess {
+    /// Starts `service` on the store at `database_url` with `extra`
+    /// variables and waits until `/health/ready` answers 200.
+    pub async fn start(service: &str, database_url: &str, extra: &[(&str, &str)]) -> Self {
+        let prefix = service.to_ascii_uppercase();
+        let port = free_port();
+        let log = ChildLog::new(&format!("{service}-{port}"));
+        let mut command = Command::new(SHOPGRAPH);
+        log.attach(&mut command);
+        let child = command
+            .args(["serve", service])
+            .env("HOST", "127.0.0.1")
+            .env(format!("{prefix}_PORT"), port.to_string())
+            .env(format!("{prefix}_DATABASE_URL"), database_url)
+            .env("JWT_SECRET", TEST_JWT_SECRET)
+            .env("ACCEPT_DIRECT_TOKENS", "true")
+            .env("SEED_DEMO_DATA", "false")
+            .env("SHUTDOWN_TIMEOUT", "5s")
+            .env("LOG_LEVEL", child_log_level())
+            .envs(extra.iter().copied())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("shopgraph serve starts");
+        let mut replica = Self {
+            port,
+            log,
+            child: Some(child),
+        };
+        let ready = format!("http://127.0.0.1:{port}/health/ready");
+        wait_healthy(
+            &mut replica.child,
+            &replica.log,
+            &ready,
+            Duration::from_secs(60),
+        )
+        .await;
+        replica
+    }
+
+    pub fn graphql_url(&self) -> String {
+        format!("http://127.0.0.1:{}/graphql", self.port)
+    }
+
+    /// SIGKILL: the process is gone at once, mid-request or not.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill the replica");
+        }
+    }
+}
+
+/// `shopgraph serve router` on free ports (GraphQL and admin), killed on
+/// drop, with its own `/metrics` (a process of its own, so one test's
+/// metrics and limits never leak into another's).
+pub struct RouterProcess {
+    pub port: u16,
+    pub admin_port: u16,
+    pub log: ChildLog,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+}
+
+impl RouterProcess {
+    /// Starts the router with `vars` over the test defaults and waits until
+    /// it serves `/health` (not `/health/ready`: a test may start it with a
+    /// subgraph down on purpose; see [`RouterProcess::wait_ready`]).
+    /// Subgraphs not given point to ports nobody listens on.
+    pub async fn start(vars: &[(&str, String)]) -> Self {
+        Self::spawn(vars, true).await
+    }
+
+    /// [`RouterProcess::start`] without subgraph URL variables: the router
+    /// uses the URLs the supergraph file gives (unless `vars` set some).
+    pub async fn start_on_supergraph_urls(vars: &[(&str, String)]) -> Self {
+        Self::spawn(vars, false).await
+    }
+
+    async fn spawn(vars: &[(&str, String)], subgraphs_nowhere: bool) -> Self {
+        let port = free_port();
+        let admin_port = free_port();
+        let log = ChildLog::new(&format!("router-{port}"));
+        println!(
+            "router on {port} (admin {admin_port}), log {}",
+            log.path.display()
+        );
+        let mut command = Command::new(SHOPGRAPH);
+        command
+            .args(["serve", "router"])
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("ADMIN_HOST", "127.0.0.1")
+            .env("ADMIN_PORT", admin_port.to_string())
+            .env("SUPERGRAPH_PATH", supergraph_path())
+            .env("JWT_SECRET", TEST_JWT_SECRET)
+            .env("LOG_LEVEL", child_log_level())
+            .env("SUBGRAPH_TIMEOUT", "5s")
+            .env("HEALTH_CHECK_INTERVAL", "200ms");
+        if subgraphs_nowhere {
+            for service in ["PRODUCT", "BASKET", "PAYMENT", "NOTIFICATION"] {
+                command.env(format!("{service}_SERVICE_URL"), unreachable_url());
+            }
+        }
+        log.attach(&mut command);
+        let child = command
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("shopgraph serve router starts");
+        let mut router = Self {
+            port,
+            admin_port,
+            log,
+            child: Some(child),
+            http: client(),
+        };
+        let health = router.url("/health");
+        wait_healthy(
+            &mut router.child,
+            &router.log,
+            &health,
+            Duration::from_secs(30),
+        )
+        .await;
+        router
+    }
+
+    /// Waits until `/health/ready` answers 200: every subgraph has a
+    /// healthy replica.
+    pub async fn wait_ready(&mut self) {
+        let ready = self.url("/health/ready");
+        wait_healthy(&mut self.child, &self.log, &ready, Duration::from_secs(30)).await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn graphql_url(&self) -> String {
+        self.url("/graphql")
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// POSTs `body` as JSON with `token`; the raw response.
+    pub async fn send(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.http.post(self.graphql_url()).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("the router answers: {err:?}\n{}", self.log.tail()))
+    }
+
+    /// POSTs a GraphQL request with `token`.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> GqlResponse {
+        let response = self
+            .send(token, &json!({ "query": query, "variables": variables }))
+            .await;
+        into_gql(response).await
+    }
+
+    /// GETs an admin path with `token`: the status and the JSON body (null
+    /// when the body is not JSON).
+    pub async fn admin(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut request = self.http.get(self.admin_url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("the admin listener answers {path}: {err}"));
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// `/admin/loadbalancer/{service}` as an admin.
+    pub async fn replicas(&self, service: &str) -> Vec<Value> {
+        let (status, body) = self
+            .admin(
+                Some(&token("admin-1", true)),
+                &format!("/admin/loadbalancer/{service}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body:#}");
+        body["replicas"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The replica of `service` whose URL is `url`.
+    pub async fn replica(&self, service: &str, url: &str) -> Value {
+        let replicas = self.replicas(service).await;
+        replicas
+            .iter()
+            .find(|r| r["url"] == url)
+            .cloned()
+            .unwrap_or_else(|| panic!("{url} is not listed among {replicas:#?}"))
+    }
+
+    /// The breaker state of `service` (`closed`, `open`, `half_open`).
+    pub async fn breaker_state(&self, service: &str) -> String {
+        let (status, body) = self
+            .admin(
+                Some(&token("admin-1", true)),
+                &format!("/admin/circuitbreaker/{service}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body:#}");
+        body["state"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The sum of every sample of metric `name` whose labels contain
+    /// `labels` on `/metrics`.
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("metrics text");
+        metric_sum(&text, name, labels)
+    }
+}
+
+/// The sum of the samples of `name` whose labels contain `labels` (all
+/// samples when `labels` is empty) in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter(|line| labels.is_empty() || line.contains(labels))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A raw response as a [`GqlResponse`] (a non-JSON body is null).
+pub async fn into_gql(response: reqwest::Response) -> GqlResponse {
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    GqlResponse { status, body }
+}
