@@ -16,6 +16,17 @@ pub enum PathSegment {
     Index(usize),
 }
 
+/// A position in the client's document (1-based), as GraphQL errors
+/// report it in `locations`. Shared by the planner (validation errors) and
+/// the executor (subgraph errors mapped to the client's field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Location {
+    /// The line, from 1.
+    pub line: usize,
+    /// The column, from 1.
+    pub column: usize,
+}
+
 /// A path in the client's response, root first.
 pub type ResponsePath = Vec<PathSegment>;
 
@@ -24,6 +35,10 @@ pub type ResponsePath = Vec<PathSegment>;
 pub struct GraphqlError {
     /// Human-readable, safe to show.
     pub message: String,
+    /// Where the error points into the client's document; empty when it
+    /// points nowhere (and then left out of the JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<Location>,
     /// Where in `data` the error happened, when it belongs to a field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<ResponsePath>,
@@ -38,6 +53,7 @@ impl GraphqlError {
         extensions.insert("code".into(), Value::String(code.to_owned()));
         Self {
             message: message.into(),
+            locations: Vec::new(),
             path: None,
             extensions,
         }
@@ -46,6 +62,12 @@ impl GraphqlError {
     /// An error with one of the shared codes.
     pub fn coded(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(code.as_str(), message)
+    }
+
+    /// Points the error at `locations` in the client's document.
+    pub fn with_locations(mut self, locations: Vec<Location>) -> Self {
+        self.locations = locations;
+        self
     }
 
     /// Places the error at `path`.
@@ -82,6 +104,7 @@ impl GraphqlError {
         extensions.insert("serviceName".into(), Value::String(service.to_owned()));
         Self {
             message,
+            locations: Vec::new(),
             path,
             extensions,
         }

@@ -24,7 +24,6 @@ pub mod entities;
 pub mod error;
 pub mod project;
 pub mod schema;
-pub mod variables;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -1,13 +1,19 @@
-//! Planning: from an operation's text to a cached query plan.
+//! The prepare step's machinery, called by the pipeline (stage 2): from an
+//! operation's text to a cached query plan.
+//!
+//! It is a module of its own, not part of `pipeline/`, because each loaded
+//! supergraph builds one [`QueryPlanner`] (and one introspection schema)
+//! and swaps it in on reload ([`crate::supergraph`]); the pipeline reads the
+//! current supergraph, so the planner must sit below both.
 //!
 //! 1. parse (with a token limit, so a huge document is refused cheaply);
 //! 2. check the operation's depth, aliases, root fields and estimated cost
-//!    against [`OperationLimits`] ([`crate::limits`]), before any costlier
+//!    against [`OperationLimits`] ([`limits`]), before any costlier
 //!    step;
 //! 3. validate against the public API schema (the planner trusts its
 //!    input, so this is where unknown fields and bad arguments are caught);
 //! 4. set root introspection fields (`__schema`, `__type`) aside: the
-//!    router answers those itself ([`crate::introspection`]);
+//!    router answers those itself ([`introspection`]);
 //! 5. normalize (fragments inlined, fields merged) and plan with
 //!    `hive-router-query-planner`, under a time limit;
 //! 6. cache the [`PreparedOperation`] by document hash and operation name.
@@ -36,7 +42,11 @@ use hive_router_query_planner::utils::parsing::{
 };
 use lru::LruCache;
 
-use crate::limits::{CostModel, LimitExceeded, OperationLimits};
+use crate::executor::error::Location;
+use limits::{CostModel, LimitExceeded, OperationLimits};
+
+pub mod introspection;
+pub mod limits;
 
 /// Why the supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +69,61 @@ pub enum PlanError {
     /// `MAX_*_LIMIT` code).
     #[error(transparent)]
     Limit(#[from] LimitExceeded),
-    /// Not valid against the API schema (`GRAPHQL_VALIDATION_FAILED`).
-    #[error("{}", .0.join("; "))]
-    Invalid(Vec<String>),
-    /// Valid, but the planner could not plan it.
+    /// Not valid against the API schema (`GRAPHQL_VALIDATION_FAILED`):
+    /// every problem, each with where it is in the document.
+    #[error("{}", join(.0))]
+    Invalid(Vec<Problem>),
+    /// Valid, but the planner could not plan it
+    /// (`QUERY_PLAN_BUILD_FAILED`; the text is for the logs only).
     #[error("cannot plan the operation: {0}")]
     Plan(String),
+}
+
+impl PlanError {
+    /// Where the error points into the document: every validation
+    /// problem's positions, in order, each once.
+    pub fn locations(&self) -> Vec<Location> {
+        let mut locations = Vec::new();
+        if let Self::Invalid(problems) = self {
+            for location in problems.iter().flat_map(|problem| &problem.locations) {
+                if !locations.contains(location) {
+                    locations.push(*location);
+                }
+            }
+        }
+        locations
+    }
+}
+
+/// One validation problem: the validator's message and the positions in
+/// the client's document it names (none for problems found after
+/// validation, such as normalization failures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong.
+    pub message: String,
+    /// Where, 1-based.
+    pub locations: Vec<Location>,
+}
+
+impl Problem {
+    /// A problem with no position.
+    pub fn unplaced(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            locations: Vec::new(),
+        }
+    }
+}
+
+/// The problems' messages joined with `; `: the client still gets one
+/// error, its message unchanged from before `locations` were added.
+fn join(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|problem| problem.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// An operation ready to execute: its plan and the normalized operation the
@@ -196,7 +255,7 @@ impl QueryPlanner {
                     None => PlanError::Parse(err.to_string()),
                 }
             })?;
-        crate::limits::check(
+        limits::check(
             &parsed,
             operation_name,
             &self.settings.limits,
@@ -209,16 +268,29 @@ impl QueryPlanner {
         );
         if !errors.is_empty() {
             return Err(PlanError::Invalid(
-                errors.into_iter().map(|e| e.message).collect(),
+                errors
+                    .into_iter()
+                    .map(|e| Problem {
+                        message: e.message,
+                        locations: e
+                            .locations
+                            .iter()
+                            .map(|pos| Location {
+                                line: pos.line,
+                                column: pos.column,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
             ));
         }
-        crate::introspection::check_introspection_depth(&parsed)
-            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
+        introspection::check_introspection_depth(&parsed)
+            .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?;
         let mut to_plan = parsed.clone();
-        let introspection = crate::introspection::strip_introspection(&mut to_plan, operation_name)
-            .then_some(parsed);
+        let introspection =
+            introspection::strip_introspection(&mut to_plan, operation_name).then_some(parsed);
         let normalized = normalize_operation(&self.planner.supergraph, &to_plan, operation_name)
-            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
+            .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?;
         let mut operation = normalized.operation;
         let plan = if only_placeholder(&mut operation) {
             // Introspection only: nothing to fetch.
@@ -243,7 +315,7 @@ impl QueryPlanner {
             .planner
             .supergraph
             .root_type_name(Some(&kind))
-            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?
+            .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?
             .to_owned();
         Ok(PreparedOperation {
             plan,
@@ -257,14 +329,14 @@ impl QueryPlanner {
 }
 
 /// Whether the root selection is only the placeholder `__typename` left by
-/// [`crate::introspection::strip_introspection`]; if so, it is hidden from
+/// [`introspection::strip_introspection`]; if so, it is hidden from
 /// the response.
 fn only_placeholder(operation: &mut OperationDefinition) -> bool {
     use hive_router_query_planner::ast::selection_item::SelectionItem;
     let items = &mut operation.selection_set.items;
     match items.as_mut_slice() {
         [SelectionItem::Field(field)]
-            if field.alias.as_deref() == Some(crate::introspection::PLACEHOLDER_ALIAS) =>
+            if field.alias.as_deref() == Some(introspection::PLACEHOLDER_ALIAS) =>
         {
             field.omit_from_response = true;
             true

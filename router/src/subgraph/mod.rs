@@ -7,7 +7,6 @@
 //! traffic-management layers of [`crate::traffic`] wrap it.
 
 pub mod client;
-pub mod dedupe;
 pub mod subscribe;
 
 use futures::future::BoxFuture;

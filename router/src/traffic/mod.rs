@@ -21,6 +21,7 @@
 //! Every variable is listed in [`settings`].
 
 pub mod breaker;
+pub mod dedupe;
 pub mod health;
 pub mod layers;
 pub mod settings;
@@ -35,7 +36,7 @@ pub use upstream::Upstreams;
 
 use crate::subgraph::Fetcher;
 use crate::subgraph::client::HttpFetcher;
-use crate::subgraph::dedupe::DedupeLayer;
+use crate::traffic::dedupe::DedupeLayer;
 use layers::{BalanceLayer, BreakerLayer, RetryLayer};
 
 /// The fetcher the executor uses: `http` wrapped in the layers above,
