@@ -44,6 +44,11 @@ pub struct GraphqlError {
     pub path: Option<ResponsePath>,
     /// Always has `code`; subgraph errors keep their own extensions and add `serviceName`.
     pub extensions: Map<String, Value>,
+    /// Whether a subgraph sent this error ([`GraphqlError::from_subgraph`]):
+    /// such errors get the `locations` of the client's field their path
+    /// names ([`GraphqlError::locate`]).
+    #[serde(skip)]
+    pub forwarded: bool,
 }
 
 impl GraphqlError {
@@ -56,6 +61,7 @@ impl GraphqlError {
             locations: Vec::new(),
             path: None,
             extensions,
+            forwarded: false,
         }
     }
 
@@ -84,9 +90,10 @@ impl GraphqlError {
     }
 
     /// Rebuilds an error a subgraph sent: its message and extensions are kept
-    /// (a missing code becomes `INTERNAL`), `locations` are dropped (they
-    /// point into the subgraph's operation, not the client's), and the path
-    /// is the one the caller computed in the client's response.
+    /// (a missing code becomes `INTERNAL`), its `locations` are dropped (they
+    /// point into the subgraph's operation, not the client's; see
+    /// [`GraphqlError::locate`] for the client's), and the path is the one
+    /// the caller computed in the client's response.
     pub fn from_subgraph(raw: &Value, service: &str, path: Option<ResponsePath>) -> Self {
         let message = raw
             .get("message")
@@ -107,6 +114,21 @@ impl GraphqlError {
             locations: Vec::new(),
             path,
             extensions,
+            forwarded: true,
+        }
+    }
+
+    /// Gives every forwarded subgraph error without `locations` the
+    /// position of the client's field its path names, as `locate` finds it
+    /// (`None`: the error stays without `locations`).
+    pub fn locate(errors: &mut [Self], locate: impl Fn(&[PathSegment]) -> Option<Location>) {
+        for error in errors.iter_mut() {
+            if !error.forwarded || !error.locations.is_empty() {
+                continue;
+            }
+            if let Some(location) = error.path.as_deref().and_then(&locate) {
+                error.locations = vec![location];
+            }
         }
     }
 

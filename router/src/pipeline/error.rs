@@ -538,4 +538,34 @@ mod tests {
         let response = RouterError::MutationOverGet.into_response("application/json");
         assert_eq!(response.headers()[header::ALLOW], "POST");
     }
+    /// Validation errors say where in the client's document they are (GraphQL
+    /// spec, "Errors"), and the response still carries one error with the
+    /// same joined message as before.
+    #[tokio::test]
+    async fn validation_errors_are_answered_with_locations() {
+        const SUPERGRAPH: &str = include_str!("../../../schema/supergraph.graphql");
+        let planner = crate::planner::QueryPlanner::from_supergraph(SUPERGRAPH, Default::default())
+            .expect("the committed supergraph loads");
+        let err = planner
+            .prepare("{\n  me {\n    id\n    noSuchField\n  }\n}", None)
+            .expect_err("invalid");
+        assert!(matches!(err, PlanError::Invalid(_)), "{err:?}");
+        let message = err.to_string();
+        let response = RouterError::from(err).into_response("application/json");
+        assert_eq!(response.status(), axum::http::StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            body["errors"][0]["locations"],
+            serde_json::json!([{ "line": 4, "column": 5 }])
+        );
+        assert_eq!(body["errors"][0]["message"], message.as_str());
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "GRAPHQL_VALIDATION_FAILED"
+        );
+        assert_eq!(body["errors"].as_array().map(Vec::len), Some(1));
+    }
 }

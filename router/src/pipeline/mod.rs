@@ -16,8 +16,9 @@
 //!    join an identical query from the same caller already executing
 //!    ([`crate::inflight`]);
 //! 9. respond (`application/graphql-response+json` when the client accepts
-//!    it, else `application/json`); every refusal is a [`RouterError`]
-//!    ([`error`]).
+//!    it, else `application/json`); errors forwarded from subgraphs get the
+//!    `locations` of the client's field they belong to; every refusal is a
+//!    [`RouterError`] ([`error`]), validation errors with their `locations`.
 //!
 //! Steps 2, 4, 5 and 7 are shared with the streaming transports through
 //! [`read_request`] and [`prepare_operation`].
@@ -39,6 +40,7 @@ use shopgraph_core::identity::JwtVerifier;
 use shopgraph_core::identity::{AuthError, Identity};
 
 use crate::executor::ExecutionRequest;
+use crate::executor::error::GraphqlError;
 use crate::inflight::{self, InFlight};
 use crate::planner::PreparedOperation;
 use crate::supergraph::{Supergraph, SupergraphHandle};
@@ -297,6 +299,8 @@ pub async fn execute(
             },
         )
         .await;
+    let mut result = result;
+    GraphqlError::locate(&mut result.errors, |path| prepared.locate(path));
     let error_codes = result.errors.iter().map(|e| e.code().to_owned()).collect();
     Arc::new(Executed {
         body: result.into_body(),

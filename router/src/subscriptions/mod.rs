@@ -200,11 +200,12 @@ pub(crate) async fn results(
                             identity: &identity,
                             extra_root_fields: Default::default(),
                         };
-                        supergraph
+                        let mut result = supergraph
                             .executor
                             .execute_event(&supergraph.schema, request, &event)
-                            .await
-                            .into_body()
+                            .await;
+                        GraphqlError::locate(&mut result.errors, |path| prepared.locate(path));
+                        result.into_body()
                     }
                     Err(err) => {
                         tracing::warn!(subgraph = %service, error = %err, "subscription source lost");
