@@ -340,12 +340,16 @@ impl RouterError {
     /// never in a field named `message`: JSON log lines flatten event
     /// fields beside the event's own `message`.
     pub fn log(&self) {
-        if self.is_internal() {
-            tracing::error!(
-                code = self.code().as_str(),
-                reason = %error_chain(self),
-                "the router failed to answer an operation"
-            );
+        if !self.is_internal() {
+            return;
+        }
+        let code = self.code().as_str();
+        let reason = error_chain(self);
+        match self {
+            Self::Plan(_) => {
+                tracing::error!(code, %reason, "a valid operation could not be planned");
+            }
+            _ => tracing::error!(code, %reason, "the router failed to answer an operation"),
         }
     }
 
@@ -567,5 +571,84 @@ mod tests {
             "GRAPHQL_VALIDATION_FAILED"
         );
         assert_eq!(body["errors"].as_array().map(Vec::len), Some(1));
+    }
+
+    /// The keys of one JSON object, in order, duplicates kept (a map type
+    /// would silently keep only one of two equal keys).
+    struct Keys(Vec<String>);
+
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            deserializer.deserialize_map(Visitor)
+        }
+    }
+
+    /// Collects what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut out) = self.0.lock() {
+                out.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// An internal error's log line, formatted as production formats JSON
+    /// logs (`flatten_event`: fields beside the event's `message`), has
+    /// each key once: the planner's details are `reason`, not a second
+    /// `message` that log tools would drop.
+    #[test]
+    fn internal_error_log_lines_have_no_duplicate_keys() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            RouterError::from(PlanError::Plan("no path to Product.name".into())).log();
+        });
+        let output = captured.0.lock().map(|out| out.clone()).unwrap_or_default();
+        let output = String::from_utf8(output).expect("UTF-8");
+        let lines: Vec<&str> = output.lines().collect();
+        assert_eq!(lines.len(), 1, "{output}");
+        let Keys(keys) = serde_json::from_str(lines[0]).expect("a JSON object");
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "duplicate keys in {}", lines[0]);
+        let line: Value = serde_json::from_str(lines[0]).expect("JSON");
+        assert_eq!(line["code"], "QUERY_PLAN_BUILD_FAILED");
+        assert!(
+            line["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.contains("no path to Product.name")),
+            "{line}"
+        );
     }
 }
