@@ -1,4 +1,4 @@
-//! Stage 2, the GraphQL pipeline: one plain HTTP GraphQL request read top
+//! Stage 3, the GraphQL pipeline: one plain HTTP GraphQL request read top
 //! to bottom, after the edge ([`crate::edge`]) let it through and the
 //! transport choice ([`crate::subscriptions::graphql`]) found it is neither
 //! a websocket nor an event stream.

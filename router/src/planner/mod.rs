@@ -1,4 +1,4 @@
-//! The prepare step's machinery, called by the pipeline (stage 2): from an
+//! Stage 4, planning: the pipeline's prepare step, from an
 //! operation's text to a cached query plan.
 //!
 //! It is a module of its own, not part of `pipeline/`, because each loaded

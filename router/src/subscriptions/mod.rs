@@ -1,4 +1,4 @@
-//! Between the edge and the pipeline: the transport choice on `/graphql`.
+//! Stage 2, the transport choice on `/graphql` (between the edge and the pipeline).
 //! [`graphql`] is the route's handler: a websocket upgrade speaks the
 //! `graphql-transport-ws` protocol ([`ws`]), `Accept: text/event-stream`
 //! gets GraphQL over SSE in distinct-connections mode ([`sse`]), anything
@@ -6,7 +6,7 @@
 //! reuse the pipeline's steps ([`crate::pipeline::prepare_operation`]), so
 //! this module depends on the pipeline and never the other way round.
 //!
-//! Both hand a prepared operation to [`results`], which for a subscription
+//! Both hand a prepared operation to `results`, which for a subscription
 //!
 //! 1. finds the plan's source fetch (its `Subscription` node) and opens
 //!    that subscription on the subgraph over a websocket
