@@ -303,6 +303,9 @@ impl RouterError {
             Self::Plan(crate::planner::PlanError::Plan(_)) => {
                 "the router could not plan this operation".to_owned()
             }
+            // The parser's own text: its `Display` adds "syntax error: " for
+            // logs, which clients never got.
+            Self::Plan(crate::planner::PlanError::Parse(message)) => message.clone(),
             other => other.to_string(),
         }
     }
@@ -506,6 +509,24 @@ mod tests {
         let message = body["errors"][0]["message"].as_str().unwrap_or_default();
         assert_eq!(message, "the router could not plan this operation");
         assert!(!message.contains("satisfiability"));
+    }
+
+    /// Clients get the same text as before the error type was unified:
+    /// the parser's message without the `Display` prefix, the validation
+    /// problems joined.
+    #[test]
+    fn messages_are_the_ones_clients_got_before() {
+        let parse = RouterError::from(PlanError::Parse("Unexpected end of input".into()));
+        assert_eq!(parse.message(), "Unexpected end of input");
+        let invalid = RouterError::from(PlanError::Invalid(vec![
+            crate::planner::Problem::unplaced("a"),
+            crate::planner::Problem::unplaced("b"),
+        ]));
+        assert_eq!(invalid.message(), "a; b");
+        assert_eq!(
+            RouterError::RateLimited { retry_after: 7 }.message(),
+            "rate limit exceeded: retry later (retryAfter: 7 seconds)"
+        );
     }
 
     /// Websocket closes come from the same type, with the protocol's codes.
