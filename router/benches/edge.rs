@@ -86,7 +86,13 @@ async fn edge(pairs: &[(&str, &str)]) -> Router {
         Ok(auth) => Arc::new(auth),
         Err(err) => panic!("bench auth: {err}"),
     };
-    let edge = match Edge::new(&settings, auth, None) {
+    let edge = match Edge::new(
+        &settings.http,
+        &settings.security,
+        &settings.rate_limit,
+        auth,
+        None,
+    ) {
         Ok(edge) => edge,
         Err(err) => panic!("bench edge: {err}"),
     };

@@ -16,13 +16,13 @@
 //! | `GRAPHIQL` | true | serve GraphiQL to browsers at `/graphql` |
 //! | `PLAN_CACHE_SIZE` | 1024 | query plans kept |
 //! | `GRAPHQL_MAX_TOKENS` | 15000 | longest document accepted, in tokens |
-//! | `GRAPHQL_MAX_DEPTH`, `_ALIASES`, `_ROOT_FIELDS`, `_COMPLEXITY` | see [`crate::limits`] | operation limits checked before planning |
-//! | `CORS_*`, `SECURITY_HEADERS`, `HSTS_MAX_AGE`, `CSRF_*` | see [`crate::security`] | browser-facing protections |
-//! | `APQ_*`, `PERSISTED_QUERIES_*` | see [`crate::persisted`] | persisted queries and the safelist |
-//! | `RATE_LIMIT_*` | see [`crate::ratelimit`] | per-client rate limiting (off by default) |
+//! | `GRAPHQL_MAX_DEPTH`, `_ALIASES`, `_ROOT_FIELDS`, `_COMPLEXITY` | see [`crate::planner::limits`] | operation limits checked before planning |
+//! | `CORS_*`, `SECURITY_HEADERS`, `HSTS_MAX_AGE`, `CSRF_*` | see [`crate::edge::security`] | browser-facing protections |
+//! | `APQ_*`, `PERSISTED_QUERIES_*` | see [`crate::pipeline::persisted`] | persisted queries and the safelist |
+//! | `RATE_LIMIT_*` | see [`crate::edge::ratelimit`] | per-client rate limiting (off by default) |
 //! | `REDIS_URL` | unset | shared persisted queries and rate-limit budget across router replicas |
-//! | `JWT_*` | see [`crate::identity`] | token verification |
-//! | `ADMIN_ENABLED` / `ADMIN_HOST` / `ADMIN_PORT` | true / 127.0.0.1 / 4100 | the admin API's listener ([`crate::status`]) |
+//! | `JWT_*` | see `shopgraph_core::identity` | token verification |
+//! | `ADMIN_ENABLED` / `ADMIN_HOST` / `ADMIN_PORT` | true / 127.0.0.1 / 4100 | the admin API's listener ([`crate::admin`]) |
 //!
 //! Plus load balancing, health checks, circuit breakers and retries
 //! ([`crate::traffic::settings`]) and the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
@@ -36,30 +36,22 @@ use std::time::Duration;
 use shopgraph_core::config::{ConfigError, Env, invalid};
 use shopgraph_core::settings::{HttpSettings, RunMode};
 
-use crate::limits::OperationLimits;
-use crate::persisted::PersistedSettings;
+// The supergraph's source types live with the supergraph, which builds
+// from `SupergraphSettings` rather than from this module (no cycle).
+pub use crate::supergraph::{EMBEDDED_SUPERGRAPH, SupergraphSource};
+
+use crate::admin::AdminSettings;
+use crate::edge::ratelimit::RateLimitSettings;
+use crate::edge::security::SecuritySettings;
+use crate::pipeline::persisted::PersistedSettings;
 use crate::planner::PlannerSettings;
-use crate::ratelimit::RateLimitSettings;
-use crate::security::SecuritySettings;
-use crate::status::AdminSettings;
+use crate::planner::limits::OperationLimits;
+use crate::supergraph::SupergraphSettings;
 use crate::traffic::TrafficSettings;
 use shopgraph_core::identity::JwtSettings;
 
-/// The supergraph committed with this build: `shopgraph dev` falls back to
-/// it when run outside a checkout.
-pub const EMBEDDED_SUPERGRAPH: &str = include_str!("../../schema/supergraph.graphql");
-
 /// The router's dev port.
 pub const DEFAULT_PORT: u16 = 4000;
-
-/// Where the supergraph comes from.
-#[derive(Debug, Clone)]
-pub enum SupergraphSource {
-    /// A file, watched for changes (hot reload).
-    File(PathBuf),
-    /// The supergraph compiled into the binary (dev outside a checkout).
-    Embedded,
-}
 
 /// Everything the router process needs.
 #[derive(Debug, Clone)]
@@ -181,6 +173,21 @@ fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {
         ));
     }
     Ok(Some(url.to_owned()))
+}
+
+impl RouterSettings {
+    /// What building and reloading the supergraph needs.
+    pub fn supergraph_settings(&self) -> SupergraphSettings {
+        SupergraphSettings {
+            source: self.supergraph.clone(),
+            poll_interval: self.poll_interval,
+            planner: self.planner.clone(),
+            subgraph_timeout: self.subgraph_timeout,
+            subgraph_timeouts: self.subgraph_timeouts.clone(),
+            subgraph_dedupe: self.subgraph_dedupe,
+            subgraph_compression: self.subgraph_compression,
+        }
+    }
 }
 
 #[cfg(test)]

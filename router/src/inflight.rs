@@ -6,7 +6,7 @@
 //!
 //! The router uses it twice: identical client queries in flight share one
 //! execution ([`crate::pipeline`]), and identical subgraph query fetches
-//! share one request ([`crate::subgraph::dedupe`]).
+//! share one request ([`crate::traffic::dedupe`]).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,37 +1,44 @@
 //! # shopgraph-router
 //!
 //! One Federation v2 GraphQL API over the product, basket, payment and
-//! notification subgraphs. A request goes through these components, in
-//! order:
+//! notification subgraphs. A request meets these modules in this order:
+//!
+//! | # | module | stage |
+//! |---|---|---|
+//! | 1 | [`edge`] | HTTP layers: security headers, body limit, CORS, CSRF ([`edge::security`]), caller identity ([`edge::identify_caller`]), per-client rate limit ([`edge::ratelimit`]) |
+//! | 2 | [`subscriptions`] | the `/graphql` handler: websocket ([`subscriptions::ws`]) and SSE ([`subscriptions::sse`]) transports; plain HTTP goes on to the pipeline |
+//! | 3 | [`pipeline`] | read the request, persisted queries ([`pipeline::persisted`]), prepare, variables ([`pipeline::variables`]), execute or join an identical query ([`inflight`]), respond; every refusal is a [`pipeline::RouterError`] |
+//! | 4 | [`planner`] | the prepare step: parse, operation limits ([`planner::limits`]), validate, set introspection aside ([`planner::introspection`]), plan with `hive-router-query-planner`, cache |
+//! | 5 | [`executor`] | walks the plan, fetches and batches entities, merges, projects the client's selection |
+//! | 6 | [`traffic`] | around each subgraph fetch: dedupe ([`traffic::dedupe`]), retry, circuit breaker, load balancing over replicas, health checks |
+//! | 7 | [`subgraph`] | the wire: the HTTP client ([`subgraph::client`]) and subgraph subscriptions ([`subgraph::subscribe`]) |
+//!
+//! Beside the request path:
 //!
 //! | module | role |
 //! |---|---|
-//! | [`edge`] | the HTTP layers in front of the pipeline: security headers, CORS, CSRF, rate limit |
-//! | [`pipeline`] | GraphQL over HTTP: read the request, identify the caller, run the steps below, write the response |
-//! | [`planner`] | parse, validate against the API schema, normalize, plan with `hive-router-query-planner`, cache |
-//! | [`introspection`] | answers `__schema` / `__type` from the API schema |
-//! | [`executor`] | walks the plan, fetches and batches entities, merges, projects the client's selection |
-//! | [`subgraph`] | the HTTP client subgraph fetches go through |
-//! | [`traffic`] | replicas, load balancing, health checks, circuit breakers, retries |
-//! | [`status`] | `/health*` and the admin API (own port, admin JWT) |
-//! | [`supergraph`] | the loaded supergraph and its hot reload |
-//! | [`config`] | the router's environment variables |
+//! | [`supergraph`] | the loaded supergraph (planner, executor, introspection schema) and its hot reload; every request reads the current one |
+//! | [`admin`] | `/health*` and the admin API (own port, admin JWT) |
+//! | [`inflight`] | shared work for identical requests in flight, used by the pipeline (whole queries) and traffic (subgraph fetches) |
+//! | [`config`] | the router's environment variables, gathering each stage's settings |
+//!
+//! Imports only go down this list (a stage uses the stages after it, never
+//! one before): the edge uses the pipeline's [`pipeline::Verified`] and
+//! [`pipeline::RouterError`], the transports use the pipeline's steps, the
+//! supergraph builds the planner, executor and traffic stack. The planner
+//! is a module of its own rather than part of `pipeline/` because the
+//! supergraph owns it: `pipeline → supergraph → planner`.
 //!
 //! [`RouterApp`] puts them together: `bind` loads the supergraph and binds
 //! the listener, `run` serves until shutdown.
 
+pub mod admin;
 pub mod config;
 pub mod edge;
 pub mod executor;
 pub mod inflight;
-pub mod introspection;
-pub mod limits;
-pub mod persisted;
 pub mod pipeline;
 pub mod planner;
-pub mod ratelimit;
-pub mod security;
-pub mod status;
 pub mod subgraph;
 pub mod subscriptions;
 pub mod supergraph;
@@ -47,12 +54,14 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use admin::StatusState;
 use config::RouterSettings;
 use edge::Edge;
-use persisted::PersistedQueries;
 use pipeline::RouterState;
-use shopgraph_core::identity::JwtVerifier;
-use status::StatusState;
+use pipeline::persisted::PersistedQueries;
+use shopgraph_core::config::ConfigError;
+use shopgraph_core::identity::{AuthSetupError, JwtVerifier};
+use subscriptions::GraphqlState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
 use traffic::Upstreams;
 
@@ -66,14 +75,14 @@ pub enum StartError {
     #[error(transparent)]
     Supergraph(#[from] SupergraphError),
     /// Token verification could not be set up (e.g. the JWKS is unreadable).
-    #[error("cannot set up token verification: {0}")]
-    Auth(String),
+    #[error("cannot set up token verification")]
+    Auth(#[source] AuthSetupError),
     /// The rate limiter could not be set up.
-    #[error("cannot set up rate limiting: {0}")]
-    RateLimit(String),
+    #[error("cannot set up rate limiting")]
+    RateLimit(#[source] ConfigError),
     /// `REDIS_URL` could not be used.
-    #[error("cannot use REDIS_URL: {0}")]
-    Redis(String),
+    #[error("cannot use REDIS_URL")]
+    Redis(#[source] redis::RedisError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -103,11 +112,11 @@ impl RouterApp {
     pub async fn bind(settings: RouterSettings) -> Result<Self, StartError> {
         let sdl = supergraph::read_source(&settings.supergraph)?;
         let upstreams = Arc::new(Upstreams::new(settings.traffic.clone()));
-        let supergraph = Supergraph::build(&sdl, &settings, &upstreams)?;
+        let supergraph = Supergraph::build(&sdl, &settings.supergraph_settings(), &upstreams)?;
         let handle = SupergraphHandle::new(supergraph);
         let auth = JwtVerifier::new(&settings.auth)
             .await
-            .map_err(|err| StartError::Auth(err.to_string()))?;
+            .map_err(StartError::Auth)?;
         if auth.using_dev_secret() {
             tracing::warn!(
                 "JWT_SECRET is not set: accepting tokens signed with the public dev secret"
@@ -115,9 +124,7 @@ impl RouterApp {
         }
         let shutdown = CancellationToken::new();
         let redis = match &settings.redis_url {
-            Some(url) => Some(
-                persisted::connect_redis(url).map_err(|err| StartError::Redis(err.to_string()))?,
-            ),
+            Some(url) => Some(pipeline::persisted::connect_redis(url).map_err(StartError::Redis)?),
             None => None,
         };
         let state = RouterState {
@@ -127,9 +134,6 @@ impl RouterApp {
             graphiql: settings.graphiql,
             query_dedupe: settings.query_dedupe,
             operations: Arc::default(),
-            subscriptions: settings.subscriptions.clone(),
-            shutdown: shutdown.clone(),
-            subscriber: Default::default(),
             persisted: Arc::new(PersistedQueries::new(
                 settings.persisted.clone(),
                 redis.clone(),
@@ -141,12 +145,24 @@ impl RouterApp {
             started: Instant::now(),
             protections: Arc::new(protections(&settings)),
         };
-        let edge = Edge::new(&settings, Arc::clone(&state.auth), redis)
-            .map_err(|err| StartError::RateLimit(err.to_string()))?;
-        let graphql = get(pipeline::graphql)
-            .post(pipeline::graphql)
+        let edge = Edge::new(
+            &settings.http,
+            &settings.security,
+            &settings.rate_limit,
+            Arc::clone(&state.auth),
+            redis,
+        )
+        .map_err(StartError::RateLimit)?;
+        let state = GraphqlState {
+            pipeline: state,
+            settings: settings.subscriptions.clone(),
+            subscriber: Default::default(),
+            shutdown: shutdown.clone(),
+        };
+        let graphql = get(subscriptions::graphql)
+            .post(subscriptions::graphql)
             .with_state(state);
-        let router = edge.wrap(graphql, status::health_routes(status.clone()));
+        let router = edge.wrap(graphql, admin::health_routes(status.clone()));
         let addr = settings.http.addr;
         let listener = shopgraph_core::server::bind(addr)
             .await
@@ -156,7 +172,7 @@ impl RouterApp {
             let listener = shopgraph_core::server::bind(addr)
                 .await
                 .map_err(|source| StartError::Bind { addr, source })?;
-            Some((listener, status::admin_routes(status)))
+            Some((listener, admin::admin_routes(status)))
         } else {
             None
         };
@@ -194,7 +210,7 @@ impl RouterApp {
         let stop_watch = CancellationToken::new();
         let watcher = tokio::spawn(supergraph::watch(
             self.handle.clone(),
-            self.settings.clone(),
+            self.settings.supergraph_settings(),
             Arc::clone(&self.upstreams),
             stop_watch.clone(),
         ));

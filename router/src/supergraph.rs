@@ -1,4 +1,5 @@
-//! The loaded supergraph and its hot reload.
+//! Beside the request path, read by every request: the loaded supergraph
+//! and its hot reload.
 //!
 //! A [`Supergraph`] bundles everything derived from one supergraph SDL: the
 //! planner (with its plan cache), the executor's view of the API schema,
@@ -7,19 +8,56 @@
 //! ([`SupergraphHandle::replace`]) never disturbs requests in flight: they
 //! finish on the supergraph they started with.
 
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{EMBEDDED_SUPERGRAPH, RouterSettings, SupergraphSource};
 use crate::executor::Executor;
 use crate::executor::schema::SchemaIndex;
-use crate::introspection::IntrospectionSchema;
+use crate::planner::PlannerSettings;
+use crate::planner::introspection::IntrospectionSchema;
 use crate::planner::{LoadError, QueryPlanner};
 use crate::subgraph::client::HttpFetcher;
 use crate::traffic::{self, Upstreams};
+
+/// The supergraph committed with this build: `shopgraph dev` falls back to
+/// it when run outside a checkout.
+pub const EMBEDDED_SUPERGRAPH: &str = include_str!("../../schema/supergraph.graphql");
+
+/// Where the supergraph comes from.
+#[derive(Debug, Clone)]
+pub enum SupergraphSource {
+    /// A file, watched for changes (hot reload).
+    File(PathBuf),
+    /// The supergraph compiled into the binary (dev outside a checkout).
+    Embedded,
+}
+
+/// The part of the router's settings a supergraph is built from
+/// ([`crate::config::RouterSettings::supergraph_settings`]); its own type
+/// so this module does not depend on the config, which depends on the
+/// stages.
+#[derive(Debug, Clone)]
+pub struct SupergraphSettings {
+    /// The supergraph to serve.
+    pub source: SupergraphSource,
+    /// How often a supergraph file is checked for changes.
+    pub poll_interval: Duration,
+    /// Plan cache, planning time and operation limits.
+    pub planner: PlannerSettings,
+    /// Limit of one subgraph request.
+    pub subgraph_timeout: Duration,
+    /// Per-subgraph overrides of `subgraph_timeout`.
+    pub subgraph_timeouts: BTreeMap<String, Duration>,
+    /// Whether identical in-flight query fetches share one request.
+    pub subgraph_dedupe: bool,
+    /// Whether subgraphs are asked for gzip answers.
+    pub subgraph_compression: bool,
+}
 
 /// Why a supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +99,7 @@ impl Supergraph {
     /// URLs unless `<SUBGRAPH>_SERVICE_URL(S)` override them.
     pub fn build(
         sdl: &str,
-        settings: &RouterSettings,
+        settings: &SupergraphSettings,
         upstreams: &Arc<Upstreams>,
     ) -> Result<Self, SupergraphError> {
         let planner = QueryPlanner::from_supergraph(sdl, settings.planner.clone())?;
@@ -126,11 +164,11 @@ pub fn read_source(source: &SupergraphSource) -> Result<String, SupergraphError>
 /// is logged and ignored: the router keeps serving the last good one.
 pub async fn watch(
     handle: SupergraphHandle,
-    settings: RouterSettings,
+    settings: SupergraphSettings,
     upstreams: Arc<Upstreams>,
     stop: CancellationToken,
 ) {
-    let SupergraphSource::File(path) = &settings.supergraph else {
+    let SupergraphSource::File(path) = &settings.source else {
         return;
     };
     let mut timer = tokio::time::interval(settings.poll_interval.max(Duration::from_millis(50)));

@@ -62,6 +62,10 @@ pub enum ErrorCode {
     /// A GET or non-JSON POST without a preflight-forcing header: refused
     /// as a possible cross-site request forgery.
     CsrfPrevention,
+    /// The operation is valid but the query planner could not plan it (a
+    /// router or supergraph limitation, not the client's fault); details
+    /// are in the logs only. Hive Router uses the same code.
+    QueryPlanBuildFailed,
     /// A bug or an infrastructure failure; details are in the logs only.
     Internal,
 }
@@ -94,6 +98,7 @@ impl ErrorCode {
             Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             Self::QueryNotInSafelist => "QUERY_NOT_IN_SAFELIST",
             Self::CsrfPrevention => "CSRF_PREVENTION",
+            Self::QueryPlanBuildFailed => "QUERY_PLAN_BUILD_FAILED",
             Self::Internal => "INTERNAL",
         }
     }

@@ -1,7 +1,7 @@
-//! Execution: running a query plan against the subgraphs and shaping the
+//! Stage 5, execution: running a query plan against the subgraphs and shaping the
 //! client's response.
 //!
-//! 1. [`Executor::execute`] walks the plan ([`plan`]-shaped data from the
+//! 1. [`Executor::execute`] walks the plan (`plan_nodes`-shaped data from the
 //!    hive planner): `Sequence` children one after another, `Parallel`
 //!    children concurrently, `Condition` by a boolean variable, `Fetch` as
 //!    one subgraph request, `Flatten(Fetch)` and `BatchFetch` as `_entities`
@@ -24,7 +24,6 @@ pub mod entities;
 pub mod error;
 pub mod project;
 pub mod schema;
-pub mod variables;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

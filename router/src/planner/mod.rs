@@ -1,13 +1,19 @@
-//! Planning: from an operation's text to a cached query plan.
+//! Stage 4, planning: the pipeline's prepare step, from an
+//! operation's text to a cached query plan.
+//!
+//! It is a module of its own, not part of `pipeline/`, because each loaded
+//! supergraph builds one [`QueryPlanner`] (and one introspection schema)
+//! and swaps it in on reload ([`crate::supergraph`]); the pipeline reads the
+//! current supergraph, so the planner must sit below both.
 //!
 //! 1. parse (with a token limit, so a huge document is refused cheaply);
 //! 2. check the operation's depth, aliases, root fields and estimated cost
-//!    against [`OperationLimits`] ([`crate::limits`]), before any costlier
+//!    against [`OperationLimits`] ([`limits`]), before any costlier
 //!    step;
 //! 3. validate against the public API schema (the planner trusts its
 //!    input, so this is where unknown fields and bad arguments are caught);
 //! 4. set root introspection fields (`__schema`, `__type`) aside: the
-//!    router answers those itself ([`crate::introspection`]);
+//!    router answers those itself ([`introspection`]);
 //! 5. normalize (fragments inlined, fields merged) and plan with
 //!    `hive-router-query-planner`, under a time limit;
 //! 6. cache the [`PreparedOperation`] by document hash and operation name.
@@ -36,7 +42,11 @@ use hive_router_query_planner::utils::parsing::{
 };
 use lru::LruCache;
 
-use crate::limits::{CostModel, LimitExceeded, OperationLimits};
+use crate::executor::error::{Location, PathSegment};
+use limits::{CostModel, LimitExceeded, OperationLimits};
+
+pub mod introspection;
+pub mod limits;
 
 /// Why the supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +69,61 @@ pub enum PlanError {
     /// `MAX_*_LIMIT` code).
     #[error(transparent)]
     Limit(#[from] LimitExceeded),
-    /// Not valid against the API schema (`GRAPHQL_VALIDATION_FAILED`).
-    #[error("{}", .0.join("; "))]
-    Invalid(Vec<String>),
-    /// Valid, but the planner could not plan it.
+    /// Not valid against the API schema (`GRAPHQL_VALIDATION_FAILED`):
+    /// every problem, each with where it is in the document.
+    #[error("{}", join(.0))]
+    Invalid(Vec<Problem>),
+    /// Valid, but the planner could not plan it
+    /// (`QUERY_PLAN_BUILD_FAILED`; the text is for the logs only).
     #[error("cannot plan the operation: {0}")]
     Plan(String),
+}
+
+impl PlanError {
+    /// Where the error points into the document: every validation
+    /// problem's positions, in order, each once.
+    pub fn locations(&self) -> Vec<Location> {
+        let mut locations = Vec::new();
+        if let Self::Invalid(problems) = self {
+            for location in problems.iter().flat_map(|problem| &problem.locations) {
+                if !locations.contains(location) {
+                    locations.push(*location);
+                }
+            }
+        }
+        locations
+    }
+}
+
+/// One validation problem: the validator's message and the positions in
+/// the client's document it names (none for problems found after
+/// validation, such as normalization failures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong.
+    pub message: String,
+    /// Where, 1-based.
+    pub locations: Vec<Location>,
+}
+
+impl Problem {
+    /// A problem with no position.
+    pub fn unplaced(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            locations: Vec::new(),
+        }
+    }
+}
+
+/// The problems' messages joined with `; `: the client still gets one
+/// error, its message unchanged from before `locations` were added.
+fn join(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|problem| problem.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// An operation ready to execute: its plan and the normalized operation the
@@ -81,7 +140,10 @@ pub struct PreparedOperation {
     pub root_type: String,
     /// The parsed document, kept when the operation selects `__schema` or
     /// `__type` at its root: the router resolves those from it per request.
-    pub introspection: Option<QueryDocument>,
+    pub introspection: Option<Arc<QueryDocument>>,
+    /// The client's document as parsed, kept so errors can point into it
+    /// ([`PreparedOperation::locate`]); shared with `introspection`.
+    pub source: Arc<QueryDocument>,
     /// The operation name the client selected (or the document's only one).
     pub name: Option<String>,
 }
@@ -196,7 +258,7 @@ impl QueryPlanner {
                     None => PlanError::Parse(err.to_string()),
                 }
             })?;
-        crate::limits::check(
+        limits::check(
             &parsed,
             operation_name,
             &self.settings.limits,
@@ -209,16 +271,30 @@ impl QueryPlanner {
         );
         if !errors.is_empty() {
             return Err(PlanError::Invalid(
-                errors.into_iter().map(|e| e.message).collect(),
+                errors
+                    .into_iter()
+                    .map(|e| Problem {
+                        message: e.message,
+                        locations: e
+                            .locations
+                            .iter()
+                            .map(|pos| Location {
+                                line: pos.line,
+                                column: pos.column,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
             ));
         }
-        crate::introspection::check_introspection_depth(&parsed)
-            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
+        introspection::check_introspection_depth(&parsed)
+            .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?;
         let mut to_plan = parsed.clone();
-        let introspection = crate::introspection::strip_introspection(&mut to_plan, operation_name)
-            .then_some(parsed);
+        let source = Arc::new(parsed);
+        let introspection = introspection::strip_introspection(&mut to_plan, operation_name)
+            .then(|| Arc::clone(&source));
         let normalized = normalize_operation(&self.planner.supergraph, &to_plan, operation_name)
-            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?;
+            .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?;
         let mut operation = normalized.operation;
         let plan = if only_placeholder(&mut operation) {
             // Introspection only: nothing to fetch.
@@ -243,7 +319,7 @@ impl QueryPlanner {
             .planner
             .supergraph
             .root_type_name(Some(&kind))
-            .map_err(|err| PlanError::Invalid(vec![err.to_string()]))?
+            .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?
             .to_owned();
         Ok(PreparedOperation {
             plan,
@@ -251,20 +327,97 @@ impl QueryPlanner {
             kind,
             root_type,
             introspection,
+            source,
             name: normalized.operation_name,
         })
     }
 }
 
+impl PreparedOperation {
+    /// Where the field at a response `path` (`["me", "orders", 0, "total"]`)
+    /// is in the client's document: the first field of the operation with
+    /// each path key as its response key (alias or name), looked up through
+    /// inline fragments and fragment spreads; list indices are skipped.
+    /// `None` when the path does not name a field of the operation (e.g. a
+    /// subgraph's own `_entities` path that was not mapped).
+    pub fn locate(&self, path: &[PathSegment]) -> Option<Location> {
+        use graphql_tools::static_graphql::query::{Definition, OperationDefinition};
+        let operation = self.source.definitions.iter().find_map(|definition| {
+            let Definition::Operation(operation) = definition else {
+                return None;
+            };
+            let (name, selection_set) = match operation {
+                OperationDefinition::SelectionSet(set) => (None, set),
+                OperationDefinition::Query(q) => (q.name.as_deref(), &q.selection_set),
+                OperationDefinition::Mutation(m) => (m.name.as_deref(), &m.selection_set),
+                OperationDefinition::Subscription(s) => (s.name.as_deref(), &s.selection_set),
+            };
+            match self.name.as_deref() {
+                Some(wanted) => (name == Some(wanted)).then_some(selection_set),
+                None => Some(selection_set),
+            }
+        })?;
+        let mut selection_set = operation;
+        let mut found = None;
+        for segment in path {
+            let PathSegment::Key(key) = segment else {
+                continue;
+            };
+            let field = find_field(&self.source, selection_set, key, 0)?;
+            found = Some(Location {
+                line: field.position.line,
+                column: field.position.column,
+            });
+            selection_set = &field.selection_set;
+        }
+        found
+    }
+}
+
+/// The first field answering to `key` in `selection_set`, fragments
+/// included. `depth` bounds fragment spreads within spreads (validation
+/// already refused cycles; this only keeps a bug from recursing forever).
+fn find_field<'d>(
+    document: &'d QueryDocument,
+    selection_set: &'d graphql_tools::static_graphql::query::SelectionSet,
+    key: &str,
+    depth: usize,
+) -> Option<&'d graphql_tools::static_graphql::query::Field> {
+    use graphql_tools::static_graphql::query::{Definition, Selection};
+    const MAX_FRAGMENT_DEPTH: usize = 64;
+    if depth > MAX_FRAGMENT_DEPTH {
+        return None;
+    }
+    selection_set.items.iter().find_map(|item| match item {
+        Selection::Field(field) => {
+            (field.alias.as_deref().unwrap_or(&field.name) == key).then_some(field)
+        }
+        Selection::InlineFragment(inline) => {
+            find_field(document, &inline.selection_set, key, depth + 1)
+        }
+        Selection::FragmentSpread(spread) => {
+            document
+                .definitions
+                .iter()
+                .find_map(|definition| match definition {
+                    Definition::Fragment(fragment) if fragment.name == spread.fragment_name => {
+                        find_field(document, &fragment.selection_set, key, depth + 1)
+                    }
+                    _ => None,
+                })
+        }
+    })
+}
+
 /// Whether the root selection is only the placeholder `__typename` left by
-/// [`crate::introspection::strip_introspection`]; if so, it is hidden from
+/// [`introspection::strip_introspection`]; if so, it is hidden from
 /// the response.
 fn only_placeholder(operation: &mut OperationDefinition) -> bool {
     use hive_router_query_planner::ast::selection_item::SelectionItem;
     let items = &mut operation.selection_set.items;
     match items.as_mut_slice() {
         [SelectionItem::Field(field)]
-            if field.alias.as_deref() == Some(crate::introspection::PLACEHOLDER_ALIAS) =>
+            if field.alias.as_deref() == Some(introspection::PLACEHOLDER_ALIAS) =>
         {
             field.omit_from_response = true;
             true
@@ -386,6 +539,78 @@ mod tests {
             planner.prepare("{ products(first: \"x\") { totalCount } }", None),
             Err(PlanError::Invalid(_))
         ));
+    }
+
+    /// Validation errors keep the validator's positions in the client's
+    /// document (rendered by [`crate::pipeline::RouterError`]).
+    #[test]
+    fn validation_errors_carry_locations() {
+        let err = planner()
+            .prepare("{\n  me {\n    id\n    noSuchField\n  }\n}", None)
+            .expect_err("invalid");
+        assert!(matches!(err, PlanError::Invalid(_)), "{err:?}");
+        assert_eq!(err.locations(), [Location { line: 4, column: 5 }]);
+    }
+
+    /// A subgraph error whose client path names a field of the operation
+    /// points at that field, through aliases, list indices and fragments;
+    /// router errors and unmapped paths get no `locations`.
+    #[test]
+    fn forwarded_subgraph_errors_point_at_the_client_field() {
+        use crate::executor::error::GraphqlError;
+        let document = "query Q {\n  me {\n    ...Who\n  }\n  shop: products(first: 1) { totalCount }\n}\n\nfragment Who on User {\n  basket { items { quantity } }\n}\n";
+        let prepared = planner().prepare(document, Some("Q")).expect("plans");
+        let key = |k: &str| PathSegment::Key(k.to_owned());
+        let quantity = vec![
+            key("me"),
+            key("basket"),
+            key("items"),
+            PathSegment::Index(2),
+            key("quantity"),
+        ];
+        let mut errors = vec![
+            GraphqlError::from_subgraph(
+                &serde_json::json!({ "message": "gone" }),
+                "basket",
+                Some(quantity),
+            ),
+            GraphqlError::from_subgraph(
+                &serde_json::json!({ "message": "down" }),
+                "product",
+                Some(vec![key("shop"), key("totalCount")]),
+            ),
+            GraphqlError::from_subgraph(
+                &serde_json::json!({ "message": "unmapped" }),
+                "product",
+                Some(vec![key("_entities"), PathSegment::Index(0)]),
+            ),
+            GraphqlError::coded(shopgraph_core::error::ErrorCode::Internal, "router's own")
+                .at(vec![key("me")]),
+        ];
+        GraphqlError::locate(&mut errors, |path| prepared.locate(path));
+        let locations: Vec<_> = errors.iter().map(|e| e.locations.clone()).collect();
+        assert_eq!(
+            locations,
+            [
+                vec![Location {
+                    line: 9,
+                    column: 20
+                }],
+                vec![Location {
+                    line: 5,
+                    column: 30
+                }],
+                vec![],
+                vec![],
+            ]
+        );
+        let json = serde_json::to_value(&errors[1]).expect("JSON");
+        assert_eq!(
+            json["locations"],
+            serde_json::json!([{ "line": 5, "column": 30 }])
+        );
+        let json = serde_json::to_value(&errors[3]).expect("JSON");
+        assert!(json.get("locations").is_none());
     }
 
     #[test]

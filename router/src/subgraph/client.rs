@@ -1,4 +1,4 @@
-//! The production [`Fetcher`]: GraphQL over HTTP/1.1 to each subgraph.
+//! The production [`Fetcher`](super::Fetcher): GraphQL over HTTP/1.1 to each subgraph.
 //!
 //! One pooled `hyper` client serves every subgraph, so connections are kept
 //! alive and reused across requests (and closed after [`POOL_IDLE_TIMEOUT`]

@@ -1,13 +1,12 @@
-//! Talking to subgraphs: one GraphQL request out, one response back.
+//! Stage 7, the wire: talking to subgraphs — one GraphQL request out, one response back.
 //!
 //! The executor only knows the [`Fetcher`] trait: "send this operation to
 //! subgraph `name` on behalf of this caller". [`client::HttpFetcher`] is the
 //! transport (pooled keep-alive HTTP, per-subgraph timeout, compression,
-//! W3C trace context and identity forwarding); [`dedupe`] and the
+//! W3C trace context and identity forwarding); [`crate::traffic::dedupe`] and the
 //! traffic-management layers of [`crate::traffic`] wrap it.
 
 pub mod client;
-pub mod dedupe;
 pub mod subscribe;
 
 use futures::future::BoxFuture;
@@ -26,7 +25,7 @@ pub struct SubgraphRequest<'a> {
     /// Who the client is; forwarded so the subgraph can authorise.
     pub identity: &'a Identity,
     /// Whether the operation is a query: only queries may be shared between
-    /// callers ([`dedupe`]) or retried once sent. Mutations never are.
+    /// callers ([`crate::traffic::dedupe`]) or retried once sent. Mutations never are.
     pub is_query: bool,
 }
 
@@ -118,7 +117,7 @@ impl FetchError {
 
     /// Whether sending the same query again may succeed: transport
     /// failures and 502/503/504 (overload, restart). Only queries are
-    /// retried once sent; see [`crate::traffic::retry`].
+    /// retried once sent; see [`crate::traffic::layers::RetryLayer`].
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Unreachable { .. } | Self::Timeout { .. } => true,

@@ -1,8 +1,12 @@
-//! Subscriptions (and any operation) over streaming transports: the
-//! `graphql-transport-ws` websocket protocol ([`ws`]) and GraphQL over SSE
-//! in distinct-connections mode ([`sse`]).
+//! Stage 2, the transport choice on `/graphql` (between the edge and the pipeline).
+//! [`graphql`] is the route's handler: a websocket upgrade speaks the
+//! `graphql-transport-ws` protocol ([`ws`]), `Accept: text/event-stream`
+//! gets GraphQL over SSE in distinct-connections mode ([`sse`]), anything
+//! else goes to [`crate::pipeline::graphql`]. The streaming transports
+//! reuse the pipeline's steps ([`crate::pipeline::prepare_operation`]), so
+//! this module depends on the pipeline and never the other way round.
 //!
-//! Both hand a prepared operation to [`results`], which for a subscription
+//! Both hand a prepared operation to `results`, which for a subscription
 //!
 //! 1. finds the plan's source fetch (its `Subscription` node) and opens
 //!    that subscription on the subgraph over a websocket
@@ -21,17 +25,60 @@ pub mod ws;
 
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::Response;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use hive_router_query_planner::state::supergraph_state::OperationKind;
 use shopgraph_core::config::{ConfigError, Env};
 use shopgraph_core::error::ErrorCode;
 use shopgraph_core::identity::Identity;
+use tokio_util::sync::CancellationToken;
 
 use crate::executor::error::GraphqlError;
 use crate::executor::{ExecutionRequest, ExecutionResult, fetch_variables, subscription_source};
-use crate::pipeline::{Operation, execute};
+use crate::pipeline::{Operation, RouterError, RouterState, Verified, execute};
 use crate::subgraph::subscribe;
+
+/// What the `/graphql` route needs: the pipeline's state plus what only
+/// streaming connections use.
+#[derive(Clone)]
+pub struct GraphqlState {
+    /// The pipeline's state, shared by every transport.
+    pub pipeline: RouterState,
+    /// Limits and timers of websocket and SSE connections.
+    pub settings: SubscriptionSettings,
+    /// Subscriptions opened on subgraphs, sharing connections per caller.
+    pub subscriber: subscribe::Subscriber,
+    /// Cancelled when the router shuts down: streaming connections close.
+    pub shutdown: CancellationToken,
+}
+
+/// `GET` and `POST /graphql`: websocket upgrades and event streams are
+/// served here, everything else by [`crate::pipeline::graphql`].
+pub async fn graphql(
+    State(state): State<GraphqlState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    verified: Option<axum::Extension<Verified>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    body: Bytes,
+) -> Response {
+    if let Ok(upgrade) = upgrade {
+        let authorization = headers.get(header::AUTHORIZATION).cloned();
+        return ws::configure(upgrade)
+            .on_upgrade(move |socket| ws::serve(socket, state, authorization));
+    }
+    if sse::wants_event_stream(&headers) {
+        return sse::respond(&state, &method, &uri, &headers, &body).await;
+    }
+    let verified = verified.map(|axum::Extension(verified)| verified);
+    crate::pipeline::graphql(&state.pipeline, &method, &uri, &headers, verified, &body).await
+}
 
 /// Limits and timers of streaming connections.
 #[derive(Debug, Clone)]
@@ -75,7 +122,7 @@ pub(crate) async fn results(
     identity: Identity,
     settings: &SubscriptionSettings,
     subscriber: &subscribe::Subscriber,
-) -> Result<BoxStream<'static, Vec<u8>>, GraphqlError> {
+) -> Result<BoxStream<'static, Vec<u8>>, RouterError> {
     if operation.prepared.kind != OperationKind::Subscription {
         let Operation {
             supergraph,
@@ -87,10 +134,7 @@ pub(crate) async fn results(
         return Ok(stream::once(async move { executed.body.clone() }).boxed());
     }
     if !matches!(identity, Identity::User(_)) {
-        return Err(GraphqlError::coded(
-            ErrorCode::Unauthenticated,
-            "sign in to subscribe",
-        ));
+        return Err(RouterError::SignInToSubscribe);
     }
     let Operation {
         supergraph,
@@ -99,10 +143,7 @@ pub(crate) async fn results(
         ..
     } = operation;
     let Some(source) = subscription_source(&prepared.plan) else {
-        return Err(GraphqlError::coded(
-            ErrorCode::Internal,
-            "the router could not plan this subscription",
-        ));
+        return Err(RouterError::SubscriptionUnplannable);
     };
     let service = source.service_name.clone();
     // A long-lived stream goes to one available replica, like a fetch.
@@ -113,10 +154,7 @@ pub(crate) async fn results(
             .map(|(_, replica)| replica.url.clone())
     });
     let Some(url) = replica else {
-        return Err(GraphqlError::coded(
-            ErrorCode::SubgraphUnavailable,
-            format!("the {service} subgraph has no available replica"),
-        ));
+        return Err(RouterError::NoReplica { service });
     };
     let events = subscriber
         .subscribe(
@@ -128,13 +166,12 @@ pub(crate) async fn results(
         settings.connect_timeout,
     )
     .await
-    .map_err(|err| {
-        tracing::warn!(subgraph = %service, error = %err, "cannot open a subgraph subscription");
-        GraphqlError::coded(
-            ErrorCode::SubgraphUnavailable,
-            format!("the {service} subgraph is unavailable"),
-        )
-        .from_service(&service)
+    .map_err(|source| {
+        tracing::warn!(subgraph = %service, error = %source, "cannot open a subgraph subscription");
+        RouterError::SubscribeFailed {
+            service: service.clone(),
+            source,
+        }
     })?;
     metrics::gauge!("router_active_subscriptions").increment(1.0);
     let guard = ActiveSubscription;
@@ -163,11 +200,12 @@ pub(crate) async fn results(
                             identity: &identity,
                             extra_root_fields: Default::default(),
                         };
-                        supergraph
+                        let mut result = supergraph
                             .executor
                             .execute_event(&supergraph.schema, request, &event)
-                            .await
-                            .into_body()
+                            .await;
+                        GraphqlError::locate(&mut result.errors, |path| prepared.locate(path));
+                        result.into_body()
                     }
                     Err(err) => {
                         tracing::warn!(subgraph = %service, error = %err, "subscription source lost");

@@ -3,23 +3,22 @@
 //! `next` event per response and ends with `complete`.
 //!
 //! The caller authenticates with the `Authorization` header; a request
-//! that cannot start (anonymous subscription: 401, invalid document: 400,
-//! subgraph down: 502) gets a plain coded GraphQL error response instead
-//! of a stream. Comments keep idle streams open through proxies.
+//! that cannot start gets a coded GraphQL error response instead of a
+//! stream, its status from [`RouterError::status`] (anonymous
+//! subscription: 401, invalid document: 400, subgraph down: 502).
+//! Comments keep idle streams open through proxies.
 
 use std::convert::Infallible;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream;
-use shopgraph_core::error::ErrorCode;
-use shopgraph_core::graphql_http::coded_response;
 
-use super::results;
-use crate::pipeline::{RouterState, prepare_operation, read_request};
+use super::{GraphqlState, results};
+use crate::pipeline::{RouterError, prepare_operation, read_request};
 
 const JSON: &str = "application/json";
 
@@ -31,68 +30,53 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/event-stream"))
 }
 
+/// A refusal before the operation is prepared: a coded error, no `data`.
+fn refuse(err: RouterError) -> Response {
+    metrics::counter!("router_errors_total", "code" => err.code().as_str()).increment(1);
+    err.log();
+    err.into_response(JSON)
+}
+
 /// Answers one SSE request.
 pub async fn respond(
-    state: &RouterState,
+    state: &GraphqlState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let refuse = |status: StatusCode, code: ErrorCode, message: &str| {
-        metrics::counter!("router_errors_total", "code" => code.as_str()).increment(1);
-        coded_response(status, JSON, code.as_str(), message)
-    };
     let request = match read_request(method, uri, headers, body) {
         Ok(request) => request,
-        Err(rejection) => {
-            return refuse(rejection.status, rejection.code, &rejection.message);
-        }
+        Err(err) => return refuse(err),
     };
-    let identity = match state.auth.identify(headers.get(header::AUTHORIZATION)) {
+    let identity = match state
+        .pipeline
+        .auth
+        .identify(headers.get(header::AUTHORIZATION))
+    {
         Ok(identity) => identity,
-        Err(err) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                &err.to_string(),
-            );
-        }
+        Err(err) => return refuse(RouterError::InvalidToken(err.to_string())),
     };
-    let operation = match prepare_operation(state, &request).await {
+    let operation = match prepare_operation(&state.pipeline, &request).await {
         Ok(operation) => operation,
-        Err((_, rejection)) => {
-            return refuse(rejection.status, rejection.code, &rejection.message);
+        Err((_, err)) => return refuse(err),
+    };
+    let responses = match results(operation, identity, &state.settings, &state.subscriber).await {
+        Ok(responses) => responses,
+        Err(err) => {
+            // Once prepared, a failure is answered as a response with
+            // `data: null`, like the events that would have followed.
+            err.log();
+            let body = crate::executor::ExecutionResult {
+                data: b"null".to_vec(),
+                errors: vec![err.to_graphql_error()],
+            }
+            .into_body();
+            let mut response = RouterError::into_response(err, JSON);
+            *response.body_mut() = axum::body::Body::from(body);
+            return response;
         }
     };
-    let responses =
-        match results(operation, identity, &state.subscriptions, &state.subscriber).await {
-            Ok(responses) => responses,
-            Err(err) => {
-                let status = match err.code() {
-                    "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-                    "SUBGRAPH_UNAVAILABLE" => StatusCode::BAD_GATEWAY,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                let mut response = (
-                    status,
-                    [(header::CONTENT_TYPE, JSON)],
-                    crate::executor::ExecutionResult {
-                        data: b"null".to_vec(),
-                        errors: vec![err],
-                    }
-                    .into_body(),
-                )
-                    .into_response();
-                if status == StatusCode::UNAUTHORIZED {
-                    response.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        http::HeaderValue::from_static("Bearer"),
-                    );
-                }
-                return response;
-            }
-        };
     let events = responses
         .map(|body| {
             Ok::<_, Infallible>(
@@ -107,6 +91,6 @@ pub async fn respond(
     let shutdown = state.shutdown.clone();
     let events = events.take_until(async move { shutdown.cancelled().await });
     Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(state.subscriptions.keepalive))
+        .keep_alive(KeepAlive::new().interval(state.settings.keepalive))
         .into_response()
 }

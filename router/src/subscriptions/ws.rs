@@ -32,15 +32,13 @@ use futures::{SinkExt, StreamExt};
 use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shopgraph_core::error::ErrorCode;
 use shopgraph_core::identity::Identity;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
-use super::{SubscriptionSettings, results};
-use crate::executor::error::GraphqlError;
-use crate::pipeline::{RouterState, prepare_operation};
+use super::{GraphqlState, SubscriptionSettings, results};
+use crate::pipeline::{RouterError, prepare_operation};
 use shopgraph_core::graphql_http::GraphqlRequest;
 
 /// The websocket sub-protocol spoken here.
@@ -61,16 +59,6 @@ pub fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_MESSAGE)
-}
-
-/// Close codes of the protocol.
-mod close {
-    pub const BAD_REQUEST: u16 = 4400;
-    pub const UNAUTHORIZED: u16 = 4401;
-    pub const TIMEOUT: u16 = 4408;
-    pub const DUPLICATE: u16 = 4409;
-    pub const TOO_MANY_INITS: u16 = 4429;
-    pub const GOING_AWAY: u16 = 1001;
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,16 +86,13 @@ enum ClientMessage {
     },
 }
 
-/// Why a connection ends: a close code and reason for the client.
-struct Close(u16, String);
-
 /// Serves one upgraded connection until it closes.
 pub async fn serve(
     socket: WebSocket,
-    state: RouterState,
+    state: GraphqlState,
     upgrade_authorization: Option<HeaderValue>,
 ) {
-    let settings = state.subscriptions.clone();
+    let settings = state.settings.clone();
     let (mut sink, mut incoming) = socket.split();
     let (outbound, mut queue) = mpsc::channel::<Message>(settings.buffer);
     let writer = tokio::spawn(async move {
@@ -134,7 +119,11 @@ pub async fn serve(
     for (_, task) in connection.operations.drain() {
         task.abort();
     }
-    if let Some(Close(code, mut reason)) = closed {
+    // Every close is a `RouterError` with a protocol close code; one
+    // without (none today) would end the connection as a bad request.
+    if let Some(err) = closed {
+        let code = err.close_code().unwrap_or(4400);
+        let mut reason = err.message();
         // A close frame's reason may not exceed 123 bytes.
         if reason.len() > 123 {
             let mut end = 120;
@@ -158,7 +147,7 @@ pub async fn serve(
 }
 
 struct Connection {
-    state: RouterState,
+    state: GraphqlState,
     settings: SubscriptionSettings,
     outbound: mpsc::Sender<Message>,
     identity: Option<Identity>,
@@ -167,12 +156,12 @@ struct Connection {
 
 impl Connection {
     /// Reads client messages until the connection should end; returns the
-    /// close to send (none when the client left).
+    /// error to close with (none when the client left).
     async fn run(
         &mut self,
         incoming: &mut futures::stream::SplitStream<WebSocket>,
         upgrade_authorization: Option<&HeaderValue>,
-    ) -> Option<Close> {
+    ) -> Option<RouterError> {
         let init_deadline = tokio::time::sleep(self.settings.init_timeout);
         tokio::pin!(init_deadline);
         let mut keepalive = tokio::time::interval(self.settings.keepalive);
@@ -183,13 +172,13 @@ impl Connection {
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => {
-                    return Some(Close(close::GOING_AWAY, "the router is shutting down".into()));
+                    return Some(RouterError::ShuttingDown);
                 }
                 () = &mut init_deadline, if self.identity.is_none() => {
-                    return Some(Close(close::TIMEOUT, "Connection initialisation timeout".into()));
+                    return Some(RouterError::WsInitTimeout);
                 }
                 () = &mut idle => {
-                    return Some(Close(close::TIMEOUT, "Connection idle timeout".into()));
+                    return Some(RouterError::WsIdleTimeout);
                 }
                 _ = keepalive.tick() => {
                     // Best effort: a full queue already means the client is alive but slow.
@@ -203,22 +192,12 @@ impl Connection {
             let text = match message {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                 Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Binary(_))) => {
-                    return Some(Close(
-                        close::BAD_REQUEST,
-                        "binary messages are not part of the protocol".into(),
-                    ));
-                }
+                Some(Ok(Message::Binary(_))) => return Some(RouterError::WsBinaryMessage),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             };
             let message = match serde_json::from_str::<ClientMessage>(text.as_str()) {
                 Ok(message) => message,
-                Err(err) => {
-                    return Some(Close(
-                        close::BAD_REQUEST,
-                        format!("Invalid message received: {err}"),
-                    ));
-                }
+                Err(err) => return Some(RouterError::WsInvalidMessage(err)),
             };
             if let Some(close) = self.handle(message, upgrade_authorization).await {
                 return Some(close);
@@ -230,14 +209,11 @@ impl Connection {
         &mut self,
         message: ClientMessage,
         upgrade_authorization: Option<&HeaderValue>,
-    ) -> Option<Close> {
+    ) -> Option<RouterError> {
         match message {
             ClientMessage::ConnectionInit { payload } => {
                 if self.identity.is_some() {
-                    return Some(Close(
-                        close::TOO_MANY_INITS,
-                        "Too many initialisation requests".into(),
-                    ));
+                    return Some(RouterError::WsTooManyInits);
                 }
                 match self.authenticate(payload.as_ref(), upgrade_authorization) {
                     Ok(identity) => {
@@ -245,7 +221,7 @@ impl Connection {
                         self.send(json!({ "type": "connection_ack" })).await;
                         None
                     }
-                    Err(reason) => Some(Close(close::UNAUTHORIZED, reason)),
+                    Err(err) => Some(err),
                 }
             }
             ClientMessage::Ping { payload } => {
@@ -265,23 +241,17 @@ impl Connection {
             }
             ClientMessage::Subscribe { id, payload } => {
                 let Some(identity) = self.identity.clone() else {
-                    return Some(Close(close::UNAUTHORIZED, "Unauthorized".into()));
+                    return Some(RouterError::WsNotAcknowledged);
                 };
                 self.operations.retain(|_, task| !task.is_finished());
                 if self.operations.contains_key(&id) {
-                    return Some(Close(
-                        close::DUPLICATE,
-                        format!("Subscriber for {id} already exists"),
-                    ));
+                    return Some(RouterError::WsDuplicateId(id));
                 }
                 if self.operations.len() >= self.settings.per_connection {
-                    let error = GraphqlError::coded(
-                        ErrorCode::RateLimited,
-                        format!(
-                            "at most {} operations may run on one connection",
-                            self.settings.per_connection
-                        ),
-                    );
+                    let error = RouterError::TooManyOperations {
+                        max: self.settings.per_connection,
+                    }
+                    .to_graphql_error();
                     self.send(json!({ "id": id, "type": "error", "payload": [error] }))
                         .await;
                     return None;
@@ -305,7 +275,7 @@ impl Connection {
         &self,
         payload: Option<&Value>,
         upgrade_authorization: Option<&HeaderValue>,
-    ) -> Result<Identity, String> {
+    ) -> Result<Identity, RouterError> {
         let from_payload = payload
             .and_then(|payload| {
                 ["Authorization", "authorization", "token", "authToken"]
@@ -321,16 +291,15 @@ impl Connection {
                 }
             });
         let header = match from_payload {
-            Some(value) => Some(
-                HeaderValue::from_str(&value)
-                    .map_err(|_| "the token is not valid text".to_owned())?,
-            ),
+            Some(value) => {
+                Some(HeaderValue::from_str(&value).map_err(|_| RouterError::WsTokenNotText)?)
+            }
             None => upgrade_authorization.cloned(),
         };
-        match self.state.auth.identify(header.as_ref()) {
+        match self.state.pipeline.auth.identify(header.as_ref()) {
             Ok(identity @ Identity::User(_)) => Ok(identity),
-            Ok(_) => Err("Unauthorized: send a token in the connection_init payload".into()),
-            Err(err) => Err(format!("Unauthorized: {err}")),
+            Ok(_) => Err(RouterError::WsAnonymous),
+            Err(err) => Err(RouterError::WsInvalidToken(err)),
         }
     }
 
@@ -344,26 +313,28 @@ async fn operate(
     id: String,
     request: GraphqlRequest,
     identity: Identity,
-    state: RouterState,
+    state: GraphqlState,
     outbound: mpsc::Sender<Message>,
 ) {
-    let error = |errors: Vec<GraphqlError>| json!({ "id": id, "type": "error", "payload": errors });
-    let operation = match prepare_operation(&state, &request).await {
+    let error = |err: RouterError| {
+        err.log();
+        json!({ "id": id, "type": "error", "payload": [err.to_graphql_error()] })
+    };
+    let operation = match prepare_operation(&state.pipeline, &request).await {
         Ok(operation) => operation,
-        Err((_, rejection)) => {
-            let error = error(vec![GraphqlError::coded(rejection.code, rejection.message)]);
-            let _ = outbound.send(text(error)).await;
+        Err((_, err)) => {
+            let _ = outbound.send(text(error(err))).await;
             return;
         }
     };
-    let mut responses =
-        match results(operation, identity, &state.subscriptions, &state.subscriber).await {
-            Ok(responses) => responses,
-            Err(err) => {
-                let _ = outbound.send(text(error(vec![err]))).await;
-                return;
-            }
-        };
+    let mut responses = match results(operation, identity, &state.settings, &state.subscriber).await
+    {
+        Ok(responses) => responses,
+        Err(err) => {
+            let _ = outbound.send(text(error(err))).await;
+            return;
+        }
+    };
     while let Some(body) = responses.next().await {
         let message = next_message(&id, &body);
         match outbound.try_send(message) {
@@ -372,11 +343,9 @@ async fn operate(
             Err(TrySendError::Full(_)) => {
                 metrics::counter!("router_subscription_overflows_total").increment(1);
                 drop(responses); // stop the subgraph subscription first
-                let overflow = GraphqlError::coded(
-                    ErrorCode::SubscriptionOverflow,
-                    "the client did not keep up with this subscription's events; it was ended (resubscribe, with `after` where offered)",
-                );
-                let _ = outbound.send(text(error(vec![overflow]))).await;
+                let _ = outbound
+                    .send(text(error(RouterError::SubscriptionOverflow)))
+                    .await;
                 return;
             }
         }

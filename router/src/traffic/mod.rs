@@ -1,11 +1,11 @@
-//! Traffic management on the subgraph side: what happens between "the
+//! Stage 6, traffic management on the subgraph side: what happens between "the
 //! executor wants this fetch" and "bytes go to a subgraph replica".
 //!
 //! [`fetch_stack`] builds the layers, outer to inner:
 //!
 //! ```text
 //! executor
-//!   └─ dedupe      identical in-flight query fetches share one request   (subgraph::dedupe)
+//!   └─ dedupe      identical in-flight query fetches share one request   (dedupe)
 //!      └─ retry    queries again after transient failures, within a budget  (layers::RetryLayer)
 //!         └─ breaker   per subgraph: open → fail fast                       (layers::BreakerLayer)
 //!            └─ balance   pick a healthy replica, fail over on refused connects (layers::BalanceLayer)
@@ -21,6 +21,7 @@
 //! Every variable is listed in [`settings`].
 
 pub mod breaker;
+pub mod dedupe;
 pub mod health;
 pub mod layers;
 pub mod settings;
@@ -35,7 +36,7 @@ pub use upstream::Upstreams;
 
 use crate::subgraph::Fetcher;
 use crate::subgraph::client::HttpFetcher;
-use crate::subgraph::dedupe::DedupeLayer;
+use crate::traffic::dedupe::DedupeLayer;
 use layers::{BalanceLayer, BreakerLayer, RetryLayer};
 
 /// The fetcher the executor uses: `http` wrapped in the layers above,

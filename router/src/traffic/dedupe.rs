@@ -18,8 +18,8 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
 use crate::inflight::{self, InFlight};
+use crate::subgraph::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
 
 /// A [`Fetcher`] that shares identical in-flight query fetches.
 pub struct Deduplicating<F> {

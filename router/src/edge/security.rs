@@ -30,12 +30,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Query;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use futures::future::{Ready, ready};
 use shopgraph_core::config::{ConfigError, Env, invalid};
 use shopgraph_core::error::ErrorCode;
-use shopgraph_core::graphql_http::{coded_response, prefers_html, response_content_type};
+use shopgraph_core::graphql_http::{prefers_html, response_content_type};
+
+use crate::pipeline::RouterError;
 use shopgraph_core::settings::RunMode;
 use tower::layer::util::{Identity, Stack};
 use tower::util::Either;
@@ -500,7 +502,7 @@ where
             .iter()
             .map(HeaderName::as_str)
             .collect();
-        let message = format!(
+        let explanation = format!(
             "this request was refused as a possible cross-site request forgery (CSRF): send it with \
              a content-type other than {} (e.g. application/json), or with one of these headers: {} \
              (e.g. `{}: true`)",
@@ -508,12 +510,10 @@ where
             names.join(", "),
             names.last().copied().unwrap_or("apollo-require-preflight"),
         );
-        futures::future::Either::Right(ready(Ok(coded_response(
-            StatusCode::BAD_REQUEST,
-            response_content_type(request.headers()),
-            ErrorCode::CsrfPrevention.as_str(),
-            &message,
-        ))))
+        let refusal = RouterError::CsrfPrevention { explanation };
+        futures::future::Either::Right(ready(Ok(
+            refusal.into_response(response_content_type(request.headers()))
+        )))
     }
 }
 
@@ -625,6 +625,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use axum::http::StatusCode;
 
     fn settings(pairs: &[(&str, &str)], mode: RunMode) -> SecuritySettings {
         SecuritySettings::from_env(&Env::from_pairs(pairs.iter().copied()), mode)

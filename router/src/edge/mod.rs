@@ -1,18 +1,20 @@
-//! The HTTP edge: every layer a request crosses before the GraphQL
-//! pipeline sees it, composed in one place so the order can be read top to
-//! bottom.
+//! Stage 1, the HTTP edge: every layer a request crosses before the
+//! GraphQL pipeline sees it, composed in one place so the order can be
+//! read top to bottom.
 //!
 //! Outer to inner:
 //!
 //! | layer | routes | module |
 //! |---|---|---|
-//! | security headers (and HSTS behind TLS), on every answer, refusals included | all | [`crate::security`] |
-//! | a 413 from the body limit becomes a coded GraphQL error | all | [`crate::pipeline`] |
+//! | security headers (and HSTS behind TLS), on every answer, refusals included | all | [`security`] |
+//! | a 413 from the body limit becomes a coded GraphQL error | all | [`coded_body_limit`] |
 //! | trace span, compression, body limit, timeout | all | `shopgraph_core::server` |
-//! | CORS | `/graphql` | [`crate::security`] |
-//! | CSRF prevention | `/graphql` | [`crate::security`] |
-//! | identify the caller (the token is verified once, here) | `/graphql` | [`crate::pipeline`] |
-//! | per-client rate limit (websocket and SSE count when they open) | `/graphql` | [`crate::ratelimit`] |
+//! | CORS | `/graphql` | [`security`] |
+//! | CSRF prevention | `/graphql` | [`security`] |
+//! | identify the caller (the token is verified once, here) | `/graphql` | [`identify_caller`] |
+//! | per-client rate limit (websocket and SSE count when they open) | `/graphql` | [`ratelimit`] |
+//!
+//! Every refusal here is a [`RouterError`] rendered as a GraphQL error.
 //!
 //! Every layer is built once, at start, and ours hold their configuration
 //! behind an `Arc`: axum clones a route's whole layer stack for every
@@ -21,6 +23,9 @@
 //! same reason each route gets the whole stack in one `layer` call: every
 //! call is one more box that each request clones, with all it holds.
 //! `router/benches/edge.rs` measures what each layer adds.
+
+pub mod ratelimit;
+pub mod security;
 
 use std::sync::Arc;
 
@@ -32,11 +37,17 @@ use shopgraph_core::server::CommonLayers;
 use shopgraph_core::settings::HttpSettings;
 use tower::ServiceBuilder;
 
-use crate::config::RouterSettings;
-use crate::pipeline;
-use crate::ratelimit::{ClientRateLimiter, KeyResolver, RateLimitLayer, SubjectResolver};
-use crate::security::SecuritySettings;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
 use shopgraph_core::identity::JwtVerifier;
+
+use crate::pipeline::{RouterError, Verified};
+use ratelimit::{
+    ClientRateLimiter, KeyResolver, RateLimitLayer, RateLimitSettings, SubjectResolver,
+};
+use security::SecuritySettings;
 
 /// The edge's layers, built once from the router's settings.
 #[derive(Clone)]
@@ -48,24 +59,28 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Builds the layers `settings` asks for; `redis` shares the rate
-    /// limit between router replicas.
+    /// Builds the layers the settings ask for (the router's `http`,
+    /// `security` and `rate_limit` settings, taken apart so the edge does
+    /// not depend on [`crate::config`], which depends on it); `redis`
+    /// shares the rate limit between router replicas.
     pub fn new(
-        settings: &RouterSettings,
+        http: &HttpSettings,
+        security: &SecuritySettings,
+        rate_limit: &RateLimitSettings,
         auth: Arc<JwtVerifier>,
         redis: Option<redis::aio::ConnectionManager>,
     ) -> Result<Self, ConfigError> {
-        let rate_limit = if settings.rate_limit.enabled {
-            let limiter = ClientRateLimiter::new(&settings.rate_limit, redis)?;
+        let rate_limit = if rate_limit.enabled {
+            let limiter = ClientRateLimiter::new(rate_limit, redis)?;
             // The caller verified once by `identify_caller`, outside it.
             let subject: SubjectResolver =
                 Arc::new(|extensions: &http::Extensions, _: &http::HeaderMap| {
-                    match extensions.get::<pipeline::Verified>()?.0.as_ref() {
+                    match extensions.get::<Verified>()?.0.as_ref() {
                         Ok(Identity::User(viewer)) => Some(viewer.user_id.clone()),
                         _ => None,
                     }
                 });
-            let keys = KeyResolver::new(subject, settings.rate_limit.trusted_proxy_header.clone());
+            let keys = KeyResolver::new(subject, rate_limit.trusted_proxy_header.clone());
             Some(RateLimitLayer::new(Arc::new(limiter), keys))
         } else {
             None
@@ -73,8 +88,8 @@ impl Edge {
         Ok(Self {
             auth,
             rate_limit,
-            security: settings.security.clone(),
-            http: settings.http.clone(),
+            security: security.clone(),
+            http: http.clone(),
         })
     }
 
@@ -87,7 +102,7 @@ impl Edge {
         // several calls would be cloned several times per request.
         let common = ServiceBuilder::new()
             .option_layer(self.security.headers_layer())
-            .map_response(pipeline::coded_body_limit)
+            .map_response(coded_body_limit)
             .layer(CommonLayers::new(crate::SERVICE_NAME, &self.http));
         let graphql = graphql.layer(
             common
@@ -98,7 +113,7 @@ impl Edge {
                 .layer(self.security.graphql_layer())
                 .layer(axum::middleware::from_fn_with_state(
                     Arc::clone(&self.auth),
-                    pipeline::identify_caller,
+                    identify_caller,
                 ))
                 .option_layer(self.rate_limit.clone()),
         );
@@ -112,6 +127,38 @@ impl Edge {
     }
 }
 
+/// Verifies `Authorization: Bearer` once per `/graphql` request and
+/// leaves the outcome in the request's extensions ([`Verified`]) for the
+/// rate limit and the pipeline; a bad token is refused later, by the
+/// pipeline, with a coded 401 (an anonymous caller may still be allowed).
+pub async fn identify_caller(
+    State(auth): State<Arc<JwtVerifier>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let verified = auth.identify(request.headers().get(header::AUTHORIZATION));
+    request
+        .extensions_mut()
+        .insert(Verified(Arc::new(verified)));
+    next.run(request).await
+}
+
+/// The body limit layer answers 413 in plain text; GraphQL clients get a
+/// coded error naming the limit instead, still saying `connection: close`
+/// (the unread body is not drained).
+pub fn coded_body_limit<B>(response: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response.map(axum::body::Body::new);
+    }
+    shopgraph_core::server::close_after_too_large(
+        RouterError::BodyTooLarge.into_response("application/json"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::{Body, Bytes};
@@ -122,6 +169,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use shopgraph_core::identity::JwtSettings;
 
     const ORIGIN: &str = "https://shop.example";
 
@@ -136,9 +184,14 @@ mod tests {
             ("RATE_LIMIT_ENABLED", "true"),
             ("HTTP_MAX_BODY_BYTES", "1024"),
         ]);
-        let settings = RouterSettings::from_env(&env, RunMode::Serve).expect("settings");
-        let auth = Arc::new(JwtVerifier::new(&settings.auth).await.expect("auth"));
-        let edge = Edge::new(&settings, auth, None).expect("edge");
+        // Each stage reads its own variables: the edge does not depend on
+        // `crate::config`, not even in tests.
+        let http = HttpSettings::from_env(&env, "ROUTER_PORT", 4000, RunMode::Serve).expect("http");
+        let security = SecuritySettings::from_env(&env, RunMode::Serve).expect("security");
+        let rate_limit = RateLimitSettings::from_env(&env).expect("rate limit");
+        let auth = JwtSettings::from_env(&env).expect("JWT settings");
+        let auth = Arc::new(JwtVerifier::new(&auth).await.expect("auth"));
+        let edge = Edge::new(&http, &security, &rate_limit, auth, None).expect("edge");
         let graphql = post(|body: Bytes| async move { body.len().to_string() });
         let others = Router::new().route("/health", get(|| async { "up" }));
         edge.wrap(graphql, others)

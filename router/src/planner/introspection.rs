@@ -1068,7 +1068,7 @@ mod tests {
 
     use super::*;
 
-    const SUPERGRAPH: &str = include_str!("../../schema/supergraph.graphql");
+    const SUPERGRAPH: &str = include_str!("../../../schema/supergraph.graphql");
 
     fn planner() -> Planner {
         let document = safe_parse_schema(SUPERGRAPH).unwrap();

@@ -12,9 +12,10 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
-use shopgraph_core::error::ErrorCode;
-use shopgraph_core::graphql_http::{coded_response, response_content_type};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, header};
+use shopgraph_core::graphql_http::response_content_type;
+
+use crate::pipeline::RouterError;
 use tower::{Layer, Service};
 
 use super::{ClientKey, ClientRateLimiter, Decision, KeyResolver, whole_seconds_up};
@@ -228,14 +229,8 @@ impl Shared {
         metrics::counter!("router_rate_limited_total", "client" => key.kind()).increment(1);
         tracing::debug!(client = %key, retry_after = ?decision.retry_after, "rate limited");
         let retry_after = whole_seconds_up(decision.retry_after).max(1);
-        let message =
-            format!("rate limit exceeded: retry later (retryAfter: {retry_after} seconds)");
-        let mut response = coded_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            response_content_type(request),
-            ErrorCode::RateLimited.as_str(),
-            &message,
-        );
+        let mut response =
+            RouterError::RateLimited { retry_after }.into_response(response_content_type(request));
         let headers = response.headers_mut();
         headers.insert(header::RETRY_AFTER, self.number(retry_after));
         self.write_headers(headers, decision);

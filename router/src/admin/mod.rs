@@ -1,6 +1,8 @@
-//! What the router knows about itself and its subgraphs, for probes and
-//! operators: the public `/health*` endpoints and the admin API on its own
-//! port.
+//! Beside the request path: what the router knows about itself and its
+//! subgraphs, for probes and operators — the public `/health*` endpoints
+//! (served through the edge's common layers) and the admin API on its own
+//! port. Admin refusals are [`RouterError`]s in the admin API's own body
+//! shape ([`RouterError::admin_response`]).
 //!
 //! | endpoint | who | answers |
 //! |---|---|---|
@@ -31,6 +33,7 @@ use serde_json::{Value, json};
 use shopgraph_core::config::{ConfigError, Env};
 use shopgraph_core::identity::Identity;
 
+use crate::pipeline::RouterError;
 use crate::traffic::Upstreams;
 use crate::traffic::upstream::Upstream;
 use shopgraph_core::identity::JwtVerifier;
@@ -89,9 +92,7 @@ pub fn admin_routes(state: StatusState) -> Router {
         .route("/admin/services", get(services))
         .route("/admin/loadbalancer/{service}", get(load_balancer))
         .route("/admin/circuitbreaker/{service}", get(circuit_breaker))
-        .fallback(|| async {
-            problem(StatusCode::NOT_FOUND, "NOT_FOUND", "no such admin endpoint")
-        })
+        .fallback(|| async { RouterError::AdminNoEndpoint.admin_response() })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_admin,
@@ -181,31 +182,10 @@ async fn require_admin(State(state): State<StatusState>, request: Request, next:
         .identify(request.headers().get(header::AUTHORIZATION))
     {
         Ok(Identity::User(viewer)) if viewer.is_admin() => next.run(request).await,
-        Ok(Identity::User(_)) => problem(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "the admin API needs a token with the admin role",
-        ),
-        Ok(Identity::Anonymous) => unauthenticated("the admin API needs an admin bearer token"),
-        Err(err) => unauthenticated(&err.to_string()),
+        Ok(Identity::User(_)) => RouterError::AdminForbidden.admin_response(),
+        Ok(Identity::Anonymous) => RouterError::AdminAnonymous.admin_response(),
+        Err(err) => RouterError::AdminInvalidToken(err).admin_response(),
     }
-}
-
-fn unauthenticated(message: &str) -> Response {
-    let mut response = problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
-    response
-}
-
-fn problem(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
 }
 
 async fn status(State(state): State<StatusState>) -> Json<Value> {
@@ -236,11 +216,7 @@ fn find(state: &StatusState, name: &str) -> Option<Arc<Upstream>> {
 }
 
 fn unknown(name: &str) -> Response {
-    problem(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        &format!("no subgraph named `{name}`"),
-    )
+    RouterError::AdminUnknownSubgraph(name.to_owned()).admin_response()
 }
 
 async fn load_balancer(State(state): State<StatusState>, Path(name): Path<String>) -> Response {

@@ -37,7 +37,7 @@
 //! know cost 1 and multiply nothing: a typo (validation reports it later)
 //! and introspection, whose answer is as large as the schema whatever the
 //! client asks (it has its own guard,
-//! [`crate::introspection::check_introspection_depth`], and its switch,
+//! [`crate::planner::introspection::check_introspection_depth`], and its switch,
 //! `GRAPHQL_INTROSPECTION`).
 
 use std::collections::{HashMap, HashSet};
@@ -765,7 +765,7 @@ mod tests {
     use super::*;
     use crate::planner::{PlanError, PlannerSettings, QueryPlanner, operation_names};
 
-    const SUPERGRAPH: &str = include_str!("../../schema/supergraph.graphql");
+    const SUPERGRAPH: &str = include_str!("../../../schema/supergraph.graphql");
 
     fn planner(settings: PlannerSettings) -> QueryPlanner {
         QueryPlanner::from_supergraph(SUPERGRAPH, settings).expect("the committed supergraph loads")
@@ -835,7 +835,10 @@ mod tests {
         for (label, document) in [
             ("router test me", ROUTER_TEST_ME),
             ("full page", FULL_PAGE),
-            ("introspection", crate::introspection::INTROSPECTION_QUERY),
+            (
+                "introspection",
+                crate::planner::introspection::INTROSPECTION_QUERY,
+            ),
         ] {
             operations.push((label.to_owned(), document.to_owned(), None));
         }

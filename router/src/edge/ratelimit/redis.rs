@@ -20,8 +20,8 @@ use super::key::ClientKey;
 /// (a double holds them exactly until 2255), on the server's `TIME` so that
 /// every replica shares one clock.
 ///
-/// KEYS[1] = the client's key; ARGV[1] = emission interval (µs);
-/// ARGV[2] = burst.
+/// KEYS\[1\] = the client's key; ARGV\[1\] = emission interval (µs);
+/// ARGV\[2\] = burst.
 const GCRA: &str = r#"
 -- Before Redis 5, a script must ask for effect replication to write after
 -- calling the non-deterministic TIME; later versions always replicate

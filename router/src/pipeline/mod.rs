@@ -1,0 +1,319 @@
+//! Stage 3, the GraphQL pipeline: one plain HTTP GraphQL request read top
+//! to bottom, after the edge ([`crate::edge`]) let it through and the
+//! transport choice ([`crate::subscriptions::graphql`]) found it is neither
+//! a websocket nor an event stream.
+//!
+//! 1. GraphiQL for browsers (`GET` with `Accept: text/html`);
+//! 2. read the request: POST JSON body or GET query string (`BAD_REQUEST`);
+//! 3. the caller, as the edge verified it ([`Verified`]; 401 `UNAUTHENTICATED`);
+//! 4. persisted queries: find the text of a hash or id ([`persisted`]);
+//! 5. prepare: parse, limits, validate, set introspection aside, plan —
+//!    cached ([`crate::planner`]);
+//! 6. check the operation against the transport: no mutation over GET
+//!    (405), subscriptions need a streaming transport;
+//! 7. coerce variables ([`variables`], `BAD_USER_INPUT`);
+//! 8. answer introspection and execute the plan ([`crate::executor`]) — or
+//!    join an identical query from the same caller already executing
+//!    ([`crate::inflight`]);
+//! 9. respond (`application/graphql-response+json` when the client accepts
+//!    it, else `application/json`); errors forwarded from subgraphs get the
+//!    `locations` of the client's field they belong to; every refusal is a
+//!    [`RouterError`] ([`error`]), validation errors with their `locations`.
+//!
+//! Steps 2, 4, 5 and 7 are shared with the streaming transports through
+//! [`read_request`] and [`prepare_operation`].
+
+pub mod error;
+pub mod persisted;
+pub mod variables;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::Response;
+use hive_router_query_planner::state::supergraph_state::OperationKind;
+use serde_json::{Map, Value};
+use shopgraph_core::graphql_http::{self, GraphqlRequest, prefers_html, response_content_type};
+use shopgraph_core::identity::JwtVerifier;
+use shopgraph_core::identity::{AuthError, Identity};
+
+use crate::executor::ExecutionRequest;
+use crate::executor::error::GraphqlError;
+use crate::inflight::{self, InFlight};
+use crate::planner::PreparedOperation;
+use crate::supergraph::{Supergraph, SupergraphHandle};
+pub use error::RouterError;
+use persisted::PersistedQueries;
+
+/// What every request needs, shared by all of them.
+#[derive(Clone)]
+pub struct RouterState {
+    /// The current supergraph (hot-reloadable).
+    pub supergraph: SupergraphHandle,
+    /// Bearer-token verification, for requests the edge did not identify.
+    pub auth: Arc<JwtVerifier>,
+    /// Whether `__schema` / `__type` are answered.
+    pub introspection: bool,
+    /// Whether browsers get GraphiQL.
+    pub graphiql: bool,
+    /// Whether identical queries in flight share one execution.
+    pub query_dedupe: bool,
+    /// The executions in flight, for `query_dedupe`.
+    pub operations: Arc<InFlight<Arc<Executed>>>,
+    /// Automatic persisted queries and the safelist.
+    pub persisted: Arc<PersistedQueries>,
+}
+
+/// The caller of a request, verified once by the edge
+/// ([`crate::edge::identify_caller`]) before the rate limit, which keys on
+/// it, and read again by the pipeline. It lives here, in the lower stage,
+/// so the edge depends on the pipeline and never the other way round.
+#[derive(Clone)]
+pub struct Verified(pub Arc<Result<Identity, AuthError>>);
+
+/// How many headers a `/graphql` answer is given room for: its content
+/// type plus the edge's (three security headers, three CORS headers, four
+/// `RateLimit-*`), with one to spare.
+const RESPONSE_HEADERS: usize = 12;
+
+/// Answers one plain HTTP GraphQL request (`GET` or `POST /graphql`);
+/// `verified` is the caller as the edge identified it, if it did.
+pub async fn graphql(
+    state: &RouterState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    verified: Option<Verified>,
+    body: &Bytes,
+) -> Response {
+    if method == Method::GET && state.graphiql && prefers_html(headers) {
+        return graphql_http::graphiql("Shopgraph");
+    }
+    let started = Instant::now();
+    let content_type = response_content_type(headers);
+    let (label, result) = handle(state, method, uri, headers, verified, body).await;
+    let outcome = match &result {
+        Ok((_, false)) => "ok",
+        Ok((_, true)) => "error",
+        Err(_) => "rejected",
+    };
+    metrics::counter!("router_requests_total", "operation_type" => label, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("router_request_duration_seconds", "operation_type" => label)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok((body, _)) => {
+            let mut response = Response::new(axum::body::Body::from(body));
+            let headers = response.headers_mut();
+            // Room for what the edge adds on the way out (security, CORS
+            // and rate-limit headers): one allocation, not a regrowth as
+            // they arrive.
+            headers.reserve(RESPONSE_HEADERS);
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response
+        }
+        Err(err) => {
+            metrics::counter!("router_errors_total", "code" => err.code().as_str()).increment(1);
+            err.log();
+            err.into_response(content_type)
+        }
+    }
+}
+
+/// The request's steps; returns the response body and whether it carries errors.
+async fn handle(
+    state: &RouterState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    verified: Option<Verified>,
+    body: &Bytes,
+) -> (&'static str, Result<(Vec<u8>, bool), RouterError>) {
+    let request = match read_request(method, uri, headers, body) {
+        Ok(request) => request,
+        Err(err) => return ("unknown", Err(err)),
+    };
+    let identity = match verified {
+        Some(Verified(verified)) => match verified.as_ref() {
+            Ok(identity) => Ok(identity.clone()),
+            Err(err) => Err(err.to_string()),
+        },
+        None => state
+            .auth
+            .identify(headers.get(header::AUTHORIZATION))
+            .map_err(|err| err.to_string()),
+    };
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(err) => return ("unknown", Err(RouterError::InvalidToken(err))),
+    };
+    let operation = match prepare_operation(state, &request).await {
+        Ok(operation) => operation,
+        Err((label, err)) => return (label, Err(err)),
+    };
+    let label = operation.label();
+    match operation.prepared.kind {
+        OperationKind::Mutation if method == Method::GET => {
+            return (label, Err(RouterError::MutationOverGet));
+        }
+        OperationKind::Subscription => return (label, Err(RouterError::SubscriptionOverHttp)),
+        _ => {}
+    }
+    let Operation {
+        supergraph,
+        prepared,
+        variables,
+        query,
+    } = operation;
+    let executed = if state.query_dedupe && prepared.kind == OperationKind::Query {
+        // Identical queries from the same caller in flight at once share
+        // one execution (queries only: a mutation always runs).
+        let name = request.operation_name.as_deref().unwrap_or_default();
+        let key = inflight::key(&[&query, name], &identity, &variables);
+        let (shared, joined) = state.operations.run(
+            key,
+            execute(supergraph, Arc::clone(&prepared), variables, identity),
+        );
+        if joined {
+            metrics::counter!("router_query_dedupe_hits_total").increment(1);
+        }
+        match shared.await {
+            Some(executed) => executed,
+            None => return (label, Err(RouterError::SharedExecutionFailed)),
+        }
+    } else {
+        execute(supergraph, Arc::clone(&prepared), variables, identity).await
+    };
+    for code in &executed.error_codes {
+        metrics::counter!("router_errors_total", "code" => code.clone()).increment(1);
+    }
+    (
+        label,
+        Ok((executed.body.clone(), !executed.error_codes.is_empty())),
+    )
+}
+
+/// A request ready to execute: parsed, validated, planned, with its
+/// variables coerced.
+pub struct Operation {
+    /// The supergraph the operation was planned against (kept through a reload).
+    pub supergraph: Arc<Supergraph>,
+    /// The cached plan and normalized operation.
+    pub prepared: Arc<PreparedOperation>,
+    /// The coerced variables.
+    pub variables: Map<String, Value>,
+    /// The document's text (sent, or found by its persisted query hash).
+    pub query: Arc<str>,
+}
+
+impl Operation {
+    /// The operation type, for metrics.
+    pub fn label(&self) -> &'static str {
+        match self.prepared.kind {
+            OperationKind::Query => "query",
+            OperationKind::Mutation => "mutation",
+            OperationKind::Subscription => "subscription",
+        }
+    }
+}
+
+/// Steps 4, 5 and 7 for every transport: find a persisted query's text,
+/// prepare the document (cached) and coerce the variables; a refusal comes
+/// with the operation type's label, for metrics.
+pub async fn prepare_operation(
+    state: &RouterState,
+    request: &GraphqlRequest,
+) -> Result<Operation, (&'static str, RouterError)> {
+    let persisted = state
+        .persisted
+        .resolve(request.query.as_deref(), request.extensions.as_ref())
+        .await
+        .map_err(|err| ("unknown", RouterError::from(err)))?;
+    let query: Arc<str> = match (persisted, request.query.as_deref()) {
+        (Some(text), _) => text,
+        (None, Some(text)) if !text.trim().is_empty() => Arc::from(text),
+        _ => return Err(("unknown", RouterError::NoQuery)),
+    };
+    let supergraph = state.supergraph.current();
+    let prepared = supergraph
+        .planner
+        .prepare(&query, request.operation_name.as_deref())
+        .map_err(|err| ("unknown", RouterError::from(err)))?;
+    let mut operation = Operation {
+        supergraph,
+        prepared,
+        variables: Map::new(),
+        query,
+    };
+    let label = operation.label();
+    if operation.prepared.introspection.is_some() && !state.introspection {
+        return Err((label, RouterError::IntrospectionDisabled));
+    }
+    let empty = Map::new();
+    let provided = request.variables.as_ref().unwrap_or(&empty);
+    operation.variables = variables::coerce(
+        operation.prepared.operation.variable_definitions.as_deref(),
+        provided,
+    )
+    .map_err(|problems| (label, RouterError::Variables(problems)))?;
+    Ok(operation)
+}
+
+/// An executed operation: the response body and its errors' codes.
+pub struct Executed {
+    /// The serialized response.
+    pub body: Vec<u8>,
+    error_codes: Vec<String>,
+}
+
+/// Step 8: answers introspection and runs the plan. Owns everything it
+/// uses, so it can run as shared work ([`InFlight`]).
+pub async fn execute(
+    supergraph: Arc<Supergraph>,
+    prepared: Arc<PreparedOperation>,
+    variables: Map<String, Value>,
+    identity: Identity,
+) -> Arc<Executed> {
+    let extra_root_fields = prepared
+        .introspection
+        .as_ref()
+        .map(|document| {
+            supergraph
+                .introspection
+                .resolve(document, prepared.name.as_deref(), &variables)
+        })
+        .unwrap_or_default();
+    let result = supergraph
+        .executor
+        .execute(
+            &supergraph.schema,
+            ExecutionRequest {
+                plan: &prepared.plan,
+                operation: &prepared.operation,
+                root_type: &prepared.root_type,
+                variables: &variables,
+                identity: &identity,
+                extra_root_fields,
+            },
+        )
+        .await;
+    let mut result = result;
+    GraphqlError::locate(&mut result.errors, |path| prepared.locate(path));
+    let error_codes = result.errors.iter().map(|e| e.code().to_owned()).collect();
+    Arc::new(Executed {
+        body: result.into_body(),
+        error_codes,
+    })
+}
+
+/// Step 2: the request as GraphQL over HTTP reads it ([`graphql_http`]).
+pub fn read_request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<GraphqlRequest, RouterError> {
+    Ok(graphql_http::read_request(method, uri, headers, body)?)
+}
