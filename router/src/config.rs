@@ -1,32 +1,14 @@
 //! The router's settings, read from the environment.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `ROUTER_PORT` (`PORT` in `serve`) | 4000 | listen port |
-//! | `HOST` | `0.0.0.0` (`serve`), `127.0.0.1` (`dev`) | listen address |
-//! | `SUPERGRAPH_PATH` | `schema/supergraph.graphql` | the composed supergraph; re-read when it changes |
-//! | `SUPERGRAPH_POLL_INTERVAL` | 2s | how often the file is checked for changes |
-//! | `<SUBGRAPH>_SERVICE_URL(S)` | the supergraph's URL | where a subgraph is reached: replicas, see [`crate::traffic::settings`] |
-//! | `SUBGRAPH_TIMEOUT` | 30s | limit of one subgraph request |
-//! | `<SUBGRAPH>_SERVICE_TIMEOUT` | `SUBGRAPH_TIMEOUT` | the same, for one subgraph |
-//! | `QUERY_DEDUPE` | true | identical client queries in flight share one execution |
-//! | `SUBGRAPH_DEDUPE` | true | identical in-flight query fetches share one request |
-//! | `SUBGRAPH_COMPRESSION` | false | ask subgraphs for gzip answers |
-//! | `GRAPHQL_INTROSPECTION` | true | answer `__schema` / `__type` |
-//! | `GRAPHIQL` | true | serve GraphiQL to browsers at `/graphql` |
-//! | `PLAN_CACHE_SIZE` | 1024 | query plans kept |
-//! | `GRAPHQL_MAX_TOKENS` | 15000 | longest document accepted, in tokens |
-//! | `GRAPHQL_MAX_DEPTH`, `_ALIASES`, `_ROOT_FIELDS`, `_COMPLEXITY` | see [`crate::planner::limits`] | operation limits checked before planning |
-//! | `CORS_*`, `SECURITY_HEADERS`, `HSTS_MAX_AGE`, `CSRF_*` | see [`crate::edge::security`] | browser-facing protections |
-//! | `APQ_*`, `PERSISTED_QUERIES_*` | see [`crate::pipeline::persisted`] | persisted queries and the safelist |
-//! | `RATE_LIMIT_*` | see [`crate::edge::ratelimit`] | per-client rate limiting (off by default) |
-//! | `REDIS_URL` | unset | shared persisted queries and rate-limit budget across router replicas |
-//! | `JWT_*` | see `shopgraph_core::identity` | token verification |
-//! | `ADMIN_ENABLED` / `ADMIN_HOST` / `ADMIN_PORT` | true / 127.0.0.1 / 4100 | the admin API's listener ([`crate::admin`]) |
+//! The variables, their defaults and meanings are listed once, in the
+//! README's Configuration section (kept true by
+//! `tests/api/config_reference.rs`); each field below names its variable.
 //!
-//! Plus load balancing, health checks, circuit breakers and retries
-//! ([`crate::traffic::settings`]) and the HTTP limits every service shares (`HTTP_MAX_BODY_BYTES`,
-//! `REQUEST_TIMEOUT`, `SHUTDOWN_TIMEOUT`).
+//! [`RouterSettings`] gathers what each stage reads for itself: the edge's
+//! protections ([`crate::edge::security`], [`crate::edge::ratelimit`]),
+//! persisted queries ([`crate::pipeline::persisted`]), operation limits
+//! ([`crate::planner::limits`]), traffic management
+//! ([`crate::traffic::settings`]) and the HTTP limits every process shares.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;

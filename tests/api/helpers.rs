@@ -1,6 +1,6 @@
 //! Spawning real subgraphs for a test.
 //!
-//! Every [`TestApp`] gets its own store from the platform's testkit: a fresh
+//! Every [`TestApp`] gets its own store from the subgraph kit's testkit: a fresh
 //! PostgreSQL database (dropped when the test ends, even on panic) or a fresh
 //! SQLite file in the temp directory. The app listens on a random
 //! port and is driven over HTTP, exactly as clients use it.

@@ -13,14 +13,9 @@
 //! check, and so that a CSRF refusal carries CORS headers and the calling
 //! page can read why it was refused.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `CORS_ALLOWED_ORIGINS` | `*` (`dev`), none (`serve`) | comma-separated exact origins, or `*`; none = no CORS headers, same-origin only |
-//! | `CORS_ALLOW_CREDENTIALS` | false | let browsers send cookies cross-origin (not with `*`) |
-//! | `SECURITY_HEADERS` | true | add the security headers (HSTS included) |
-//! | `HSTS_MAX_AGE` | 31536000 | `strict-transport-security` max-age in seconds on requests that came over TLS; 0 disables |
-//! | `CSRF_PREVENTION` | true | refuse requests that could be cross-site forgeries |
-//! | `CSRF_REQUIRED_HEADERS` | `x-apollo-operation-name,apollo-require-preflight` | any of these headers proves a preflight happened |
+//! The variables, their defaults and meanings are listed once, in the
+//! README's Configuration section (kept true by
+//! `tests/api/config_reference.rs`); each field below names its variable.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,28 +1,9 @@
 //! The traffic-management variables: replicas, balancing, health checks,
 //! outlier ejection, circuit breakers and retries.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `<SUBGRAPH>_SERVICE_URLS` | the supergraph's URL | replicas, comma-separated, each optionally `;weight=N` (1..=100) |
-//! | `LOAD_BALANCER_ENABLED` | true | false: every request goes to the first healthy replica, in list order |
-//! | `LOAD_BALANCER_STRATEGY` | `round_robin` | or `least_connections`, `weighted_round_robin` |
-//! | `<SUBGRAPH>_LOAD_BALANCER_STRATEGY` | the global one | the same, for one subgraph |
-//! | `HEALTH_CHECK_INTERVAL` | 5s | how often each replica's `/health/ready` is asked; 0 turns active checks off |
-//! | `HEALTH_CHECK_TIMEOUT` | 2s | longest wait for one check |
-//! | `HEALTH_CHECK_PATH` | `/health/ready` | the path asked, on the replica's host |
-//! | `OUTLIER_CONSECUTIVE_FAILURES` | 5 | failures in a row that eject a replica; 0 turns ejection off |
-//! | `OUTLIER_EJECTION_TIME` | 10s | first ejection; each further one in a row doubles it, up to 5 minutes |
-//! | `CIRCUIT_BREAKER_ENABLED` | true | one breaker per subgraph |
-//! | `CIRCUIT_BREAKER_INTERVAL` | 60s | window over which the failure ratio is counted while closed |
-//! | `CIRCUIT_BREAKER_TIMEOUT` | 30s | how long it stays open before probing |
-//! | `CIRCUIT_BREAKER_MAX_REQUESTS` | 10 | probes let through while half-open; that many successes close it |
-//! | `CIRCUIT_BREAKER_FAILURE_RATIO` | 0.5 | failure ratio that opens it (0 < r ≤ 1) |
-//! | `CIRCUIT_BREAKER_MIN_REQUESTS` | 10 | requests in the window before the ratio counts |
-//! | `RETRY_ENABLED` | true | retry failed query fetches |
-//! | `RETRY_ATTEMPTS` | 2 | retries after the first attempt |
-//! | `RETRY_BACKOFF_MIN` / `RETRY_BACKOFF_MAX` | 10ms / 200ms | jittered exponential backoff bounds |
-//! | `RETRY_BUDGET_RATIO` | 0.2 | retries allowed per recent request (over 10 s) |
-//! | `RETRY_BUDGET_MIN_PER_SECOND` | 10 | retries always allowed, however little traffic |
+//! The variables, their defaults and meanings are listed once, in the
+//! README's Configuration section (kept true by
+//! `tests/api/config_reference.rs`); each field below names its variable.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

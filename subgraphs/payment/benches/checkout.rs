@@ -1,7 +1,7 @@
 //! Checkout throughput of the payment subgraph on MariaDB.
 //!
 //! Starts product and basket (SQLite) and payment (fresh MariaDB database
-//! from the platform testkit), fills one basket per client, then each
+//! from the subgraph kit's testkit), fills one basket per client, then each
 //! client checks out back to back with fresh idempotency keys: every
 //! request reads the basket over GraphQL, inserts the payment and its
 //! lines, charges the simulated provider and records the outcome.

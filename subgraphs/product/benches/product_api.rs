@@ -1,7 +1,7 @@
 //! Load benchmark of the product subgraph on PostgreSQL.
 //!
 //! Starts the real subgraph (release build, fresh PostgreSQL database from
-//! the platform testkit, 200 products), then drives it over HTTP on
+//! the subgraph kit's testkit, 200 products), then drives it over HTTP on
 //! loopback with a fixed number of concurrent clients for a fixed time per
 //! scenario, and prints requests/s, latency percentiles and SQL statements
 //! per request.
