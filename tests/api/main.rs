@@ -14,6 +14,7 @@ mod cli;
 mod config_reference;
 mod events;
 mod fault_proxy;
+mod hostile_input;
 mod identity_hop;
 mod live;
 

@@ -43,6 +43,27 @@ use crate::executor::{ExecutionRequest, ExecutionResult, fetch_variables, subscr
 use crate::pipeline::{Operation, RouterError, RouterState, Verified, execute};
 use crate::subgraph::subscribe;
 
+/// Takes one operation from a caller's rate-limit budget. The edge's
+/// limiter implements it ([`crate::edge::ratelimit`]) and hands it to a
+/// websocket upgrade as an [`OperationBudget`] extension: the upgrade
+/// itself costs one request at the edge, but each `subscribe` message on
+/// the open connection is an operation of its own and must cost one too,
+/// or one socket would run any number of queries past the limit.
+pub trait OperationLimit: Send + Sync {
+    /// `Ok` when the operation of the user `subject` may run (it then used
+    /// one cell of the budget HTTP requests of that user use), else
+    /// [`RouterError::RateLimited`].
+    fn take<'a>(
+        &'a self,
+        subject: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), RouterError>>;
+}
+
+/// The request extension carrying the rate limit to a websocket
+/// connection; absent when rate limiting is off.
+#[derive(Clone)]
+pub struct OperationBudget(pub std::sync::Arc<dyn OperationLimit>);
+
 /// What the `/graphql` route needs: the pipeline's state plus what only
 /// streaming connections use.
 #[derive(Clone)]
@@ -59,19 +80,24 @@ pub struct GraphqlState {
 
 /// `GET` and `POST /graphql`: websocket upgrades and event streams are
 /// served here, everything else by [`crate::pipeline::graphql`].
+// One axum extractor per argument: grouping them would hide what the
+// handler reads.
+#[allow(clippy::too_many_arguments)]
 pub async fn graphql(
     State(state): State<GraphqlState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     verified: Option<axum::Extension<Verified>>,
+    budget: Option<axum::Extension<OperationBudget>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
     if let Ok(upgrade) = upgrade {
         let authorization = headers.get(header::AUTHORIZATION).cloned();
+        let budget = budget.map(|axum::Extension(budget)| budget);
         return ws::configure(upgrade)
-            .on_upgrade(move |socket| ws::serve(socket, state, authorization));
+            .on_upgrade(move |socket| ws::serve(socket, state, authorization, budget));
     }
     if sse::wants_event_stream(&headers) {
         return sse::respond(&state, &method, &uri, &headers, &body).await;

@@ -11,7 +11,9 @@
 //! 2. `connection_ack`; then `subscribe` messages start operations (a
 //!    reused live id: `4409`; `subscribe` before the ack: `4401`), each
 //!    answered with `next` messages and `complete`, or one `error` when it
-//!    cannot start; the client's `complete` stops one;
+//!    cannot start; the client's `complete` stops one; with rate limiting
+//!    on, each `subscribe` takes one cell of the user's budget, and one
+//!    over it gets an `error` with `RATE_LIMITED` (the connection stays);
 //! 3. `ping`/`pong` both ways; the router pings every
 //!    [`SubscriptionSettings::keepalive`] and closes a connection silent
 //!    for [`SubscriptionSettings::idle_timeout`] (`4408`); anything that
@@ -37,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
-use super::{GraphqlState, SubscriptionSettings, results};
+use super::{GraphqlState, OperationBudget, SubscriptionSettings, results};
 use crate::pipeline::{RouterError, prepare_operation};
 use shopgraph_core::graphql_http::GraphqlRequest;
 
@@ -91,6 +93,7 @@ pub async fn serve(
     socket: WebSocket,
     state: GraphqlState,
     upgrade_authorization: Option<HeaderValue>,
+    budget: Option<OperationBudget>,
 ) {
     let settings = state.settings.clone();
     let (mut sink, mut incoming) = socket.split();
@@ -104,13 +107,14 @@ pub async fn serve(
         }
         let _ = sink.close().await;
     });
-    metrics::gauge!("router_websocket_connections").increment(1.0);
+    let _gauge = ConnectionGauge::open();
     let mut connection = Connection {
         state,
         settings: settings.clone(),
         outbound: outbound.clone(),
         identity: None,
         operations: HashMap::new(),
+        budget,
     };
     let closed = connection
         .run(&mut incoming, upgrade_authorization.as_ref())
@@ -143,7 +147,24 @@ pub async fn serve(
     drop(connection);
     drop(outbound);
     let _ = writer.await;
-    metrics::gauge!("router_websocket_connections").decrement(1.0);
+}
+
+/// `router_websocket_connections`, up while a connection is served and
+/// down when its task ends, however it ends: a decrement written at the
+/// end of [`serve`] was skipped when the task panicked, leaking the gauge.
+struct ConnectionGauge;
+
+impl ConnectionGauge {
+    fn open() -> Self {
+        metrics::gauge!("router_websocket_connections").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("router_websocket_connections").decrement(1.0);
+    }
 }
 
 struct Connection {
@@ -152,6 +173,8 @@ struct Connection {
     outbound: mpsc::Sender<Message>,
     identity: Option<Identity>,
     operations: HashMap<String, JoinHandle<()>>,
+    /// The caller's rate limit, when rate limiting is on.
+    budget: Option<OperationBudget>,
 }
 
 impl Connection {
@@ -247,6 +270,16 @@ impl Connection {
                 if self.operations.contains_key(&id) {
                     return Some(RouterError::WsDuplicateId(id));
                 }
+                // Every operation counts, queries and mutations too, against
+                // the user's budget, as the same request over HTTP would; an
+                // operation over it is refused alone, the connection stays.
+                if let Err(err) = self.take_budget(&identity).await {
+                    self.send(
+                        json!({ "id": id, "type": "error", "payload": [err.to_graphql_error()] }),
+                    )
+                    .await;
+                    return None;
+                }
                 if self.operations.len() >= self.settings.per_connection {
                     let error = RouterError::TooManyOperations {
                         max: self.settings.per_connection,
@@ -284,7 +317,13 @@ impl Connection {
             })
             .map(|token| {
                 let token = token.trim();
-                if token.len() > 7 && token[..7].eq_ignore_ascii_case("bearer ") {
+                // `get`, not `[..7]`: the payload is the client's, and a
+                // non-ASCII token has no char boundary at byte 7 (slicing
+                // there panicked, closing 1005 and printing the token).
+                let has_scheme = token
+                    .get(..7)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "));
+                if has_scheme && token.len() > 7 {
                     token.to_owned()
                 } else {
                     format!("Bearer {token}")
@@ -301,6 +340,15 @@ impl Connection {
             Ok(_) => Err(RouterError::WsAnonymous),
             Err(err) => Err(RouterError::WsInvalidToken(err)),
         }
+    }
+
+    /// One cell of the caller's rate-limit budget, keyed by the user as
+    /// HTTP requests with their token are.
+    async fn take_budget(&self, identity: &Identity) -> Result<(), RouterError> {
+        let (Some(budget), Identity::User(viewer)) = (&self.budget, identity) else {
+            return Ok(());
+        };
+        budget.0.take(&viewer.user_id).await
     }
 
     async fn send(&self, message: Value) {

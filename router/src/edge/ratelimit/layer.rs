@@ -3,7 +3,9 @@
 //!
 //! It sees every request of the routes it wraps, including websocket
 //! upgrades and SSE requests, so a subscription costs one request when its
-//! connection opens (and nothing per event).
+//! connection opens (and nothing per event). A websocket upgrade also
+//! carries the limiter on ([`OperationBudget`]): every operation the
+//! connection runs then costs one request more.
 
 use std::future::{Future, Ready};
 use std::pin::Pin;
@@ -16,6 +18,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, header};
 use shopgraph_core::graphql_http::response_content_type;
 
 use crate::pipeline::RouterError;
+use crate::subscriptions::{OperationBudget, OperationLimit};
 use tower::{Layer, Service};
 
 use super::{ClientKey, ClientRateLimiter, Decision, KeyResolver, whole_seconds_up};
@@ -104,9 +107,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         let key = shared.keys.resolve(&request);
+        // The upgrade costs one request here; the connection then charges
+        // each operation it runs to the same limiter.
+        if is_websocket_upgrade(request.headers()) {
+            let limiter: Arc<dyn OperationLimit> = shared.limiter.clone();
+            request.extensions_mut().insert(OperationBudget(limiter));
+        }
         // The in-memory limiter decides at once: call `inner` now, the
         // instance that was polled ready, with no allocation on the way.
         if let Some(decision) = shared.limiter.check_now(&key) {
@@ -199,6 +208,13 @@ where
             StateProj::Later { later } => later.as_mut().poll(cx),
         }
     }
+}
+
+/// `Upgrade: websocket` (case-insensitive, as RFC 6455 asks).
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 impl Shared {

@@ -81,8 +81,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionManager;
+use futures::future::BoxFuture;
 use http::HeaderName;
 use shopgraph_core::config::{ConfigError, Env, invalid};
+
+use crate::pipeline::RouterError;
+use crate::subscriptions::OperationLimit;
 
 pub use key::{ClientKey, KeyResolver, SubjectResolver};
 pub use layer::{RateLimitLayer, RateLimitService};
@@ -407,6 +411,25 @@ impl ClientRateLimiter {
 
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Websocket operations take from the same budget as HTTP requests, keyed
+/// by the signed-in user (a websocket caller always is one).
+impl OperationLimit for ClientRateLimiter {
+    fn take<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<(), RouterError>> {
+        Box::pin(async move {
+            let key = ClientKey::Subject(subject.to_owned());
+            let decision = self.check(&key).await;
+            if decision.allowed {
+                return Ok(());
+            }
+            metrics::counter!("router_rate_limited_total", "client" => key.kind()).increment(1);
+            tracing::debug!(client = %key, retry_after = ?decision.retry_after, "websocket operation rate limited");
+            Err(RouterError::RateLimited {
+                retry_after: whole_seconds_up(decision.retry_after).max(1),
+            })
+        })
     }
 }
 
