@@ -126,3 +126,51 @@ async fn websocket_operations_past_the_burst_are_rate_limited() {
     let refused = router.metric("router_rate_limited_total", "").await;
     assert!(refused >= 6.0, "refusals counted: {refused}");
 }
+
+/// A document with two operations and no `operationName` is a request
+/// error (GraphQL over HTTP), at the router (it ran the first one) and at
+/// a subgraph (async-graphql already refused it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_operations_without_an_operation_name_are_refused() {
+    let product = TestApp::spawn(Backend::Sqlite).await;
+    let router = RouterProcess::start(&[("PRODUCT_SERVICE_URL", product.graphql_url())]).await;
+    let document = "query A { categories } query B { __typename }";
+
+    let refused = router.gql(None, document, json!({})).await;
+    assert_eq!(refused.status, 400, "{:#}", refused.body);
+    assert_eq!(
+        refused.body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{:#}",
+        refused.body
+    );
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("operation name")),
+        "{:#}",
+        refused.body
+    );
+    assert!(refused.body.get("data").is_none(), "{:#}", refused.body);
+
+    // Naming one runs it.
+    let named = router
+        .send(None, &json!({ "query": document, "operationName": "A" }))
+        .await;
+    assert_eq!(named.status(), 200);
+
+    // The subgraph refuses it too, without data.
+    let direct = crate::harness::client()
+        .post(product.graphql_url())
+        .json(&json!({ "query": document }))
+        .send()
+        .await
+        .expect("the subgraph answers");
+    let status = direct.status();
+    let body: serde_json::Value = direct.json().await.expect("JSON");
+    println!("subgraph: {status} {body}");
+    assert!(
+        body["errors"][0]["message"].is_string(),
+        "an error: {status} {body:#}"
+    );
+    assert!(body["data"].is_null(), "no data: {body:#}");
+}

@@ -258,6 +258,7 @@ impl QueryPlanner {
                     None => PlanError::Parse(err.to_string()),
                 }
             })?;
+        require_operation_name(&parsed, operation_name)?;
         limits::check(
             &parsed,
             operation_name,
@@ -426,6 +427,31 @@ fn only_placeholder(operation: &mut OperationDefinition) -> bool {
     }
 }
 
+/// Refuses a document with several operations and no `operationName`:
+/// GraphQL-over-HTTP makes that a request error, where the planner would
+/// otherwise run the first operation, which the client did not choose.
+/// `GRAPHQL_VALIDATION_FAILED`, as Apollo Router answers it.
+fn require_operation_name(
+    document: &QueryDocument,
+    operation_name: Option<&str>,
+) -> Result<(), PlanError> {
+    use graphql_tools::static_graphql::query::Definition;
+    if operation_name.is_some() {
+        return Ok(());
+    }
+    let operations = document
+        .definitions
+        .iter()
+        .filter(|definition| matches!(definition, Definition::Operation(_)))
+        .count();
+    if operations > 1 {
+        return Err(PlanError::Invalid(vec![Problem::unplaced(
+            "Must provide operation name if query contains multiple operations.",
+        )]));
+    }
+    Ok(())
+}
+
 /// The names of the operations in `document` (`None` for an anonymous one).
 pub fn operation_names(document: &str) -> Result<Vec<Option<String>>, PlanError> {
     use graphql_tools::parser::query::{Definition, OperationDefinition};
@@ -515,6 +541,25 @@ mod tests {
         let first = planner.prepare(ME, Some("Me")).unwrap();
         let second = planner.prepare(ME, Some("Me")).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
+    }
+
+    #[test]
+    fn several_operations_need_an_operation_name() {
+        let planner = planner();
+        let document = "query A { categories } query B { me { id } }";
+        let err = planner.prepare(document, None).expect_err("ambiguous");
+        assert!(
+            matches!(&err, PlanError::Invalid(_)) && err.to_string().contains("operation name"),
+            "{err}"
+        );
+        // An anonymous one beside a named one is ambiguous too.
+        assert!(planner
+            .prepare("{ categories } query B { categories }", None)
+            .is_err());
+        // Named, each plans; a lone operation needs no name.
+        planner.prepare(document, Some("A")).expect("A plans");
+        planner.prepare(document, Some("B")).expect("B plans");
+        planner.prepare("query A { categories }", None).expect("alone");
     }
 
     #[test]
