@@ -47,7 +47,7 @@ pub mod traffic;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::routing::get;
@@ -223,7 +223,7 @@ impl RouterApp {
                 stop_watch.clone(),
             ));
         }
-        let grace: Duration = self.settings.http.shutdown_timeout;
+        let timeouts = shopgraph_core::server::ServeTimeouts::from(&self.settings.http);
         let admin = self.admin.map(|(listener, routes)| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "admin API on http://{addr}/admin/status");
@@ -233,7 +233,7 @@ impl RouterApp {
                 listener,
                 routes,
                 stop.cancelled_owned(),
-                grace,
+                timeouts,
             ))
         });
         // Streaming connections (websockets, SSE) close as shutdown starts,
@@ -244,7 +244,7 @@ impl RouterApp {
             streams.cancel();
         };
         let result =
-            shopgraph_core::server::serve(self.listener, self.router, shutdown, grace).await;
+            shopgraph_core::server::serve(self.listener, self.router, shutdown, timeouts).await;
         stop_watch.cancel();
         if let Some(admin) = admin {
             match admin.await {

@@ -167,10 +167,78 @@ async fn several_operations_without_an_operation_name_are_refused() {
         .expect("the subgraph answers");
     let status = direct.status();
     let body: serde_json::Value = direct.json().await.expect("JSON");
-    println!("subgraph: {status} {body}");
-    assert!(
-        body["errors"][0]["message"].is_string(),
-        "an error: {status} {body:#}"
+    assert_eq!(status, 400, "{body:#}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{body:#}"
     );
     assert!(body["data"].is_null(), "no data: {body:#}");
+}
+
+/// Connects to `url`'s host and port, sends half a request line and waits:
+/// the server must close the connection (with or without a 408 first)
+/// after about `HTTP_HEADER_READ_TIMEOUT`; returns how long that took.
+async fn time_to_drop_half_a_request(url: &str) -> std::time::Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connects");
+    stream.write_all(b"GET /health HT").await.expect("sends");
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(6), stream.read(&mut buffer))
+            .await
+        {
+            Err(_) => panic!("{authority}: still open after 6 s without headers"),
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Every listener (router public and admin, a subgraph) closes a
+/// connection that has not sent its headers within
+/// `HTTP_HEADER_READ_TIMEOUT`, and still serves normal requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_sending_headers_slowly_is_closed() {
+    let timeout = ("HTTP_HEADER_READ_TIMEOUT", "1s");
+    let product = TestApp::spawn(Backend::Sqlite).await;
+    let basket = TestApp::spawn_basket(Backend::Sqlite, &product.graphql_url(), &[timeout]).await;
+    let router = RouterProcess::start(&[
+        ("PRODUCT_SERVICE_URL", product.graphql_url()),
+        (timeout.0, timeout.1.into()),
+    ])
+    .await;
+
+    for url in [router.url("/"), router.admin_url("/"), basket.graphql_url()] {
+        let took = time_to_drop_half_a_request(&url).await;
+        assert!(
+            took >= std::time::Duration::from_millis(800),
+            "{url}: closed only after the timeout, not at once: {took:?}"
+        );
+    }
+
+    // Whole requests are still served.
+    let answer = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.body);
+    // The admin port answers (401 without an admin token).
+    let admin = crate::harness::client()
+        .get(router.admin_url("/health"))
+        .send()
+        .await
+        .expect("admin answers");
+    assert!(!admin.status().is_server_error(), "{}", admin.status());
+    let health = crate::harness::client()
+        .get(basket.graphql_url().replace("/graphql", "/health"))
+        .send()
+        .await
+        .expect("basket answers");
+    assert!(health.status().is_success(), "{}", health.status());
 }

@@ -18,14 +18,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{self as http, HeaderValue, Request, StatusCode, header};
 use axum::routing::{MethodRouter, get};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use opentelemetry::propagation::Extractor;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::layer::util::{Identity, Stack};
-use tower::{Layer, ServiceBuilder};
+use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -178,33 +182,80 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// The timeouts [`serve`] applies to connections, from [`HttpSettings`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServeTimeouts {
+    /// Longest wait for a request's headers (`HTTP_HEADER_READ_TIMEOUT`).
+    pub header_read: Duration,
+    /// How long shutdown drains in-flight requests (`SHUTDOWN_TIMEOUT`).
+    pub grace: Duration,
+}
+
+impl From<&HttpSettings> for ServeTimeouts {
+    fn from(http: &HttpSettings) -> Self {
+        Self {
+            header_read: http.header_read_timeout,
+            grace: http.shutdown_timeout,
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then drains
-/// in-flight requests for at most `grace`.
+/// in-flight requests for at most `timeouts.grace`.
+///
+/// Our own accept loop rather than `axum::serve`, which offers no way to
+/// configure hyper: HTTP/1 connections get hyper's header-read timeout
+/// (it needs a timer, which `axum::serve` does not set, so a client could
+/// send its headers a byte at a time forever). Each request carries the
+/// peer address as `ConnectInfo<SocketAddr>` (the rate limit's key), and
+/// upgrades (websockets) are served as with `axum::serve`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    timeouts: ServeTimeouts,
 ) -> std::io::Result<()> {
-    let stop = CancellationToken::new();
-    let trigger = stop.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        trigger.cancel();
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let deadline = async {
-        stop.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait rather
+                    // than spin, as `axum::serve` does.
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
     tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!(?grace, "grace period elapsed; abandoning in-flight requests");
+        () = graceful.shutdown() => Ok(()),
+        () = tokio::time::sleep(timeouts.grace) => {
+            tracing::warn!(grace = ?timeouts.grace, "grace period elapsed; abandoning in-flight requests");
             Ok(())
         }
     }

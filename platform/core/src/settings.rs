@@ -24,6 +24,11 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests (`SHUTDOWN_TIMEOUT`).
     pub shutdown_timeout: Duration,
+    /// Longest a connection may take to send a request's headers before it
+    /// is closed (`HTTP_HEADER_READ_TIMEOUT`): `REQUEST_TIMEOUT` only starts
+    /// once the headers are in, so without it a client sending a byte now
+    /// and then would hold a connection forever.
+    pub header_read_timeout: Duration,
 }
 
 impl HttpSettings {
@@ -61,6 +66,8 @@ impl HttpSettings {
             )?,
             request_timeout: env.duration_or("REQUEST_TIMEOUT", Duration::from_secs(30))?,
             shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
+            header_read_timeout: env
+                .duration_or("HTTP_HEADER_READ_TIMEOUT", Duration::from_secs(10))?,
         })
     }
 }

@@ -131,7 +131,7 @@ pub struct ServiceApp {
     listener: TcpListener,
     router: axum::Router,
     database: Database,
-    shutdown_timeout: Duration,
+    timeouts: server::ServeTimeouts,
     jobs: Vec<Job>,
     live: Option<LiveFeed>,
 }
@@ -171,7 +171,7 @@ impl ServiceApp {
             listener,
             router,
             database,
-            shutdown_timeout: settings.http.shutdown_timeout,
+            timeouts: server::ServeTimeouts::from(&settings.http),
             jobs: Vec::new(),
             live: None,
         })
@@ -240,8 +240,7 @@ impl ServiceApp {
             .into_iter()
             .map(|job| job(stop_jobs.clone()))
             .collect();
-        let result =
-            server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await;
+        let result = server::serve(self.listener, self.router, shutdown, self.timeouts).await;
         stop_jobs.cancel();
         for job in jobs {
             if let Err(err) = job.await {

@@ -553,13 +553,17 @@ mod tests {
             "{err}"
         );
         // An anonymous one beside a named one is ambiguous too.
-        assert!(planner
-            .prepare("{ categories } query B { categories }", None)
-            .is_err());
+        assert!(
+            planner
+                .prepare("{ categories } query B { categories }", None)
+                .is_err()
+        );
         // Named, each plans; a lone operation needs no name.
         planner.prepare(document, Some("A")).expect("A plans");
         planner.prepare(document, Some("B")).expect("B plans");
-        planner.prepare("query A { categories }", None).expect("alone");
+        planner
+            .prepare("query A { categories }", None)
+            .expect("alone");
     }
 
     #[test]
