@@ -73,7 +73,7 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
-    /// Print a JWT for a user, signed with JWT_SECRET (or the dev secret).
+    /// Print a JWT for a user, signed with JWT_SECRET (unset: the public dev secret, which only `dev` accepts).
     Token {
         /// The user id (the token's subject).
         #[arg(long, value_parser = parse_user_id)]
@@ -264,8 +264,10 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
         }
         Command::Plan { supergraph, files } => plan(supergraph.as_deref(), &files),
         Command::Token { user, admin, ttl } => {
-            // The same JWT settings every service verifies with.
-            let settings = JwtSettings::from_env(&env)?;
+            // The same JWT settings every service verifies with, read as
+            // `dev` reads them: `token` is a dev tool, so without JWT_SECRET
+            // it signs with the public dev secret (which only `dev` accepts).
+            let settings = JwtSettings::from_env(&env, RunMode::Dev)?;
             let issuer = TokenIssuer::from_settings(&settings).ok_or_else(|| {
                 anyhow::anyhow!(
                     "JWT_SECRET is not set and a JWKS is: tokens come from your identity provider, not from `shopgraph token`"
@@ -273,6 +275,12 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
             })?;
             let roles: &[&str] = if admin { &[ADMIN_ROLE] } else { &[] };
             let token = issuer.issue(&user, roles, ttl)?;
+            if settings.using_dev_secret {
+                // On stderr, so `$(shopgraph token ...)` still captures the token alone.
+                eprintln!(
+                    "note: signed with the public dev secret (JWT_SECRET is unset); only `shopgraph dev` accepts it"
+                );
+            }
             println!("{token}");
             Ok(())
         }

@@ -78,9 +78,15 @@ async fn wait_ready(url: &str) {
     panic!("{url} did not become ready");
 }
 
+/// The HS256 secret of the bench's router (`serve` refuses to start
+/// without one) and of the tokens it verifies.
+const JWT_SECRET: &str = "shopgraph-fanout-bench-secret-0123456789abcdef";
+
 async fn token(bin: &str, user: &str, admin: bool) -> String {
     let mut command = Command::new(bin);
-    command.args(["token", "--user", user]);
+    command
+        .args(["token", "--user", user])
+        .env("JWT_SECRET", JWT_SECRET);
     if admin {
         command.arg("--admin");
     }
@@ -209,6 +215,7 @@ async fn main() {
         .env("HOST", "127.0.0.1")
         .env("ADMIN_PORT", "0")
         .env("SUPERGRAPH_PATH", &supergraph)
+        .env("JWT_SECRET", JWT_SECRET)
         .env(
             "PRODUCT_SERVICE_URL",
             format!("http://127.0.0.1:{}/graphql", port(1)),

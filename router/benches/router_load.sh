@@ -348,9 +348,13 @@ subgraph_requests() {
     curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
         awk '/^graphql_requests_total[{ ]/ {s += $NF} END {printf "%d\n", s}'
 }
-# metric_sum PORT NAME — sum of the Prometheus series NAME at PORT/metrics (0 if absent).
+# router_admin_port PORT — the admin listener of the router on PORT (set by
+# start_router): the router serves /metrics and /health/detailed there only.
+router_admin_port() { echo $(($1 + 100)); }
+# metric_sum PORT NAME — sum of the Prometheus series NAME of the router on
+# PORT, read from its admin listener's /metrics (0 if absent).
 metric_sum() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+    curl -fsS --max-time 5 "http://127.0.0.1:$(router_admin_port "$1")/metrics" |
         awk -v name="$2" '$1 == name || index($1, name "{") == 1 {s += $NF} END {printf "%d\n", s}'
 }
 port_of_subgraph() {
@@ -461,7 +465,8 @@ ROUTER_READY_SECONDS=60
 start_router() { # NAME PORT DEDUPE [VAR=VALUE...]
     local name=$1 port=$2 dedupe=$3
     shift 3
-    start "$name" env "${ROUTER_UNSET[@]}" HOST=127.0.0.1 ROUTER_PORT="$port" ADMIN_PORT=0 \
+    start "$name" env "${ROUTER_UNSET[@]}" HOST=127.0.0.1 ROUTER_PORT="$port" \
+        ADMIN_HOST=127.0.0.1 ADMIN_PORT="$(router_admin_port "$port")" \
         SUPERGRAPH_PATH="$ROOT/schema/supergraph.graphql" \
         PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql" \
         BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql" \
@@ -710,7 +715,7 @@ if [ "$BENCH_COMPARE" = protections ]; then
         [ "$on" = 1 ] && want=PERSISTED_QUERY_NOT_FOUND
         [ "$code" = "$want" ] || problems+=("unknown APQ hash answered $code, expected $want")
         # Circuit breakers (null when off) in /health/detailed.
-        breakers=$(curl -fsS --max-time 10 "http://127.0.0.1:$port/health/detailed" |
+        breakers=$(curl -fsS --max-time 10 "http://127.0.0.1:$(router_admin_port "$port")/health/detailed" |
             jq '[.subgraphs[] | select(.circuit_breaker != null)] | length')
         want=0
         [ "$on" = 1 ] && want=${#SUBGRAPHS[@]}

@@ -70,13 +70,17 @@ pub struct RouterSettings {
     /// subgraphs usually sit next to the router, where compressing costs
     /// more CPU than the bytes save.
     pub subgraph_compression: bool,
-    /// Whether `__schema` / `__type` are answered.
+    /// Whether `__schema` / `__type` are answered: on in `dev`, off in
+    /// `serve` unless `GRAPHQL_INTROSPECTION=true` (a production API need
+    /// not hand its whole schema to anyone who asks).
     pub introspection: bool,
-    /// Whether browsers get GraphiQL at `/graphql`.
+    /// Whether browsers get GraphiQL at `/graphql`: on in `dev`, off in
+    /// `serve` unless `GRAPHIQL=true`.
     pub graphiql: bool,
     /// Plan cache size, plan time limit, token limit.
     pub planner: PlannerSettings,
-    /// How bearer tokens are verified.
+    /// How bearer tokens are verified; in `serve`, reading them fails
+    /// without `JWT_SECRET` or a JWKS (see [`JwtSettings::from_env`]).
     pub auth: JwtSettings,
     /// Websocket and SSE limits and timers (`SUBSCRIPTION_*`).
     pub subscriptions: crate::subscriptions::SubscriptionSettings,
@@ -131,10 +135,10 @@ impl RouterSettings {
             query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,
             subgraph_dedupe: env.bool_or("SUBGRAPH_DEDUPE", true)?,
             subgraph_compression: env.bool_or("SUBGRAPH_COMPRESSION", false)?,
-            introspection: env.bool_or("GRAPHQL_INTROSPECTION", true)?,
-            graphiql: env.bool_or("GRAPHIQL", true)?,
+            introspection: env.bool_or("GRAPHQL_INTROSPECTION", mode == RunMode::Dev)?,
+            graphiql: env.bool_or("GRAPHIQL", mode == RunMode::Dev)?,
             planner,
-            auth: JwtSettings::from_env(env)?,
+            auth: JwtSettings::from_env(env, mode)?,
             subscriptions: crate::subscriptions::SubscriptionSettings::from_env(
                 env,
                 Duration::from_secs(10),
@@ -176,9 +180,12 @@ impl RouterSettings {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "router-config-test-secret-0123456789";
+
     #[test]
     fn service_urls_override_the_supergraph_by_subgraph_name() {
         let env = Env::from_pairs([
+            ("JWT_SECRET", SECRET),
             ("PRODUCT_SERVICE_URL", "http://p:1/graphql"),
             (
                 "BASKET_SERVICE_URLS",
@@ -193,7 +200,7 @@ mod tests {
         assert_eq!(settings.traffic.replicas["basket"].len(), 2);
         assert_eq!(settings.traffic.replicas["basket"][0].weight, 3);
         let timed = RouterSettings::from_env(
-            &Env::from_pairs([("PAYMENT_SERVICE_TIMEOUT", "2s")]),
+            &Env::from_pairs([("PAYMENT_SERVICE_TIMEOUT", "2s"), ("JWT_SECRET", SECRET)]),
             RunMode::Serve,
         )
         .unwrap();
@@ -210,10 +217,41 @@ mod tests {
             ("GRAPHQL_INTROSPECTION", "maybe"),
             ("PRODUCT_SERVICE_TIMEOUT", "whenever"),
         ] {
-            let err = RouterSettings::from_env(&Env::from_pairs([(var, value)]), RunMode::Serve)
+            let env = Env::from_pairs([(var, value), ("JWT_SECRET", SECRET)]);
+            let err = RouterSettings::from_env(&env, RunMode::Serve)
                 .expect_err(var)
                 .to_string();
             assert!(err.contains(var), "{err}");
         }
+    }
+
+    #[test]
+    fn serve_fails_closed_without_a_secret_and_dev_falls_back() {
+        let err = RouterSettings::from_env(&Env::default(), RunMode::Serve)
+            .expect_err("no public dev secret in serve")
+            .to_string();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+        let dev = RouterSettings::from_env(&Env::default(), RunMode::Dev).unwrap();
+        assert!(dev.auth.using_dev_secret);
+    }
+
+    #[test]
+    fn serve_turns_introspection_and_graphiql_off_unless_enabled() {
+        let serve =
+            RouterSettings::from_env(&Env::from_pairs([("JWT_SECRET", SECRET)]), RunMode::Serve)
+                .unwrap();
+        assert!(!serve.introspection && !serve.graphiql);
+        let dev = RouterSettings::from_env(&Env::default(), RunMode::Dev).unwrap();
+        assert!(dev.introspection && dev.graphiql);
+        let enabled = RouterSettings::from_env(
+            &Env::from_pairs([
+                ("JWT_SECRET", SECRET),
+                ("GRAPHQL_INTROSPECTION", "true"),
+                ("GRAPHIQL", "true"),
+            ]),
+            RunMode::Serve,
+        )
+        .unwrap();
+        assert!(enabled.introspection && enabled.graphiql);
     }
 }

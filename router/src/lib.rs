@@ -18,7 +18,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`supergraph`] | the loaded supergraph (planner, executor, introspection schema) and its hot reload; every request reads the current one |
-//! | [`admin`] | `/health*` and the admin API (own port, admin JWT) |
+//! | [`admin`] | the public `/health*` probes; on the admin listener `/health/detailed`, `/metrics` and the admin API (admin JWT) |
 //! | [`inflight`] | shared work for identical requests in flight, used by the pipeline (whole queries) and traffic (subgraph fetches) |
 //! | [`config`] | the router's environment variables, gathering each stage's settings |
 //!
@@ -117,9 +117,11 @@ impl RouterApp {
         let auth = JwtVerifier::new(&settings.auth)
             .await
             .map_err(StartError::Auth)?;
+        // Only `dev` gets here with the dev secret: `serve` refuses to read
+        // its settings without JWT_SECRET or a JWKS.
         if auth.using_dev_secret() {
             tracing::warn!(
-                "JWT_SECRET is not set: accepting tokens signed with the public dev secret"
+                "JWT_SECRET is not set: accepting tokens signed with the public dev secret (dev only)"
             );
         }
         let shutdown = CancellationToken::new();

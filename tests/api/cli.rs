@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use shopgraph_core::config::Env;
 use shopgraph_core::identity::{JwtSettings, JwtVerifier};
-use shopgraph_core::settings::DEV_JWT_SECRET;
+use shopgraph_core::settings::{DEV_JWT_SECRET, RunMode};
 
 /// Service name → GraphQL URL, as `shopgraph dev` printed them.
 type Urls = std::collections::HashMap<String, String>;
@@ -113,6 +113,7 @@ async fn dev_serves_demo_data_and_restarts_without_duplicates() {
         "{first}"
     );
     assert!(first["categories"].as_array().unwrap().len() >= 5);
+    dev_keeps_introspection_and_graphiql(&urls).await;
     shop_flow_across_subgraphs(&urls).await;
     stop(child);
 
@@ -121,6 +122,40 @@ async fn dev_serves_demo_data_and_restarts_without_duplicates() {
     assert_eq!(second, first, "restarting does not duplicate the catalogue");
     stop(child);
     std::fs::remove_dir_all(&data_dir).ok();
+}
+
+/// `dev` is for trying the shop: introspection and GraphiQL stay on at
+/// the router and at the subgraphs (`serve` turns both off by default).
+async fn dev_keeps_introspection_and_graphiql(urls: &Urls) {
+    let client = reqwest::Client::new();
+    for service in ["router", "product"] {
+        let url = &urls[service];
+        let body: Value = client
+            .post(url)
+            .json(&json!({ "query": "{ __schema { queryType { name } } }" }))
+            .send()
+            .await
+            .expect("dev answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(
+            body["data"]["__schema"]["queryType"]["name"], "Query",
+            "{service}: {body:#}"
+        );
+        let page = client
+            .get(url)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("dev answers");
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|value| value.starts_with("text/html")),
+            "{service}: no GraphiQL in dev"
+        );
+    }
 }
 
 /// In `dev`, the router serves the shop and the subgraphs find each other:
@@ -233,8 +268,11 @@ async fn token_prints_a_verifiable_dev_token() {
         .expect("runs");
     assert!(output.status.success());
     let token = String::from_utf8(output.stdout).unwrap();
-    let settings = JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET", DEV_JWT_SECRET)]))
-        .expect("the dev secret is a valid JWT_SECRET");
+    let settings = JwtSettings::from_env(
+        &Env::from_pairs([("JWT_SECRET", DEV_JWT_SECRET)]),
+        RunMode::Dev,
+    )
+    .expect("the dev secret is a valid JWT_SECRET");
     let viewer = JwtVerifier::new(&settings)
         .await
         .expect("HS256 needs no key download")
@@ -268,6 +306,80 @@ fn invalid_configuration_names_the_variable() {
         String::from_utf8(output.stderr)
             .unwrap()
             .contains("DATABASE_URL")
+    );
+}
+
+/// Waits up to 30 s for `command` to exit; a process still running then
+/// (serving, where it should have refused to start) is killed and fails
+/// the test. Returns the exit code and stderr.
+fn exit_of(mut command: Command) -> (Option<i32>, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("still running after 30 s: it started instead of refusing to");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).ok();
+    }
+    (status.code(), stderr)
+}
+
+/// `serve router` without `JWT_SECRET` or a JWKS would accept tokens
+/// signed with the public dev secret (anyone could mint an admin token
+/// from the README): it refuses to start, exit 2, naming the variables.
+/// The same for a subgraph that accepts direct tokens.
+#[test]
+fn serve_without_a_jwt_secret_exits_2_naming_it() {
+    let mut router = shopgraph();
+    router
+        .args(["serve", "router"])
+        .env("HOST", "127.0.0.1")
+        .env("ROUTER_PORT", "0")
+        .env("ADMIN_PORT", "0")
+        .env("SUPERGRAPH_PATH", crate::harness::supergraph_path())
+        .env("LOG_LEVEL", "warn");
+    let (code, stderr) = exit_of(router);
+    assert_eq!(code, Some(2), "{stderr}");
+    for var in ["JWT_SECRET", "JWT_JWKS_URL", "JWT_JWKS_FILE"] {
+        assert!(stderr.contains(var), "{var} not named: {stderr}");
+    }
+    assert!(stderr.contains("configuration error"), "{stderr}");
+    assert!(!stderr.contains(DEV_JWT_SECRET), "{stderr}");
+
+    let data_dir = std::env::temp_dir().join(format!(
+        "shopgraph-nosecret-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut subgraph = shopgraph();
+    subgraph
+        .args(["serve", "product"])
+        .env("HOST", "127.0.0.1")
+        .env("PRODUCT_PORT", "0")
+        .env("SHOPGRAPH_DATA_DIR", &data_dir)
+        .env("ACCEPT_DIRECT_TOKENS", "true")
+        .env("LOG_LEVEL", "warn");
+    let (code, stderr) = exit_of(subgraph);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("JWT_SECRET") && stderr.contains("JWT_JWKS_FILE"),
+        "{stderr}"
+    );
+    assert!(
+        !data_dir.exists(),
+        "the store was touched before the refusal"
     );
 }
 

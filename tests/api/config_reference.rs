@@ -14,10 +14,13 @@ use subgraph_kit::events::EventSettings;
 
 /// Environments that reach every optional branch of the settings code
 /// (Kafka's variables are read only once `KAFKA_BROKERS` is set).
+/// `serve` refuses to start without `JWT_SECRET` (or a JWKS), so every
+/// environment sets one.
 fn environments() -> Vec<Env> {
+    const SECRET: &str = "config-reference-secret-0123456789abcdef";
     vec![
-        Env::default(),
-        Env::from_pairs([("KAFKA_BROKERS", "127.0.0.1:9092")]),
+        Env::from_pairs([("JWT_SECRET", SECRET)]),
+        Env::from_pairs([("JWT_SECRET", SECRET), ("KAFKA_BROKERS", "127.0.0.1:9092")]),
     ]
 }
 

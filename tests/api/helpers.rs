@@ -97,6 +97,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// The event bus; a private in-process one when `None`.
     pub bus: Option<EventBus>,
+    /// `GRAPHIQL`: off by default, as in `serve`.
+    pub graphiql: bool,
 }
 
 impl Default for Options {
@@ -105,6 +107,7 @@ impl Default for Options {
             seed: false,
             max_body_bytes: 2 * 1024 * 1024,
             bus: None,
+            graphiql: false,
         }
     }
 }
@@ -118,6 +121,7 @@ pub fn test_env(service: &str, db: &TestDb, options: Options, extra: &[(&str, &s
         (format!("{prefix}_DATABASE_URL"), db.url.clone()),
         ("JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
         ("SEED_DEMO_DATA".to_owned(), options.seed.to_string()),
+        ("GRAPHIQL".to_owned(), options.graphiql.to_string()),
         (
             "HTTP_MAX_BODY_BYTES".to_owned(),
             options.max_body_bytes.to_string(),

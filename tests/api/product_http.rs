@@ -42,9 +42,34 @@ async fn queries_work_over_get_but_mutations_do_not() {
     );
 }
 
+/// In `serve` a subgraph shows GraphiQL only when `GRAPHIQL=true`.
 #[tokio::test]
-async fn browsers_get_graphiql() {
-    let app = app().await;
+async fn browsers_get_graphiql_only_when_enabled() {
+    let closed = app().await;
+    let page = closed
+        .client
+        .get(closed.url("/graphql"))
+        .header(ACCEPT, "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !page.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "GraphiQL is off by default in serve"
+    );
+    assert!(!page.text().await.unwrap().contains("graphiql"));
+
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            graphiql: true,
+            ..Options::default()
+        },
+    )
+    .await;
     let page = app
         .client
         .get(app.url("/graphql"))

@@ -266,8 +266,8 @@ async fn a_subgraph_that_is_down_leaves_partial_data_and_a_coded_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn introspection_shows_the_api_and_can_be_switched_off() {
-    let router = Router::start(&[]).await;
+async fn introspection_shows_the_api_when_switched_on_and_is_off_by_default() {
+    let router = Router::start(&[("GRAPHQL_INTROSPECTION", "true".into())]).await;
     let response = router
         .post(
             None,
@@ -302,12 +302,92 @@ async fn introspection_shows_the_api_and_can_be_switched_off() {
         );
     }
 
-    let closed = Router::start(&[("GRAPHQL_INTROSPECTION", "false".into())]).await;
+    // `serve`'s default (the in-process router reads settings as `serve`).
+    let closed = Router::start(&[]).await;
     let refused = closed
         .post(None, "{ __type(name: \"Product\") { name } }", json!({}))
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(refused.code(), "GRAPHQL_VALIDATION_FAILED");
+}
+
+/// `shopgraph serve router` with a secret and nothing else: no
+/// introspection, no GraphiQL page, and the operators' endpoints
+/// (`/metrics`, `/health/detailed`) only on the admin listener, where
+/// they need no token while the admin API still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_defaults_hide_the_schema_and_the_operators_endpoints() {
+    let router = RouterProcess::start(&[]).await;
+    let refused = router
+        .gql(None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:#}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "GRAPHQL_VALIDATION_FAILED");
+
+    let page = router
+        .http
+        .get(router.graphql_url())
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .expect("the router answers");
+    let html = page
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    assert!(!html, "GraphiQL is off by default in serve");
+    assert!(!page.text().await.unwrap_or_default().contains("graphiql"));
+
+    for path in ["/health", "/health/live"] {
+        let status = router
+            .http
+            .get(router.url(path))
+            .send()
+            .await
+            .map(|r| r.status());
+        assert_eq!(
+            status.ok(),
+            Some(StatusCode::OK),
+            "{path} on the public port"
+        );
+    }
+    let ready = router.http.get(router.url("/health/ready")).send().await;
+    assert!(
+        ready.is_ok_and(|r| r.status() != StatusCode::NOT_FOUND),
+        "/health/ready"
+    );
+    for path in ["/metrics", "/health/detailed"] {
+        let public = router
+            .http
+            .get(router.url(path))
+            .send()
+            .await
+            .expect("the public port answers");
+        assert_eq!(
+            public.status(),
+            StatusCode::NOT_FOUND,
+            "{path} on the public port"
+        );
+        let admin = router
+            .http
+            .get(router.admin_url(path))
+            .send()
+            .await
+            .expect("the admin listener answers");
+        assert_eq!(admin.status(), StatusCode::OK, "{path} on the admin port");
+    }
+    let (status, _) = router.admin(None, "/admin/status").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the admin API still needs a token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

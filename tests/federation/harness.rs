@@ -54,6 +54,13 @@ impl Federation {
             ("ROUTER_PORT".to_owned(), "0".to_owned()),
             ("ADMIN_PORT".to_owned(), "0".to_owned()),
             ("SUPERGRAPH_PATH".to_owned(), SUPERGRAPH.to_owned()),
+            // `serve` needs a secret of its own and, by default, answers no
+            // introspection; these tests exercise it.
+            (
+                "JWT_SECRET".to_owned(),
+                "federation-test-secret-0123456789abcdef".to_owned(),
+            ),
+            ("GRAPHQL_INTROSPECTION".to_owned(), "true".to_owned()),
         ];
         for name in fixtures::NAMES {
             let url = if down.contains(&name) {

@@ -132,6 +132,7 @@ mod tests {
 
     use shopgraph_core::config::Env;
     use shopgraph_core::identity::{ADMIN_ROLE, JwtSettings, TokenIssuer, forward_identity};
+    use shopgraph_core::settings::RunMode;
 
     use super::*;
 
@@ -146,7 +147,9 @@ mod tests {
 
     #[tokio::test]
     async fn forwarded_identity_wins_and_direct_tokens_follow_the_policy() {
-        let settings = JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET", SECRET)])).unwrap();
+        let settings =
+            JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET", SECRET)]), RunMode::Serve)
+                .unwrap();
         let accepting = SubgraphAuth::accepting(JwtVerifier::new(&settings).await.unwrap());
         let refusing = SubgraphAuth::refusing_direct_tokens();
         assert!(accepting.accepts_direct_tokens());

@@ -36,14 +36,23 @@ use crate::metrics;
 use crate::settings::GraphqlSettings;
 use crate::upstream::Credentials;
 
-/// Builds the `/graphql` route for `schema`, served as `service`.
-pub fn routes<Q, M, S>(service: &'static str, schema: Schema<Q, M, S>) -> Router
+/// Builds the `/graphql` route for `schema`, served as `service`, with
+/// GraphiQL for browsers if `settings` turn it on (`GRAPHIQL`).
+pub fn routes<Q, M, S>(
+    service: &'static str,
+    schema: Schema<Q, M, S>,
+    settings: &GraphqlSettings,
+) -> Router
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let endpoint = Endpoint { service, schema };
+    let endpoint = Endpoint {
+        service,
+        schema,
+        graphiql: settings.graphiql,
+    };
     Router::new()
         .route("/graphql", get(handle::<Q, M, S>).post(handle::<Q, M, S>))
         .route("/graphql/ws", get(subscribe::<Q, M, S>))
@@ -86,6 +95,9 @@ where
 struct Endpoint<Q, M, S> {
     service: &'static str,
     schema: Schema<Q, M, S>,
+    /// Whether a browser's `GET` gets the GraphiQL page (`GRAPHIQL`);
+    /// otherwise it is answered as any other GraphQL `GET`.
+    graphiql: bool,
 }
 
 impl<Q, M, S> Clone for Endpoint<Q, M, S> {
@@ -93,6 +105,7 @@ impl<Q, M, S> Clone for Endpoint<Q, M, S> {
         Self {
             service: self.service,
             schema: self.schema.clone(),
+            graphiql: self.graphiql,
         }
     }
 }
@@ -113,7 +126,7 @@ where
 {
     let started = Instant::now();
     let service = endpoint.service;
-    if method == Method::GET && prefers_html(&headers) {
+    if endpoint.graphiql && method == Method::GET && prefers_html(&headers) {
         return graphql_http::graphiql(service);
     }
     let content_type = response_content_type(&headers);

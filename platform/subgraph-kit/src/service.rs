@@ -144,16 +144,19 @@ impl ServiceApp {
         database: Database,
         routes: axum::Router,
     ) -> Result<Self, StartError> {
-        let auth = if settings.auth.accept_direct_tokens {
-            if settings.auth.jwt.using_dev_secret {
-                tracing::warn!(
-                    service = settings.name,
-                    "JWT_SECRET is not set: accepting tokens signed with the public dev secret"
-                );
+        let auth = match &settings.auth.direct_tokens {
+            Some(jwt) => {
+                // Only `dev` gets here with the dev secret (`serve` refuses
+                // to start without JWT_SECRET or a JWKS).
+                if jwt.using_dev_secret {
+                    tracing::warn!(
+                        service = settings.name,
+                        "JWT_SECRET is not set: accepting tokens signed with the public dev secret (dev only)"
+                    );
+                }
+                SubgraphAuth::accepting(JwtVerifier::new(jwt).await?)
             }
-            SubgraphAuth::accepting(JwtVerifier::new(&settings.auth.jwt).await?)
-        } else {
-            SubgraphAuth::refusing_direct_tokens()
+            None => SubgraphAuth::refusing_direct_tokens(),
         };
         let router = service_router(
             settings.name,

@@ -26,14 +26,25 @@ pub struct DatabaseSettings {
 /// How a subgraph treats callers' tokens.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    /// How tokens are verified (`JWT_*`), the same rules as the router's.
-    pub jwt: JwtSettings,
+    /// How a bearer token sent straight to this subgraph is verified
+    /// (`JWT_*`, the same rules as the router's), or `None` when direct
+    /// tokens are refused (`ACCEPT_DIRECT_TOKENS`). In production clients
+    /// call the router, which verifies the token and forwards the caller's
+    /// identity, so a direct token is refused; `shopgraph dev` accepts one
+    /// so that a subgraph can be run and tried on its own. Default: accepted
+    /// in `dev`, refused in `serve`. The `JWT_*` variables are read only
+    /// when direct tokens are accepted, so a `serve` subgraph that accepts
+    /// them without `JWT_SECRET` or a JWKS fails to start (exit 2), like
+    /// the router, instead of trusting the public dev secret.
+    pub direct_tokens: Option<JwtSettings>,
+}
+
+impl AuthSettings {
     /// Whether a bearer token sent straight to this subgraph is verified
-    /// (`ACCEPT_DIRECT_TOKENS`). In production clients call the router, which
-    /// verifies the token and forwards the caller's identity, so a direct
-    /// token is refused; `shopgraph dev` accepts one so that a subgraph can
-    /// be run and tried on its own. Default: true in `dev`, false in `serve`.
-    pub accept_direct_tokens: bool,
+    /// rather than refused.
+    pub fn accepts_direct_tokens(&self) -> bool {
+        self.direct_tokens.is_some()
+    }
 }
 
 /// Guards against expensive GraphQL documents at the subgraph itself.
@@ -43,8 +54,14 @@ pub struct GraphqlSettings {
     pub max_depth: usize,
     /// Highest async-graphql complexity accepted (`GRAPHQL_MAX_COMPLEXITY`).
     pub max_complexity: usize,
-    /// Whether schema introspection is served (`GRAPHQL_INTROSPECTION`).
+    /// Whether schema introspection is served (`GRAPHQL_INTROSPECTION`):
+    /// on in `dev`, off in `serve` unless enabled, so a production schema
+    /// is not handed to anyone who asks. Federation's `_service` is not
+    /// introspection and stays served.
     pub introspection: bool,
+    /// Whether browsers get GraphiQL at `/graphql` (`GRAPHIQL`): on in
+    /// `dev`, off in `serve` unless enabled.
+    pub graphiql: bool,
 }
 
 /// Everything a subgraph process needs besides its domain settings.
@@ -110,14 +127,18 @@ impl ServiceSettings {
         };
 
         let auth = AuthSettings {
-            jwt: JwtSettings::from_env(env)?,
-            accept_direct_tokens: env.bool_or("ACCEPT_DIRECT_TOKENS", mode == RunMode::Dev)?,
+            direct_tokens: if env.bool_or("ACCEPT_DIRECT_TOKENS", mode == RunMode::Dev)? {
+                Some(JwtSettings::from_env(env, mode)?)
+            } else {
+                None
+            },
         };
 
         let graphql = GraphqlSettings {
             max_depth: env.int_in_or("GRAPHQL_MAX_DEPTH", 2..=256, 16)?,
             max_complexity: env.int_in_or("GRAPHQL_MAX_COMPLEXITY", 10..=1_000_000, 20_000)?,
-            introspection: env.bool_or("GRAPHQL_INTROSPECTION", true)?,
+            introspection: env.bool_or("GRAPHQL_INTROSPECTION", mode == RunMode::Dev)?,
+            graphiql: env.bool_or("GRAPHIQL", mode == RunMode::Dev)?,
         };
 
         let shop_currency = env.string("SHOP_CURRENCY").unwrap_or_else(|| "EUR".into());
@@ -179,21 +200,56 @@ mod tests {
         let s = ServiceSettings::from_env(&env, "product", 4001, RunMode::Dev).unwrap();
         assert_eq!(s.http.addr, "127.0.0.1:4001".parse().unwrap());
         assert!(s.database.url.starts_with("sqlite://"));
-        assert!(s.auth.jwt.using_dev_secret);
-        assert!(s.auth.accept_direct_tokens);
+        let jwt = s
+            .auth
+            .direct_tokens
+            .as_ref()
+            .expect("dev accepts direct tokens");
+        assert!(jwt.using_dev_secret);
+        assert!(s.graphql.introspection && s.graphql.graphiql);
+    }
+
+    #[test]
+    fn serve_turns_introspection_and_graphiql_off_unless_enabled() {
+        let serve =
+            ServiceSettings::from_env(&Env::default(), "product", 4001, RunMode::Serve).unwrap();
+        assert!(!serve.graphql.introspection && !serve.graphql.graphiql);
+        let env = Env::from_pairs([("GRAPHQL_INTROSPECTION", "true"), ("GRAPHIQL", "true")]);
+        let enabled = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve).unwrap();
+        assert!(enabled.graphql.introspection && enabled.graphql.graphiql);
     }
 
     #[test]
     fn direct_tokens_are_refused_in_serve_unless_enabled() {
         let serve =
             ServiceSettings::from_env(&Env::default(), "product", 4001, RunMode::Serve).unwrap();
-        assert!(!serve.auth.accept_direct_tokens);
-        let env = Env::from_pairs([("ACCEPT_DIRECT_TOKENS", "true")]);
+        assert!(!serve.auth.accepts_direct_tokens());
+        let env = Env::from_pairs([
+            ("ACCEPT_DIRECT_TOKENS", "true"),
+            ("JWT_SECRET", "a-secret-that-is-long-enough-for-hs256"),
+        ]);
         let enabled = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve).unwrap();
-        assert!(enabled.auth.accept_direct_tokens);
+        assert!(enabled.auth.accepts_direct_tokens());
         let env = Env::from_pairs([("ACCEPT_DIRECT_TOKENS", "false")]);
         let disabled = ServiceSettings::from_env(&env, "product", 4001, RunMode::Dev).unwrap();
-        assert!(!disabled.auth.accept_direct_tokens);
+        assert!(!disabled.auth.accepts_direct_tokens());
+    }
+
+    #[test]
+    fn direct_tokens_in_serve_need_a_secret_or_jwks() {
+        let env = Env::from_pairs([("ACCEPT_DIRECT_TOKENS", "true")]);
+        let err = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve)
+            .expect_err("the public dev secret is for `dev` only")
+            .to_string();
+        assert!(
+            err.contains("JWT_SECRET") && err.contains("JWT_JWKS_URL"),
+            "{err}"
+        );
+        let short = env.with_default("JWT_SECRET", "short");
+        let err = ServiceSettings::from_env(&short, "product", 4001, RunMode::Serve)
+            .expect_err("a short secret")
+            .to_string();
+        assert!(err.contains("JWT_SECRET"), "{err}");
     }
 
     #[test]
@@ -201,7 +257,6 @@ mod tests {
         for (var, value) in [
             ("PRODUCT_PORT", "70000"),
             ("DATABASE_URL", "oracle://x"),
-            ("JWT_SECRET", "short"),
             ("GRAPHQL_MAX_DEPTH", "1"),
             ("SHUTDOWN_TIMEOUT", "soon"),
             ("SHOP_CURRENCY", "euro"),

@@ -1,23 +1,32 @@
 //! Beside the request path: what the router knows about itself and its
-//! subgraphs, for probes and operators — the public `/health*` endpoints
-//! (served through the edge's common layers) and the admin API on its own
-//! port. Admin refusals are [`RouterError`]s in the admin API's own body
-//! shape ([`RouterError::admin_response`]).
+//! subgraphs, for probes and operators — the minimal public `/health*`
+//! probes (served on the API port through the edge's common layers) and,
+//! on the admin listener, the operators' endpoints and the admin API.
+//! Admin refusals are [`RouterError`]s in the admin API's own body shape
+//! ([`RouterError::admin_response`]).
 //!
-//! | endpoint | who | answers |
-//! |---|---|---|
-//! | `/health`, `/health/live` | anyone | 200 while the process serves HTTP |
-//! | `/health/ready` | anyone | 200 when the supergraph is loaded and every subgraph has an available replica, else 503 |
-//! | `/health/detailed` | anyone | per subgraph and replica: health, ejection, breaker state, latency, in flight |
-//! | `/admin/status` | admin JWT | version, uptime, the protections in force, subgraph summary |
-//! | `/admin/services` | admin JWT | every subgraph with replicas and breaker |
-//! | `/admin/loadbalancer/{service}` | admin JWT | one subgraph's strategy and replicas |
-//! | `/admin/circuitbreaker/{service}` | admin JWT | one subgraph's breaker and its settings |
+//! | endpoint | port | who | answers |
+//! |---|---|---|---|
+//! | `/health`, `/health/live` | API | anyone | 200 while the process serves HTTP |
+//! | `/health/ready` | API | anyone | 200 when the supergraph is loaded and every subgraph has an available replica, else 503 |
+//! | `/health/detailed` | admin | anyone who reaches the admin listener | per subgraph and replica: health, ejection, breaker state, latency, in flight |
+//! | `/metrics` | admin | anyone who reaches the admin listener | the Prometheus exposition |
+//! | `/admin/status` | admin | admin JWT | version, uptime, the protections in force, subgraph summary |
+//! | `/admin/services` | admin | admin JWT | every subgraph with replicas and breaker |
+//! | `/admin/loadbalancer/{service}` | admin | admin JWT | one subgraph's strategy and replicas |
+//! | `/admin/circuitbreaker/{service}` | admin | admin JWT | one subgraph's breaker and its settings |
 //!
 //! The admin listener (`ADMIN_PORT`, default 4100, on `ADMIN_HOST`,
-//! default 127.0.0.1) is separate from the API port, so it can stay off
-//! the public network; every admin call still needs a JWT with the
-//! `admin` role (401 without a valid token, 403 without the role).
+//! default 127.0.0.1) is separate from the API port, so it stays off the
+//! public network. `/health/detailed` and `/metrics` used to be on the API
+//! port, where they showed subgraph URLs, breaker states and raw
+//! connection errors to anonymous callers; they moved here. They need no
+//! token: Prometheus scrapes with a static configuration and cannot easily
+//! present a JWT that expires, and whoever can reach the loopback or
+//! internal admin address is already inside. The admin API proper still
+//! needs a JWT with the `admin` role (401 without a valid token, 403
+//! without the role). With `ADMIN_ENABLED=false` the router serves neither
+//! `/metrics` nor `/health/detailed`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -75,19 +84,21 @@ pub struct StatusState {
     pub protections: Arc<Value>,
 }
 
-/// `/health`, `/health/live`, `/health/ready`, `/health/detailed`.
+/// The public probes: `/health`, `/health/live`, `/health/ready`. They
+/// say whether to send traffic, nothing about the subgraphs behind.
 pub fn health_routes(state: StatusState) -> Router {
     Router::new()
         .route("/health", get(live))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/health/detailed", get(detailed))
         .with_state(state)
 }
 
-/// The admin API; every route needs an admin token.
+/// The admin listener's routes: `/health/detailed` and `/metrics` without
+/// a token (see the module docs for why), and the admin API, where every
+/// route needs an admin token.
 pub fn admin_routes(state: StatusState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/admin/status", get(status))
         .route("/admin/services", get(services))
         .route("/admin/loadbalancer/{service}", get(load_balancer))
@@ -96,8 +107,12 @@ pub fn admin_routes(state: StatusState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_admin,
-        ))
+        ));
+    Router::new()
+        .route("/health/detailed", get(detailed))
+        .merge(api)
         .with_state(state)
+        .route("/metrics", shopgraph_core::server::metrics_route())
 }
 
 async fn live() -> Json<Value> {

@@ -94,8 +94,10 @@ impl Edge {
     }
 
     /// Serves `graphql` (the `/graphql` methods, their state applied) and
-    /// `others` (health: no CORS, CSRF or rate limit) with `/metrics`, in
-    /// the edge, in the order of the module's table.
+    /// `others` (the public health probes: no CORS, CSRF or rate limit), in
+    /// the edge, in the order of the module's table. `/metrics` is not
+    /// here: it lives on the admin listener ([`crate::admin`]), off the
+    /// public port.
     pub fn wrap(&self, graphql: MethodRouter, others: Router) -> Router {
         // One `layer` call per route: axum boxes the stack at each call and
         // clones every box again for each request, so layers applied in
@@ -119,11 +121,9 @@ impl Edge {
         );
         // `others` keeps its fallback (404) through the merge, so unknown
         // paths get the common layers too.
-        Router::new().route("/graphql", graphql).merge(
-            others
-                .route("/metrics", shopgraph_core::server::metrics_route())
-                .layer(common),
-        )
+        Router::new()
+            .route("/graphql", graphql)
+            .merge(others.layer(common))
     }
 }
 
@@ -189,7 +189,7 @@ mod tests {
         let http = HttpSettings::from_env(&env, "ROUTER_PORT", 4000, RunMode::Serve).expect("http");
         let security = SecuritySettings::from_env(&env, RunMode::Serve).expect("security");
         let rate_limit = RateLimitSettings::from_env(&env).expect("rate limit");
-        let auth = JwtSettings::from_env(&env).expect("JWT settings");
+        let auth = JwtSettings::from_env(&env, RunMode::Serve).expect("JWT settings");
         let auth = Arc::new(JwtVerifier::new(&auth).await.expect("auth"));
         let edge = Edge::new(&http, &security, &rate_limit, auth, None).expect("edge");
         let graphql = post(|body: Bytes| async move { body.len().to_string() });
@@ -225,7 +225,12 @@ mod tests {
                 true,
             ),
             (request(Method::GET, "/health", ""), StatusCode::OK, false),
-            (request(Method::GET, "/metrics", ""), StatusCode::OK, false),
+            // Operators' endpoints live on the admin listener only.
+            (
+                request(Method::GET, "/metrics", ""),
+                StatusCode::NOT_FOUND,
+                false,
+            ),
             (
                 request(Method::GET, "/nowhere", ""),
                 StatusCode::NOT_FOUND,

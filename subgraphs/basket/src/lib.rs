@@ -100,7 +100,7 @@ pub async fn build(settings: BasketSettings, bus: EventBus) -> Result<ServiceApp
         ShopCurrency(settings.service.shop_currency.clone()),
         &settings.service.graphql,
     );
-    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema, &settings.service.graphql);
     let sweeper = sweeper::AbandonmentSweeper::new(store, settings.basket_ttl);
     let interval = settings.sweep_interval;
     let checkouts = Consumer::new(

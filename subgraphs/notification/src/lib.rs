@@ -144,7 +144,7 @@ pub async fn build(
         &settings.service.graphql,
         feed.clone(),
     );
-    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema, &settings.service.graphql);
     let (scheduler, cleanup) = (notifications.clone(), notifications);
     let (scheduler_every, cleanup_every) = (settings.scheduler_interval, settings.cleanup_interval);
     Ok(ServiceApp::bind(&settings.service, database, routes)

@@ -116,7 +116,8 @@ async fn main() {
         ServiceSettings::from_env(&env("bench", &payment_db, &[]), "bench", 0, RunMode::Serve)
             .unwrap()
             .auth
-            .jwt;
+            .direct_tokens
+            .expect("the bench accepts direct tokens");
     let authority = TokenIssuer::from_settings(&jwt).expect("HS256 is on");
     let hour = Duration::from_secs(3600);
     let admin = authority.issue("admin", &[ADMIN_ROLE], hour).unwrap();

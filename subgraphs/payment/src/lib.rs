@@ -103,7 +103,7 @@ pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceAp
         .await
         .map_err(StartError::events(SERVICE_NAME))?;
     let schema = graphql::schema(payments.clone(), &settings.service.graphql, feed.clone());
-    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema, &settings.service.graphql);
     let interval = settings.expiry_interval;
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?

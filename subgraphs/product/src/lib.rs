@@ -104,7 +104,7 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
         &settings.service.graphql,
         feed.clone(),
     );
-    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema);
+    let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema, &settings.service.graphql);
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
         .with_live_feed(feed)

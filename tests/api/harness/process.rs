@@ -170,8 +170,8 @@ impl SubgraphProcess {
 }
 
 /// `shopgraph serve router` on free ports (GraphQL and admin), killed on
-/// drop, with its own `/metrics` (a process of its own, so one test's
-/// metrics and limits never leak into another's).
+/// drop, with its own `/metrics` on the admin port (a process of its own,
+/// so one test's metrics and limits never leak into another's).
 pub struct RouterProcess {
     pub port: u16,
     pub admin_port: u16,
@@ -341,11 +341,12 @@ impl RouterProcess {
     }
 
     /// The sum of every sample of metric `name` whose labels contain
-    /// `labels` on `/metrics`.
+    /// `labels` on `/metrics` (served on the admin listener, not the API
+    /// port).
     pub async fn metric(&self, name: &str, labels: &str) -> f64 {
         let text = self
             .http
-            .get(self.url("/metrics"))
+            .get(self.admin_url("/metrics"))
             .send()
             .await
             .expect("/metrics answers")

@@ -101,7 +101,7 @@ async fn admin_endpoints_refuse_anonymous_callers_and_show_replica_health() {
     );
     let detailed: Value = router
         .http
-        .get(router.url("/health/detailed"))
+        .get(router.admin_url("/health/detailed"))
         .send()
         .await
         .expect("/health/detailed answers")

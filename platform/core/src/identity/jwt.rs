@@ -5,8 +5,9 @@
 //! [`JwtVerifier`] only for tokens sent to it directly (`ACCEPT_DIRECT_TOKENS`).
 //! What the verifier accepts:
 //!
-//! * **HS256** tokens are verified with the shared secret (`JWT_SECRET`, the
-//!   public dev secret when unset), exactly as [`TokenIssuer`] signs them;
+//! * **HS256** tokens are verified with the shared secret (`JWT_SECRET`;
+//!   in `dev` only, the public dev secret when unset), exactly as
+//!   [`TokenIssuer`] signs them;
 //! * **RS256 / ES256** tokens are verified with the public key whose `kid`
 //!   the token names, from a JSON Web Key Set (`JWT_JWKS_FILE`, or
 //!   `JWT_JWKS_URL`, re-fetched every `JWT_JWKS_REFRESH` and, rate-limited,
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use super::{AuthError, Identity, Viewer, bearer_token};
 use crate::config::{ConfigError, Env, invalid};
-use crate::settings::{DEV_JWT_SECRET, jwt_secret};
+use crate::settings::{DEV_JWT_SECRET, RunMode, jwt_secret};
 use http::HeaderValue;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -54,11 +55,12 @@ pub enum JwksSource {
 /// How bearer tokens are verified (and, with the HS256 secret, issued).
 #[derive(Clone)]
 pub struct JwtSettings {
-    /// HS256 secret (`JWT_SECRET`). The public dev secret when unset, unless
-    /// a JWKS is configured: then HS256 is off rather than open to anyone
-    /// who knows the dev secret.
+    /// HS256 secret (`JWT_SECRET`). When unset: off if a JWKS is configured
+    /// (rather than open to anyone who knows the dev secret); otherwise the
+    /// public dev secret in `dev`, and in `serve` no settings at all
+    /// ([`JwtSettings::from_env`] fails).
     pub hs256_secret: Option<String>,
-    /// True when the public dev secret is in use (`serve` warns at start).
+    /// True when the public dev secret is in use: only ever in `dev`.
     pub using_dev_secret: bool,
     /// Public keys for RS256/ES256 tokens (`JWT_JWKS_URL` or `JWT_JWKS_FILE`).
     pub jwks: Option<JwksSource>,
@@ -95,7 +97,15 @@ impl JwtSettings {
     /// Reads `JWT_SECRET`, `JWT_JWKS_URL` / `JWT_JWKS_FILE`, `JWT_ISSUER`,
     /// `JWT_AUDIENCE` (both default `shopgraph`) and `JWT_JWKS_REFRESH`
     /// (default 5m). A bad value is a [`ConfigError`] naming the variable.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    ///
+    /// Fails closed: in [`RunMode::Serve`], neither `JWT_SECRET` nor a JWKS
+    /// is a [`ConfigError::Missing`] naming `JWT_SECRET` (and the JWKS
+    /// alternatives), and `JWT_SECRET` set to the public dev secret is
+    /// [`ConfigError::Invalid`]. The public dev secret is in the README, so anyone
+    /// could mint an admin token for a process that accepted it; only
+    /// [`RunMode::Dev`] falls back to it. Every process reads its token
+    /// settings here, so this is the one place the rule lives.
+    pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let url = env.http_url(
             "JWT_JWKS_URL",
             "an http:// or https:// URL of a JSON Web Key Set",
@@ -112,10 +122,27 @@ impl JwtSettings {
             (None, Some(file)) => Some(JwksSource::File(PathBuf::from(file))),
             (None, None) => None,
         };
-        let (hs256_secret, using_dev_secret) = match jwt_secret(env)? {
-            Some(secret) => (Some(secret), false),
-            None if jwks.is_some() => (None, false),
-            None => (Some(DEV_JWT_SECRET.to_owned()), true),
+        let (hs256_secret, using_dev_secret) = match (jwt_secret(env)?, mode) {
+            (Some(secret), RunMode::Serve) if secret == DEV_JWT_SECRET => {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "<redacted>",
+                    "a secret of your own: the public dev secret is accepted only by \
+                     `shopgraph dev`",
+                ));
+            }
+            (Some(secret), _) => (Some(secret), false),
+            (None, _) if jwks.is_some() => (None, false),
+            (None, RunMode::Dev) => (Some(DEV_JWT_SECRET.to_owned()), true),
+            (None, RunMode::Serve) => {
+                return Err(ConfigError::Missing {
+                    var: "JWT_SECRET".into(),
+                    expected: "a secret of at least 32 bytes, or a JSON Web Key Set in \
+                               JWT_JWKS_URL or JWT_JWKS_FILE; the public dev secret is \
+                               accepted only by `shopgraph dev`"
+                        .into(),
+                });
+            }
         };
         let jwks_refresh = env.duration_or("JWT_JWKS_REFRESH", Duration::from_secs(300))?;
         if jwks_refresh < Duration::from_secs(1) {
@@ -316,7 +343,8 @@ impl JwtVerifier {
         Ok(Identity::User(self.verify(token)?))
     }
 
-    /// Whether the public dev secret is in use (`serve` logs a warning at start).
+    /// Whether the public dev secret is in use (only in `dev`, which logs a
+    /// warning at start).
     pub fn using_dev_secret(&self) -> bool {
         self.using_dev_secret
     }
@@ -548,8 +576,10 @@ mod tests {
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/jwks.json").to_owned()
     }
 
+    /// Settings as `serve` reads them (so tests never lean on the dev secret).
     fn settings(pairs: &[(&str, &str)]) -> JwtSettings {
-        JwtSettings::from_env(&Env::from_pairs(pairs.iter().copied())).expect("valid")
+        JwtSettings::from_env(&Env::from_pairs(pairs.iter().copied()), RunMode::Serve)
+            .expect("valid")
     }
 
     fn claims(overrides: serde_json::Value) -> serde_json::Value {
@@ -610,8 +640,8 @@ mod tests {
     }
 
     #[test]
-    fn settings_default_to_the_dev_secret_and_redact_it() {
-        let dev = settings(&[]);
+    fn settings_default_to_the_dev_secret_in_dev_only_and_redact_it() {
+        let dev = JwtSettings::from_env(&Env::default(), RunMode::Dev).expect("dev settings");
         assert!(dev.using_dev_secret);
         assert_eq!(dev.hs256_secret.as_deref(), Some(DEV_JWT_SECRET));
         assert_eq!(dev.jwks, None);
@@ -623,9 +653,43 @@ mod tests {
         assert!(!format!("{own:?}").contains(SECRET));
         assert_eq!(own.jwks, Some(JwksSource::Url("https://idp/keys".into())));
 
-        let jwks_only = settings(&[("JWT_JWKS_FILE", "/etc/keys.json")]);
-        assert_eq!(jwks_only.hs256_secret, None, "no dev secret next to a JWKS");
-        assert!(!jwks_only.using_dev_secret);
+        for mode in [RunMode::Dev, RunMode::Serve] {
+            let jwks_only = JwtSettings::from_env(
+                &Env::from_pairs([("JWT_JWKS_FILE", "/etc/keys.json")]),
+                mode,
+            )
+            .expect("a JWKS is enough");
+            assert_eq!(jwks_only.hs256_secret, None, "no dev secret next to a JWKS");
+            assert!(!jwks_only.using_dev_secret);
+        }
+    }
+
+    #[test]
+    fn serve_without_a_secret_or_jwks_fails_closed_naming_the_variables() {
+        let err = JwtSettings::from_env(&Env::default(), RunMode::Serve)
+            .expect_err("serve must not fall back to the public dev secret");
+        assert!(
+            matches!(&err, ConfigError::Missing { var, .. } if var == "JWT_SECRET"),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        for var in ["JWT_SECRET", "JWT_JWKS_URL", "JWT_JWKS_FILE"] {
+            assert!(message.contains(var), "{message}");
+        }
+        assert!(!message.contains(DEV_JWT_SECRET), "{message}");
+
+        // Setting the public secret explicitly is no better than leaving it unset.
+        let public = Env::from_pairs([("JWT_SECRET", DEV_JWT_SECRET)]);
+        let err = JwtSettings::from_env(&public, RunMode::Serve)
+            .expect_err("the public dev secret, set explicitly")
+            .to_string();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+        assert!(
+            !err.contains(DEV_JWT_SECRET),
+            "the secret is not echoed: {err}"
+        );
+        let dev = JwtSettings::from_env(&public, RunMode::Dev).expect("dev accepts it");
+        assert_eq!(dev.hs256_secret.as_deref(), Some(DEV_JWT_SECRET));
     }
 
     #[test]
@@ -641,7 +705,7 @@ mod tests {
             vec![("JWT_JWKS_REFRESH", "10ms")],
         ] {
             let var = pairs.last().map(|(var, _)| *var).unwrap_or_default();
-            let err = JwtSettings::from_env(&Env::from_pairs(pairs.clone()))
+            let err = JwtSettings::from_env(&Env::from_pairs(pairs.clone()), RunMode::Dev)
                 .expect_err(var)
                 .to_string();
             assert!(err.contains(var), "{err}");
