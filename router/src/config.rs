@@ -117,6 +117,7 @@ impl RouterSettings {
                 .map_or(NonZeroUsize::MIN, |n: NonZeroUsize| n),
             max_tokens: env.int_in_or("GRAPHQL_MAX_TOKENS", 100..=1_000_000, 15_000)?,
             limits: OperationLimits::from_env(env)?,
+            timeout: plan_timeout(env)?,
             ..PlannerSettings::default()
         };
 
@@ -145,6 +146,20 @@ impl RouterSettings {
             )?,
         })
     }
+}
+
+/// `PLAN_TIMEOUT`: a duration above zero (zero would refuse every new
+/// document).
+fn plan_timeout(env: &Env) -> Result<Duration, ConfigError> {
+    let timeout = env.duration_or("PLAN_TIMEOUT", crate::planner::DEFAULT_PLAN_TIMEOUT)?;
+    if timeout.is_zero() {
+        return Err(invalid(
+            "PLAN_TIMEOUT",
+            "0",
+            "a duration above zero such as 500ms or 3s",
+        ));
+    }
+    Ok(timeout)
 }
 
 fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {

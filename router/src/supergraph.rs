@@ -81,7 +81,7 @@ pub enum SupergraphError {
 /// Everything derived from one supergraph SDL.
 pub struct Supergraph {
     /// Validation, planning and the plan cache.
-    pub planner: QueryPlanner,
+    pub planner: Arc<QueryPlanner>,
     /// Field types and possible types for projection.
     pub schema: SchemaIndex,
     /// Answers `__schema` / `__type`.
@@ -112,7 +112,7 @@ impl Supergraph {
             schema: SchemaIndex::new(planner.api_schema()),
             introspection: IntrospectionSchema::new(planner.api_schema()),
             executor: Executor::new(fetcher),
-            planner,
+            planner: Arc::new(planner),
             upstreams: Arc::clone(upstreams),
             fingerprint: fingerprint(sdl),
         })

@@ -46,6 +46,12 @@ pub enum ErrorCode {
     MaxTokensLimit,
     /// The operation's estimated cost exceeds `GRAPHQL_MAX_COMPLEXITY`.
     MaxComplexityLimit,
+    /// The operation selects more fields in all (fragments expanded,
+    /// `__typename` included) than `GRAPHQL_MAX_FIELDS` allows.
+    MaxFieldsLimit,
+    /// Preparing a new document (parse, limits, validation, planning) took
+    /// longer than `PLAN_TIMEOUT`.
+    QueryPlanTimeout,
     /// The request body is larger than `HTTP_MAX_BODY_BYTES`.
     MaxBodySizeLimit,
     /// An automatic persisted query hash the router does not know yet:
@@ -91,6 +97,8 @@ impl ErrorCode {
             Self::MaxRootFieldsLimit => "MAX_ROOT_FIELDS_LIMIT",
             Self::MaxTokensLimit => "MAX_TOKENS_LIMIT",
             Self::MaxComplexityLimit => "MAX_COMPLEXITY_LIMIT",
+            Self::MaxFieldsLimit => "MAX_FIELDS_LIMIT",
+            Self::QueryPlanTimeout => "QUERY_PLAN_TIMEOUT",
             Self::MaxBodySizeLimit => "MAX_BODY_SIZE_LIMIT",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",

@@ -198,6 +198,7 @@ impl RouterError {
                 ErrorCode::GraphqlValidationFailed
             }
             Self::Plan(PlanError::Plan(_)) => ErrorCode::QueryPlanBuildFailed,
+            Self::Plan(PlanError::Timeout(_)) => ErrorCode::QueryPlanTimeout,
             Self::NoQuery
             | Self::SubscriptionOverHttp
             | Self::WsBinaryMessage
@@ -239,6 +240,9 @@ impl RouterError {
             Self::Plan(PlanError::Plan(_))
             | Self::SharedExecutionFailed
             | Self::SubscriptionUnplannable => StatusCode::INTERNAL_SERVER_ERROR,
+            // The router was busy or the document too costly: either way
+            // not answered now; the timeout is logged where it happens.
+            Self::Plan(PlanError::Timeout(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Plan(_)
             | Self::NoQuery
             | Self::IntrospectionDisabled

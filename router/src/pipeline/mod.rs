@@ -239,7 +239,8 @@ pub async fn prepare_operation(
     let supergraph = state.supergraph.current();
     let prepared = supergraph
         .planner
-        .prepare(&query, request.operation_name.as_deref())
+        .prepare_off_workers(Arc::clone(&query), request.operation_name.as_deref())
+        .await
         .map_err(|err| ("unknown", RouterError::from(err)))?;
     let mut operation = Operation {
         supergraph,

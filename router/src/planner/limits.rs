@@ -1,7 +1,7 @@
 //! Operation limits: the planner's first check after parsing, before
 //! validation, so a hostile document is refused before any expensive work.
 //!
-//! Four measures of the selected operation, each with its own limit and
+//! Five measures of the selected operation, each with its own limit and
 //! error code ([`OperationLimits`], [`LimitExceeded`]):
 //!
 //! | measure | counts | variable |
@@ -9,13 +9,19 @@
 //! | depth | deepest field nesting; root fields are depth 1 | `GRAPHQL_MAX_DEPTH` |
 //! | aliases | aliased fields | `GRAPHQL_MAX_ALIASES` |
 //! | root fields | fields selected at the root | `GRAPHQL_MAX_ROOT_FIELDS` |
+//! | fields | every field selected anywhere, `__typename` included | `GRAPHQL_MAX_FIELDS` |
 //! | complexity | 1 per field, list fields multiply their selection by the list size | `GRAPHQL_MAX_COMPLEXITY` |
 //!
-//! All four follow fragment spreads and inline fragments, as if every
+//! All five follow fragment spreads and inline fragments, as if every
 //! fragment were inlined where it is spread; `@skip`/`@include` are ignored
 //! (the check runs once per document, whatever the variables). `__typename`
-//! is free: no depth, no cost, not a root field (an alias on it still counts
-//! as an alias). The fifth limit, tokens, is the parser's
+//! is free for the first four: no depth, no cost, not a root field (an alias
+//! on it still counts as an alias). The field count counts it like any
+//! other field: validation, normalisation and planning each pay for every
+//! selected field, and a document repeating one field (`{ me { id id id
+//! ... } }`, `{ __typename __typename ... }`) otherwise passes the other
+//! limits while costing the planner time that grows with the square of its
+//! length. The sixth limit, tokens, is the parser's
 //! ([`LimitExceeded::from_parse_error`]).
 //!
 //! Validation has not run yet, so the document may be anything the parser
@@ -64,6 +70,12 @@ pub const DEFAULT_MAX_ROOT_FIELDS: u64 = 20;
 /// Default of `GRAPHQL_MAX_COMPLEXITY`: the largest shop operation costs a
 /// few hundred, a full page of 100 products with every field under 2,000.
 pub const DEFAULT_MAX_COMPLEXITY: u64 = 10_000;
+/// Default of `GRAPHQL_MAX_FIELDS`: the largest shop operation selects 28
+/// fields (fragments expanded), GraphiQL's introspection query 212.
+/// Validation costs grow with the square of the field count (its
+/// overlapping-fields rule compares fields pairwise): 500 fields take about
+/// 15 ms, 2,000 a quarter of a second, 9,000 four to seven seconds.
+pub const DEFAULT_MAX_FIELDS: u64 = 500;
 /// Default of `GRAPHQL_DEFAULT_LIST_SIZE`: the size assumed for a list
 /// without a literal size argument.
 pub const DEFAULT_LIST_SIZE: u64 = 10;
@@ -92,6 +104,9 @@ pub struct OperationLimits {
     pub max_root_fields: Option<u64>,
     /// Highest estimated cost (`GRAPHQL_MAX_COMPLEXITY`).
     pub max_complexity: Option<u64>,
+    /// Most fields selected in all, `__typename` included
+    /// (`GRAPHQL_MAX_FIELDS`).
+    pub max_fields: Option<u64>,
     /// The size assumed for a list without a literal size argument
     /// (`GRAPHQL_DEFAULT_LIST_SIZE`), in the complexity estimate.
     pub default_list_size: u64,
@@ -104,6 +119,7 @@ impl Default for OperationLimits {
             max_aliases: Some(DEFAULT_MAX_ALIASES),
             max_root_fields: Some(DEFAULT_MAX_ROOT_FIELDS),
             max_complexity: Some(DEFAULT_MAX_COMPLEXITY),
+            max_fields: Some(DEFAULT_MAX_FIELDS),
             default_list_size: DEFAULT_LIST_SIZE,
         }
     }
@@ -117,12 +133,14 @@ impl OperationLimits {
             max_aliases: None,
             max_root_fields: None,
             max_complexity: None,
+            max_fields: None,
             default_list_size: DEFAULT_LIST_SIZE,
         }
     }
 
     /// Reads `GRAPHQL_MAX_DEPTH`, `GRAPHQL_MAX_ALIASES`,
-    /// `GRAPHQL_MAX_ROOT_FIELDS`, `GRAPHQL_MAX_COMPLEXITY` (0 disables each)
+    /// `GRAPHQL_MAX_ROOT_FIELDS`, `GRAPHQL_MAX_COMPLEXITY`,
+    /// `GRAPHQL_MAX_FIELDS` (0 disables each)
     /// and `GRAPHQL_DEFAULT_LIST_SIZE`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -140,6 +158,7 @@ impl OperationLimits {
                 1_000_000_000,
                 DEFAULT_MAX_COMPLEXITY,
             )?,
+            max_fields: limit(env, "GRAPHQL_MAX_FIELDS", 1_000_000, DEFAULT_MAX_FIELDS)?,
             default_list_size: env.int_in_or(
                 "GRAPHQL_DEFAULT_LIST_SIZE",
                 1..=100_000,
@@ -153,6 +172,7 @@ impl OperationLimits {
             && self.max_aliases.is_none()
             && self.max_root_fields.is_none()
             && self.max_complexity.is_none()
+            && self.max_fields.is_none()
     }
 }
 
@@ -178,6 +198,8 @@ pub enum Limit {
     RootFields,
     /// `GRAPHQL_MAX_COMPLEXITY`.
     Complexity,
+    /// `GRAPHQL_MAX_FIELDS`.
+    Fields,
     /// `GRAPHQL_MAX_TOKENS` (enforced by the parser).
     Tokens,
 }
@@ -190,6 +212,7 @@ impl Limit {
             Self::Aliases => ErrorCode::MaxAliasesLimit,
             Self::RootFields => ErrorCode::MaxRootFieldsLimit,
             Self::Complexity => ErrorCode::MaxComplexityLimit,
+            Self::Fields => ErrorCode::MaxFieldsLimit,
             Self::Tokens => ErrorCode::MaxTokensLimit,
         }
     }
@@ -202,6 +225,7 @@ impl Limit {
             Self::Aliases => "GRAPHQL_MAX_ALIASES",
             Self::RootFields => "GRAPHQL_MAX_ROOT_FIELDS",
             Self::Complexity => "GRAPHQL_MAX_COMPLEXITY",
+            Self::Fields => "GRAPHQL_MAX_FIELDS",
             Self::Tokens => "GRAPHQL_MAX_TOKENS",
         }
     }
@@ -213,6 +237,7 @@ impl Limit {
             Self::Aliases => "alias count",
             Self::RootFields => "root field count",
             Self::Complexity => "complexity",
+            Self::Fields => "field count",
             Self::Tokens => "token count",
         }
     }
@@ -397,6 +422,8 @@ pub struct Measurements {
     pub root_fields: u64,
     /// Estimated cost.
     pub complexity: u64,
+    /// Fields selected anywhere, `__typename` included.
+    pub fields: u64,
 }
 
 /// Measures `operation_name` (or the only operation) in `document`; `None`
@@ -421,11 +448,13 @@ pub fn measure(
         aliases: summary.aliases,
         root_fields: summary.fields,
         complexity: summary.cost(default_list_size),
+        fields: summary.all_fields,
     })
 }
 
 /// Checks `operation_name` (or the only operation) in `document` against
-/// `limits`: depth first, then aliases, root fields and complexity. A
+/// `limits`: depth first, then aliases, root fields, fields and
+/// complexity. A
 /// document without a selectable operation passes (validation refuses it).
 pub fn check(
     document: &Document,
@@ -456,6 +485,7 @@ pub fn check(
             measured.root_fields,
             limits.max_root_fields,
         ),
+        (Limit::Fields, measured.fields, limits.max_fields),
         (
             Limit::Complexity,
             measured.complexity,
@@ -527,6 +557,8 @@ struct Summary {
     aliases: u64,
     /// Fields at this level (not `__typename`): root fields, at the root.
     fields: u64,
+    /// Fields at and below this level, `__typename` included.
+    all_fields: u64,
     /// Cost that does not depend on the size of the enclosing field.
     fixed: u64,
     /// Cost of one item of each list at this level that takes its size from
@@ -541,6 +573,7 @@ impl Summary {
         self.depth = self.depth.max(other.depth);
         self.aliases = self.aliases.saturating_add(other.aliases);
         self.fields = self.fields.saturating_add(other.fields);
+        self.all_fields = self.all_fields.saturating_add(other.all_fields);
         self.fixed = self.fixed.saturating_add(other.fixed);
         self.per_item = self.per_item.saturating_add(other.per_item);
         self.unbounded |= other.unbounded;
@@ -602,6 +635,7 @@ impl Walker<'_> {
                     if field.alias.is_some() {
                         summary.aliases = summary.aliases.saturating_add(1);
                     }
+                    summary.all_fields = summary.all_fields.saturating_add(1);
                     if field.name == "__typename" {
                         continue;
                     }
@@ -614,6 +648,7 @@ impl Walker<'_> {
                     summary.fields = summary.fields.saturating_add(1);
                     summary.depth = summary.depth.max(sub.depth.saturating_add(1));
                     summary.aliases = summary.aliases.saturating_add(sub.aliases);
+                    summary.all_fields = summary.all_fields.saturating_add(sub.all_fields);
                     summary.unbounded |= sub.unbounded;
                     let default = self.default_list_size;
                     let is_list = shape.is_some_and(|s| s.list);
@@ -860,6 +895,11 @@ mod tests {
                 "{label}: {m:?}"
             );
             assert!(m.complexity <= DEFAULT_MAX_COMPLEXITY / 4, "{label}: {m:?}");
+            // GraphiQL's introspection selects 212 fields (its `TypeRef`
+            // fragment nests eight levels); the shop's own operations at
+            // most a fifth of the limit.
+            let room = if label == "introspection" { 2 } else { 5 };
+            assert!(m.fields <= DEFAULT_MAX_FIELDS / room, "{label}: {m:?}");
             planner
                 .prepare(&document, name.as_deref())
                 .unwrap_or_else(|err| panic!("{label}: {err}"));
@@ -1080,6 +1120,61 @@ mod tests {
         assert_eq!(measured(&saturated).complexity, u64::MAX);
     }
 
+    /// `{ me { id id id ... } }`: one field repeated `times` under `me`.
+    /// It passes depth (2), aliases (0), root fields (1) and, up to 9,998
+    /// repeats, complexity; the planner's time grows with its square.
+    fn repeated_nested(times: usize) -> String {
+        format!("{{ me {{ {} }} }}", "id ".repeat(times))
+    }
+
+    #[test]
+    fn the_field_limit_refuses_repeated_fields() {
+        // The documents: 9,000 fields (under the token limit, over
+        // no other limit) and 2,000 root `__typename`, free for every other
+        // limit.
+        let nested = refused(&repeated_nested(9_000));
+        assert_eq!(nested.code(), ErrorCode::MaxFieldsLimit);
+        assert_eq!(nested.measured, Measured::Exactly(9_001));
+        assert_eq!(
+            nested.to_string(),
+            "the operation's field count (9001) exceeds the maximum field count of 500 (GRAPHQL_MAX_FIELDS)"
+        );
+        let typenames = format!("{{ {} }}", "__typename ".repeat(2_000));
+        let err = refused(&typenames);
+        assert_eq!(err.code(), ErrorCode::MaxFieldsLimit);
+        assert_eq!(err.measured, Measured::Exactly(2_000));
+        // Nested `__typename` counts as well.
+        let nested_typenames = format!("{{ me {{ {} }} }}", "__typename ".repeat(600));
+        assert_eq!(refused(&nested_typenames).limit, Limit::Fields);
+        // Just under: 499 + `me`.
+        assert!(checked(&repeated_nested(499), &OperationLimits::default()).is_ok());
+        assert_eq!(refused(&repeated_nested(500)).limit, Limit::Fields);
+    }
+
+    #[test]
+    fn the_field_count_expands_fragments_without_expanding_them() {
+        // Each fragment is counted once and multiplied where spread.
+        assert_eq!(
+            measured(
+                "{ me { ...A ...A } } fragment A on User { id __typename basket { itemCount } }"
+            )
+            .fields,
+            1 + 2 * 4
+        );
+        // A fragment bomb: 20 levels each spreading the previous one twice
+        // select 2^20 fields; counting them is still linear in the document.
+        let mut bomb = String::from("{ me { ...F20 } } fragment F0 on User { id }");
+        for level in 1..=20 {
+            let below = level - 1;
+            bomb.push_str(&format!(
+                " fragment F{level} on User {{ ...F{below} ...F{below} }}"
+            ));
+        }
+        let err = refused(&bomb);
+        assert_eq!(err.limit, Limit::Fields);
+        assert_eq!(err.measured, Measured::Exactly(1 + (1 << 20)));
+    }
+
     #[test]
     fn disabled_limits_let_everything_through() {
         let unlimited = OperationLimits::unlimited();
@@ -1121,6 +1216,13 @@ mod tests {
         }
         match strict.prepare(COMPLEXITY_BOMB, None) {
             Err(PlanError::Limit(err)) => assert_eq!(err.limit, Limit::Complexity),
+            other => panic!("{other:?}"),
+        }
+        // 9,000 fields (invalid, too: `User.nope`) are counted before
+        // anything validates or plans them.
+        let wide = format!("{{ me {{ nope {} }} }}", "id ".repeat(9_000));
+        match strict.prepare(&wide, None) {
+            Err(PlanError::Limit(err)) => assert_eq!(err.limit, Limit::Fields),
             other => panic!("{other:?}"),
         }
         // A cycle with the depth limit off reaches validation, which
@@ -1169,6 +1271,7 @@ mod tests {
             ("GRAPHQL_MAX_ALIASES", "5"),
             ("GRAPHQL_MAX_ROOT_FIELDS", "7"),
             ("GRAPHQL_MAX_COMPLEXITY", "0"),
+            ("GRAPHQL_MAX_FIELDS", "300"),
             ("GRAPHQL_DEFAULT_LIST_SIZE", "25"),
         ]);
         assert_eq!(
@@ -1178,6 +1281,7 @@ mod tests {
                 max_aliases: Some(5),
                 max_root_fields: Some(7),
                 max_complexity: None,
+                max_fields: Some(300),
                 default_list_size: 25,
             }
         );
@@ -1186,6 +1290,7 @@ mod tests {
             ("GRAPHQL_MAX_ALIASES", "-1"),
             ("GRAPHQL_MAX_ROOT_FIELDS", "99999999"),
             ("GRAPHQL_MAX_COMPLEXITY", "1e6"),
+            ("GRAPHQL_MAX_FIELDS", "2000000"),
             ("GRAPHQL_DEFAULT_LIST_SIZE", "0"),
         ] {
             let err = OperationLimits::from_env(&Env::from_pairs([(var, value)]))

@@ -15,17 +15,27 @@
 //! 4. set root introspection fields (`__schema`, `__type`) aside: the
 //!    router answers those itself ([`introspection`]);
 //! 5. normalize (fragments inlined, fields merged) and plan with
-//!    `hive-router-query-planner`, under a time limit;
+//!    `hive-router-query-planner`;
 //! 6. cache the [`PreparedOperation`] by document hash and operation name.
 //!
 //! Only a cache miss runs steps 1 to 5: a cached document passed the
-//! limits, and the limits are fixed for the process.
+//! limits, and the limits are fixed for the process. The pipeline calls
+//! [`QueryPlanner::prepare_off_workers`]: a cache hit is answered on the
+//! spot, a miss runs steps 1 to 5 on tokio's blocking pool, at most one
+//! document per core at a time ([`PlannerSettings::workers`]), within
+//! `PLAN_TIMEOUT` ([`PlannerSettings::timeout`], queueing included). An
+//! expensive document then delays other new documents at worst by the
+//! budget, never the async workers that answer cached queries, health
+//! checks and subgraph responses. Over the budget the request is refused
+//! with `QUERY_PLAN_TIMEOUT`; the abandoned work stops at the next step
+//! (or inside the planner, which checks the deadline) and its result is
+//! not cached.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use graphql_tools::static_graphql::query::Document as QueryDocument;
 use graphql_tools::validation::rules::default_rules_validation_plan;
@@ -41,6 +51,7 @@ use hive_router_query_planner::utils::parsing::{
     safe_parse_operation_with_token_limit, safe_parse_schema,
 };
 use lru::LruCache;
+use tokio::sync::Semaphore;
 
 use crate::executor::error::{Location, PathSegment};
 use limits::{CostModel, LimitExceeded, OperationLimits};
@@ -77,6 +88,13 @@ pub enum PlanError {
     /// (`QUERY_PLAN_BUILD_FAILED`; the text is for the logs only).
     #[error("cannot plan the operation: {0}")]
     Plan(String),
+    /// Not prepared within `PLAN_TIMEOUT` (`QUERY_PLAN_TIMEOUT`), waiting
+    /// for a planning thread included.
+    #[error(
+        "the router could not prepare the operation within {} ms (PLAN_TIMEOUT)",
+        .0.as_millis()
+    )]
+    Timeout(Duration),
 }
 
 impl PlanError {
@@ -153,8 +171,13 @@ pub struct PreparedOperation {
 pub struct PlannerSettings {
     /// Plans kept in the LRU cache.
     pub cache_size: NonZeroUsize,
-    /// Longest a single plan may take.
+    /// Longest preparing a new document may take, waiting for a planning
+    /// thread included (`PLAN_TIMEOUT`).
     pub timeout: Duration,
+    /// Documents prepared at once, each on a blocking thread: the number of
+    /// cores, so planning never takes every core from the async workers'
+    /// share for longer than the timeout.
+    pub workers: NonZeroUsize,
     /// Most tokens an operation may have.
     pub max_tokens: usize,
     /// Depth, alias, root-field and complexity limits, checked before
@@ -166,12 +189,17 @@ impl Default for PlannerSettings {
     fn default() -> Self {
         Self {
             cache_size: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
-            timeout: Duration::from_secs(5),
+            timeout: DEFAULT_PLAN_TIMEOUT,
+            workers: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
             max_tokens: 15_000,
             limits: OperationLimits::default(),
         }
     }
 }
+
+/// Default of `PLAN_TIMEOUT`: every shop operation prepares in a few
+/// milliseconds; the limits keep any accepted document well under a second.
+pub const DEFAULT_PLAN_TIMEOUT: Duration = Duration::from_secs(3);
 
 type CacheKey = (u64, Option<String>);
 type Cached = Arc<PreparedOperation>;
@@ -184,6 +212,8 @@ pub struct QueryPlanner {
     /// supergraph.
     cost_model: CostModel,
     cache: Mutex<LruCache<CacheKey, Cached>>,
+    /// One permit per document being prepared off the async workers.
+    pool: Arc<Semaphore>,
     settings: PlannerSettings,
 }
 
@@ -199,6 +229,7 @@ impl QueryPlanner {
             validation: default_rules_validation_plan(),
             cost_model,
             cache: Mutex::new(LruCache::new(settings.cache_size)),
+            pool: Arc::new(Semaphore::new(settings.workers.get())),
             settings,
         })
     }
@@ -220,36 +251,118 @@ impl QueryPlanner {
     }
 
     /// Parses, validates, normalizes and plans `operation_name` (or the
-    /// only operation) in `document`, or returns the cached result.
+    /// only operation) in `document`, or returns the cached result, on the
+    /// calling thread (tests, benchmarks; the pipeline uses
+    /// [`QueryPlanner::prepare_off_workers`]).
     pub fn prepare(
         &self,
         document: &str,
         operation_name: Option<&str>,
     ) -> Result<Cached, PlanError> {
         let key = (hash(document), operation_name.map(str::to_owned));
-        if let Some(prepared) = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|mut cache| cache.get(&key).cloned())
-        {
-            metrics::counter!("router_plan_cache_hits_total").increment(1);
+        if let Some(prepared) = self.cached(&key) {
             return Ok(prepared);
         }
-        metrics::counter!("router_plan_cache_misses_total").increment(1);
-
-        let prepared = Arc::new(self.prepare_uncached(document, operation_name)?);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(key, Arc::clone(&prepared));
-        }
+        let deadline = Instant::now() + self.settings.timeout;
+        let prepared = Arc::new(self.prepare_uncached(document, operation_name, deadline)?);
+        self.remember(key, &prepared);
         Ok(prepared)
     }
 
+    /// [`QueryPlanner::prepare`] for the async workers: a cached plan is
+    /// returned at once; a new document is prepared on the blocking pool,
+    /// at most [`PlannerSettings::workers`] at a time, and refused with
+    /// [`PlanError::Timeout`] when it is not ready within
+    /// [`PlannerSettings::timeout`] of the call (the work left stops at its
+    /// next step and is not cached).
+    pub async fn prepare_off_workers(
+        self: &Arc<Self>,
+        document: Arc<str>,
+        operation_name: Option<&str>,
+    ) -> Result<Cached, PlanError> {
+        let key = (hash(&document), operation_name.map(str::to_owned));
+        if let Some(prepared) = self.cached(&key) {
+            return Ok(prepared);
+        }
+        let budget = self.settings.timeout;
+        let started = Instant::now();
+        let deadline = started + budget;
+        let planner = Arc::clone(self);
+        let name = key.1.clone();
+        let size = document.len();
+        let work = async move {
+            let permit = Arc::clone(&planner.pool)
+                .acquire_owned()
+                .await
+                .map_err(|_| PlanError::Plan("the planning pool is closed".to_owned()))?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                planner.prepare_uncached(&document, name.as_deref(), deadline)
+            })
+            .await
+            .map_err(|err| PlanError::Plan(format!("the planning task failed: {err}")))?
+        };
+        let result = match tokio::time::timeout(budget, work).await {
+            Ok(result) => result,
+            Err(_) => Err(PlanError::Timeout(budget)),
+        };
+        match result {
+            Ok(prepared) => {
+                let prepared = Arc::new(prepared);
+                self.remember(key, &prepared);
+                Ok(prepared)
+            }
+            Err(PlanError::Timeout(budget)) => {
+                metrics::counter!("router_plan_timeouts_total").increment(1);
+                tracing::warn!(
+                    code = "QUERY_PLAN_TIMEOUT",
+                    budget_ms = budget.as_millis(),
+                    elapsed_ms = started.elapsed().as_millis(),
+                    document_bytes = size,
+                    "a new document was not prepared within PLAN_TIMEOUT; refused"
+                );
+                Err(PlanError::Timeout(budget))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The cached plan for `key`, counting the hit or miss.
+    fn cached(&self, key: &CacheKey) -> Option<Cached> {
+        let hit = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|mut cache| cache.get(key).cloned());
+        if hit.is_some() {
+            metrics::counter!("router_plan_cache_hits_total").increment(1);
+        } else {
+            metrics::counter!("router_plan_cache_misses_total").increment(1);
+        }
+        hit
+    }
+
+    fn remember(&self, key: CacheKey, prepared: &Cached) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, Arc::clone(prepared));
+        }
+    }
+
+    /// Steps 1 to 5, giving up between steps once `deadline` has passed
+    /// (the planner itself checks it as it goes).
     fn prepare_uncached(
         &self,
         document: &str,
         operation_name: Option<&str>,
+        deadline: Instant,
     ) -> Result<PreparedOperation, PlanError> {
+        let in_time = || {
+            if Instant::now() >= deadline {
+                Err(PlanError::Timeout(self.settings.timeout))
+            } else {
+                Ok(())
+            }
+        };
         let max_tokens = self.settings.max_tokens;
         let parsed =
             safe_parse_operation_with_token_limit(document, max_tokens).map_err(|err| {
@@ -265,6 +378,7 @@ impl QueryPlanner {
             &self.settings.limits,
             &self.cost_model,
         )?;
+        in_time()?;
         let errors = validate(
             &self.planner.consumer_schema.document,
             &parsed,
@@ -294,8 +408,10 @@ impl QueryPlanner {
         let source = Arc::new(parsed);
         let introspection = introspection::strip_introspection(&mut to_plan, operation_name)
             .then(|| Arc::clone(&source));
+        in_time()?;
         let normalized = normalize_operation(&self.planner.supergraph, &to_plan, operation_name)
             .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?;
+        in_time()?;
         let mut operation = normalized.operation;
         let plan = if only_placeholder(&mut operation) {
             // Introspection only: nothing to fetch.
@@ -308,9 +424,17 @@ impl QueryPlanner {
                 .plan_from_normalized_operation(
                     &operation,
                     PlannerOverrideContext::default(),
-                    &CancellationToken::with_timeout(self.settings.timeout),
+                    &CancellationToken::with_timeout(
+                        deadline.saturating_duration_since(Instant::now()),
+                    ),
                 )
-                .map_err(|err| PlanError::Plan(err.to_string()))?
+                .map_err(|err| {
+                    // Cancelled at the deadline: over the budget, not a
+                    // planner failure.
+                    in_time()
+                        .err()
+                        .unwrap_or_else(|| PlanError::Plan(err.to_string()))
+                })?
         };
         let kind = operation
             .operation_kind
@@ -670,6 +794,77 @@ mod tests {
             Some("http://127.0.0.1:4001/graphql")
         );
         assert_eq!(urls.len(), 4);
+    }
+
+    /// `{ me { id id ... } }`: valid, and under every limit once they are
+    /// off; validating it takes time that grows with the square of `n`.
+    fn repeated(n: usize) -> Arc<str> {
+        Arc::from(format!("{{ me {{ {} }} }}", "id ".repeat(n)))
+    }
+
+    /// Documents over `PLAN_TIMEOUT` are refused with `Timeout`, queued
+    /// or running, while a cached plan is answered at once: it finishes
+    /// before any of them. The documents are sized so that the planning
+    /// thread is surely busy past the budget on any machine (validating
+    /// 2,000 fields takes a quarter of a second in release, seconds in
+    /// debug), and small enough that the abandoned validation ends soon.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_documents_over_the_budget_time_out_and_cached_ones_do_not_wait() {
+        let planner = Arc::new(
+            QueryPlanner::from_supergraph(
+                SUPERGRAPH,
+                PlannerSettings {
+                    timeout: Duration::from_millis(100),
+                    workers: NonZeroUsize::MIN,
+                    limits: OperationLimits::unlimited(),
+                    max_tokens: 100_000,
+                    ..PlannerSettings::default()
+                },
+            )
+            .expect("loads"),
+        );
+        let normal: Arc<str> = Arc::from("{ categories }");
+        let warm = planner
+            .prepare_off_workers(Arc::clone(&normal), None)
+            .await
+            .expect("plans");
+        let hostile: Vec<_> = (0..4)
+            .map(|i| {
+                let planner = Arc::clone(&planner);
+                tokio::spawn(async move {
+                    let result = planner.prepare_off_workers(repeated(2_000 + i), None).await;
+                    (result, Instant::now())
+                })
+            })
+            .collect();
+        // Let them take the planning thread and queue.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cached = planner
+            .prepare_off_workers(normal, None)
+            .await
+            .expect("cached");
+        let answered = Instant::now();
+        assert!(Arc::ptr_eq(&warm, &cached));
+        for task in hostile {
+            let (result, finished) = task.await.expect("joins");
+            assert!(
+                matches!(result, Err(PlanError::Timeout(budget)) if budget == Duration::from_millis(100)),
+                "{result:?}"
+            );
+            assert!(answered < finished);
+        }
+        // Nothing over the budget was cached.
+        let key = (hash(&repeated(2_000)), None);
+        assert!(planner.cache.lock().expect("lock").peek(&key).is_none());
+    }
+
+    #[test]
+    fn the_timeout_error_names_its_variable() {
+        let err = PlanError::Timeout(Duration::from_millis(1500));
+        assert_eq!(
+            err.to_string(),
+            "the router could not prepare the operation within 1500 ms (PLAN_TIMEOUT)"
+        );
     }
 
     #[test]
