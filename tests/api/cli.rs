@@ -89,17 +89,21 @@ pub(crate) fn stop(mut child: Child) {
     }
 }
 
-async fn total_products(url: &str) -> Value {
-    let body: Value = reqwest::Client::new()
+/// Posts `query` to a `dev` service and returns the whole answer.
+async fn post_query(url: &str, query: &str) -> Value {
+    reqwest::Client::new()
         .post(url)
-        .json(&json!({ "query": "{ products(first: 1) { totalCount } categories }" }))
+        .json(&json!({ "query": query }))
         .send()
         .await
         .expect("dev answers")
         .json()
         .await
-        .expect("JSON");
-    body["data"].clone()
+        .expect("JSON")
+}
+
+async fn total_products(url: &str) -> Value {
+    post_query(url, "{ products(first: 1) { totalCount } categories }").await["data"].clone()
 }
 
 #[tokio::test]
@@ -130,15 +134,7 @@ async fn dev_keeps_introspection_and_graphiql(urls: &Urls) {
     let client = reqwest::Client::new();
     for service in ["router", "product"] {
         let url = &urls[service];
-        let body: Value = client
-            .post(url)
-            .json(&json!({ "query": "{ __schema { queryType { name } } }" }))
-            .send()
-            .await
-            .expect("dev answers")
-            .json()
-            .await
-            .expect("JSON");
+        let body = post_query(url, "{ __schema { queryType { name } } }").await;
         assert_eq!(
             body["data"]["__schema"]["queryType"]["name"], "Query",
             "{service}: {body:#}"
