@@ -188,29 +188,26 @@ pub fn response_content_type(headers: &HeaderMap) -> &'static str {
 }
 
 /// A GraphQL-shaped error body: `{"errors":[{"message", "extensions":{"code"}}]}`.
-pub fn error_body(code: ErrorCode, message: &str) -> axum::Json<Value> {
-    axum::Json(error_json(code.as_str(), message))
-}
-
-fn error_json(code: &str, message: &str) -> Value {
+pub fn error_json(code: &str, message: &str) -> Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
 /// A response carrying one coded GraphQL error and no data, with the
-/// headers its status requires: `Allow: POST` on 405 (only `GET` and `POST`
-/// exist, and `GET` was refused) and `WWW-Authenticate` on 401.
+/// headers its status requires (see [`error_response`]).
 pub fn coded_response(
     status: StatusCode,
     content_type: &'static str,
     code: &str,
     message: &str,
 ) -> Response {
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, content_type)],
-        error_json(code, message).to_string(),
-    )
-        .into_response();
+    error_response(status, content_type, error_json(code, message).to_string())
+}
+
+/// A response with an `errors` body already serialised, and the headers
+/// its status requires: `Allow: POST` on 405 (only `GET` and `POST` exist,
+/// and `GET` was refused) and `WWW-Authenticate` on 401.
+pub fn error_response(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
     match status {
         StatusCode::METHOD_NOT_ALLOWED => {
             response

@@ -20,11 +20,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use shopgraph_core::error::{ErrorCode, coded};
-use shopgraph_core::graphql_http::error_body;
+use shopgraph_core::graphql_http::coded_response;
 use shopgraph_core::identity::{AuthError, Identity, JwtVerifier, Viewer, forwarded_identity};
 
 use crate::upstream::Credentials;
@@ -87,18 +87,12 @@ pub async fn identify(
             request.extensions_mut().insert(identity);
             next.run(request).await
         }
-        Err(err) => {
-            let mut response = (
-                StatusCode::UNAUTHORIZED,
-                error_body(ErrorCode::Unauthenticated, &err.to_string()),
-            )
-                .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-            response
-        }
+        Err(err) => coded_response(
+            StatusCode::UNAUTHORIZED,
+            "application/json",
+            ErrorCode::Unauthenticated.as_str(),
+            &err.to_string(),
+        ),
     }
 }
 
@@ -161,7 +155,7 @@ mod tests {
         let mut bearer = HeaderMap::new();
         bearer.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            axum::http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
         );
 
         assert_eq!(

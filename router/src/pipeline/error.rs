@@ -29,7 +29,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use shopgraph_core::error::{ErrorCode, error_chain};
-use shopgraph_core::graphql_http::{ONLY_QUERIES_OVER_GET, RequestError, coded_response};
+use shopgraph_core::graphql_http::{
+    ONLY_QUERIES_OVER_GET, RequestError, error_json, error_response,
+};
 use shopgraph_core::identity::AuthError;
 
 pub use crate::executor::error::Location;
@@ -393,12 +395,12 @@ impl RouterError {
         let status = self.status();
         let code = self.code();
         let message = self.message();
-        let mut response = coded_response(status, content_type, code.as_str(), &message);
-        if !self.locations().is_empty() {
-            let body = json!({ "errors": [self.to_json()] }).to_string();
-            let (parts, _) = response.into_parts();
-            response = Response::from_parts(parts, axum::body::Body::from(body));
-        }
+        let body = if self.locations().is_empty() {
+            error_json(code.as_str(), &message)
+        } else {
+            json!({ "errors": [self.to_json()] })
+        };
+        let mut response = error_response(status, content_type, body.to_string());
         if let Some(challenge) = self.www_authenticate() {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
