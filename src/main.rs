@@ -7,6 +7,7 @@
 //! * `shopgraph migrate <service>` — apply a store's migrations and exit;
 //! * `shopgraph sdl <service>` — print a subgraph's federation SDL;
 //! * `shopgraph token --user <id> [--admin]` — print a dev JWT;
+//! * `shopgraph hop-keys DIR` — write a key pair for the signed hop;
 //! * `shopgraph plan FILE...` — plan operations against the supergraph.
 
 use std::net::SocketAddr;
@@ -84,6 +85,11 @@ enum Command {
         /// How long the token stays valid, e.g. 30m, 24h, 7d (1s to 365d).
         #[arg(long, default_value = "24h", value_parser = parse_ttl)]
         ttl: Duration,
+    },
+    /// Write a new Ed25519 key pair for the signed hop: DIR/hop.key (private, for HOP_SIGNING_KEY_FILE) and DIR/hop.pub (public, one entry of HOP_TRUSTED_KEYS_FILE).
+    HopKeys {
+        /// The directory to write into (created if missing); existing files are not overwritten.
+        dir: std::path::PathBuf,
     },
 }
 
@@ -187,6 +193,16 @@ impl SubgraphSettings {
         }
     }
 
+    /// Fails closed before serving: the hop keys this subgraph needs.
+    fn check_hop_keys(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::Product(settings) => settings.service.check_hop_keys(),
+            Self::Basket(settings) => settings.check_hop_keys(),
+            Self::Payment(settings) => settings.check_hop_keys(),
+            Self::Notification(settings) => settings.service.check_hop_keys(),
+        }
+    }
+
     /// Opens and migrates the store, then binds: a subgraph ready to run.
     async fn build(self, bus: EventBus) -> anyhow::Result<ServiceApp> {
         Ok(match self {
@@ -263,6 +279,7 @@ async fn run(command: Command, env: Env) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plan { supergraph, files } => plan(supergraph.as_deref(), &files),
+        Command::HopKeys { dir } => hop_keys(&dir),
         Command::Token { user, admin, ttl } => {
             // The same JWT settings every service verifies with, read as
             // `dev` reads them: `token` is a dev tool, so without JWT_SECRET
@@ -378,6 +395,7 @@ async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
         return Ok(());
     };
     let settings = subgraph.settings(&env, RunMode::Serve)?;
+    settings.check_hop_keys()?;
     let events = EventSettings::from_env(&env)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
     if events.kafka.is_none() {
@@ -389,6 +407,31 @@ async fn serve(service: Service, env: Env) -> anyhow::Result<()> {
     let bus = EventBus::connect(&events, subgraph.name()).await?;
     let app = settings.build(bus).await?;
     app.run(shopgraph_core::shutdown::signal()).await?;
+    Ok(())
+}
+
+/// Writes a fresh hop key pair into `dir`: the private key readable by its
+/// owner only, and never over an existing file (a key in use would be lost).
+fn hop_keys(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let pair = shopgraph_core::hop::HopKeyPair::generate();
+    std::fs::create_dir_all(dir)?;
+    for (name, pem, mode) in [
+        ("hop.key", &pair.private_pem, 0o600),
+        ("hop.pub", &pair.public_pem, 0o644),
+    ] {
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", path.display()))?;
+        file.write_all(pem.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

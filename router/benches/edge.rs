@@ -75,6 +75,7 @@ fn knob(name: &str, default: usize) -> usize {
 /// handler that costs next to nothing.
 async fn edge(pairs: &[(&str, &str)]) -> Router {
     let mut vars: Vec<(&str, &str)> = vec![("JWT_SECRET", SECRET), ("ROUTER_PORT", "0")];
+    vars.extend(shopgraph_core::hop::HopKeyPair::of_this_process().env_vars());
     vars.extend_from_slice(BARE);
     vars.extend_from_slice(pairs);
     let env = Env::from_pairs(vars);

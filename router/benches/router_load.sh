@@ -411,12 +411,18 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/shopgraph-router-bench.XXXXXX")
 mkdir -p "$WORK/data"
+# The signed hop: our router signs, the subgraphs trust its key. Hive
+# Router does not sign; the subgraphs serve its unsigned requests because
+# they accept direct tokens (ACCEPT_DIRECT_TOKENS=true below).
+"$BIN" hop-keys "$WORK/keys" >/dev/null
 
 say "starting the subgraphs on 127.0.0.1:$PRODUCT_PORT_B-$NOTIFICATION_PORT_B (SQLite in $WORK/data)"
 subgraph_env=(
     HOST=127.0.0.1
     JWT_SECRET="$JWT_SECRET_BENCH"
     ACCEPT_DIRECT_TOKENS=true
+    HOP_SIGNING_KEY_FILE="$WORK/keys/hop.key"
+    HOP_TRUSTED_KEYS_FILE="$WORK/keys/hop.pub"
     LOG_LEVEL=warn
     LOG_FORMAT=json
     SHOPGRAPH_DATA_DIR="$WORK/data"
@@ -473,7 +479,8 @@ start_router() { # NAME PORT DEDUPE [VAR=VALUE...]
         PAYMENT_SERVICE_URL="http://127.0.0.1:$PAYMENT_PORT_B/graphql" \
         NOTIFICATION_SERVICE_URL="http://127.0.0.1:$NOTIFICATION_PORT_B/graphql" \
         QUERY_DEDUPE="$dedupe" SUBGRAPH_DEDUPE="$dedupe" \
-        JWT_SECRET="$JWT_SECRET_BENCH" LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
+        JWT_SECRET="$JWT_SECRET_BENCH" HOP_SIGNING_KEY_FILE="$WORK/keys/hop.key" \
+        LOG_LEVEL=warn LOG_FORMAT=json GRAPHIQL=false \
         "$@" "${router_extra_env[@]}" "${ROUTER_WRAP[@]}" "$BIN" serve router
     wait_http "$name" "http://127.0.0.1:$port/health/ready" "$ROUTER_READY_SECONDS"
 }

@@ -30,6 +30,7 @@ use crate::planner::PlannerSettings;
 use crate::planner::limits::OperationLimits;
 use crate::supergraph::SupergraphSettings;
 use crate::traffic::TrafficSettings;
+use shopgraph_core::hop::{HopSettings, HopSigner};
 use shopgraph_core::identity::JwtSettings;
 
 /// The router's dev port.
@@ -82,6 +83,9 @@ pub struct RouterSettings {
     /// How bearer tokens are verified; in `serve`, reading them fails
     /// without `JWT_SECRET` or a JWKS (see [`JwtSettings::from_env`]).
     pub auth: JwtSettings,
+    /// Signs every request to a subgraph (the signed hop, `HOP_*`); in
+    /// `serve` the router does not start without `HOP_SIGNING_KEY_FILE`.
+    pub hop_signer: HopSigner,
     /// Websocket and SSE limits and timers (`SUBSCRIPTION_*`).
     pub subscriptions: crate::subscriptions::SubscriptionSettings,
 }
@@ -140,6 +144,7 @@ impl RouterSettings {
             graphiql: env.bool_or("GRAPHIQL", mode == RunMode::Dev)?,
             planner,
             auth: JwtSettings::from_env(env, mode)?,
+            hop_signer: HopSettings::from_env(env, mode)?.require_signer()?,
             subscriptions: crate::subscriptions::SubscriptionSettings::from_env(
                 env,
                 Duration::from_secs(10),
@@ -187,6 +192,7 @@ impl RouterSettings {
             subgraph_timeouts: self.subgraph_timeouts.clone(),
             subgraph_dedupe: self.subgraph_dedupe,
             subgraph_compression: self.subgraph_compression,
+            hop_signer: self.hop_signer.clone(),
         }
     }
 }
@@ -197,10 +203,16 @@ mod tests {
 
     const SECRET: &str = "router-config-test-secret-0123456789";
 
+    /// `pairs`, plus what `serve` cannot start without: a JWT secret and
+    /// the hop's signing key.
+    fn serve_env<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
+        let hop = shopgraph_core::hop::HopKeyPair::of_this_process().env_vars();
+        Env::from_pairs(pairs.into_iter().chain([("JWT_SECRET", SECRET)]).chain(hop))
+    }
+
     #[test]
     fn service_urls_override_the_supergraph_by_subgraph_name() {
-        let env = Env::from_pairs([
-            ("JWT_SECRET", SECRET),
+        let env = serve_env([
             ("PRODUCT_SERVICE_URL", "http://p:1/graphql"),
             (
                 "BASKET_SERVICE_URLS",
@@ -215,7 +227,7 @@ mod tests {
         assert_eq!(settings.traffic.replicas["basket"].len(), 2);
         assert_eq!(settings.traffic.replicas["basket"][0].weight, 3);
         let timed = RouterSettings::from_env(
-            &Env::from_pairs([("PAYMENT_SERVICE_TIMEOUT", "2s"), ("JWT_SECRET", SECRET)]),
+            &serve_env([("PAYMENT_SERVICE_TIMEOUT", "2s")]),
             RunMode::Serve,
         )
         .unwrap();
@@ -232,7 +244,7 @@ mod tests {
             ("GRAPHQL_INTROSPECTION", "maybe"),
             ("PRODUCT_SERVICE_TIMEOUT", "whenever"),
         ] {
-            let env = Env::from_pairs([(var, value), ("JWT_SECRET", SECRET)]);
+            let env = serve_env([(var, value)]);
             let err = RouterSettings::from_env(&env, RunMode::Serve)
                 .expect_err(var)
                 .to_string();
@@ -248,22 +260,21 @@ mod tests {
         assert!(err.contains("JWT_SECRET"), "{err}");
         let dev = RouterSettings::from_env(&Env::default(), RunMode::Dev).unwrap();
         assert!(dev.auth.using_dev_secret);
+        let unsigned =
+            RouterSettings::from_env(&Env::from_pairs([("JWT_SECRET", SECRET)]), RunMode::Serve)
+                .expect_err("no unsigned hop in serve")
+                .to_string();
+        assert!(unsigned.contains("HOP_SIGNING_KEY_FILE"), "{unsigned}");
     }
 
     #[test]
     fn serve_turns_introspection_and_graphiql_off_unless_enabled() {
-        let serve =
-            RouterSettings::from_env(&Env::from_pairs([("JWT_SECRET", SECRET)]), RunMode::Serve)
-                .unwrap();
+        let serve = RouterSettings::from_env(&serve_env([]), RunMode::Serve).unwrap();
         assert!(!serve.introspection && !serve.graphiql);
         let dev = RouterSettings::from_env(&Env::default(), RunMode::Dev).unwrap();
         assert!(dev.introspection && dev.graphiql);
         let enabled = RouterSettings::from_env(
-            &Env::from_pairs([
-                ("JWT_SECRET", SECRET),
-                ("GRAPHQL_INTROSPECTION", "true"),
-                ("GRAPHIQL", "true"),
-            ]),
+            &serve_env([("GRAPHQL_INTROSPECTION", "true"), ("GRAPHIQL", "true")]),
             RunMode::Serve,
         )
         .unwrap();

@@ -158,7 +158,7 @@ impl RouterApp {
         let state = GraphqlState {
             pipeline: state,
             settings: settings.subscriptions.clone(),
-            subscriber: Default::default(),
+            subscriber: subgraph::subscribe::Subscriber::new(settings.hop_signer.clone()),
             shutdown: shutdown.clone(),
         };
         let graphql = get(subscriptions::graphql)

@@ -8,6 +8,7 @@
 //! ([`SupergraphHandle::replace`]) never disturbs requests in flight: they
 //! finish on the supergraph they started with.
 
+use shopgraph_core::hop::HopSigner;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub struct SupergraphSettings {
     pub subgraph_dedupe: bool,
     /// Whether subgraphs are asked for gzip answers.
     pub subgraph_compression: bool,
+    /// Signs every subgraph request (the signed hop).
+    pub hop_signer: HopSigner,
 }
 
 /// Why a supergraph could not be loaded.
@@ -104,7 +107,7 @@ impl Supergraph {
     ) -> Result<Self, SupergraphError> {
         let planner = QueryPlanner::from_supergraph(sdl, settings.planner.clone())?;
         upstreams.sync(&planner.subgraph_urls());
-        let http = HttpFetcher::new(settings.subgraph_timeout)
+        let http = HttpFetcher::new(settings.subgraph_timeout, settings.hop_signer.clone())
             .with_compression(settings.subgraph_compression)
             .with_timeouts(settings.subgraph_timeouts.clone());
         let fetcher = traffic::fetch_stack(upstreams, http, settings.subgraph_dedupe);

@@ -379,6 +379,106 @@ fn serve_without_a_jwt_secret_exits_2_naming_it() {
     );
 }
 
+/// `serve` without the hop's keys would have to trust headers (a
+/// subgraph) or could not prove who it is (a signer): it refuses to start,
+/// exit 2, naming the variable, before touching any store. Keys written by
+/// `shopgraph hop-keys` are accepted.
+#[test]
+fn serve_without_hop_keys_exits_2_naming_them() {
+    let keys = std::env::temp_dir().join(format!(
+        "shopgraph-hop-keys-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let written = shopgraph()
+        .args(["hop-keys"])
+        .arg(&keys)
+        .output()
+        .expect("runs");
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let again = shopgraph()
+        .args(["hop-keys"])
+        .arg(&keys)
+        .output()
+        .expect("runs");
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+    let (private, public) = (keys.join("hop.key"), keys.join("hop.pub"));
+    let env = Env::from_pairs([
+        ("HOP_SIGNING_KEY_FILE", private.to_str().unwrap_or_default()),
+        ("HOP_TRUSTED_KEYS_FILE", public.to_str().unwrap_or_default()),
+    ]);
+    let hop = shopgraph_core::hop::HopSettings::from_env(&env, RunMode::Serve).expect("valid keys");
+    // The pair matches: what the private key signs, the public key verifies.
+    let (method, uri) = (http::Method::POST, http::Uri::from_static("/graphql"));
+    let body = axum::body::Bytes::from_static(b"{}");
+    let mut headers = http::HeaderMap::new();
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let signer = hop.require_signer().expect("a signer");
+            signer
+                .sign(&method, &uri, &mut headers, &body, "product")
+                .await
+                .expect("signs");
+            let verifier = hop.require_verifier("product").expect("a verifier");
+            verifier
+                .verify(&method, &uri, &headers, &body)
+                .await
+                .expect("verifies");
+        });
+
+    let data_dir = std::env::temp_dir().join(format!(
+        "shopgraph-nohopkeys-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let secret = "a-serve-secret-that-is-long-enough-0123";
+    // (service, key files given, the variable it must name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a std::path::Path)], &'a str);
+    let cases: [Case; 4] = [
+        ("router", &[], "HOP_SIGNING_KEY_FILE"),
+        ("product", &[], "HOP_TRUSTED_KEYS_FILE"),
+        (
+            "notification",
+            &[("HOP_SIGNING_KEY_FILE", &private)],
+            "HOP_TRUSTED_KEYS_FILE",
+        ),
+        // basket signs its calls to product: trusting is not enough.
+        (
+            "basket",
+            &[("HOP_TRUSTED_KEYS_FILE", &public)],
+            "HOP_SIGNING_KEY_FILE",
+        ),
+    ];
+    for (service, vars, missing) in cases {
+        let mut command = shopgraph();
+        command
+            .args(["serve", service])
+            .env("HOST", "127.0.0.1")
+            .env("ROUTER_PORT", "0")
+            .env("ADMIN_PORT", "0")
+            .env(format!("{}_PORT", service.to_ascii_uppercase()), "0")
+            .env("SUPERGRAPH_PATH", crate::harness::supergraph_path())
+            .env("SHOPGRAPH_DATA_DIR", &data_dir)
+            .env("JWT_SECRET", secret)
+            .env("LOG_LEVEL", "warn");
+        for (var, path) in vars {
+            command.env(var, path);
+        }
+        let (code, stderr) = exit_of(command);
+        assert_eq!(code, Some(2), "{service}: {stderr}");
+        assert!(stderr.contains(missing), "{service}: {stderr}");
+    }
+    assert!(!data_dir.exists(), "a store was touched before the refusal");
+    std::fs::remove_dir_all(&keys).ok();
+}
+
 #[test]
 fn migrate_runs_twice() {
     let path = std::env::temp_dir().join(format!(

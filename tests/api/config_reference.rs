@@ -18,9 +18,16 @@ use subgraph_kit::events::EventSettings;
 /// environment sets one.
 fn environments() -> Vec<Env> {
     const SECRET: &str = "config-reference-secret-0123456789abcdef";
+    // ... and without the hop's keys (`HOP_*`).
+    let [signing, trusted] = shopgraph_core::hop::HopKeyPair::of_this_process().env_vars();
     vec![
-        Env::from_pairs([("JWT_SECRET", SECRET)]),
-        Env::from_pairs([("JWT_SECRET", SECRET), ("KAFKA_BROKERS", "127.0.0.1:9092")]),
+        Env::from_pairs([("JWT_SECRET", SECRET), signing, trusted]),
+        Env::from_pairs([
+            ("JWT_SECRET", SECRET),
+            ("KAFKA_BROKERS", "127.0.0.1:9092"),
+            signing,
+            trusted,
+        ]),
     ]
 }
 

@@ -131,12 +131,27 @@ pub fn test_env(service: &str, db: &TestDb, options: Options, extra: &[(&str, &s
         // a lone subgraph in dev would; `identity_hop` covers the refusal.
         ("ACCEPT_DIRECT_TOKENS".to_owned(), "true".to_owned()),
     ];
+    // Every test service signs and trusts this test process's hop key.
+    pairs.extend(
+        shopgraph_core::hop::HopKeyPair::of_this_process()
+            .env_vars()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
     pairs.extend(
         extra
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     Env::from_pairs(pairs)
+}
+
+/// Signs as the router of this test process does: with the key every
+/// test service trusts ([`test_env`]).
+pub fn test_hop_signer() -> shopgraph_core::hop::HopSigner {
+    let env = Env::from_pairs(shopgraph_core::hop::HopKeyPair::of_this_process().env_vars());
+    shopgraph_core::hop::HopSettings::from_env(&env, RunMode::Serve)
+        .and_then(|settings| settings.require_signer())
+        .expect("the test key signs")
 }
 
 /// The settings a test product subgraph runs with, on `db`.
@@ -148,6 +163,8 @@ pub fn settings(db: &TestDb, options: Options) -> ProductSettings {
 /// A running subgraph and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The subgraph's name (`product`...): the audience of its hop signatures.
+    pub service: &'static str,
     pub client: reqwest::Client,
     pub statements: StatementCounter,
     pub admin_token: String,
@@ -322,6 +339,7 @@ impl TestApp {
         crate::telemetry::init();
         let authority = test_authority();
         let addr = app.local_addr().expect("bound address");
+        let service = app.name();
         let statements = app.statements();
         let live = app.live_feed();
         let shutdown = CancellationToken::new();
@@ -330,6 +348,7 @@ impl TestApp {
         let token = |user: &str, roles: &[&str]| authority.issue(user, roles, hour).expect("token");
         Self {
             addr,
+            service,
             client: reqwest::Client::new(),
             statements,
             admin_token: token("admin-1", &[ADMIN_ROLE]),
@@ -400,26 +419,53 @@ impl TestApp {
     }
 
     /// POSTs a GraphQL request carrying `identity` in the forwarded identity
-    /// headers, as the router sends it (no bearer token).
+    /// headers, signed for the hop as the router sends it (no bearer token).
     pub async fn gql_forwarded(
         &self,
         identity: &Identity,
         query: &str,
         variables: Value,
     ) -> GqlResponse {
-        let mut headers = reqwest::header::HeaderMap::new();
-        forward_identity(identity, &mut headers);
-        let response = self
-            .client
-            .post(self.url("/graphql"))
-            .headers(headers)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request reaches the subgraph");
+        let body = serde_json::to_vec(&json!({ "query": query, "variables": variables }))
+            .expect("JSON body");
+        let response = self.post_signed(identity, body.into(), self.service).await;
         let status = response.status();
         let body = response.json().await.expect("JSON body");
         GqlResponse { status, body }
+    }
+
+    /// POSTs `body` to `/graphql` with `identity` forwarded and a hop
+    /// signature made by the test key for `audience`.
+    pub async fn post_signed(
+        &self,
+        identity: &Identity,
+        body: axum::body::Bytes,
+        audience: &str,
+    ) -> reqwest::Response {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        forward_identity(identity, &mut headers);
+        let url = self.url("/graphql");
+        test_hop_signer()
+            .sign(
+                &reqwest::Method::POST,
+                &url.parse().expect("a URL"),
+                &mut headers,
+                &body,
+                audience,
+            )
+            .await
+            .expect("signs");
+        self.client
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the subgraph")
     }
 
     fn token(&self, who: As) -> Option<&str> {

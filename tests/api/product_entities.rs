@@ -82,8 +82,13 @@ async fn product_fields_in_one_request_share_a_batch(backend: Backend) {
 
 async fn service_sdl_is_served(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    // To the router (a signed caller); see identity_hop for the others.
     let response = app
-        .gql(As::Anonymous, "{ _service { sdl } }", json!({}))
+        .gql_forwarded(
+            &shopgraph_core::identity::Identity::Anonymous,
+            "{ _service { sdl } }",
+            json!({}),
+        )
         .await;
     let sdl = response.data()["_service"]["sdl"]
         .as_str()

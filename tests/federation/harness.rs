@@ -74,6 +74,11 @@ impl Federation {
             pairs.push((format!("{}_SERVICE_URL", name.to_ascii_uppercase()), url));
         }
 
+        pairs.extend(
+            shopgraph_core::hop::HopKeyPair::of_this_process()
+                .env_vars()
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         let env = Env::from_pairs(pairs);
         let settings = RouterSettings::from_env(&env, RunMode::Serve).expect("router settings");
         let app = RouterApp::bind(settings).await.expect("router starts");

@@ -11,6 +11,7 @@
 //! | [`settings`] | the settings every process shares: listener, run mode, the JWT secret's rules |
 //! | [`error`] | the `extensions.code` vocabulary and error-chain formatting for logs |
 //! | [`identity`] | who is calling: [`identity::Identity`], the router → subgraph identity hop, and the one JWT verifier |
+//! | [`hop`] | the signed hop: RFC 9421 signatures on every router → subgraph and subgraph → subgraph request, its keys and replay guard |
 //! | [`graphql_http`] | GraphQL over HTTP: reading GET/POST requests, GraphiQL, content negotiation, coded error bodies |
 //! | [`server`] | the middleware every request passes, binding, graceful serving |
 //! | [`health`] | `/health`, `/health/live`, `/health/ready` |
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod graphql_http;
 pub mod health;
+pub mod hop;
 pub mod identity;
 pub mod metrics;
 pub mod server;

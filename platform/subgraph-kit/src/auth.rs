@@ -1,98 +1,159 @@
-//! Who is calling a subgraph: one extractor, one place to read it.
+//! Who is calling a subgraph: one middleware, one place to read it.
 //!
-//! The caller arrives one of three ways, tried in this order:
+//! Every request is checked in this order:
 //!
-//! 1. forwarded identity headers present (the router verified the caller;
-//!    see [`shopgraph_core::identity`]) → that caller;
-//! 2. else a bearer token present → verified with the shared
-//!    [`JwtVerifier`], but only when direct tokens are accepted
-//!    (`ACCEPT_DIRECT_TOKENS`, on in `shopgraph dev` so a subgraph can be run
-//!    alone); otherwise 401 telling the client to call through the router;
-//! 3. no credentials → [`Identity::Anonymous`].
+//! 1. it carries a hop signature (see [`shopgraph_core::hop`]) → the
+//!    signature is verified against the trusted public keys, body included;
+//!    only then are the forwarded identity headers read (none: anonymous).
+//!    A bad signature is 401, whatever else the request carries;
+//! 2. it carries none → it is refused with 401 unless this subgraph accepts
+//!    direct tokens (`ACCEPT_DIRECT_TOKENS`, on in `shopgraph dev` so a
+//!    subgraph can be tried on its own); then a bearer token is verified
+//!    with the shared [`JwtVerifier`], and no token is anonymous. Identity
+//!    headers on an unsigned request are refused, never read.
 //!
 //! The [`identify`] middleware does this and stores the result as an
-//! [`Identity`] request extension; the GraphQL handler copies it into the
-//! request data, and resolvers read it with [`viewer`] or [`admin`]. No
-//! resolver looks at headers; calls made on the caller's behalf forward what
-//! is kept in [`Credentials`]. Credentials that are present but invalid are
-//! refused with 401 before any GraphQL runs.
+//! [`Identity`] request extension (plus [`SignedHop`] when the hop was
+//! signed); the GraphQL handler copies them into the request data, and
+//! resolvers read the caller with [`viewer`] or [`admin`]. No resolver
+//! looks at headers; calls made on the caller's behalf forward what is kept
+//! in [`Credentials`].
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use shopgraph_core::error::{ErrorCode, coded};
 use shopgraph_core::graphql_http::coded_response;
-use shopgraph_core::identity::{AuthError, Identity, JwtVerifier, Viewer, forwarded_identity};
+use shopgraph_core::hop::{self, HopError, HopVerifier, SignedBy};
+use shopgraph_core::identity::{
+    AuthError, Identity, JwtVerifier, USER_ID_HEADER, USER_ROLES_HEADER, Viewer, forwarded_identity,
+};
 
 use crate::upstream::Credentials;
 
-/// A subgraph's identity policy: the forwarded caller first, then a direct
-/// token only if this subgraph accepts those.
+/// Marks a request that came over a verified hop signature (the router or
+/// another subgraph): what only such callers may ask (`_service`) checks it.
+#[derive(Debug, Clone)]
+pub struct SignedHop(pub SignedBy);
+
+/// A subgraph's identity policy: signed hop requests, and unsigned ones
+/// only where direct tokens are accepted.
 pub struct SubgraphAuth {
-    /// `None` when direct tokens are refused (`ACCEPT_DIRECT_TOKENS=false`).
+    hop: HopVerifier,
+    /// `None` when direct tokens are refused (`ACCEPT_DIRECT_TOKENS=false`):
+    /// then every request must be signed.
     direct_tokens: Option<JwtVerifier>,
 }
 
+/// Why a subgraph request was refused before any GraphQL ran.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The hop signature is missing or does not check out.
+    #[error(transparent)]
+    Hop(#[from] HopError),
+    /// The credentials are unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Identity headers on a request that is not signed.
+    #[error(
+        "identity headers are only accepted on requests signed by the router: send the request through the router"
+    )]
+    UnsignedIdentity,
+}
+
 impl SubgraphAuth {
-    /// Accepts direct tokens, verified by `verifier`.
-    pub fn accepting(verifier: JwtVerifier) -> Self {
-        Self {
-            direct_tokens: Some(verifier),
-        }
+    /// A policy verifying hop signatures with `hop`, and direct tokens
+    /// with `direct_tokens` where they are accepted.
+    pub fn new(hop: HopVerifier, direct_tokens: Option<JwtVerifier>) -> Self {
+        Self { hop, direct_tokens }
     }
 
-    /// Refuses direct tokens: only the router's forwarded caller counts.
-    pub fn refusing_direct_tokens() -> Self {
-        Self {
-            direct_tokens: None,
-        }
-    }
-
-    /// Whether a bearer token sent straight to this service is verified
-    /// (`ACCEPT_DIRECT_TOKENS`) rather than refused.
-    pub fn accepts_direct_tokens(&self) -> bool {
+    /// Whether a request without a hop signature may be served (direct
+    /// tokens accepted: `ACCEPT_DIRECT_TOKENS`).
+    pub fn accepts_unsigned(&self) -> bool {
         self.direct_tokens.is_some()
     }
 
-    /// The caller of a subgraph request (see the module docs for the order).
-    pub fn identify_request(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
-        if let Some(identity) = forwarded_identity(headers)? {
-            return Ok(identity);
+    /// The caller of a request (see the module docs for the order); `body`
+    /// is the whole request body, which a signature covers.
+    pub async fn identify_request(
+        &self,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<(Identity, Option<SignedBy>), Refusal> {
+        if HopVerifier::is_signed(headers) {
+            let signed_by = self.hop.verify(method, uri, headers, body).await?;
+            let identity = forwarded_identity(headers)?.unwrap_or_default();
+            return Ok((identity, Some(signed_by)));
         }
-        match (headers.get(header::AUTHORIZATION), &self.direct_tokens) {
-            (None, _) => Ok(Identity::Anonymous),
-            (Some(_), None) => Err(AuthError::DirectTokenRefused),
-            (Some(authorization), Some(verifier)) => verifier.identify(Some(authorization)),
+        let Some(verifier) = &self.direct_tokens else {
+            return Err(HopError::Unsigned.into());
+        };
+        if headers.contains_key(USER_ID_HEADER) || headers.contains_key(USER_ROLES_HEADER) {
+            return Err(Refusal::UnsignedIdentity);
         }
+        let identity = match headers.get(header::AUTHORIZATION) {
+            None => Identity::Anonymous,
+            Some(authorization) => verifier.identify(Some(authorization))?,
+        };
+        Ok((identity, None))
     }
 }
 
-/// Axum middleware: fills the [`Identity`] and [`Credentials`] extensions,
-/// or answers 401 (see the module docs for the order of checks).
+/// Axum middleware: fills the [`Identity`], [`Credentials`] and
+/// [`SignedHop`] extensions, or answers 401 `UNAUTHENTICATED` (see the
+/// module docs for the order of checks). The body is read here because the
+/// signature covers it; the body-size limit outside this layer bounds it.
 pub async fn identify(
     State(auth): State<Arc<SubgraphAuth>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    match auth.identify_request(request.headers()) {
-        Ok(identity) => {
+    let (parts, body) = request.into_parts();
+    // axum's own reading: a body over the limit is its 413.
+    let body = match Bytes::from_request(Request::new(body), &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    match auth
+        .identify_request(&parts.method, &parts.uri, &parts.headers, &body)
+        .await
+    {
+        Ok((identity, signed_by)) => {
+            let mut request = Request::from_parts(parts, Body::from(body));
             let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-            request.extensions_mut().insert(Credentials {
+            let extensions = request.extensions_mut();
+            extensions.insert(Credentials {
                 authorization,
                 identity: identity.clone(),
             });
-            request.extensions_mut().insert(identity);
+            extensions.insert(identity);
+            if let Some(signed_by) = signed_by {
+                extensions.insert(SignedHop(signed_by));
+            }
             next.run(request).await
         }
-        Err(err) => coded_response(
-            StatusCode::UNAUTHORIZED,
-            "application/json",
-            ErrorCode::Unauthenticated.as_str(),
-            &err.to_string(),
-        ),
+        Err(refusal) => {
+            tracing::debug!(%refusal, uri = %parts.uri, "subgraph request refused");
+            let mut response = coded_response(
+                StatusCode::UNAUTHORIZED,
+                "application/json",
+                ErrorCode::Unauthenticated.as_str(),
+                &refusal.to_string(),
+            );
+            if matches!(refusal, Refusal::Hop(_) | Refusal::UnsignedIdentity) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, hop::challenge());
+            }
+            response
+        }
     }
 }
 
@@ -124,7 +185,10 @@ pub fn admin<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a 
 mod tests {
     use std::time::Duration;
 
+    use axum::body::Bytes;
+    use axum::http::{HeaderValue, Method, Uri};
     use shopgraph_core::config::Env;
+    use shopgraph_core::hop::HopSettings;
     use shopgraph_core::identity::{ADMIN_ROLE, JwtSettings, TokenIssuer, forward_identity};
     use shopgraph_core::settings::RunMode;
 
@@ -140,14 +204,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn forwarded_identity_wins_and_direct_tokens_follow_the_policy() {
+    async fn signed_identity_is_read_and_unsigned_identity_never() {
+        let hop = HopSettings::from_env(&Env::default(), RunMode::Dev).unwrap();
         let settings =
             JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET", SECRET)]), RunMode::Serve)
                 .unwrap();
-        let accepting = SubgraphAuth::accepting(JwtVerifier::new(&settings).await.unwrap());
-        let refusing = SubgraphAuth::refusing_direct_tokens();
-        assert!(accepting.accepts_direct_tokens());
-        assert!(!refusing.accepts_direct_tokens());
+        let accepting = SubgraphAuth::new(
+            hop.require_verifier("product").unwrap(),
+            Some(JwtVerifier::new(&settings).await.unwrap()),
+        );
+        let refusing = SubgraphAuth::new(hop.require_verifier("product").unwrap(), None);
+        let signer = hop.require_signer().unwrap();
+        let (method, uri, body) = (
+            Method::POST,
+            Uri::from_static("/graphql"),
+            Bytes::from_static(b"{}"),
+        );
         let token = TokenIssuer::from_settings(&settings)
             .unwrap()
             .issue("u1", &[], Duration::from_secs(60))
@@ -155,29 +227,47 @@ mod tests {
         let mut bearer = HeaderMap::new();
         bearer.insert(
             header::AUTHORIZATION,
-            axum::http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
         );
 
-        assert_eq!(
-            accepting.identify_request(&bearer).unwrap(),
-            user("u1", &[])
-        );
+        // A direct token, unsigned: only where direct tokens are accepted.
+        let (identity, signed) = accepting
+            .identify_request(&method, &uri, &bearer, &body)
+            .await
+            .unwrap();
+        assert_eq!((identity, signed), (user("u1", &[]), None));
         assert!(matches!(
-            refusing.identify_request(&bearer),
-            Err(AuthError::DirectTokenRefused)
+            refusing
+                .identify_request(&method, &uri, &bearer, &body)
+                .await,
+            Err(Refusal::Hop(HopError::Unsigned))
         ));
 
-        let mut forwarded = bearer.clone();
-        forward_identity(&user("u2", &[ADMIN_ROLE]), &mut forwarded);
+        // Forged identity headers, unsigned: refused by both.
+        let mut forged = bearer.clone();
+        forward_identity(&user("u2", &[ADMIN_ROLE]), &mut forged);
         for auth in [&accepting, &refusing] {
-            assert_eq!(
-                auth.identify_request(&forwarded).unwrap(),
-                user("u2", &[ADMIN_ROLE])
+            assert!(
+                auth.identify_request(&method, &uri, &forged, &body)
+                    .await
+                    .is_err()
             );
-            assert_eq!(
-                auth.identify_request(&HeaderMap::new()).unwrap(),
-                Identity::Anonymous
-            );
+        }
+
+        // The same identity, signed: read, by both.
+        for auth in [&accepting, &refusing] {
+            let mut signed = HeaderMap::new();
+            forward_identity(&user("u2", &[ADMIN_ROLE]), &mut signed);
+            signer
+                .sign(&method, &uri, &mut signed, &body, "product")
+                .await
+                .unwrap();
+            let (identity, signed_by) = auth
+                .identify_request(&method, &uri, &signed, &body)
+                .await
+                .unwrap();
+            assert_eq!(identity, user("u2", &[ADMIN_ROLE]));
+            assert_eq!(signed_by.unwrap().key_id, signer.key_id());
         }
     }
 }

@@ -7,6 +7,11 @@
 //! the client accepts it. Every error leaves with an `extensions.code`, and
 //! every request is counted in `/metrics` by operation type.
 //!
+//! Federation's `_service { sdl }` is answered only to signed hop callers
+//! (the router, another subgraph), or to anyone where introspection is on
+//! (`GRAPHQL_INTROSPECTION`, on in `dev`): in `serve` the schema is not
+//! handed out by default.
+//!
 //! Subscriptions are served at `/graphql/ws` over websockets
 //! (`graphql-transport-ws`, as async-graphql implements it). Their only
 //! client is the router, which forwards the verified caller in the upgrade
@@ -15,7 +20,9 @@
 
 use std::time::Instant;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection,
+};
 use async_graphql::{ObjectType, Schema, SchemaBuilder, ServerError, SubscriptionType, Variables};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
@@ -32,6 +39,7 @@ use shopgraph_core::graphql_http::{
 };
 use shopgraph_core::identity::Identity;
 
+use crate::auth::SignedHop;
 use crate::metrics;
 use crate::settings::GraphqlSettings;
 use crate::upstream::Credentials;
@@ -52,6 +60,7 @@ where
         service,
         schema,
         graphiql: settings.graphiql,
+        sdl_to_unsigned: settings.introspection,
     };
     Router::new()
         .route("/graphql", get(handle::<Q, M, S>).post(handle::<Q, M, S>))
@@ -98,6 +107,8 @@ struct Endpoint<Q, M, S> {
     /// Whether a browser's `GET` gets the GraphiQL page (`GRAPHIQL`);
     /// otherwise it is answered as any other GraphQL `GET`.
     graphiql: bool,
+    /// Whether `_service` is answered to callers without a hop signature.
+    sdl_to_unsigned: bool,
 }
 
 impl<Q, M, S> Clone for Endpoint<Q, M, S> {
@@ -106,6 +117,7 @@ impl<Q, M, S> Clone for Endpoint<Q, M, S> {
             service: self.service,
             schema: self.schema.clone(),
             graphiql: self.graphiql,
+            sdl_to_unsigned: self.sdl_to_unsigned,
         }
     }
 }
@@ -115,8 +127,8 @@ async fn handle<Q, M, S>(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    identity: Option<Extension<Identity>>,
     credentials: Option<Extension<Credentials>>,
+    signed: Option<Extension<SignedHop>>,
     body: Bytes,
 ) -> Response
 where
@@ -169,7 +181,19 @@ where
                 &err.message,
             );
         }
-        Ok(document) => selected_operation_type(&document.operations, operation_name.as_deref()),
+        Ok(document) => {
+            if signed.is_none()
+                && !endpoint.sdl_to_unsigned
+                && selects_service_sdl(document, operation_name.as_deref())
+            {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Forbidden,
+                    "`_service` is only answered to the router (signed requests)",
+                );
+            }
+            selected_operation_type(&document.operations, operation_name.as_deref())
+        }
     };
     if method == Method::GET
         && matches!(
@@ -184,10 +208,9 @@ where
         );
     }
 
-    let identity = identity
-        .map(|Extension(identity)| identity)
-        .unwrap_or_default();
+    // The caller as the identify middleware found it (anonymous without).
     let credentials = credentials.map(|Extension(c)| c).unwrap_or_default();
+    let identity = credentials.identity.clone();
     request = request.data(identity).data(credentials);
     let mut response = endpoint.schema.execute(request).await;
 
@@ -242,6 +265,41 @@ fn ensure_code(error: &mut ServerError, request_error: bool) -> String {
         .get_or_insert_with(Default::default)
         .set("code", code.as_str());
     code.as_str().to_owned()
+}
+
+/// Whether the selected operation asks for `_service` at its root,
+/// directly or through (nested) fragments.
+fn selects_service_sdl(document: &ExecutableDocument, name: Option<&str>) -> bool {
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    let mut pending = vec![&operation.node.selection_set.node];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(set) = pending.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) if field.node.name.node == "_service" => return true,
+                Selection::Field(_) => {}
+                Selection::InlineFragment(fragment) => {
+                    pending.push(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    if seen.insert(name.clone())
+                        && let Some(fragment) = document.fragments.get(name)
+                    {
+                        pending.push(&fragment.node.selection_set.node);
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 fn selected_operation_type(

@@ -65,6 +65,9 @@ pub enum StartError {
     /// Direct-token verification could not be set up (the JWKS is unreadable).
     #[error("cannot set up token verification")]
     Auth(#[from] AuthSetupError),
+    /// The configuration is unusable (the hop's keys).
+    #[error(transparent)]
+    Config(#[from] shopgraph_core::config::ConfigError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -144,7 +147,7 @@ impl ServiceApp {
         database: Database,
         routes: axum::Router,
     ) -> Result<Self, StartError> {
-        let auth = match &settings.auth.direct_tokens {
+        let direct_tokens = match &settings.auth.direct_tokens {
             Some(jwt) => {
                 // Only `dev` gets here with the dev secret (`serve` refuses
                 // to start without JWT_SECRET or a JWKS).
@@ -154,10 +157,14 @@ impl ServiceApp {
                         "JWT_SECRET is not set: accepting tokens signed with the public dev secret (dev only)"
                     );
                 }
-                SubgraphAuth::accepting(JwtVerifier::new(jwt).await?)
+                Some(JwtVerifier::new(jwt).await?)
             }
-            None => SubgraphAuth::refusing_direct_tokens(),
+            None => None,
         };
+        let auth = SubgraphAuth::new(
+            settings.auth.hop.require_verifier(settings.name)?,
+            direct_tokens,
+        );
         let router = service_router(
             settings.name,
             routes,
@@ -210,6 +217,11 @@ impl ServiceApp {
             RelaySettings::default(),
         );
         self.with_job(move |stop| relay.run(stop))
+    }
+
+    /// The service's name: the `tag` its hop signatures must carry.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The address actually bound.

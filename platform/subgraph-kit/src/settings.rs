@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shopgraph_core::config::{ConfigError, Env, invalid};
+use shopgraph_core::hop::HopSettings;
 use shopgraph_core::identity::JwtSettings;
 use shopgraph_core::settings::{HttpSettings, RunMode};
 
@@ -37,6 +38,10 @@ pub struct AuthSettings {
     /// them without `JWT_SECRET` or a JWKS fails to start (exit 2), like
     /// the router, instead of trusting the public dev secret.
     pub direct_tokens: Option<JwtSettings>,
+    /// The signed hop's keys (`HOP_*`): the public keys this subgraph
+    /// trusts, and the private key it signs its own calls to other
+    /// subgraphs with. Required in `serve`; generated in `dev`.
+    pub hop: HopSettings,
 }
 
 impl AuthSettings {
@@ -85,6 +90,13 @@ pub struct ServiceSettings {
 }
 
 impl ServiceSettings {
+    /// Fails closed before a subgraph serves: one that could verify nobody
+    /// would have to refuse every request (or, worse, trust headers).
+    /// `shopgraph serve` calls it first (exit 2); `migrate` needs no keys.
+    pub fn check_hop_keys(&self) -> Result<(), ConfigError> {
+        self.auth.hop.require_verifier(self.name).map(drop)
+    }
+
     /// Reads the settings of service `name` whose dev port is `default_port`.
     pub fn from_env(
         env: &Env,
@@ -132,6 +144,7 @@ impl ServiceSettings {
             } else {
                 None
             },
+            hop: HopSettings::from_env(env, mode)?,
         };
 
         let graphql = GraphqlSettings {
@@ -181,9 +194,29 @@ fn default_sqlite_url(env: &Env, name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `pairs` plus the hop's keys, without which `serve` does not start.
+    fn serve_env<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
+        let hop = shopgraph_core::hop::HopKeyPair::of_this_process().env_vars();
+        Env::from_pairs(pairs.into_iter().chain(hop))
+    }
+
+    #[test]
+    fn serve_needs_the_keys_of_the_hop() {
+        let settings =
+            ServiceSettings::from_env(&Env::default(), "product", 4001, RunMode::Serve).unwrap();
+        let err = settings
+            .check_hop_keys()
+            .expect_err("no unsigned hop in serve")
+            .to_string();
+        assert!(err.contains("HOP_TRUSTED_KEYS_FILE"), "{err}");
+        let dev =
+            ServiceSettings::from_env(&Env::default(), "product", 4001, RunMode::Dev).unwrap();
+        assert!(dev.check_hop_keys().is_ok(), "dev generates its pair");
+    }
+
     #[test]
     fn service_variables_win_over_shared_ones() {
-        let env = Env::from_pairs([
+        let env = serve_env([
             ("PORT", "9000"),
             ("PRODUCT_PORT", "9001"),
             ("DATABASE_URL", "postgres://shared/db"),
@@ -212,9 +245,9 @@ mod tests {
     #[test]
     fn serve_turns_introspection_and_graphiql_off_unless_enabled() {
         let serve =
-            ServiceSettings::from_env(&Env::default(), "product", 4001, RunMode::Serve).unwrap();
+            ServiceSettings::from_env(&serve_env([]), "product", 4001, RunMode::Serve).unwrap();
         assert!(!serve.graphql.introspection && !serve.graphql.graphiql);
-        let env = Env::from_pairs([("GRAPHQL_INTROSPECTION", "true"), ("GRAPHIQL", "true")]);
+        let env = serve_env([("GRAPHQL_INTROSPECTION", "true"), ("GRAPHIQL", "true")]);
         let enabled = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve).unwrap();
         assert!(enabled.graphql.introspection && enabled.graphql.graphiql);
     }
@@ -222,9 +255,9 @@ mod tests {
     #[test]
     fn direct_tokens_are_refused_in_serve_unless_enabled() {
         let serve =
-            ServiceSettings::from_env(&Env::default(), "product", 4001, RunMode::Serve).unwrap();
+            ServiceSettings::from_env(&serve_env([]), "product", 4001, RunMode::Serve).unwrap();
         assert!(!serve.auth.accepts_direct_tokens());
-        let env = Env::from_pairs([
+        let env = serve_env([
             ("ACCEPT_DIRECT_TOKENS", "true"),
             ("JWT_SECRET", "a-secret-that-is-long-enough-for-hs256"),
         ]);
@@ -237,7 +270,7 @@ mod tests {
 
     #[test]
     fn direct_tokens_in_serve_need_a_secret_or_jwks() {
-        let env = Env::from_pairs([("ACCEPT_DIRECT_TOKENS", "true")]);
+        let env = serve_env([("ACCEPT_DIRECT_TOKENS", "true")]);
         let err = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve)
             .expect_err("the public dev secret is for `dev` only")
             .to_string();
@@ -262,7 +295,7 @@ mod tests {
             ("SHOP_CURRENCY", "euro"),
             ("ACCEPT_DIRECT_TOKENS", "maybe"),
         ] {
-            let env = Env::from_pairs([(var, value)]);
+            let env = serve_env([(var, value)]);
             let err = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve)
                 .expect_err(var)
                 .to_string();

@@ -4,7 +4,8 @@
 //! basket. [`GraphqlClient`] sends one operation with a timeout, forwards
 //! the caller's identity (the `x-shopgraph-user-*` headers of
 //! [`shopgraph_core::identity`], plus the caller's `Authorization` header when there
-//! was one) and W3C trace context, and turns every way a call can fail into
+//! was one) and W3C trace context, signs the request for the signed hop
+//! ([`shopgraph_core::hop`], as the router does), and turns every way a call can fail into
 //! an [`UpstreamError`] a resolver can map to `SUBGRAPH_UNAVAILABLE` or pass
 //! on with the upstream's own code.
 
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use shopgraph_core::telemetry::inject_trace_context;
 
 use shopgraph_core::error::{Coded, ErrorCode};
+use shopgraph_core::hop::HopSigner;
 use shopgraph_core::identity::{Identity, forward_identity};
 
 /// Who the current request acts for, kept so that calls made on the caller's
@@ -85,21 +87,35 @@ impl Coded for UpstreamError {
 pub struct GraphqlClient {
     service: &'static str,
     url: String,
+    /// `url` parsed once, for the signature's `@request-target`.
+    uri: http::Uri,
     http: reqwest::Client,
+    signer: HopSigner,
 }
 
 impl GraphqlClient {
-    /// A client for `service` at `url`; every call gives up after `timeout`.
-    pub fn new(service: &'static str, url: impl Into<String>, timeout: Duration) -> Self {
+    /// A client for `service` at `url`, signing with `signer`; every call
+    /// gives up after `timeout`. The URL was checked to be `http(s)://`
+    /// by the settings; one that still does not parse fails every call as
+    /// unavailable.
+    pub fn new(
+        service: &'static str,
+        url: impl Into<String>,
+        timeout: Duration,
+        signer: HopSigner,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .build()
             .unwrap_or_default();
+        let url = url.into();
         Self {
             service,
-            url: url.into(),
+            uri: url.parse().unwrap_or_default(),
+            url,
             http,
+            signer,
         }
     }
 
@@ -127,17 +143,31 @@ impl GraphqlClient {
             forward_identity(&credentials.identity, &mut headers);
         }
         inject_trace_context(&mut headers);
-        let request = self
-            .http
-            .post(&self.url)
-            .headers(headers)
-            .json(&json!({ "query": query, "variables": variables }));
-
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         let unavailable =
             |source: Box<dyn std::error::Error + Send + Sync>| UpstreamError::Unavailable {
                 service: self.service,
                 source,
             };
+        let body = axum::body::Bytes::from(
+            serde_json::to_vec(&json!({ "query": query, "variables": variables }))
+                .map_err(|err| unavailable(Box::new(err)))?,
+        );
+        self.signer
+            .sign(
+                &http::Method::POST,
+                &self.uri,
+                &mut headers,
+                &body,
+                self.service,
+            )
+            .await
+            .map_err(|err| unavailable(Box::new(err)))?;
+        let request = self.http.post(&self.url).headers(headers).body(body);
+
         let response = request
             .send()
             .await

@@ -12,6 +12,9 @@
 //! * carries the caller's verified identity in the `x-shopgraph-user-*`
 //!   headers ([`forward_identity`]) — never the client's own token or
 //!   headers — and the current span's W3C `traceparent`;
+//! * is signed for the subgraph it goes to ([`HopSigner`]: RFC 9421 over
+//!   method, target, body digest and identity headers), afresh for every
+//!   attempt, so a retry is never a replay;
 //! * gives up after the configured timeout, counting connect, send and the
 //!   whole body.
 //!
@@ -33,6 +36,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use shopgraph_core::hop::HopSigner;
 use shopgraph_core::identity::forward_identity;
 use shopgraph_core::telemetry::inject_trace_context;
 use tower::ServiceExt;
@@ -62,6 +66,7 @@ pub struct HttpFetcher {
     compression: bool,
     /// Subgraph name → its own timeout, where it differs from `timeout`.
     timeouts: BTreeMap<String, Duration>,
+    signer: HopSigner,
 }
 
 impl std::fmt::Debug for HttpFetcher {
@@ -74,8 +79,9 @@ impl std::fmt::Debug for HttpFetcher {
 
 impl HttpFetcher {
     /// One pooled client for all subgraphs and their replicas; every
-    /// request gives up after `timeout` (unless its subgraph has its own).
-    pub fn new(timeout: Duration) -> Self {
+    /// request gives up after `timeout` (unless its subgraph has its own)
+    /// and is signed by `signer`.
+    pub fn new(timeout: Duration, signer: HopSigner) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_keepalive(Some(POOL_IDLE_TIMEOUT));
@@ -89,6 +95,7 @@ impl HttpFetcher {
             timeout,
             compression: true,
             timeouts: BTreeMap::new(),
+            signer,
         }
     }
 
@@ -155,10 +162,8 @@ impl HttpFetcher {
         })
         .map_err(|err| malformed(subgraph, format!("cannot encode the request: {err}")))?;
 
-        let mut http_request = Request::new(Full::new(Bytes::from(body)));
-        *http_request.method_mut() = Method::POST;
-        *http_request.uri_mut() = uri;
-        let headers = http_request.headers_mut();
+        let body = Bytes::from(body);
+        let mut headers = HeaderMap::with_capacity(10);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -168,8 +173,16 @@ impl HttpFetcher {
         // gzip on its own, and the subgraph would compress every answer.
         let encoding = if self.compression { "gzip" } else { "identity" };
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(encoding));
-        forward_identity(request.identity, headers);
-        inject_trace_context(headers);
+        forward_identity(request.identity, &mut headers);
+        inject_trace_context(&mut headers);
+        self.signer
+            .sign(&Method::POST, &uri, &mut headers, &body, subgraph)
+            .await
+            .map_err(|err| malformed(subgraph, err.to_string()))?;
+        let mut http_request = Request::new(Full::new(body));
+        *http_request.method_mut() = Method::POST;
+        *http_request.uri_mut() = uri;
+        *http_request.headers_mut() = headers;
 
         let response = self
             .client
@@ -292,6 +305,15 @@ mod tests {
 
     use super::*;
     use crate::subgraph::Fetcher;
+
+    fn test_signer() -> HopSigner {
+        shopgraph_core::hop::HopSettings::from_env(
+            &shopgraph_core::config::Env::default(),
+            shopgraph_core::settings::RunMode::Dev,
+        )
+        .and_then(|settings| settings.require_signer())
+        .expect("dev signs with a generated key")
+    }
     use futures::future::BoxFuture;
 
     /// A stand-in subgraph: echoes what it received, plus routes that
@@ -318,6 +340,7 @@ mod tests {
             "contentType": header("content-type"),
             "accept": header("accept"),
             "acceptEncoding": header("accept-encoding"),
+            "signatureInput": header("signature-input"),
             "padding": "x".repeat(256),
         } }))
     }
@@ -427,7 +450,7 @@ mod tests {
 
     fn fetcher(routes: &[(&str, String)], timeout: Duration) -> Routes {
         Routes {
-            http: HttpFetcher::new(timeout),
+            http: HttpFetcher::new(timeout, test_signer()),
             urls: routes
                 .iter()
                 .map(|(name, url)| ((*name).to_owned(), url.clone()))
@@ -477,6 +500,13 @@ mod tests {
         assert_eq!(data["contentType"], "application/json");
         assert_eq!(data["accept"], ACCEPT);
         assert_eq!(data["acceptEncoding"], "gzip");
+        let signature_input = data["signatureInput"].as_str().unwrap_or_default();
+        assert!(
+            signature_input.starts_with("shopgraph=(")
+                && signature_input.contains("\"x-shopgraph-user-id\"")
+                && signature_input.contains(";tag=\"product\""),
+            "{signature_input}"
+        );
 
         let anonymous = Identity::Anonymous;
         let mut unnamed = request(&anonymous);

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, Stream, StreamExt};
 use http::HeaderValue;
+use hyper::body::Bytes;
 use serde_json::{Map, Value, json};
+use shopgraph_core::hop::HopSigner;
 use shopgraph_core::identity::{Identity, forward_identity};
 use shopgraph_core::telemetry::inject_trace_context;
 use tokio::sync::mpsc;
@@ -57,9 +59,10 @@ pub fn websocket_url(graphql_url: &str) -> String {
 
 /// Opens subscriptions on subgraphs, sharing connections (see the module
 /// docs). Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Subscriber {
     connections: Arc<tokio::sync::Mutex<Connections>>,
+    signer: HopSigner,
 }
 
 /// Open connections by (subgraph URL, caller); a connection lives as long
@@ -111,6 +114,14 @@ enum Command {
 }
 
 impl Subscriber {
+    /// A subscriber whose upgrade requests `signer` signs (the signed hop).
+    pub fn new(signer: HopSigner) -> Self {
+        Self {
+            connections: Arc::default(),
+            signer,
+        }
+    }
+
     /// Opens subscription `query` on `subgraph` at `graphql_url` for
     /// `identity`, connecting (within `timeout`) unless this caller already
     /// has a connection to that subgraph.
@@ -158,7 +169,8 @@ impl Subscriber {
             return Ok(connection);
         }
         connections.retain(|_, weak| weak.strong_count() > 0);
-        let socket = tokio::time::timeout(timeout, handshake(subgraph, graphql_url, identity))
+        let handshake = handshake(subgraph, graphql_url, identity, &self.signer);
+        let socket = tokio::time::timeout(timeout, handshake)
             .await
             .map_err(|_| FetchError::Timeout {
                 subgraph: subgraph.to_owned(),
@@ -193,6 +205,7 @@ async fn handshake(
     subgraph: &str,
     graphql_url: &str,
     identity: &Identity,
+    signer: &HopSigner,
 ) -> Result<Socket, FetchError> {
     let unreachable = |reason: String| FetchError::Unreachable {
         subgraph: subgraph.to_owned(),
@@ -208,6 +221,17 @@ async fn handshake(
     );
     forward_identity(identity, headers);
     inject_trace_context(headers);
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    signer
+        .sign(
+            &method,
+            &uri,
+            request.headers_mut(),
+            &Bytes::new(),
+            subgraph,
+        )
+        .await
+        .map_err(|err| unreachable(err.to_string()))?;
     // Small buffers: a connection per caller, mostly idle.
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)

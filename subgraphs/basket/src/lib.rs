@@ -63,6 +63,13 @@ pub struct BasketSettings {
 }
 
 impl BasketSettings {
+    /// Fails closed before serving: basket takes only signed requests and
+    /// signs its own calls to product (`HOP_SIGNING_KEY_FILE`).
+    pub fn check_hop_keys(&self) -> Result<(), ConfigError> {
+        self.service.check_hop_keys()?;
+        self.service.auth.hop.require_signer().map(drop)
+    }
+
     /// Reads the settings.
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
@@ -93,6 +100,7 @@ pub async fn build(settings: BasketSettings, bus: EventBus) -> Result<ServiceApp
         "product",
         settings.product_url.clone(),
         settings.upstream_timeout,
+        settings.service.auth.hop.require_signer()?,
     ));
     let baskets = Baskets::new(store.clone(), Arc::new(catalog));
     let schema = graphql::schema(

@@ -24,7 +24,10 @@ async fn main() {
     let concurrency: usize = env_number("BENCH_CONCURRENCY", 16);
 
     let db = TempDatabase::create(TempBackend::Postgres).await;
+    let [signing, trusted] = shopgraph_core::hop::HopKeyPair::of_this_process().env_vars();
     let env = Env::from_pairs([
+        (signing.0, signing.1.to_owned()),
+        (trusted.0, trusted.1.to_owned()),
         ("HOST", "127.0.0.1".to_owned()),
         ("NOTIFICATION_PORT", "0".to_owned()),
         ("NOTIFICATION_DATABASE_URL", db.url.clone()),

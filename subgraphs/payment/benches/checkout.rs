@@ -36,6 +36,11 @@ fn env(service: &str, db: &TempDatabase, extra: &[(&str, String)]) -> Env {
         ("ACCEPT_DIRECT_TOKENS".to_owned(), "true".to_owned()),
         ("DATABASE_MAX_CONNECTIONS".to_owned(), "20".to_owned()),
     ];
+    pairs.extend(
+        shopgraph_core::hop::HopKeyPair::of_this_process()
+            .env_vars()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
     pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     Env::from_pairs(pairs)
 }

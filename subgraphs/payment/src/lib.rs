@@ -63,6 +63,13 @@ pub struct PaymentSettings {
 }
 
 impl PaymentSettings {
+    /// Fails closed before serving: payment takes only signed requests and
+    /// signs its own calls to basket (`HOP_SIGNING_KEY_FILE`).
+    pub fn check_hop_keys(&self) -> Result<(), ConfigError> {
+        self.service.check_hop_keys()?;
+        self.service.auth.hop.require_signer().map(drop)
+    }
+
     /// Reads the settings.
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
@@ -91,6 +98,7 @@ pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceAp
         "basket",
         settings.basket_url.clone(),
         settings.upstream_timeout,
+        settings.service.auth.hop.require_signer()?,
     ));
     let relay = RelayWaker::default();
     let payments = Payments::new(

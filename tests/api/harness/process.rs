@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use super::{SHOPGRAPH, child_log_level, client, free_port, supergraph_path, token};
+use shopgraph_core::hop::HopKeyPair;
+
 use crate::helpers::{GqlResponse, TEST_JWT_SECRET, unreachable_url};
 
 /// The log file of a process a test starts (stdout and stderr: the
@@ -134,6 +136,7 @@ impl SubgraphProcess {
             .env(format!("{prefix}_DATABASE_URL"), database_url)
             .env("JWT_SECRET", TEST_JWT_SECRET)
             .env("ACCEPT_DIRECT_TOKENS", "true")
+            .envs(HopKeyPair::of_this_process().env_vars())
             .env("SEED_DEMO_DATA", "false")
             .env("SHUTDOWN_TIMEOUT", "5s")
             .env("LOG_LEVEL", child_log_level())
@@ -214,7 +217,8 @@ impl RouterProcess {
             .env("JWT_SECRET", TEST_JWT_SECRET)
             .env("LOG_LEVEL", child_log_level())
             .env("SUBGRAPH_TIMEOUT", "5s")
-            .env("HEALTH_CHECK_INTERVAL", "200ms");
+            .env("HEALTH_CHECK_INTERVAL", "200ms")
+            .envs(HopKeyPair::of_this_process().env_vars());
         if subgraphs_nowhere {
             for service in ["PRODUCT", "BASKET", "PAYMENT", "NOTIFICATION"] {
                 command.env(format!("{service}_SERVICE_URL"), unreachable_url());

@@ -38,6 +38,11 @@ impl Router {
             // clash between routers running side by side).
             ("ADMIN_PORT".into(), "0".into()),
         ];
+        pairs.extend(
+            shopgraph_core::hop::HopKeyPair::of_this_process()
+                .env_vars()
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         pairs.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let settings = RouterSettings::from_env(&Env::from_pairs(pairs), RunMode::Serve)
             .expect("valid router settings");
