@@ -1433,8 +1433,9 @@ mod tests {
 
     /// Prints every registered operation's estimated cost against the
     /// default limit (`cargo test -p shopgraph-router --lib
-    /// registered_operations_cost_table -- --nocapture`), and holds each to
-    /// a quarter of it.
+    /// registered_operations_cost_table -- --nocapture`; `shopgraph plan`
+    /// and so `schema/check.sh` print it too), and holds each to a quarter
+    /// of it.
     #[test]
     fn registered_operations_cost_table() {
         let model = model();

@@ -256,6 +256,28 @@ impl QueryPlanner {
         &self.cost_model
     }
 
+    /// The estimated cost of `operation_name` (or the only operation) in
+    /// `document`, as `GRAPHQL_MAX_COMPLEXITY` is checked against it, and
+    /// that limit: what `shopgraph plan` prints beside each registered
+    /// operation. `None` when the document does not parse or selects no
+    /// operation.
+    pub fn estimated_cost(
+        &self,
+        document: &str,
+        operation_name: Option<&str>,
+    ) -> Option<(u64, Option<u64>)> {
+        let parsed =
+            safe_parse_operation_with_token_limit(document, self.settings.max_tokens).ok()?;
+        let limits = &self.settings.limits;
+        let measured = limits::measure(
+            &parsed,
+            operation_name,
+            &self.cost_model,
+            limits.default_list_size,
+        )?;
+        Some((measured.complexity, limits.max_complexity))
+    }
+
     /// Parses, validates, normalizes and plans `operation_name` (or the
     /// only operation) in `document`, or returns the cached result, on the
     /// calling thread (tests, benchmarks; the pipeline uses
