@@ -53,7 +53,8 @@
 //!   `first: 5`), else its own `@listSize` (the largest slicing argument
 //!   given, else `assumedSize`), else `GRAPHQL_DEFAULT_LIST_SIZE`;
 //! - arguments add their `@cost` (and an input object 1 plus its fields),
-//!   once per field, not per item;
+//!   once per field, not per item; an argument given by a variable adds
+//!   nothing (its value is not known; Apollo scores the value);
 //! - a mutation adds [`MUTATION_BASE_COST`].
 //!
 //! Variables are not evaluated. The check runs once per document, before
@@ -1429,6 +1430,56 @@ mod tests {
             err.measured,
             Measured::Exactly(1 + (1 + 100 * (2 + 20 * 3)) + (1 + 100 * (3 + 20 * 3)))
         );
+    }
+
+    /// Every list in the shop's schema states its size: a new list field
+    /// without `@listSize` (`subgraph_kit::cost`) would be estimated at
+    /// `GRAPHQL_DEFAULT_LIST_SIZE`, whatever it really holds.
+    #[test]
+    fn every_list_in_the_supergraph_has_a_size() {
+        let model = model();
+        let mut sized_by_parent = HashSet::new();
+        for field in model.fields.values().flat_map(HashMap::values) {
+            for sized in field.list_size.iter().flat_map(|ls| &ls.sized_fields) {
+                sized_by_parent.insert((field.named.clone(), sized.clone()));
+            }
+        }
+        let mut without_size = Vec::new();
+        for (parent, fields) in &model.fields {
+            for (name, field) in fields {
+                let sized = field.list_size.as_ref().is_some_and(|ls| {
+                    ls.assumed_size.is_some() || !ls.slicing_arguments.is_empty()
+                }) || sized_by_parent.contains(&(parent.clone(), name.clone()));
+                if field.list && !sized {
+                    without_size.push(format!("{parent}.{name}"));
+                }
+            }
+        }
+        without_size.sort();
+        assert!(
+            without_size.is_empty(),
+            "lists without @listSize: {without_size:?}"
+        );
+        // The connections' declared sizes are the subgraphs' page limit.
+        for (parent, field) in [
+            ("Query", "products"),
+            ("Query", "myPayments"),
+            ("Query", "payments"),
+            ("User", "payments"),
+            ("Query", "myNotifications"),
+            ("User", "notifications"),
+        ] {
+            assert_eq!(
+                model.list_size(parent, field),
+                Some(&ListSize {
+                    assumed_size: Some(100),
+                    slicing_arguments: vec!["first".into()],
+                    sized_fields: vec!["edges".into(), "nodes".into()],
+                    require_one_slicing_argument: false,
+                }),
+                "{parent}.{field}"
+            );
+        }
     }
 
     /// Prints every registered operation's estimated cost against the
