@@ -85,8 +85,8 @@ fn refusals() {
         ("fragment bomb, 2^20 fields", bomb),
         (
             "two nested 100-item connections",
-            "{ me { payments(first: 100) { edges { node { items { product { name } } } } }
-               notifications(first: 100) { edges { node { payment { items { product { name } } } } } } } }"
+            "{ me { payments(first: 100) { edges { node { items { product { price { amount } } } } } }
+               notifications(first: 100) { edges { node { payment { items { product { price { amount } } } } } } } } }"
                 .to_owned(),
         ),
     ];
