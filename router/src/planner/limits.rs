@@ -392,7 +392,8 @@ struct FieldCost {
     list_size: Option<ListSize>,
     /// Argument name → its input type and `@cost`, for argument costs.
     arguments: HashMap<String, InputCost>,
-    /// Default values of the slicing arguments, from the schema.
+    /// The schema's Int default values of its arguments, for a slicing
+    /// argument left out.
     slicing_defaults: HashMap<String, u64>,
 }
 
@@ -976,7 +977,7 @@ fn list_size_of(
     let mut size: Option<u64> = None;
     for name in &list_size.slicing_arguments {
         let given = match argument(arguments, name) {
-            Some(Value::Int(_)) => argument(arguments, name).and_then(non_negative),
+            Some(value @ Value::Int(_)) => non_negative(value),
             Some(Value::Variable(_)) => Some(list_size.assumed_size.unwrap_or(default_list_size)),
             Some(_) => None,
             None => field.slicing_defaults.get(name).copied(),
@@ -1499,7 +1500,11 @@ mod tests {
             let cost = measure(&parsed, name.as_deref(), &model, DEFAULT_LIST_SIZE)
                 .expect(&label)
                 .complexity;
-            let label = label.rsplit('/').next().unwrap_or(&label).to_owned();
+            let file = label.rsplit('/').next().unwrap_or(&label);
+            let label = match &name {
+                Some(name) => format!("{}#{name}", file.split(' ').next().unwrap_or(file)),
+                None => file.to_owned(),
+            };
             println!(
                 "| {label} | {cost} | {:.1} % |",
                 cost as f64 * 100.0 / max as f64
