@@ -454,9 +454,11 @@ fn ensure_free(addrs: &[(&str, SocketAddr)]) -> anyhow::Result<()> {
 /// The supergraph `plan` reads when `--supergraph` is not given.
 const DEFAULT_SUPERGRAPH: &str = "schema/supergraph.graphql";
 
-/// Plans every operation in `files`; fails listing the ones that cannot be.
-/// Without `--supergraph`, reads `schema/supergraph.graphql`, or outside a
-/// checkout the supergraph built into this binary (as `dev` does).
+/// Plans every operation in `files`, printing each one's subgraphs and
+/// estimated cost against `GRAPHQL_MAX_COMPLEXITY`'s default; fails listing
+/// the ones that cannot be planned. Without `--supergraph`, reads
+/// `schema/supergraph.graphql`, or outside a checkout the supergraph built
+/// into this binary (as `dev` does).
 fn plan(supergraph: Option<&std::path::Path>, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
     use shopgraph_router::planner::{PlannerSettings, QueryPlanner, operation_names, subgraphs_of};
     let default = std::path::Path::new(DEFAULT_SUPERGRAPH);
@@ -489,8 +491,13 @@ fn plan(supergraph: Option<&std::path::Path>, files: &[std::path::PathBuf]) -> a
             );
             match planner.prepare(&document, name.as_deref()) {
                 Ok(prepared) => {
+                    let cost = match planner.estimated_cost(&document, name.as_deref()) {
+                        Some((cost, Some(max))) => format!("  cost {cost} of {max}"),
+                        Some((cost, None)) => format!("  cost {cost}"),
+                        None => String::new(),
+                    };
                     println!(
-                        "  ok      {label}  ({})",
+                        "  ok      {label}  ({}){cost}",
                         subgraphs_of(&prepared.plan).join(", ")
                     );
                     planned += 1;

@@ -83,6 +83,12 @@ fn refusals() {
             format!("{{ {} }}", "__typename ".repeat(2_000)),
         ),
         ("fragment bomb, 2^20 fields", bomb),
+        (
+            "two nested 100-item connections",
+            "{ me { payments(first: 100) { edges { node { items { product { price { amount } } } } } }
+               notifications(first: 100) { edges { node { payment { items { product { price { amount } } } } } } } } }"
+                .to_owned(),
+        ),
     ];
     for (label, document) in &cases {
         let mut best = Duration::MAX;

@@ -346,18 +346,20 @@ where
 }
 
 /// The federation SDL of a subgraph schema (what `shopgraph sdl` prints and
-/// composition reads).
+/// composition reads), importing the cost directives it uses
+/// ([`crate::cost::link_cost_directives`]).
 pub fn federation_sdl<Q, M, S>(builder: SchemaBuilder<Q, M, S>) -> String
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    builder
+    let sdl = builder
         .enable_federation()
         .enable_subscription_in_federation()
         .finish()
-        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation());
+    crate::cost::link_cost_directives(&sdl)
 }
 
 /// Declares a GraphQL enum mirroring a domain enum variant for variant,

@@ -16,11 +16,13 @@
 //! | [`upstream`] | calling another subgraph's GraphQL API with the caller's credentials |
 //! | [`metrics`] | what a subgraph records: GraphQL requests, statements, events |
 //! | [`clock`] | the microsecond clock stores write with |
+//! | [`cost`] | `@cost` and `@listSize`, the cost directives the router's complexity estimate reads |
 //! | [`money`], [`pagination`], [`federation`] | types shared across subgraphs |
 //! | `testkit` (feature) | throw-away databases for tests and benchmarks |
 
 pub mod auth;
 pub mod clock;
+pub mod cost;
 pub mod db;
 pub mod events;
 pub mod federation;

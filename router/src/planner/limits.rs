@@ -10,7 +10,7 @@
 //! | aliases | aliased fields | `GRAPHQL_MAX_ALIASES` |
 //! | root fields | fields selected at the root | `GRAPHQL_MAX_ROOT_FIELDS` |
 //! | fields | every field selected anywhere, `__typename` included | `GRAPHQL_MAX_FIELDS` |
-//! | complexity | 1 per field, list fields multiply their selection by the list size | `GRAPHQL_MAX_COMPLEXITY` |
+//! | complexity | the estimated cost: field weights, lists multiplied by their sizes (`@cost`, `@listSize`; below) | `GRAPHQL_MAX_COMPLEXITY` |
 //!
 //! All five follow fragment spreads and inline fragments, as if every
 //! fragment were inlined where it is spread; `@skip`/`@include` are ignored
@@ -34,24 +34,61 @@
 //! token limit. A fragment that is part of (or spreads into) a cycle would
 //! expand without end: an operation that reaches one has an unbounded depth.
 //!
-//! Complexity needs the schema: [`CostModel`] knows, per `Type.field`,
-//! whether it returns a list. A list's size is an int literal argument
-//! named `first`, `last`, `limit`, `pageSize` or `take`, else
-//! `GRAPHQL_DEFAULT_LIST_SIZE`. A size argument on a field that is not a
-//! list (a Relay connection such as `products(first: 100)`) sizes the lists
-//! selected directly under it (`edges`, `nodes`). Fields the model does not
-//! know cost 1 and multiply nothing: a typo (validation reports it later)
-//! and introspection, whose answer is as large as the schema whatever the
+//! ## Complexity: the estimated cost
+//!
+//! Complexity is Apollo Router's "static estimated cost" (demand control),
+//! from IBM's GraphQL cost specification as Apollo Federation 2.9 adopted
+//! it. The subgraphs state in their schemas what fields cost and how long
+//! lists are, with `@cost(weight:)` and `@listSize(assumedSize:,
+//! slicingArguments:, sizedFields:, requireOneSlicingArgument:)`;
+//! composition keeps them in the supergraph, and [`CostModel`] reads them
+//! from there (under the names the supergraph's `@link` to
+//! `https://specs.apollo.dev/cost/` gives them). Then:
+//!
+//! - a field costs its `@cost` weight, else its type's `@cost`, else 1
+//!   when it returns an object, interface or union and 0 when it returns a
+//!   scalar or enum; plus the cost of its selection; `__typename` is free;
+//! - a list field costs that times its size: the size its enclosing field
+//!   gives it (`sizedFields`: a connection's `edges`/`nodes` under
+//!   `first: 5`), else its own `@listSize` (the largest slicing argument
+//!   given, else `assumedSize`), else `GRAPHQL_DEFAULT_LIST_SIZE`;
+//! - arguments add their `@cost` (and an input object 1 plus its fields),
+//!   once per field, not per item; an argument given by a variable adds
+//!   nothing (its value is not known; Apollo scores the value);
+//! - a mutation adds [`MUTATION_BASE_COST`].
+//!
+//! Variables are not evaluated. The check runs once per document, before
+//! variables are known, and its verdict is cached with the plan; a slicing
+//! argument given by a variable counts as the field's `assumedSize`, or
+//! `GRAPHQL_DEFAULT_LIST_SIZE` without one. The shop sets `assumedSize` of
+//! every paginated connection to the largest `first` its subgraph accepts
+//! (100), so the estimate is an upper bound whatever the variables say (a
+//! larger `first` is refused by the subgraph). A literal is taken as
+//! written, however large. `requireOneSlicingArgument` is read but not
+//! enforced (the subgraph validates its arguments), `@skip`/`@include`
+//! do not lower the estimate, and `@requires` selections are not added.
+//!
+//! Without the directives (a supergraph composed without them), a field
+//! with an argument named `first`, `last`, `limit`, `pageSize` or `take`
+//! is sliced by it and, when it returns an object (a Relay connection),
+//! sizes that object's lists: the old rule, as an implied `@listSize`.
+//! Fields the model does not know cost 1 when they select something, else
+//! 0, and multiply nothing: a typo (validation reports it later) and
+//! introspection, whose answer is as large as the schema whatever the
 //! client asks (it has its own guard,
-//! [`crate::planner::introspection::check_introspection_depth`], and its switch,
-//! `GRAPHQL_INTROSPECTION`).
+//! [`crate::planner::introspection::check_introspection_depth`], and its
+//! switch, `GRAPHQL_INTROSPECTION`).
+//!
+//! Fragments are summarised once, like the other measures: a summary keeps
+//! the cost of the lists at its top level per item, by field name, until
+//! the field it is spread under says whether it sizes them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use graphql_tools::parser::query::ParseError;
 use graphql_tools::static_graphql::query::{
-    Definition, Document, FragmentDefinition, OperationDefinition, Selection, SelectionSet,
+    Definition, Document, Field, FragmentDefinition, OperationDefinition, Selection, SelectionSet,
     TypeCondition, Value,
 };
 use graphql_tools::static_graphql::schema;
@@ -67,8 +104,12 @@ pub const DEFAULT_MAX_ALIASES: u64 = 30;
 /// Default of `GRAPHQL_MAX_ROOT_FIELDS`: the shop's clients select at most
 /// two; each root field is at least one subgraph fetch.
 pub const DEFAULT_MAX_ROOT_FIELDS: u64 = 20;
-/// Default of `GRAPHQL_MAX_COMPLEXITY`: the largest shop operation costs a
-/// few hundred, a full page of 100 products with every field under 2,000.
+/// Default of `GRAPHQL_MAX_COMPLEXITY`: every registered shop operation
+/// costs at most 402 (`MyPayments` with its page size a variable, so
+/// counted as 100), a full page of 100 products 302, so a quarter of the
+/// limit leaves room for richer clients; two nested 100-item connections
+/// with their lines' products (the complexity bomb in the tests, ~12,500)
+/// do not fit.
 pub const DEFAULT_MAX_COMPLEXITY: u64 = 10_000;
 /// Default of `GRAPHQL_MAX_FIELDS`: the largest shop operation selects 28
 /// fields (fragments expanded), GraphiQL's introspection query 212.
@@ -77,10 +118,11 @@ pub const DEFAULT_MAX_COMPLEXITY: u64 = 10_000;
 /// 15 ms, 2,000 a quarter of a second, 9,000 four to seven seconds.
 pub const DEFAULT_MAX_FIELDS: u64 = 500;
 /// Default of `GRAPHQL_DEFAULT_LIST_SIZE`: the size assumed for a list
-/// without a literal size argument.
+/// whose schema gives none (no `@listSize`, no size argument).
 pub const DEFAULT_LIST_SIZE: u64 = 10;
 
-/// The argument names that give a list's size.
+/// The argument names that give a list's size when the schema has no
+/// `@listSize` for it.
 const SIZE_ARGUMENTS: [&str; 5] = ["first", "last", "limit", "pageSize", "take"];
 
 /// Deepest selection-set nesting walked inside one definition. The parser
@@ -107,7 +149,7 @@ pub struct OperationLimits {
     /// Most fields selected in all, `__typename` included
     /// (`GRAPHQL_MAX_FIELDS`).
     pub max_fields: Option<u64>,
-    /// The size assumed for a list without a literal size argument
+    /// The size assumed for a list whose schema gives none
     /// (`GRAPHQL_DEFAULT_LIST_SIZE`), in the complexity estimate.
     pub default_list_size: u64,
 }
@@ -312,33 +354,221 @@ impl LimitExceeded {
     }
 }
 
-/// What a `Type.field` returns, as far as cost is concerned.
+/// The spec `@cost` and `@listSize` come from in a supergraph's `@link`.
+const COST_SPEC: &str = "https://specs.apollo.dev/cost/";
+
+/// Base cost of a mutation operation, as in Apollo Router's demand control:
+/// a mutation writes, so even a small one is not free.
+pub const MUTATION_BASE_COST: u64 = 10;
+
+/// A field's `@listSize`: how many items the list it returns has (or, on a
+/// connection, the lists under it named in `sized_fields`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSize {
+    /// The size when no slicing argument gives one.
+    pub assumed_size: Option<u64>,
+    /// Int arguments whose value is the size (the largest one given).
+    pub slicing_arguments: Vec<String>,
+    /// Fields of the returned type whose lists get the size (a
+    /// connection's `edges` and `nodes`) instead of the field itself.
+    pub sized_fields: Vec<String>,
+    /// The spec's "exactly one slicing argument" requirement. Read, not
+    /// enforced: the estimate takes the largest size given, and the
+    /// subgraph validates its own arguments.
+    pub require_one_slicing_argument: bool,
+}
+
+/// What a `Type.field` costs and returns.
 #[derive(Debug, Clone)]
-struct FieldShape {
+struct FieldCost {
     /// A list (under any non-null wrappers).
     list: bool,
     /// The named type inside the wrappers: the parent of the sub-selection.
     named: String,
+    /// `@cost` on the field, else on its type; `None`: the default (1 for
+    /// an object, interface or union, 0 for a scalar or enum).
+    weight: Option<u64>,
+    /// `@listSize`, declared or implied by a size argument.
+    list_size: Option<ListSize>,
+    /// Argument name → its input type and `@cost`, for argument costs.
+    arguments: HashMap<String, InputCost>,
+    /// The schema's Int default values of its arguments, for a slicing
+    /// argument left out.
+    slicing_defaults: HashMap<String, u64>,
 }
 
-/// The schema facts the complexity estimate needs: per `Type.field`,
-/// whether it returns a list and its named type; and the root types. Built
-/// once per supergraph (when the planner is), read by every check.
-/// Introspection types are left out: introspection fields cost 1 each.
+/// What an argument or input field costs: its named type (an input object
+/// costs its fields) and `@cost`.
+#[derive(Debug, Clone)]
+struct InputCost {
+    named: String,
+    weight: Option<u64>,
+}
+
+/// The schema facts the cost estimate needs, built once per supergraph
+/// (when the planner is) and read by every check: per `Type.field`, its
+/// shape (list or not, named type), its weight (`@cost`) and list size
+/// (`@listSize`); input types' field weights; which types are objects;
+/// and the root types. Introspection types are left out (see the module
+/// docs).
 #[derive(Debug, Clone, Default)]
 pub struct CostModel {
-    fields: HashMap<String, HashMap<String, FieldShape>>,
+    fields: HashMap<String, HashMap<String, FieldCost>>,
+    inputs: HashMap<String, HashMap<String, InputCost>>,
+    /// Object, interface and union names: a field returning one costs 1
+    /// by default.
+    composite: HashSet<String>,
     query: Option<String>,
     mutation: Option<String>,
     subscription: Option<String>,
 }
 
+/// The names `@cost` and `@listSize` have in one supergraph: their own,
+/// unless its `@link` to the cost spec imports them under another (`as`).
+struct DirectiveNames {
+    cost: String,
+    list_size: String,
+}
+
+impl DirectiveNames {
+    fn of(supergraph: &schema::Document) -> Self {
+        let mut names = Self {
+            cost: "cost".to_owned(),
+            list_size: "listSize".to_owned(),
+        };
+        let links = supergraph.definitions.iter().filter_map(|d| match d {
+            schema::Definition::SchemaDefinition(s) => Some(&s.directives),
+            _ => None,
+        });
+        for link in links.flatten().filter(|d| d.name == "link") {
+            let url = argument(&link.arguments, "url");
+            if !matches!(url, Some(Value::String(url)) if url.starts_with(COST_SPEC)) {
+                continue;
+            }
+            let Some(Value::List(imports)) = argument(&link.arguments, "import") else {
+                continue;
+            };
+            for import in imports {
+                let Value::Object(renamed) = import else {
+                    continue;
+                };
+                let (Some(Value::String(name)), Some(Value::String(alias))) =
+                    (argument(renamed, "name"), argument(renamed, "as"))
+                else {
+                    continue;
+                };
+                let alias = alias.trim_start_matches('@').to_owned();
+                match name.as_str() {
+                    "@cost" => names.cost = alias,
+                    "@listSize" => names.list_size = alias,
+                    _ => {}
+                }
+            }
+        }
+        names
+    }
+}
+
+fn argument<'v>(arguments: &'v [(String, Value)], name: &str) -> Option<&'v Value> {
+    arguments
+        .iter()
+        .find(|(argument, _)| argument == name)
+        .map(|(_, value)| value)
+}
+
+fn non_negative(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => Some(n.as_i64().map_or(0, |n| u64::try_from(n).unwrap_or(0))),
+        _ => None,
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::List(items)) => items
+            .iter()
+            .filter_map(|item| match item {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl DirectiveNames {
+    /// `@cost(weight:)` among `directives` (a negative weight counts as 0).
+    fn weight(&self, directives: &[schema::Directive]) -> Option<u64> {
+        directives
+            .iter()
+            .find(|d| d.name == self.cost)
+            .and_then(|d| argument(&d.arguments, "weight"))
+            .and_then(non_negative)
+    }
+
+    /// `@listSize(...)` among `directives`.
+    fn list_size(&self, directives: &[schema::Directive]) -> Option<ListSize> {
+        let directive = directives.iter().find(|d| d.name == self.list_size)?;
+        let args = &directive.arguments;
+        Some(ListSize {
+            assumed_size: argument(args, "assumedSize").and_then(non_negative),
+            slicing_arguments: strings(argument(args, "slicingArguments")),
+            sized_fields: strings(argument(args, "sizedFields")),
+            require_one_slicing_argument: !matches!(
+                argument(args, "requireOneSlicingArgument"),
+                Some(Value::Boolean(false))
+            ),
+        })
+    }
+}
+
 impl CostModel {
-    /// Reads object and interface fields (with their extensions) and the
-    /// root types from the API schema.
-    pub fn new(api: &schema::Document) -> Self {
+    /// Reads the shapes of object and interface fields (with their
+    /// extensions), the input types and the root types from the API
+    /// schema, and `@cost` / `@listSize` from the supergraph (the API
+    /// schema does not carry them). A supergraph without them gives every
+    /// field its default weight, and every list a size from a size
+    /// argument or `GRAPHQL_DEFAULT_LIST_SIZE`.
+    pub fn new(api: &schema::Document, supergraph: &schema::Document) -> Self {
         use schema::{Definition as D, TypeDefinition as T, TypeExtension as X};
+        let names = DirectiveNames::of(supergraph);
         let mut model = Self::default();
+        // Type-level `@cost` (objects, scalars, enums) from the supergraph.
+        let mut type_weights: HashMap<&str, u64> = HashMap::new();
+        // Field- and argument-level directives from the supergraph.
+        let mut declared: HashMap<(&str, &str), &schema::Field> = HashMap::new();
+        let mut declared_inputs: HashMap<(&str, &str), &schema::InputValue> = HashMap::new();
+        for definition in &supergraph.definitions {
+            let (name, directives, fields): (&str, &[schema::Directive], &[schema::Field]) =
+                match definition {
+                    D::TypeDefinition(T::Object(o)) => (&o.name, &o.directives, &o.fields),
+                    D::TypeDefinition(T::Interface(i)) => (&i.name, &i.directives, &i.fields),
+                    D::TypeExtension(X::Object(o)) => (&o.name, &o.directives, &o.fields),
+                    D::TypeExtension(X::Interface(i)) => (&i.name, &i.directives, &i.fields),
+                    D::TypeDefinition(T::Scalar(s)) => (&s.name, &s.directives, &[]),
+                    D::TypeDefinition(T::Enum(e)) => (&e.name, &e.directives, &[]),
+                    D::TypeDefinition(T::InputObject(input)) => {
+                        for field in &input.fields {
+                            declared_inputs.insert((&input.name, &field.name), field);
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
+            if let Some(weight) = names.weight(directives) {
+                type_weights.insert(name, weight);
+            }
+            for field in fields {
+                declared.insert((name, &field.name), field);
+            }
+        }
+        let input_cost = |value: &schema::InputValue, declared: Option<&schema::InputValue>| {
+            let named = shape(&value.value_type).1;
+            let weight = declared
+                .and_then(|d| names.weight(&d.directives))
+                .or_else(|| type_weights.get(named.as_str()).copied());
+            InputCost { named, weight }
+        };
         for definition in &api.definitions {
             let (type_name, fields) = match definition {
                 D::SchemaDefinition(roots) => {
@@ -351,6 +581,20 @@ impl CostModel {
                 D::TypeDefinition(T::Interface(interface)) => (&interface.name, &interface.fields),
                 D::TypeExtension(X::Object(object)) => (&object.name, &object.fields),
                 D::TypeExtension(X::Interface(interface)) => (&interface.name, &interface.fields),
+                D::TypeDefinition(T::Union(union)) => {
+                    model.composite.insert(union.name.clone());
+                    continue;
+                }
+                D::TypeDefinition(T::InputObject(input)) => {
+                    let fields = model.inputs.entry(input.name.clone()).or_default();
+                    for field in &input.fields {
+                        let declared = declared_inputs
+                            .get(&(input.name.as_str(), field.name.as_str()))
+                            .copied();
+                        fields.insert(field.name.clone(), input_cost(field, declared));
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             // Introspection (`__schema`, `__Type.fields`...) is answered from
@@ -359,16 +603,109 @@ impl CostModel {
             if type_name.starts_with("__") {
                 continue;
             }
-            let shapes = model.fields.entry(type_name.clone()).or_default();
+            model.composite.insert(type_name.clone());
+            let costs = model.fields.entry(type_name.clone()).or_default();
             for field in fields.iter().filter(|f| !f.name.starts_with("__")) {
-                shapes.insert(field.name.clone(), shape(&field.field_type));
+                let (list, named) = shape(&field.field_type);
+                let declared = declared
+                    .get(&(type_name.as_str(), field.name.as_str()))
+                    .copied();
+                let weight = declared
+                    .and_then(|d| names.weight(&d.directives))
+                    .or_else(|| type_weights.get(named.as_str()).copied());
+                let list_size = declared.and_then(|d| names.list_size(&d.directives));
+                let arguments = field
+                    .arguments
+                    .iter()
+                    .map(|arg| {
+                        let declared =
+                            declared.and_then(|d| d.arguments.iter().find(|a| a.name == arg.name));
+                        (arg.name.clone(), input_cost(arg, declared))
+                    })
+                    .collect();
+                let slicing_defaults = field
+                    .arguments
+                    .iter()
+                    .filter_map(|arg| {
+                        Some((arg.name.clone(), non_negative(arg.default_value.as_ref()?)?))
+                    })
+                    .collect();
+                costs.insert(
+                    field.name.clone(),
+                    FieldCost {
+                        list,
+                        named,
+                        weight,
+                        list_size,
+                        arguments,
+                        slicing_defaults,
+                    },
+                );
             }
         }
+        model.imply_list_sizes();
         model
     }
 
-    fn field(&self, parent: &str, name: &str) -> Option<&FieldShape> {
+    /// Backward compatibility for fields without `@listSize` (a supergraph
+    /// composed without cost directives): a field with an argument named
+    /// `first`, `last`, `limit`, `pageSize` or `take` is sliced by it, and,
+    /// when it returns an object (a Relay connection), sizes that object's
+    /// lists (`edges`, `nodes`). No `assumedSize`: without a value the
+    /// default list size applies.
+    fn imply_list_sizes(&mut self) {
+        let list_fields: HashMap<String, Vec<String>> = self
+            .fields
+            .iter()
+            .map(|(type_name, fields)| {
+                let mut lists: Vec<String> = fields
+                    .iter()
+                    .filter(|(_, f)| f.list)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                lists.sort();
+                (type_name.clone(), lists)
+            })
+            .collect();
+        for field in self.fields.values_mut().flat_map(HashMap::values_mut) {
+            if field.list_size.is_some() {
+                continue;
+            }
+            let slicing: Vec<String> = SIZE_ARGUMENTS
+                .iter()
+                .filter(|name| field.arguments.contains_key(**name))
+                .map(|name| (*name).to_owned())
+                .collect();
+            if slicing.is_empty() {
+                continue;
+            }
+            let sized_fields = if field.list {
+                Vec::new()
+            } else {
+                list_fields.get(&field.named).cloned().unwrap_or_default()
+            };
+            field.list_size = Some(ListSize {
+                assumed_size: None,
+                slicing_arguments: slicing,
+                sized_fields,
+                require_one_slicing_argument: false,
+            });
+        }
+    }
+
+    fn field(&self, parent: &str, name: &str) -> Option<&FieldCost> {
         self.fields.get(parent)?.get(name)
+    }
+
+    /// The `@listSize` of `Type.field` (declared, or implied by a size
+    /// argument); for tests and the cost table.
+    pub fn list_size(&self, parent: &str, name: &str) -> Option<&ListSize> {
+        self.field(parent, name)?.list_size.as_ref()
+    }
+
+    /// The `@cost` weight of `Type.field` (its own, else its type's).
+    pub fn weight(&self, parent: &str, name: &str) -> Option<u64> {
+        self.field(parent, name)?.weight
     }
 
     fn root(&self, kind: RootKind) -> &str {
@@ -381,27 +718,24 @@ impl CostModel {
     }
 }
 
-fn shape(field_type: &schema::Type) -> FieldShape {
+/// Whether a type is a list (under any non-null wrappers), and its named
+/// type.
+fn shape(field_type: &schema::Type) -> (bool, String) {
     let mut current = field_type;
-    let mut list = None;
+    let mut list = false;
     loop {
         match current {
             schema::Type::NonNullType(inner) => current = inner,
             schema::Type::ListType(inner) => {
-                list.get_or_insert(true);
+                list = true;
                 current = inner;
             }
-            schema::Type::NamedType(name) => {
-                return FieldShape {
-                    list: list.unwrap_or(false),
-                    named: name.clone(),
-                };
-            }
+            schema::Type::NamedType(name) => return (list, name.clone()),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RootKind {
     Query,
     Mutation,
@@ -442,12 +776,17 @@ pub fn measure(
         fragments: &fragments,
     };
     let summary = walker.summarise(selection_set, Some(model.root(kind)), 0);
+    let base = if kind == RootKind::Mutation {
+        MUTATION_BASE_COST
+    } else {
+        0
+    };
     Some(Measurements {
         depth: summary.depth,
         unbounded: summary.unbounded,
         aliases: summary.aliases,
         root_fields: summary.fields,
-        complexity: summary.cost(default_list_size),
+        complexity: base.saturating_add(summary.cost(None)),
         fields: summary.all_fields,
     })
 }
@@ -549,7 +888,7 @@ fn select<'d>(
 
 /// A selection set's measures, with fragments counted where spread. Adding
 /// summaries is how a spread or inline fragment joins its enclosing set.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Summary {
     /// Deepest field nesting below (and including) this level.
     depth: u64,
@@ -559,13 +898,31 @@ struct Summary {
     fields: u64,
     /// Fields at and below this level, `__typename` included.
     all_fields: u64,
-    /// Cost that does not depend on the size of the enclosing field.
+    /// Cost that does not depend on the enclosing field: fields that are
+    /// not lists, and argument costs.
     fixed: u64,
-    /// Cost of one item of each list at this level that takes its size from
-    /// the enclosing field (a connection's `edges` under `first: 100`).
-    per_item: u64,
+    /// The lists at this level, by field name: the enclosing field's
+    /// `@listSize(sizedFields:)` may size them (a connection's `edges`
+    /// under `first: 5`), so their cost is kept per item until the
+    /// enclosing field is known.
+    lists: BTreeMap<String, ListCost>,
     /// A fragment cycle, or nesting beyond [`MAX_NESTING`], is reached.
     unbounded: bool,
+}
+
+/// The lists of one name at one level (several when aliased).
+#[derive(Debug, Clone, Copy, Default)]
+struct ListCost {
+    /// The cost of one item of each.
+    per_item: u64,
+    /// Their cost with their own sizes (`@listSize`, else the default).
+    own: u64,
+}
+
+/// The size an enclosing field gives the lists it names.
+struct Sizing<'a> {
+    size: u64,
+    fields: &'a [String],
 }
 
 impl Summary {
@@ -575,38 +932,61 @@ impl Summary {
         self.fields = self.fields.saturating_add(other.fields);
         self.all_fields = self.all_fields.saturating_add(other.all_fields);
         self.fixed = self.fixed.saturating_add(other.fixed);
-        self.per_item = self.per_item.saturating_add(other.per_item);
+        for (name, list) in &other.lists {
+            self.add_list(name, *list);
+        }
         self.unbounded |= other.unbounded;
     }
 
-    /// The cost when the lists that take the enclosing size get `size` items.
-    fn cost(&self, size: u64) -> u64 {
-        self.fixed
-            .saturating_add(size.saturating_mul(self.per_item))
+    fn add_list(&mut self, name: &str, list: ListCost) {
+        let entry = self.lists.entry(name.to_owned()).or_default();
+        entry.per_item = entry.per_item.saturating_add(list.per_item);
+        entry.own = entry.own.saturating_add(list.own);
+    }
+
+    /// The cost of this level, its lists sized by `sizing` where it names
+    /// them, else by their own sizes.
+    fn cost(&self, sizing: Option<&Sizing>) -> u64 {
+        self.lists
+            .iter()
+            .fold(self.fixed, |total, (name, list)| match sizing {
+                Some(sizing) if sizing.fields.iter().any(|f| f == name) => {
+                    total.saturating_add(sizing.size.saturating_mul(list.per_item))
+                }
+                _ => total.saturating_add(list.own),
+            })
     }
 }
 
-/// How a field states its list size.
-enum SizeArgument {
-    /// An int literal (negative counts as 0).
-    Literal(u64),
-    /// A variable: unknown when the check runs, so the default applies.
-    Variable,
-    /// No size argument.
-    Absent,
-}
-
-fn size_argument(arguments: &[(String, Value)]) -> SizeArgument {
-    let size = arguments
-        .iter()
-        .find(|(name, _)| SIZE_ARGUMENTS.contains(&name.as_str()));
-    match size {
-        Some((_, Value::Int(n))) => {
-            SizeArgument::Literal(n.as_i64().map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+/// The size a field's `@listSize` gives: the largest slicing argument
+/// value, else `assumedSize`; `None` when neither says.
+///
+/// Variables are not evaluated: the check runs once per document, before
+/// variables are known, and its verdict is cached with the plan. A slicing
+/// argument given by a variable therefore counts as the field's
+/// `assumedSize` (which the shop's schema sets to the largest value the
+/// subgraph accepts, so the estimate stays an upper bound), or, without
+/// one, as `GRAPHQL_DEFAULT_LIST_SIZE`. A slicing argument left out takes
+/// its schema default, if any.
+fn list_size_of(
+    list_size: &ListSize,
+    field: &FieldCost,
+    arguments: &[(String, Value)],
+    default_list_size: u64,
+) -> Option<u64> {
+    let mut size: Option<u64> = None;
+    for name in &list_size.slicing_arguments {
+        let given = match argument(arguments, name) {
+            Some(value @ Value::Int(_)) => non_negative(value),
+            Some(Value::Variable(_)) => Some(list_size.assumed_size.unwrap_or(default_list_size)),
+            Some(_) => None,
+            None => field.slicing_defaults.get(name).copied(),
+        };
+        if let Some(given) = given {
+            size = Some(size.map_or(given, |size| size.max(given)));
         }
-        Some(_) => SizeArgument::Variable,
-        None => SizeArgument::Absent,
     }
+    size.or(list_size.assumed_size)
 }
 
 struct Walker<'a> {
@@ -639,10 +1019,10 @@ impl Walker<'_> {
                     if field.name == "__typename" {
                         continue;
                     }
-                    let shape = parent.and_then(|parent| self.model.field(parent, &field.name));
+                    let known = parent.and_then(|parent| self.model.field(parent, &field.name));
                     let sub = self.summarise(
                         &field.selection_set,
-                        shape.map(|s| s.named.as_str()),
+                        known.map(|k| k.named.as_str()),
                         nesting + 1,
                     );
                     summary.fields = summary.fields.saturating_add(1);
@@ -650,41 +1030,18 @@ impl Walker<'_> {
                     summary.aliases = summary.aliases.saturating_add(sub.aliases);
                     summary.all_fields = summary.all_fields.saturating_add(sub.all_fields);
                     summary.unbounded |= sub.unbounded;
-                    let default = self.default_list_size;
-                    let is_list = shape.is_some_and(|s| s.list);
-                    match (is_list, size_argument(&field.arguments)) {
-                        (true, SizeArgument::Literal(size)) => {
-                            summary.fixed = summary
-                                .fixed
-                                .saturating_add(1)
-                                .saturating_add(size.saturating_mul(sub.cost(default)));
-                        }
-                        (true, SizeArgument::Variable) => {
-                            summary.fixed = summary
-                                .fixed
-                                .saturating_add(1)
-                                .saturating_add(default.saturating_mul(sub.cost(default)));
-                        }
-                        (true, SizeArgument::Absent) => {
-                            // Sized by the enclosing field (a connection's
-                            // `first`), else by the default.
-                            summary.fixed = summary.fixed.saturating_add(1);
-                            summary.per_item = summary.per_item.saturating_add(sub.cost(default));
-                        }
-                        (false, SizeArgument::Literal(size)) => {
-                            // A connection: its size is its lists' size.
-                            summary.fixed = summary
-                                .fixed
-                                .saturating_add(1)
-                                .saturating_add(sub.cost(size));
-                        }
-                        (false, SizeArgument::Variable | SizeArgument::Absent) => {
-                            summary.fixed = summary
-                                .fixed
-                                .saturating_add(1)
-                                .saturating_add(sub.cost(default));
-                        }
-                    }
+                    let Some(known) = known else {
+                        // Unknown (a typo validation reports later, or
+                        // introspection): 1 if it selects anything, like
+                        // an object; multiplies nothing.
+                        let weight = u64::from(!field.selection_set.items.is_empty());
+                        summary.fixed = summary
+                            .fixed
+                            .saturating_add(weight)
+                            .saturating_add(sub.cost(None));
+                        continue;
+                    };
+                    self.add_field(&mut summary, field, known, &sub);
                 }
                 Selection::InlineFragment(inline) => {
                     let parent = match &inline.type_condition {
@@ -708,6 +1065,78 @@ impl Walker<'_> {
             }
         }
         summary
+    }
+
+    /// Adds a known field's cost: its weight plus its selection's cost, per
+    /// item when it is a list, and its arguments' cost.
+    fn add_field(&self, summary: &mut Summary, field: &Field, known: &FieldCost, sub: &Summary) {
+        let default_weight = u64::from(self.model.composite.contains(&known.named));
+        let weight = known.weight.unwrap_or(default_weight);
+        let size = known
+            .list_size
+            .as_ref()
+            .and_then(|ls| list_size_of(ls, known, &field.arguments, self.default_list_size));
+        let sizing = match (&known.list_size, size) {
+            (Some(list_size), Some(size)) if !list_size.sized_fields.is_empty() => Some(Sizing {
+                size,
+                fields: &list_size.sized_fields,
+            }),
+            _ => None,
+        };
+        let per_item = weight.saturating_add(sub.cost(sizing.as_ref()));
+        let arguments = self.arguments_cost(known, &field.arguments);
+        summary.fixed = summary.fixed.saturating_add(arguments);
+        if known.list {
+            let own = size.unwrap_or(self.default_list_size);
+            summary.add_list(
+                &field.name,
+                ListCost {
+                    per_item,
+                    own: own.saturating_mul(per_item),
+                },
+            );
+        } else {
+            summary.fixed = summary.fixed.saturating_add(per_item);
+        }
+    }
+
+    /// What a field's literal arguments cost: `@cost` of each argument (or
+    /// input field) given, and 1 per input object, as Apollo counts them.
+    /// A variable costs 0: its value is not known when the check runs.
+    fn arguments_cost(&self, known: &FieldCost, arguments: &[(String, Value)]) -> u64 {
+        arguments.iter().fold(0, |total, (name, value)| {
+            let cost = known
+                .arguments
+                .get(name)
+                .map_or(0, |input| self.value_cost(value, input, 0));
+            total.saturating_add(cost)
+        })
+    }
+
+    fn value_cost(&self, value: &Value, input: &InputCost, nesting: usize) -> u64 {
+        if nesting > MAX_NESTING {
+            return 0;
+        }
+        match value {
+            Value::Object(fields) => {
+                let Some(definitions) = self.model.inputs.get(&input.named) else {
+                    return input.weight.unwrap_or(0);
+                };
+                fields
+                    .iter()
+                    .fold(input.weight.unwrap_or(1), |total, (name, value)| {
+                        let cost = definitions
+                            .get(name)
+                            .map_or(0, |field| self.value_cost(value, field, nesting + 1));
+                        total.saturating_add(cost)
+                    })
+            }
+            Value::List(items) => items.iter().fold(input.weight.unwrap_or(0), |total, item| {
+                total.saturating_add(self.value_cost(item, input, nesting + 1))
+            }),
+            Value::Variable(_) | Value::Null => 0,
+            _ => input.weight.unwrap_or(0),
+        }
     }
 }
 
@@ -795,7 +1224,7 @@ mod tests {
     use std::path::Path;
     use std::time::{Duration, Instant};
 
-    use hive_router_query_planner::utils::parsing::safe_parse_operation;
+    use hive_router_query_planner::utils::parsing::{safe_parse_operation, safe_parse_schema};
 
     use super::*;
     use crate::planner::{PlanError, PlannerSettings, QueryPlanner, operation_names};
@@ -807,7 +1236,7 @@ mod tests {
     }
 
     fn model() -> CostModel {
-        CostModel::new(planner(PlannerSettings::default()).api_schema())
+        planner(PlannerSettings::default()).cost_model().clone()
     }
 
     fn measured(operation: &str) -> Measurements {
@@ -907,48 +1336,333 @@ mod tests {
     }
 
     #[test]
-    fn complexity_multiplies_by_list_sizes() {
-        // products 1 + totalCount 1 + edges 1 + 3 × (node 1 + id 1)
+    fn the_shop_costs_match_hand_computed_values() {
+        let cases: [(&str, u64); 11] = [
+            // products 1 + 3 edges × (edge 1 + node 1); totalCount, id 0.
+            (
+                "{ products(first: 3) { totalCount edges { node { id } } } }",
+                7,
+            ),
+            // No size: assumedSize, the largest page (100).
+            ("{ products { edges { node { id } } } }", 1 + 100 * 2),
+            // A variable size is not known when the check runs: the same.
+            (
+                "query($n: Int) { products(first: $n) { edges { node { id } } } }",
+                1 + 100 * 2,
+            ),
+            // Basket lines assume 20: myBasket 1 + 20 × line 1.
+            ("{ myBasket { items { quantity } } }", 1 + 20),
+            // A connection's size reaches its lists through a fragment, too.
+            (
+                "{ products(first: 3) { ...Page } } fragment Page on ProductConnection { edges { node { id } } }",
+                7,
+            ),
+            // __typename is free.
+            ("{ __typename myBasket { __typename } }", 1),
+            // An unknown field costs 1 when it selects something, and
+            // multiplies nothing.
+            ("{ noSuchField { a { b } } }", 2),
+            // Nested lists multiply: me 1 + notifications 1 + 2 edges ×
+            // (edge 1 + node 1 + payment 1 + 20 lines × 1).
+            (
+                "{ me { notifications(first: 2) { edges { node { payment { items { quantity } } } } } } }",
+                2 + 2 * (3 + 20),
+            ),
+            // Money is an object: products 1 + 3 × (edge, node, price).
+            (
+                "{ products(first: 3) { edges { node { price { amount } } } } }",
+                1 + 3 * 3,
+            ),
+            // A mutation adds 10; its variables cost nothing.
+            ("mutation { clearBasket { itemCount } }", 10 + 1),
+            // byStatus has one entry per NotificationStatus value.
+            (
+                "{ notificationStats { byStatus { count } } }",
+                1 + notification_statuses(),
+            ),
+        ];
+        for (operation, expected) in cases {
+            assert_eq!(measured(operation).complexity, expected, "{operation}");
+        }
+    }
+
+    /// The number of `NotificationStatus` values in the committed API
+    /// schema.
+    fn notification_statuses() -> u64 {
+        let api = include_str!("../../../schema/api.graphql");
+        let (_, rest) = api
+            .split_once("enum NotificationStatus {")
+            .expect("defined");
+        let (body, _) = rest.split_once('}').expect("closed");
+        body.lines()
+            .map(str::trim)
+            .filter(|line| {
+                !line.is_empty() && line.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
+            .count() as u64
+    }
+
+    /// The order history an account page shows, a full page of it: four
+    /// levels of objects (the user, a page of payments, their lines, each
+    /// line's product) whose answer, for a customer with a few orders, is a
+    /// few dozen objects. Every field counted 1 and every line list 10
+    /// long, it was estimated at 11,706 and refused by the default limit;
+    /// counting objects and the lists' declared sizes, 8,403.
+    const ORDER_HISTORY: &str = "{ me { payments(first: 100) { edges { cursor node {
+        id status method createdAt processedAt description cardLast4 failureReason
+        amount { amount currency } refundedAmount { amount currency }
+        items { productName quantity unitPrice { amount currency } subtotal { amount currency }
+        product { name } } } } pageInfo { hasNextPage endCursor } } } }";
+
+    #[test]
+    fn a_deep_everyday_query_passes_and_the_bombs_do_not() {
+        let m = measured(ORDER_HISTORY);
+        // me 1 + payments 1 + pageInfo 1 + 100 edges × (edge 1 + node 1 +
+        // amount 1 + refundedAmount 1 + 20 lines × (line 1 + unitPrice 1 +
+        // subtotal 1 + product 1)).
+        assert_eq!(m.complexity, 3 + 100 * (4 + 20 * 4));
+        assert!(checked(ORDER_HISTORY, &OperationLimits::default()).is_ok());
+        let err = refused(COMPLEXITY_BOMB);
+        assert_eq!(err.code(), ErrorCode::MaxComplexityLimit);
+        // me 1 + payments (1 + 100 × (edge 1 + node 1 + 20 × (line 1 +
+        // product 1 + price 1))) + notifications (1 + 100 × (edge 1 +
+        // node 1 + payment 1 + 20 × 3)).
         assert_eq!(
-            measured("{ products(first: 3) { totalCount edges { node { id } } } }").complexity,
-            9
+            err.measured,
+            Measured::Exactly(1 + (1 + 100 * (2 + 20 * 3)) + (1 + 100 * (3 + 20 * 3)))
         );
-        // No size: the default (10) sizes the connection's lists.
+    }
+
+    /// Every list in the shop's schema states its size: a new list field
+    /// without `@listSize` (`subgraph_kit::cost`) would be estimated at
+    /// `GRAPHQL_DEFAULT_LIST_SIZE`, whatever it really holds.
+    #[test]
+    fn every_list_in_the_supergraph_has_a_size() {
+        let model = model();
+        let mut sized_by_parent = HashSet::new();
+        for field in model.fields.values().flat_map(HashMap::values) {
+            for sized in field.list_size.iter().flat_map(|ls| &ls.sized_fields) {
+                sized_by_parent.insert((field.named.clone(), sized.clone()));
+            }
+        }
+        let mut without_size = Vec::new();
+        for (parent, fields) in &model.fields {
+            for (name, field) in fields {
+                let sized = field.list_size.as_ref().is_some_and(|ls| {
+                    ls.assumed_size.is_some() || !ls.slicing_arguments.is_empty()
+                }) || sized_by_parent.contains(&(parent.clone(), name.clone()));
+                if field.list && !sized {
+                    without_size.push(format!("{parent}.{name}"));
+                }
+            }
+        }
+        without_size.sort();
+        assert!(
+            without_size.is_empty(),
+            "lists without @listSize: {without_size:?}"
+        );
+        // The connections' declared sizes are the subgraphs' page limit.
+        for (parent, field) in [
+            ("Query", "products"),
+            ("Query", "myPayments"),
+            ("Query", "payments"),
+            ("User", "payments"),
+            ("Query", "myNotifications"),
+            ("User", "notifications"),
+        ] {
+            assert_eq!(
+                model.list_size(parent, field),
+                Some(&ListSize {
+                    assumed_size: Some(100),
+                    slicing_arguments: vec!["first".into()],
+                    sized_fields: vec!["edges".into(), "nodes".into()],
+                    require_one_slicing_argument: false,
+                }),
+                "{parent}.{field}"
+            );
+        }
+    }
+
+    /// Prints every registered operation's estimated cost against the
+    /// default limit (`cargo test -p shopgraph-router --lib
+    /// registered_operations_cost_table -- --nocapture`; `shopgraph plan`
+    /// and so `schema/check.sh` print it too), and holds each to a quarter
+    /// of it.
+    #[test]
+    fn registered_operations_cost_table() {
+        let model = model();
+        let max = DEFAULT_MAX_COMPLEXITY;
+        println!("| operation | estimated cost | share of GRAPHQL_MAX_COMPLEXITY ({max}) |");
+        println!("|---|---:|---:|");
+        let mut highest = 0;
+        for (label, document, name) in everyday_operations() {
+            let parsed = safe_parse_operation(&document).expect("parses");
+            let cost = measure(&parsed, name.as_deref(), &model, DEFAULT_LIST_SIZE)
+                .expect(&label)
+                .complexity;
+            let file = label.rsplit('/').next().unwrap_or(&label);
+            let label = match &name {
+                Some(name) => format!("{}#{name}", file.split(' ').next().unwrap_or(file)),
+                None => file.to_owned(),
+            };
+            println!(
+                "| {label} | {cost} | {:.1} % |",
+                cost as f64 * 100.0 / max as f64
+            );
+            assert!(cost <= max / 4, "{label}: {cost}");
+            highest = highest.max(cost);
+        }
+        // The shop's heaviest registered operation, as the docs state.
+        assert_eq!(highest, 402);
+    }
+
+    /// A small schema using every cost directive feature, `@listSize`
+    /// imported under another name.
+    const COST_SCHEMA: &str = r#"
+        schema @link(url: "https://specs.apollo.dev/cost/v0.1", import: ["@cost", {name: "@listSize", as: "@size"}]) {
+            query: Query
+            mutation: Mutation
+        }
+        type Query {
+            books(first: Int, last: Int): BookConnection!
+                @size(assumedSize: 50, slicingArguments: ["first", "last"], sizedFields: ["edges"], requireOneSlicingArgument: false)
+            shelves: [Shelf!]! @size(assumedSize: 3)
+            search(query: String! @cost(weight: 4)): [Book!]! @cost(weight: 20) @size(assumedSize: 5)
+            legacy(limit: Int = 7): [Book!]!
+            old(first: Int): BookConnection!
+            tags: [String!]!
+            rating: Score
+        }
+        type Mutation { addBooks(books: [BookInput!]!): [Book!]! @size(assumedSize: 10) }
+        input BookInput { title: String! isbn: String @cost(weight: 2) }
+        type BookConnection { edges: [BookEdge!]! nodes: [Book!]! total: Int! }
+        type BookEdge { node: Book! cursor: String! }
+        type Book { title: String! author: Author! reviews: [Review!]! }
+        type Author @cost(weight: 5) { name: String! }
+        type Review { stars: Int! }
+        type Shelf { books: [Book!]! @size(assumedSize: 8) }
+        scalar Score @cost(weight: 3)
+    "#;
+
+    fn cost_schema() -> CostModel {
+        let schema = safe_parse_schema(COST_SCHEMA).expect("parses");
+        CostModel::new(&schema, &schema)
+    }
+
+    fn cost(model: &CostModel, operation: &str) -> u64 {
+        let document = safe_parse_operation(operation).expect("parses");
+        measure(&document, None, model, DEFAULT_LIST_SIZE)
+            .expect("one operation")
+            .complexity
+    }
+
+    #[test]
+    fn cost_directives_are_read_from_the_supergraph() {
+        let model = cost_schema();
         assert_eq!(
-            measured("{ products { edges { node { id } } } }").complexity,
-            22
+            model.list_size("Query", "books"),
+            Some(&ListSize {
+                assumed_size: Some(50),
+                slicing_arguments: vec!["first".into(), "last".into()],
+                sized_fields: vec!["edges".into()],
+                require_one_slicing_argument: false,
+            })
         );
-        // A variable size is unknown when the check runs: the default.
+        // requireOneSlicingArgument defaults to true, as in the spec.
         assert_eq!(
-            measured("query($n: Int) { products(first: $n) { edges { node { id } } } }").complexity,
-            22
+            model.list_size("Query", "shelves"),
+            Some(&ListSize {
+                assumed_size: Some(3),
+                require_one_slicing_argument: true,
+                ..ListSize::default()
+            })
         );
-        // A plain list: myBasket 1 + items 1 + 10 × quantity 1.
+        // A field's own @cost; else its type's; else none (the default).
+        assert_eq!(model.weight("Query", "search"), Some(20));
+        assert_eq!(model.weight("Book", "author"), Some(5));
+        assert_eq!(model.weight("Query", "rating"), Some(3));
+        assert_eq!(model.weight("Book", "title"), None);
+        // Without @listSize, a size argument implies one (the old rule):
+        // a connection sizes its lists.
         assert_eq!(
-            measured("{ myBasket { items { quantity } } }").complexity,
-            12
+            model.list_size("Query", "old"),
+            Some(&ListSize {
+                assumed_size: None,
+                slicing_arguments: vec!["first".into()],
+                sized_fields: vec!["edges".into(), "nodes".into()],
+                require_one_slicing_argument: false,
+            })
         );
-        // A connection's size reaches its lists through a fragment, too.
-        assert_eq!(
-            measured(
-                "{ products(first: 3) { ...Page } } fragment Page on ProductConnection { edges { node { id } } }"
-            )
-            .complexity,
-            8
-        );
-        // __typename is free; an unknown field costs 1 and multiplies nothing.
-        assert_eq!(
-            measured("{ __typename myBasket { __typename } }").complexity,
-            1
-        );
-        assert_eq!(measured("{ noSuchField { a { b } } }").complexity, 3);
-        // Nested lists multiply: notifications(first: 2) → items (10 each).
-        assert_eq!(
-            measured("{ me { notifications(first: 2) { edges { node { payment { items { quantity } } } } } } }")
-                .complexity,
-            // me 1 + notifications 1 + edges 1 + 2 × (node 1 + payment 1 + items 1 + 10 × 1)
-            3 + 2 * 13
-        );
+        assert_eq!(model.list_size("Book", "reviews"), None);
+        // The directives under a name the link does not give them are not
+        // the cost directives.
+        let renamed = COST_SCHEMA.replace("@size(", "@listSize(");
+        let schema = safe_parse_schema(&renamed).expect("parses");
+        let model = CostModel::new(&schema, &schema);
+        assert_eq!(model.list_size("Query", "shelves"), None);
+    }
+
+    #[test]
+    fn estimated_costs_match_hand_computed_values() {
+        let model = cost_schema();
+        let cases: [(&str, u64); 17] = [
+            // books 1 + 4 edges × (edge 1 + node 1 + author 5); scalars 0.
+            (
+                "{ books(first: 4) { edges { node { title author { name } } } total } }",
+                29,
+            ),
+            // `nodes` is not a sized field: its own size, the default 10.
+            ("{ books(first: 4) { nodes { title } } }", 1 + 10),
+            // The largest slicing argument.
+            ("{ books(first: 4, last: 9) { edges { cursor } } }", 1 + 9),
+            // A variable counts as assumedSize; so does no argument.
+            (
+                "query($n: Int) { books(first: $n) { edges { cursor } } }",
+                1 + 50,
+            ),
+            ("{ books { edges { cursor } } }", 1 + 50),
+            // Nested plain lists: 3 shelves × (1 + 8 books × 1).
+            ("{ shelves { books { title } } }", 3 * (1 + 8)),
+            // Field @cost 20 per item × 5, plus the argument's @cost 4...
+            ("{ search(query: \"x\") { title } }", 5 * 20 + 4),
+            // ...which a variable does not pay.
+            ("query($q: String!) { search(query: $q) { title } }", 5 * 20),
+            // An implied slicing argument, its schema default or its value.
+            ("{ legacy { title } }", 7),
+            ("{ legacy(limit: 2) { title } }", 2),
+            // An implied connection sizes both its lists.
+            (
+                "{ old(first: 3) { edges { node { title } } nodes { title } } }",
+                1 + 3 * 2 + 3,
+            ),
+            // Without assumedSize a variable is the default list size.
+            (
+                "query($n: Int) { old(first: $n) { nodes { title } } }",
+                1 + 10,
+            ),
+            // Scalars cost 0 even in lists; a scalar type's @cost counts.
+            ("{ tags rating __typename }", 3),
+            // Mutation 10 + 10 books × 1 + input objects 1 each + isbn's 2.
+            (
+                "mutation { addBooks(books: [{title: \"a\", isbn: \"b\"}, {title: \"c\"}]) { title } }",
+                10 + 10 + (1 + 2) + 1,
+            ),
+            // A fragment sized by where it is spread.
+            (
+                "{ books(first: 2) { ...E } } fragment E on BookConnection { edges { node { title } } }",
+                1 + 2 * 2,
+            ),
+            // Aliased lists are each sized.
+            (
+                "{ books(first: 2) { a: edges { cursor } b: edges { cursor } } }",
+                1 + 2 * 2,
+            ),
+            // Unknown fields: 1 with a selection, 0 without; no multiplying.
+            ("{ nope { a b { c } } }", 2),
+        ];
+        for (operation, expected) in cases {
+            assert_eq!(cost(&model, operation), expected, "{operation}");
+        }
     }
 
     #[test]

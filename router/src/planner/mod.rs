@@ -7,9 +7,9 @@
 //! current supergraph, so the planner must sit below both.
 //!
 //! 1. parse (with a token limit, so a huge document is refused cheaply);
-//! 2. check the operation's depth, aliases, root fields and estimated cost
-//!    against [`OperationLimits`] ([`limits`]), before any costlier
-//!    step;
+//! 2. check the operation's depth, aliases, root fields, fields and
+//!    estimated cost (from the supergraph's `@cost` / `@listSize`) against
+//!    [`OperationLimits`] ([`limits`]), before any costlier step;
 //! 3. validate against the public API schema (the planner trusts its
 //!    input, so this is where unknown fields and bad arguments are caught);
 //! 4. set root introspection fields (`__schema`, `__type`) aside: the
@@ -208,8 +208,8 @@ type Cached = Arc<PreparedOperation>;
 pub struct QueryPlanner {
     planner: Planner,
     validation: ValidationPlan,
-    /// Which fields return lists, for the complexity limit; built once per
-    /// supergraph.
+    /// Field weights and list sizes (`@cost`, `@listSize`) for the
+    /// complexity limit; built once per supergraph.
     cost_model: CostModel,
     cache: Mutex<LruCache<CacheKey, Cached>>,
     /// One permit per document being prepared off the async workers.
@@ -223,7 +223,7 @@ impl QueryPlanner {
         let document = safe_parse_schema(sdl).map_err(|err| LoadError::Parse(err.to_string()))?;
         let planner = Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
             .map_err(|err| LoadError::Planner(err.to_string()))?;
-        let cost_model = CostModel::new(&planner.consumer_schema.document);
+        let cost_model = CostModel::new(&planner.consumer_schema.document, &document);
         Ok(Self {
             planner,
             validation: default_rules_validation_plan(),
@@ -248,6 +248,34 @@ impl QueryPlanner {
     /// the executor's type information).
     pub fn api_schema(&self) -> &graphql_tools::static_graphql::schema::Document {
         &self.planner.consumer_schema.document
+    }
+
+    /// The cost model the complexity limit uses (for the cost table and
+    /// tests).
+    pub fn cost_model(&self) -> &CostModel {
+        &self.cost_model
+    }
+
+    /// The estimated cost of `operation_name` (or the only operation) in
+    /// `document`, as `GRAPHQL_MAX_COMPLEXITY` is checked against it, and
+    /// that limit: what `shopgraph plan` prints beside each registered
+    /// operation. `None` when the document does not parse or selects no
+    /// operation.
+    pub fn estimated_cost(
+        &self,
+        document: &str,
+        operation_name: Option<&str>,
+    ) -> Option<(u64, Option<u64>)> {
+        let parsed =
+            safe_parse_operation_with_token_limit(document, self.settings.max_tokens).ok()?;
+        let limits = &self.settings.limits;
+        let measured = limits::measure(
+            &parsed,
+            operation_name,
+            &self.cost_model,
+            limits.default_list_size,
+        )?;
+        Some((measured.complexity, limits.max_complexity))
     }
 
     /// Parses, validates, normalizes and plans `operation_name` (or the

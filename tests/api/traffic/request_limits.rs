@@ -142,6 +142,69 @@ async fn every_limit_rejects_its_bomb_before_any_subgraph() {
     );
 }
 
+/// The default cost limit (issue 17) through the router: a full page of an
+/// account's order history, four levels of objects deep, is estimated from
+/// the supergraph's `@listSize` at 8,403 and reaches the subgraphs (it was
+/// 11,706 and refused when every field counted 1 and every list 10); two
+/// nested 100-item connections down to their lines' products are refused
+/// with `MAX_COMPLEXITY_LIMIT` before any subgraph sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_cost_limit_refuses_the_bomb_not_the_order_history() {
+    let product = TestApp::spawn(Backend::Sqlite).await;
+    let proxy = FaultProxy::start(&product.graphql_url()).await;
+    let router = RouterProcess::start(&[
+        ("PRODUCT_SERVICE_URL", proxy.graphql_url()),
+        ("BASKET_SERVICE_URL", proxy.graphql_url()),
+        ("PAYMENT_SERVICE_URL", proxy.graphql_url()),
+        ("NOTIFICATION_SERVICE_URL", proxy.graphql_url()),
+    ])
+    .await;
+    let user = token("user-1", false);
+    let lines = "items { quantity product { id name description category imageUrl price { amount currency } } }";
+    let bomb = format!(
+        "{{ me {{ payments(first: 100) {{ edges {{ node {{ {lines} }} }} }}
+           notifications(first: 100) {{ edges {{ node {{ payment {{ {lines} }} }} }} }} }} }}"
+    );
+    let response = router.gql(Some(&user), &bomb, json!({})).await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{:#}",
+        response.body
+    );
+    assert_eq!(
+        response.code(),
+        "MAX_COMPLEXITY_LIMIT",
+        "{:#}",
+        response.body
+    );
+    assert!(
+        response.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("(12503)") && m.contains("of 10000")),
+        "{:#}",
+        response.body
+    );
+    assert_eq!(proxy.graphql_received(), 0, "{:?}", proxy.seen());
+
+    let history = "{ me { payments(first: 100) { edges { cursor node {
+        id status method createdAt processedAt description cardLast4 failureReason
+        amount { amount currency } refundedAmount { amount currency }
+        items { productName quantity unitPrice { amount currency } subtotal { amount currency }
+        product { name } } } } pageInfo { hasNextPage endCursor } } } }";
+    let response = router.gql(Some(&user), history, json!({})).await;
+    assert_ne!(
+        response.body["errors"][0]["extensions"]["code"], "MAX_COMPLEXITY_LIMIT",
+        "{:#}",
+        response.body
+    );
+    assert!(
+        proxy.graphql_received() > 0,
+        "the order history reached a subgraph: {:#}",
+        response.body
+    );
+}
+
 /// Sends one HTTP/1.1 POST of `body` to `/graphql` on `connection` and
 /// reads the answer: status, lowercase headers, JSON body (null when the
 /// connection ends first, with status 0).

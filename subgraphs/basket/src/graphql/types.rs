@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use shopgraph_core::error::{Coded, to_graphql};
 use subgraph_kit::auth;
+use subgraph_kit::cost::{ASSUMED_BASKET_LINES, list_size};
 use subgraph_kit::federation::ProductRef;
 use subgraph_kit::money::Money;
 
@@ -21,6 +22,7 @@ impl BasketNode {
     }
 
     /// Lines, in the order products were first added.
+    #[graphql(directive = list_size::apply(ASSUMED_BASKET_LINES, None, None, None))]
     async fn items(&self) -> Vec<BasketItemNode> {
         self.0.items.iter().cloned().map(BasketItemNode).collect()
     }

@@ -1,5 +1,8 @@
 //! Write side: reading, admin creation and delivery operations.
 
+use subgraph_kit::cost::list_size;
+
+use crate::service::MAX_BULK;
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use shopgraph_core::error::to_graphql;
@@ -48,6 +51,7 @@ impl Mutation {
     }
 
     /// Creates up to 100 notifications, all or none, and delivers them (admin).
+    #[graphql(directive = list_size::apply(i32::try_from(MAX_BULK).ok(), None, None, None))]
     async fn bulk_create_notifications(
         &self,
         ctx: &Context<'_>,

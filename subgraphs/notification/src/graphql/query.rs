@@ -3,6 +3,9 @@
 use async_graphql::{Context, ID, Object, Result};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
+use subgraph_kit::cost::{
+    FIRST_IS_OPTIONAL, PAGE_ASSUMED_SIZE, list_size, page_fields, page_slicing,
+};
 
 use super::types::{
     NotificationConnection, NotificationNode, NotificationStats, NotificationStatus,
@@ -28,6 +31,7 @@ impl Query {
     }
 
     /// The caller's notifications, newest first, optionally filtered.
+    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
     async fn my_notifications(
         &self,
         ctx: &Context<'_>,
@@ -118,6 +122,7 @@ impl UserNode {
     }
 
     /// The user's notifications, newest first (the user or an admin only).
+    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
     async fn notifications(
         &self,
         ctx: &Context<'_>,

@@ -3,6 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use subgraph_kit::cost::list_size;
 use subgraph_kit::federation::{PaymentRef, ProductRef};
 
 use crate::domain::{
@@ -202,6 +203,12 @@ pub struct TypeCount {
     pub count: i64,
 }
 
+/// The number of values of a GraphQL enum: the length of a list with one
+/// entry per value (`byStatus`), its `@listSize`.
+fn variants<E: async_graphql::resolver_utils::EnumType>() -> Option<i32> {
+    i32::try_from(E::items().len()).ok()
+}
+
 /// The caller's notifications, counted.
 #[derive(SimpleObject)]
 pub struct NotificationStats {
@@ -209,8 +216,10 @@ pub struct NotificationStats {
     /// Delivered and not read.
     pub unread: i64,
     /// Every status, zeros included.
+    #[graphql(directive = list_size::apply(variants::<NotificationStatus>(), None, None, None))]
     pub by_status: Vec<StatusCount>,
     /// Every type that occurs.
+    #[graphql(directive = list_size::apply(variants::<NotificationType>(), None, None, None))]
     pub by_type: Vec<TypeCount>,
 }
 

@@ -3,6 +3,9 @@
 use async_graphql::{Context, ID, Object, Result};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
+use subgraph_kit::cost::{
+    FIRST_IS_OPTIONAL, PAGE_ASSUMED_SIZE, list_size, page_fields, page_slicing,
+};
 
 use super::types::{
     PaymentConnection, PaymentNode, PaymentStatus, connection, payment_error, payments,
@@ -27,6 +30,7 @@ impl Query {
     }
 
     /// The caller's payments, newest first.
+    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
     async fn my_payments(
         &self,
         ctx: &Context<'_>,
@@ -47,6 +51,7 @@ impl Query {
     }
 
     /// Every payment, optionally in one status (admin).
+    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
     async fn payments(
         &self,
         ctx: &Context<'_>,
@@ -106,6 +111,7 @@ impl UserNode {
     }
 
     /// The user's payments, newest first; only the user (or an admin) may see them.
+    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
     async fn payments(
         &self,
         ctx: &Context<'_>,

@@ -4,6 +4,7 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use shopgraph_core::error::{error_chain, to_graphql};
+use subgraph_kit::cost::{ASSUMED_BASKET_LINES, list_size};
 use subgraph_kit::federation::ProductRef;
 use subgraph_kit::money::Money;
 
@@ -41,6 +42,7 @@ impl PaymentNode {
     }
 
     /// The basket lines the payment was created from.
+    #[graphql(directive = list_size::apply(ASSUMED_BASKET_LINES, None, None, None))]
     async fn items(&self) -> Vec<PaymentItemNode> {
         self.0.items.iter().cloned().map(PaymentItemNode).collect()
     }

@@ -1,6 +1,9 @@
 //! Read side: `product`, `products`, `categories` and the `Product` entity.
 
 use std::sync::Arc;
+use subgraph_kit::cost::{
+    ASSUMED_CATEGORIES, FIRST_IS_OPTIONAL, PAGE_ASSUMED_SIZE, list_size, page_fields, page_slicing,
+};
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object, Result};
@@ -22,7 +25,10 @@ impl Query {
     }
 
     /// The catalogue, filtered, sorted and paginated (at most 100 per page).
-    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity",
+        directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL)
+    )]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -47,6 +53,7 @@ impl Query {
     }
 
     /// Every category that has at least one product, alphabetically.
+    #[graphql(directive = list_size::apply(ASSUMED_CATEGORIES, None, None, None))]
     async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         ctx.data_unchecked::<ProductStore>()
             .categories()
