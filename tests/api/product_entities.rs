@@ -65,19 +65,26 @@ async fn product_fields_in_one_request_share_a_batch(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let a = app.create_product("A", "1.00", 1, "T").await;
     let b = app.create_product("B", "2.00", 1, "T").await;
-    let before = app.statements.get();
-    let response = app
-        .gql(
-            As::Anonymous,
-            "query($a: ID!, $b: ID!) { a: product(id: $a) { name } b: product(id: $b) { name } }",
-            json!({ "a": a, "b": b }),
-        )
-        .await;
-    assert_eq!(
-        response.data(),
-        &json!({ "a": { "name": "A" }, "b": { "name": "B" } })
-    );
-    assert_eq!(app.statements.get() - before, 1);
+    // The counter sees the whole pool, so the outbox relay publishing the
+    // two creations may add a statement to one run. Unbatched, every run
+    // would cost two; the fewest statements seen is the request's own.
+    let mut fewest = u64::MAX;
+    for _ in 0..3 {
+        let before = app.statements.get();
+        let response = app
+            .gql(
+                As::Anonymous,
+                "query($a: ID!, $b: ID!) { a: product(id: $a) { name } b: product(id: $b) { name } }",
+                json!({ "a": a, "b": b }),
+            )
+            .await;
+        assert_eq!(
+            response.data(),
+            &json!({ "a": { "name": "A" }, "b": { "name": "B" } })
+        );
+        fewest = fewest.min(app.statements.get() - before);
+    }
+    assert_eq!(fewest, 1, "both fields share one statement");
 }
 
 async fn service_sdl_is_served(backend: Backend) {
