@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use shopgraph_core::error::{Coded, to_graphql};
 use subgraph_kit::auth;
 use subgraph_kit::federation::ProductRef;
+use subgraph_kit::graphql::authenticated;
 use subgraph_kit::money::Money;
 
 use super::ShopCurrency;
@@ -109,6 +110,7 @@ impl UserNode {
     }
 
     /// The user's basket; only the user (or an admin) may see it.
+    #[graphql(directive = authenticated::apply())]
     async fn basket(&self, ctx: &Context<'_>) -> Result<BasketNode> {
         let viewer = auth::viewer(ctx)?;
         if viewer.user_id != self.id && !viewer.is_admin() {

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{
     CreateNotificationInput, NotificationNode, UpdateNotificationInput, notifications,
@@ -15,6 +16,7 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Marks one of the caller's delivered notifications read.
+    #[graphql(directive = authenticated::apply())]
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -25,6 +27,7 @@ impl Mutation {
     }
 
     /// Marks all the caller's delivered notifications read; returns how many changed.
+    #[graphql(directive = authenticated::apply())]
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -34,6 +37,7 @@ impl Mutation {
     }
 
     /// Creates a notification and delivers it now (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn create_notification(
         &self,
         ctx: &Context<'_>,
@@ -48,6 +52,7 @@ impl Mutation {
     }
 
     /// Creates up to 100 notifications, all or none, and delivers them (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn bulk_create_notifications(
         &self,
         ctx: &Context<'_>,
@@ -66,6 +71,7 @@ impl Mutation {
     }
 
     /// Creates a notification to be delivered at `at` (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn schedule_notification(
         &self,
         ctx: &Context<'_>,
@@ -81,6 +87,7 @@ impl Mutation {
     }
 
     /// Delivers a PENDING or FAILED notification now (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn send_notification(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
         auth::admin(ctx)?;
         notifications(ctx)
@@ -91,6 +98,7 @@ impl Mutation {
     }
 
     /// Retries a FAILED notification, up to `DEFAULT_RETRY_ATTEMPTS` times (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn retry_notification(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
         auth::admin(ctx)?;
         notifications(ctx)
@@ -101,6 +109,7 @@ impl Mutation {
     }
 
     /// Changes a notification's content (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn update_notification(
         &self,
         ctx: &Context<'_>,
@@ -116,6 +125,7 @@ impl Mutation {
     }
 
     /// Deletes one of the caller's notifications (any, for admins).
+    #[graphql(directive = authenticated::apply())]
     async fn delete_notification(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -126,6 +136,7 @@ impl Mutation {
     }
 
     /// Deletes expired notifications now; returns how many (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn cleanup_expired_notifications(&self, ctx: &Context<'_>) -> Result<u64> {
         auth::admin(ctx)?;
         notifications(ctx)

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Object, Result};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{
     NotificationConnection, NotificationNode, NotificationStats, NotificationStatus,
@@ -18,6 +19,7 @@ pub struct Query;
 impl Query {
     /// One of the caller's notifications (any, for admins); `NOT_FOUND`
     /// for unknown ids and for other users' notifications alike.
+    #[graphql(directive = authenticated::apply())]
     async fn notification(&self, ctx: &Context<'_>, id: ID) -> Result<Option<NotificationNode>> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -28,6 +30,7 @@ impl Query {
     }
 
     /// The caller's notifications, newest first, optionally filtered.
+    #[graphql(directive = authenticated::apply())]
     async fn my_notifications(
         &self,
         ctx: &Context<'_>,
@@ -45,6 +48,7 @@ impl Query {
     }
 
     /// Counts of the caller's notifications by status and type.
+    #[graphql(directive = authenticated::apply())]
     async fn notification_stats(&self, ctx: &Context<'_>) -> Result<NotificationStats> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -118,6 +122,7 @@ impl UserNode {
     }
 
     /// The user's notifications, newest first (the user or an admin only).
+    #[graphql(directive = authenticated::apply())]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -129,6 +134,7 @@ impl UserNode {
     }
 
     /// Delivered notifications the user has not read.
+    #[graphql(directive = authenticated::apply())]
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<u64> {
         self.check_viewer(ctx)?;
         notifications(ctx)

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Object, Result};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{
     PaymentConnection, PaymentNode, PaymentStatus, connection, payment_error, payments,
@@ -17,6 +18,7 @@ pub struct Query;
 impl Query {
     /// A payment of the caller's (any payment, for admins); `NOT_FOUND`
     /// for unknown ids and for other users' payments alike.
+    #[graphql(directive = authenticated::apply())]
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PaymentNode>> {
         let viewer = auth::viewer(ctx)?;
         payments(ctx)
@@ -27,6 +29,7 @@ impl Query {
     }
 
     /// The caller's payments, newest first.
+    #[graphql(directive = authenticated::apply())]
     async fn my_payments(
         &self,
         ctx: &Context<'_>,
@@ -47,6 +50,7 @@ impl Query {
     }
 
     /// Every payment, optionally in one status (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn payments(
         &self,
         ctx: &Context<'_>,
@@ -106,6 +110,7 @@ impl UserNode {
     }
 
     /// The user's payments, newest first; only the user (or an admin) may see them.
+    #[graphql(directive = authenticated::apply())]
     async fn payments(
         &self,
         ctx: &Context<'_>,
