@@ -111,6 +111,9 @@ pub enum RouterError {
     UnauthorizedSubscription {
         /// `Subscription.field`.
         field: String,
+        /// Whether the caller is anonymous (HTTP 401: signing in may help)
+        /// rather than signed in without the scopes (403).
+        anonymous: bool,
     },
     /// The plan of a subscription has no subscription node.
     #[error("the router could not plan this subscription")]
@@ -270,6 +273,9 @@ impl RouterError {
             | Self::WsNotAcknowledged
             | Self::AdminAnonymous
             | Self::AdminInvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::UnauthorizedSubscription {
+                anonymous: true, ..
+            } => StatusCode::UNAUTHORIZED,
             Self::AdminForbidden | Self::UnauthorizedSubscription { .. } => StatusCode::FORBIDDEN,
             Self::AdminNoEndpoint | Self::AdminUnknownSubgraph(_) => StatusCode::NOT_FOUND,
             Self::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,

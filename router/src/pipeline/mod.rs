@@ -287,6 +287,7 @@ pub async fn prepare_operation(
             label,
             RouterError::UnauthorizedSubscription {
                 field: field.to_owned(),
+                anonymous: matches!(identity, Identity::Anonymous),
             },
         ));
     }

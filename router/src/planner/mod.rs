@@ -906,6 +906,154 @@ mod tests {
         assert!(json.get("locations").is_none());
     }
 
+    /// The committed supergraph carries the subgraphs' authorization
+    /// directives, and the planner reads them: admin operations need the
+    /// `admin` scope, user-scoped fields a signed-in caller, public ones
+    /// nothing.
+    #[test]
+    fn the_supergraph_carries_the_authorization_directives() {
+        use authorization::Requirement;
+        assert!(SUPERGRAPH.contains("@link(url: \"https://specs.apollo.dev/authenticated/v0.1\""));
+        assert!(SUPERGRAPH.contains("@link(url: \"https://specs.apollo.dev/requiresScopes/v0.1\""));
+        let planner = planner();
+        let rules = planner.authorization();
+        let admin = Requirement {
+            authenticated: false,
+            scopes: vec![vec![vec!["admin".to_owned()]]],
+        };
+        let signed_in = Requirement {
+            authenticated: true,
+            scopes: Vec::new(),
+        };
+        for (type_name, field) in [
+            ("Mutation", "createProduct"),
+            ("Mutation", "updateProduct"),
+            ("Mutation", "deleteProduct"),
+            ("Mutation", "adjustStock"),
+            ("Query", "payments"),
+            ("Mutation", "refundPayment"),
+            ("Mutation", "createNotification"),
+            ("Mutation", "bulkCreateNotifications"),
+            ("Mutation", "scheduleNotification"),
+            ("Mutation", "sendNotification"),
+            ("Mutation", "retryNotification"),
+            ("Mutation", "updateNotification"),
+            ("Mutation", "cleanupExpiredNotifications"),
+        ] {
+            assert_eq!(
+                rules.rule(type_name, field).map(|r| &**r),
+                Some(&admin),
+                "{type_name}.{field}"
+            );
+        }
+        for (type_name, field) in [
+            ("Query", "me"),
+            ("Query", "myBasket"),
+            ("Query", "myPayments"),
+            ("Query", "payment"),
+            ("Query", "myNotifications"),
+            ("Query", "notification"),
+            ("Query", "notificationStats"),
+            ("Mutation", "addBasketItem"),
+            ("Mutation", "clearBasket"),
+            ("Mutation", "checkout"),
+            ("Mutation", "markNotificationRead"),
+            ("User", "basket"),
+            ("User", "payments"),
+            ("Subscription", "notificationAdded"),
+            ("Subscription", "paymentStatusChanged"),
+            ("Subscription", "stockChanged"),
+        ] {
+            assert_eq!(
+                rules.rule(type_name, field).map(|r| &**r),
+                Some(&signed_in),
+                "{type_name}.{field}"
+            );
+        }
+        for (type_name, field) in [
+            ("Query", "products"),
+            ("Query", "categories"),
+            ("Product", "name"),
+        ] {
+            assert!(
+                rules.rule(type_name, field).is_none(),
+                "{type_name}.{field}"
+            );
+        }
+    }
+
+    /// A caller denied a field gets a plan without it (cached per
+    /// outcome); an allowed caller the prepared plan itself; a document
+    /// without guarded fields is not even looked at.
+    #[tokio::test]
+    async fn denied_fields_are_planned_away_per_outcome() {
+        use shopgraph_core::identity::Viewer;
+        let planner = Arc::new(planner());
+        let document: Arc<str> =
+            Arc::from("{ categories payments(first: 1) { pageInfo { hasNextPage } } }");
+        let prepared = planner
+            .prepare_off_workers(Arc::clone(&document), None)
+            .await
+            .expect("plans");
+        let mut full = subgraphs_of(&prepared.plan);
+        full.sort();
+        assert_eq!(full, ["payment", "product"]);
+        let admin = Identity::User(Viewer {
+            user_id: "a".into(),
+            roles: vec!["admin".into()],
+        });
+        let user = Identity::User(Viewer {
+            user_id: "u".into(),
+            roles: Vec::new(),
+        });
+        let allowed = planner
+            .authorize(&prepared, &admin)
+            .await
+            .expect("authorizes");
+        assert!(std::ptr::eq(allowed.plan(&prepared.plan), &prepared.plan));
+        assert!(allowed.denied().is_none());
+        for caller in [&Identity::Anonymous, &user] {
+            let denied = planner
+                .authorize(&prepared, caller)
+                .await
+                .expect("authorizes");
+            assert_eq!(subgraphs_of(denied.plan(&prepared.plan)), ["product"]);
+            let removed = denied.denied().expect("denied");
+            assert!(removed.contains("Query", "payments"));
+            assert!(!removed.contains("Query", "categories"));
+        }
+        // Anonymous and the plain user fail the same guard: one cached plan.
+        let first = planner
+            .authorize(&prepared, &Identity::Anonymous)
+            .await
+            .expect("authorizes");
+        let second = planner
+            .authorize(&prepared, &user)
+            .await
+            .expect("authorizes");
+        assert!(std::ptr::eq(
+            first.plan(&prepared.plan),
+            second.plan(&prepared.plan)
+        ));
+        // Every root field denied: nothing to fetch at all.
+        let mutation = planner
+            .prepare_off_workers(Arc::from("mutation { deleteProduct(id: \"x\") }"), None)
+            .await
+            .expect("plans");
+        let denied = planner
+            .authorize(&mutation, &user)
+            .await
+            .expect("authorizes");
+        assert!(denied.plan(&mutation.plan).node.is_none());
+        assert_eq!(
+            denied.denied().and_then(|d| d.root_field()),
+            Some("Mutation.deleteProduct")
+        );
+        // A public document has no guards.
+        let public = planner.prepare("{ categories }", None).expect("plans");
+        assert!(public.guards.is_empty());
+    }
+
     #[test]
     fn the_supergraph_names_every_subgraph() {
         let urls = planner().subgraph_urls();
