@@ -243,7 +243,10 @@ async fn a_denied_mutation_is_never_sent_and_an_admin_one_is() {
     // there, so its error is the one reported.
     assert_eq!(
         errors_with(&anonymous, UNAUTHORIZED),
-        [(json!(["clearBasket"]), "Unauthorized field or type".to_owned())]
+        [(
+            json!(["clearBasket"]),
+            "Unauthorized field or type".to_owned()
+        )]
     );
     assert_eq!(anonymous.codes().len(), 1, "{:#}", anonymous.body);
     assert_eq!(shop.basket_proxy.received_of(OperationKind::Mutation), 0);

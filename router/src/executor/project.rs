@@ -8,6 +8,11 @@
 //! runtime type, and a `null` in a non-null position nulls the nearest
 //! nullable ancestor (GraphQL spec §6.4.4) by truncating the buffer back to
 //! where that ancestor's value started.
+//!
+//! Fields the router took out of the plan because the caller may not have
+//! them ([`Denied`], from schema authorization) are projected too: `null`
+//! with an `UNAUTHORIZED_FIELD_OR_TYPE` error at their path, propagating
+//! like any other `null`.
 
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::ast::selection_set::{FieldSelection, SelectionSet};
