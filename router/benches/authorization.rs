@@ -8,8 +8,8 @@
 //! cache hit, then [`QueryPlanner::authorize`]), for: a public document
 //! (no guarded field: the common case), a guarded document whose caller is
 //! allowed, and one whose caller is denied (its restricted plan cached
-//! after the first request). Prints nanoseconds per request (median of a
-//! few rounds), no assertions.
+//! after the first request). Prints nanoseconds per request (median of
+//! alternating rounds), no assertions.
 //!
 //! Knobs: AUTHZ_ITERATIONS=200000 (requests per round).
 
@@ -42,6 +42,14 @@ where
         }
         samples.push(started.elapsed().as_nanos() as f64 / n as f64);
     }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Rounds of each measurement.
+const ROUNDS: usize = 9;
+
+fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
 }
@@ -88,7 +96,7 @@ fn main() {
                 &user,
             ),
         ];
-        println!("per request, cached document (median of 5 rounds of {n}):");
+        println!("per request, cached document (median of {ROUNDS} alternating rounds of {n}):");
         for (label, document, identity) in cases {
             let document: Arc<str> = Arc::from(document);
             // Warm the plan cache and the restricted plan.
@@ -100,34 +108,46 @@ fn main() {
                 .authorize(&prepared, identity)
                 .await
                 .expect("authorizes");
-            let before = per_request(5, n, || {
-                let planner = Arc::clone(&planner);
-                let document = Arc::clone(&document);
-                async move {
-                    let prepared = planner
-                        .prepare_off_workers(document, None)
-                        .await
-                        .expect("cached");
-                    std::hint::black_box(&prepared);
-                }
-            })
-            .await;
-            let after = per_request(5, n, || {
-                let planner = Arc::clone(&planner);
-                let document = Arc::clone(&document);
-                async move {
-                    let prepared = planner
-                        .prepare_off_workers(document, None)
-                        .await
-                        .expect("cached");
-                    let access = planner
-                        .authorize(&prepared, identity)
-                        .await
-                        .expect("authorizes");
-                    std::hint::black_box(&access);
-                }
-            })
-            .await;
+            // Rounds alternate between the two, so background load hits
+            // both alike; the medians are compared.
+            let mut before = Vec::new();
+            let mut after = Vec::new();
+            for _ in 0..ROUNDS {
+                before.push(
+                    per_request(1, n, || {
+                        let planner = Arc::clone(&planner);
+                        let document = Arc::clone(&document);
+                        async move {
+                            let prepared = planner
+                                .prepare_off_workers(document, None)
+                                .await
+                                .expect("cached");
+                            std::hint::black_box(&prepared);
+                        }
+                    })
+                    .await,
+                );
+                after.push(
+                    per_request(1, n, || {
+                        let planner = Arc::clone(&planner);
+                        let document = Arc::clone(&document);
+                        async move {
+                            let prepared = planner
+                                .prepare_off_workers(document, None)
+                                .await
+                                .expect("cached");
+                            let access = planner
+                                .authorize(&prepared, identity)
+                                .await
+                                .expect("authorizes");
+                            std::hint::black_box(&access);
+                        }
+                    })
+                    .await,
+                );
+            }
+            let before = median(&mut before);
+            let after = median(&mut after);
             println!(
                 "  {label:<36} plan-cache hit {before:>7.0} ns, + authorize {after:>7.0} ns ({:+.0} ns)",
                 after - before
