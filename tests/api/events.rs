@@ -596,7 +596,8 @@ async fn subscriptions_refuse_anonymous_callers_and_protocol_errors() {
         Received::Message(json!({ "id": "q", "type": "complete" }))
     );
 
-    // SSE: anonymous 401, signed in streams.
+    // SSE: anonymous 401 (`notificationAdded` is @authenticated: the
+    // router refuses it before any subgraph), signed in streams.
     let client = reqwest::Client::new();
     let refused = client
         .post(url)
@@ -607,7 +608,10 @@ async fn subscriptions_refuse_anonymous_callers_and_protocol_errors() {
         .expect("an answer");
     assert_eq!(refused.status(), 401);
     let body: Value = refused.json().await.expect("JSON");
-    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "UNAUTHORIZED_FIELD_OR_TYPE"
+    );
 
     // A plain POST of a subscription points to the streaming transports.
     let plain = shop

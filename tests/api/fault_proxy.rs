@@ -87,6 +87,9 @@ pub struct Seen {
 #[derive(Debug, Default)]
 struct Log {
     graphql: Vec<Seen>,
+    /// The `query` text of every GraphQL request, in order (what the
+    /// authorization tests check a denied field never reached).
+    documents: Vec<String>,
     other: usize,
 }
 
@@ -193,6 +196,11 @@ impl FaultProxy {
     /// Every `POST /graphql` received so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.log.lock().expect("log lock").graphql.clone()
+    }
+
+    /// The `query` text of every `POST /graphql` received so far, in order.
+    pub fn documents(&self) -> Vec<String> {
+        self.shared.log.lock().expect("log lock").documents.clone()
     }
 
     /// How many `POST /graphql` requests arrived (whatever the mode did).
@@ -386,12 +394,15 @@ async fn handle(
     let kind = operation_kind_of_body(&body);
     let mode = *shared.mode.borrow();
     let forwarded = !matches!(mode, Mode::Fail500 | Mode::Refuse);
-    shared
-        .log
-        .lock()
-        .expect("log lock")
-        .graphql
-        .push(Seen { kind, forwarded });
+    let document = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|request| request["query"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    {
+        let mut log = shared.log.lock().expect("log lock");
+        log.graphql.push(Seen { kind, forwarded });
+        log.documents.push(document);
+    }
     match mode {
         Mode::Forward { delay } => {
             tokio::time::sleep(delay).await;

@@ -9,6 +9,7 @@ mod telemetry;
 mod harness;
 mod helpers;
 
+mod authorization;
 mod basket;
 mod cli;
 mod config_reference;

@@ -125,9 +125,11 @@ async fn me_gathers_the_user_from_all_four_subgraphs() {
 async fn the_router_refuses_bad_requests_with_coded_errors() {
     let shop = Shop::spawn(Backend::Sqlite).await;
 
+    // `me` is @authenticated: the router refuses it itself, before the
+    // basket subgraph (whose own check would say UNAUTHENTICATED).
     let anonymous = shop.gql(As::Anonymous, "{ me { id } }", json!({})).await;
     assert_eq!(anonymous.status, StatusCode::OK);
-    assert_eq!(anonymous.code(), "UNAUTHENTICATED");
+    assert_eq!(anonymous.code(), "UNAUTHORIZED_FIELD_OR_TYPE");
     assert_eq!(anonymous.body["data"], Value::Null);
 
     let bad_token = shop
@@ -406,7 +408,7 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
     let path = dir.join("supergraph.graphql");
     let dead = unreachable_url();
     let pointing_to = |url: &str| committed.replace("http://127.0.0.1:4001/graphql", url);
-    std::fs::write(&path, pointing_to(&dead)).expect("write supergraph");
+    write_atomically(&path, &pointing_to(&dead));
 
     // A process of its own: its `/metrics` counts this router's reloads only.
     let router = RouterProcess::start_on_supergraph_urls(&[
@@ -430,7 +432,7 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
 
     // A broken file is rejected, and the router keeps the last good
     // supergraph.
-    std::fs::write(&path, "type Query {").expect("write broken supergraph");
+    write_atomically(&path, "type Query {");
     wait_until(
         "the broken supergraph is rejected",
         Duration::from_secs(10),
@@ -442,7 +444,7 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
     assert_eq!(reloads("ok").await, 0.0);
 
     // A good file is swapped in, and served from the next request on.
-    std::fs::write(&path, pointing_to(&product.graphql_url())).expect("rewrite supergraph");
+    write_atomically(&path, &pointing_to(&product.graphql_url()));
     wait_until(
         "the new supergraph is loaded",
         Duration::from_secs(10),
@@ -464,4 +466,12 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
         "the broken file is not retried"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Replaces `path` with `content` in one step (write aside, rename), as a
+/// deployment would: the router polling it never sees a half-written file.
+fn write_atomically(path: &std::path::Path, content: &str) {
+    let aside = path.with_extension("next");
+    std::fs::write(&aside, content).expect("write the new supergraph");
+    std::fs::rename(&aside, path).expect("swap it in");
 }

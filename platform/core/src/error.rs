@@ -72,6 +72,11 @@ pub enum ErrorCode {
     /// router or supergraph limitation, not the client's fault); details
     /// are in the logs only. Hive Router uses the same code.
     QueryPlanBuildFailed,
+    /// The router removed a field the caller may not read or run: the
+    /// schema declares it `@authenticated` or `@requiresScopes` and the
+    /// caller is anonymous or lacks the scopes. The field is `null`, the
+    /// rest of the response is served (Apollo Router's code).
+    UnauthorizedFieldOrType,
     /// A bug or an infrastructure failure; details are in the logs only.
     Internal,
 }
@@ -107,6 +112,7 @@ impl ErrorCode {
             Self::QueryNotInSafelist => "QUERY_NOT_IN_SAFELIST",
             Self::CsrfPrevention => "CSRF_PREVENTION",
             Self::QueryPlanBuildFailed => "QUERY_PLAN_BUILD_FAILED",
+            Self::UnauthorizedFieldOrType => "UNAUTHORIZED_FIELD_OR_TYPE",
             Self::Internal => "INTERNAL",
         }
     }

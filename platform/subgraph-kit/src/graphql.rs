@@ -345,9 +345,31 @@ where
     }
 }
 
+/// Federation's `@authenticated`: the field may only be read (or run) by a
+/// signed-in caller. The router enforces it before it fetches
+/// (`router/src/planner/authorization.rs`): an anonymous caller gets the
+/// field `null` with `UNAUTHORIZED_FIELD_OR_TYPE`, and the subgraph never
+/// sees it. The resolver keeps its own `auth::viewer` check (defence in
+/// depth: the directive only declares the rule for the router).
+///
+/// async-graphql has no built-in `@authenticated` (it has
+/// `requires_scopes`), so this is a type directive, applied with
+/// `#[graphql(directive = authenticated::apply())]`;
+/// [`federation_sdl`] turns its local definition into an import from the
+/// federation spec, so composition treats it as federation's directive.
+#[async_graphql::TypeDirective(location = "FieldDefinition")]
+pub fn authenticated() {}
+
 /// The federation SDL of a subgraph schema (what `shopgraph sdl` prints and
 /// composition reads), importing the cost directives it uses
 /// ([`crate::cost::link_cost_directives`]).
+///
+/// async-graphql writes `@requiresScopes` (from `requires_scopes = "..."`)
+/// and imports it from federation v2.5, but knows nothing of
+/// `@authenticated`: applied through the [`authenticated`] type directive
+/// it would come out as a custom directive with its own definition, which
+/// composition drops. So the definition is removed and `@authenticated`
+/// added to the `@link` import list ([`import_authenticated`]).
 pub fn federation_sdl<Q, M, S>(builder: SchemaBuilder<Q, M, S>) -> String
 where
     Q: ObjectType + 'static,
@@ -359,7 +381,56 @@ where
         .enable_subscription_in_federation()
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().federation());
-    crate::cost::link_cost_directives(&sdl)
+    crate::cost::link_cost_directives(&import_authenticated(&sdl))
+}
+
+/// The local definition async-graphql prints for [`authenticated`].
+const AUTHENTICATED_DEFINITION: &str = "directive @authenticated on FIELD_DEFINITION";
+
+/// Makes `@authenticated` in `sdl` federation's own: drops the local
+/// definition and imports it from the federation spec beside
+/// `@requiresScopes`. An SDL without that definition (no field uses it) is
+/// returned as it is.
+fn import_authenticated(sdl: &str) -> String {
+    if !sdl
+        .lines()
+        .any(|line| line.trim() == AUTHENTICATED_DEFINITION)
+    {
+        return sdl.to_owned();
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut skip_blank = false;
+    for line in sdl.split_inclusive('\n') {
+        if line.trim() == AUTHENTICATED_DEFINITION {
+            // Drop its description (the doc comment, a `"""` block right
+            // above it) and the blank line after it.
+            if out.last().is_some_and(|l| l.trim() == "\"\"\"") {
+                out.pop();
+                while let Some(previous) = out.pop() {
+                    if previous.trim() == "\"\"\"" {
+                        break;
+                    }
+                }
+            }
+            skip_blank = true;
+            continue;
+        }
+        if skip_blank && line.trim().is_empty() {
+            skip_blank = false;
+            continue;
+        }
+        skip_blank = false;
+        if line.trim_start().starts_with("import: [") && line.contains("\"@requiresScopes\"") {
+            out.push(line.replacen(
+                "\"@requiresScopes\"",
+                "\"@requiresScopes\", \"@authenticated\"",
+                1,
+            ));
+        } else {
+            out.push(line.to_owned());
+        }
+    }
+    out.concat()
 }
 
 /// Declares a GraphQL enum mirroring a domain enum variant for variant,
@@ -391,4 +462,25 @@ macro_rules! mirror_enum {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod sdl_tests {
+    use super::*;
+
+    /// `@authenticated` leaves the SDL as federation's directive: imported
+    /// beside `@requiresScopes`, with no local definition or description
+    /// (which would make composition drop it as a custom directive).
+    #[test]
+    fn authenticated_is_imported_not_defined() {
+        let sdl = "type Query {\n\tme: String @authenticated\n}\n\"\"\"\nWhy.\n\"\"\"\ndirective @authenticated on FIELD_DEFINITION\n\nextend schema @link(\n\turl: \"https://specs.apollo.dev/federation/v2.5\",\n\timport: [\"@key\", \"@requiresScopes\"]\n)\n";
+        let fixed = import_authenticated(sdl);
+        assert_eq!(
+            fixed,
+            "type Query {\n\tme: String @authenticated\n}\nextend schema @link(\n\turl: \"https://specs.apollo.dev/federation/v2.5\",\n\timport: [\"@key\", \"@requiresScopes\", \"@authenticated\"]\n)\n"
+        );
+        // Without the directive, nothing changes.
+        let plain = "type Query { a: Int }\n";
+        assert_eq!(import_authenticated(plain), plain);
+    }
 }

@@ -41,6 +41,7 @@ use shopgraph_core::error::ErrorCode;
 use shopgraph_core::identity::Identity;
 use tracing::Instrument;
 
+use crate::planner::authorization::Denied;
 use crate::subgraph::{FetchError, Fetcher, SubgraphRequest, SubgraphResponse};
 use entities::{Answers, Representations};
 use error::{GraphqlError, PathSegment, ResponsePath, subgraph_path};
@@ -61,6 +62,10 @@ pub struct ExecutionRequest<'a> {
     pub identity: &'a Identity,
     /// Root fields answered by the router itself (introspection), appended to `data`.
     pub extra_root_fields: Map<String, Value>,
+    /// Fields the plan leaves out because the caller may not have them
+    /// (`@authenticated` / `@requiresScopes`): projected as `null` with an
+    /// `UNAUTHORIZED_FIELD_OR_TYPE` error. `None` when nothing is denied.
+    pub denied: Option<&'a Denied>,
 }
 
 /// The result of an operation: the `data` JSON and the errors.
@@ -192,12 +197,14 @@ impl Executor {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let empty = Map::new();
         let data_object = data.as_object().unwrap_or(&empty);
-        let data = Projector::new(schema, request.variables, &mut errors).project_root(
-            &request.operation.selection_set,
-            request.root_type,
-            data_object,
-            &request.extra_root_fields,
-        );
+        let data = Projector::new(schema, request.variables, &mut errors)
+            .with_denied(request.denied)
+            .project_root(
+                &request.operation.selection_set,
+                request.root_type,
+                data_object,
+                &request.extra_root_fields,
+            );
         ExecutionResult { data, errors }
     }
 }

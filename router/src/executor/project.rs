@@ -8,11 +8,18 @@
 //! runtime type, and a `null` in a non-null position nulls the nearest
 //! nullable ancestor (GraphQL spec §6.4.4) by truncating the buffer back to
 //! where that ancestor's value started.
+//!
+//! Fields the router took out of the plan because the caller may not have
+//! them ([`Denied`], from schema authorization) are projected too: `null`
+//! with an `UNAUTHORIZED_FIELD_OR_TYPE` error at their path, propagating
+//! like any other `null`.
 
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::ast::selection_set::{FieldSelection, SelectionSet};
 use serde_json::{Map, Value};
 use shopgraph_core::error::ErrorCode;
+
+use crate::planner::authorization::{Denied, UNAUTHORIZED_MESSAGE};
 
 use super::error::{GraphqlError, PathSegment, ResponsePath};
 use super::schema::{SchemaIndex, TypeRef};
@@ -40,6 +47,8 @@ pub struct Projector<'a> {
     pathless_error: bool,
     out: Vec<u8>,
     path: ResponsePath,
+    /// Fields removed from the plan by schema authorization.
+    denied: Option<&'a Denied>,
 }
 
 impl<'a> Projector<'a> {
@@ -57,7 +66,17 @@ impl<'a> Projector<'a> {
             pathless_error,
             out: Vec::with_capacity(1024),
             path: Vec::new(),
+            denied: None,
         }
+    }
+
+    /// Projects the fields in `denied` as `null`, each with an
+    /// `UNAUTHORIZED_FIELD_OR_TYPE` error at its path (one per occurrence
+    /// in the response, list positions included), `null` propagating from
+    /// a non-null one like any other.
+    pub fn with_denied(mut self, denied: Option<&'a Denied>) -> Self {
+        self.denied = denied;
+        self
     }
 
     /// Projects the root selection of an operation on `root_type` and
@@ -154,6 +173,13 @@ impl<'a> Projector<'a> {
                     _ => runtime_type,
                 };
                 self.write_str(typename);
+                continue;
+            }
+            if self
+                .denied
+                .is_some_and(|denied| denied.contains(runtime_type, &field.name))
+            {
+                self.unauthorized(key, runtime_type, &field.name)?;
                 continue;
             }
             let value = object.get(*key).unwrap_or(&Value::Null);
@@ -328,6 +354,29 @@ impl<'a> Projector<'a> {
                 .push(GraphqlError::coded(ErrorCode::Internal, message).at(self.path.clone()));
         }
         Err(Bubble)
+    }
+
+    /// A field the caller may not have: its error, then `null`, or a
+    /// bubble when the field is non-null.
+    fn unauthorized(
+        &mut self,
+        key: &str,
+        parent_type: &str,
+        field_name: &str,
+    ) -> Result<(), Bubble> {
+        self.path.push(PathSegment::Key(key.to_owned()));
+        self.errors.push(
+            GraphqlError::coded(ErrorCode::UnauthorizedFieldOrType, UNAUTHORIZED_MESSAGE)
+                .at(self.path.clone()),
+        );
+        self.path.pop();
+        match self.schema.field_type(parent_type, field_name) {
+            Some(TypeRef::NonNull(_)) => Err(Bubble),
+            _ => {
+                self.out.extend_from_slice(b"null");
+                Ok(())
+            }
+        }
     }
 
     fn null_in_non_null(&mut self, parent_type: &str, field_name: &str) {

@@ -104,6 +104,17 @@ pub enum RouterError {
     /// An anonymous caller asked for a subscription.
     #[error("sign in to subscribe")]
     SignInToSubscribe,
+    /// The subscription's root field is guarded by `@authenticated` /
+    /// `@requiresScopes` and the caller may not have it: the subscription
+    /// is refused before any subgraph is asked.
+    #[error("Unauthorized field or type: {field}")]
+    UnauthorizedSubscription {
+        /// `Subscription.field`.
+        field: String,
+        /// Whether the caller is anonymous (HTTP 401: signing in may help)
+        /// rather than signed in without the scopes (403).
+        anonymous: bool,
+    },
     /// The plan of a subscription has no subscription node.
     #[error("the router could not plan this subscription")]
     SubscriptionUnplannable,
@@ -217,6 +228,7 @@ impl RouterError {
             | Self::AdminAnonymous
             | Self::AdminInvalidToken(_) => ErrorCode::Unauthenticated,
             Self::AdminForbidden => ErrorCode::Forbidden,
+            Self::UnauthorizedSubscription { .. } => ErrorCode::UnauthorizedFieldOrType,
             Self::AdminNoEndpoint | Self::AdminUnknownSubgraph(_) => ErrorCode::NotFound,
             Self::WsDuplicateId(_) => ErrorCode::Conflict,
             Self::Variables(_) => ErrorCode::BadUserInput,
@@ -261,7 +273,10 @@ impl RouterError {
             | Self::WsNotAcknowledged
             | Self::AdminAnonymous
             | Self::AdminInvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::AdminForbidden => StatusCode::FORBIDDEN,
+            Self::UnauthorizedSubscription {
+                anonymous: true, ..
+            } => StatusCode::UNAUTHORIZED,
+            Self::AdminForbidden | Self::UnauthorizedSubscription { .. } => StatusCode::FORBIDDEN,
             Self::AdminNoEndpoint | Self::AdminUnknownSubgraph(_) => StatusCode::NOT_FOUND,
             Self::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,
             Self::WsInitTimeout | Self::WsIdleTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -8,7 +8,10 @@
 //! 3. the caller, as the edge verified it ([`Verified`]; 401 `UNAUTHENTICATED`);
 //! 4. persisted queries: find the text of a hash or id ([`persisted`]);
 //! 5. prepare: parse, limits, validate, set introspection aside, plan —
-//!    cached ([`crate::planner`]);
+//!    cached ([`crate::planner`]); then authorize: fields the schema guards
+//!    with `@authenticated` / `@requiresScopes` that the caller may not have
+//!    are taken out of the plan and answered `null` with
+//!    `UNAUTHORIZED_FIELD_OR_TYPE` ([`crate::planner::authorization`]);
 //! 6. check the operation against the transport: no mutation over GET
 //!    (405), subscriptions need a streaming transport;
 //! 7. coerce variables ([`variables`], `BAD_USER_INPUT`);
@@ -43,6 +46,7 @@ use crate::executor::ExecutionRequest;
 use crate::executor::error::GraphqlError;
 use crate::inflight::{self, InFlight};
 use crate::planner::PreparedOperation;
+use crate::planner::authorization::Access;
 use crate::supergraph::{Supergraph, SupergraphHandle};
 pub use error::RouterError;
 use persisted::PersistedQueries;
@@ -149,7 +153,7 @@ async fn handle(
         Ok(identity) => identity,
         Err(err) => return ("unknown", Err(RouterError::InvalidToken(err))),
     };
-    let operation = match prepare_operation(state, &request).await {
+    let operation = match prepare_operation(state, &request, &identity).await {
         Ok(operation) => operation,
         Err((label, err)) => return (label, Err(err)),
     };
@@ -164,6 +168,7 @@ async fn handle(
     let Operation {
         supergraph,
         prepared,
+        access,
         variables,
         query,
     } = operation;
@@ -174,7 +179,13 @@ async fn handle(
         let key = inflight::key(&[&query, name], &identity, &variables);
         let (shared, joined) = state.operations.run(
             key,
-            execute(supergraph, Arc::clone(&prepared), variables, identity),
+            execute(
+                supergraph,
+                Arc::clone(&prepared),
+                access,
+                variables,
+                identity,
+            ),
         );
         if joined {
             metrics::counter!("router_query_dedupe_hits_total").increment(1);
@@ -184,7 +195,14 @@ async fn handle(
             None => return (label, Err(RouterError::SharedExecutionFailed)),
         }
     } else {
-        execute(supergraph, Arc::clone(&prepared), variables, identity).await
+        execute(
+            supergraph,
+            Arc::clone(&prepared),
+            access,
+            variables,
+            identity,
+        )
+        .await
     };
     for code in &executed.error_codes {
         metrics::counter!("router_errors_total", "code" => code.clone()).increment(1);
@@ -202,6 +220,9 @@ pub struct Operation {
     pub supergraph: Arc<Supergraph>,
     /// The cached plan and normalized operation.
     pub prepared: Arc<PreparedOperation>,
+    /// What the caller may run of it (the whole plan, or one without the
+    /// fields the schema denies it).
+    pub access: Access,
     /// The coerced variables.
     pub variables: Map<String, Value>,
     /// The document's text (sent, or found by its persisted query hash).
@@ -220,11 +241,15 @@ impl Operation {
 }
 
 /// Steps 4, 5 and 7 for every transport: find a persisted query's text,
-/// prepare the document (cached) and coerce the variables; a refusal comes
-/// with the operation type's label, for metrics.
+/// prepare the document (cached), authorize it for `identity` and coerce
+/// the variables; a refusal comes with the operation type's label, for
+/// metrics. A subscription whose root field `identity` may not have is
+/// refused here (`UNAUTHORIZED_FIELD_OR_TYPE`), before any subgraph is
+/// asked.
 pub async fn prepare_operation(
     state: &RouterState,
     request: &GraphqlRequest,
+    identity: &Identity,
 ) -> Result<Operation, (&'static str, RouterError)> {
     let persisted = state
         .persisted
@@ -242,13 +267,30 @@ pub async fn prepare_operation(
         .prepare_off_workers(Arc::clone(&query), request.operation_name.as_deref())
         .await
         .map_err(|err| ("unknown", RouterError::from(err)))?;
+    let access = supergraph
+        .planner
+        .authorize(&prepared, identity)
+        .await
+        .map_err(|err| ("unknown", RouterError::from(err)))?;
     let mut operation = Operation {
         supergraph,
         prepared,
+        access,
         variables: Map::new(),
         query,
     };
     let label = operation.label();
+    if operation.prepared.kind == OperationKind::Subscription
+        && let Some(field) = operation.access.denied().and_then(|d| d.root_field())
+    {
+        return Err((
+            label,
+            RouterError::UnauthorizedSubscription {
+                field: field.to_owned(),
+                anonymous: matches!(identity, Identity::Anonymous),
+            },
+        ));
+    }
     if operation.prepared.introspection.is_some() && !state.introspection {
         return Err((label, RouterError::IntrospectionDisabled));
     }
@@ -274,6 +316,7 @@ pub struct Executed {
 pub async fn execute(
     supergraph: Arc<Supergraph>,
     prepared: Arc<PreparedOperation>,
+    access: Access,
     variables: Map<String, Value>,
     identity: Identity,
 ) -> Arc<Executed> {
@@ -291,12 +334,13 @@ pub async fn execute(
         .execute(
             &supergraph.schema,
             ExecutionRequest {
-                plan: &prepared.plan,
+                plan: access.plan(&prepared.plan),
                 operation: &prepared.operation,
                 root_type: &prepared.root_type,
                 variables: &variables,
                 identity: &identity,
                 extra_root_fields,
+                denied: access.denied(),
             },
         )
         .await;

@@ -16,7 +16,13 @@
 //!    router answers those itself ([`introspection`]);
 //! 5. normalize (fragments inlined, fields merged) and plan with
 //!    `hive-router-query-planner`;
-//! 6. cache the [`PreparedOperation`] by document hash and operation name.
+//! 6. cache the [`PreparedOperation`] by document hash and operation name,
+//!    with the fields it selects that the schema guards with
+//!    `@authenticated` / `@requiresScopes` ([`authorization`]).
+//!
+//! Per request, [`QueryPlanner::authorize`] checks the caller against those
+//! guards: nothing to do for most documents; otherwise a plan without the
+//! denied fields, cached on the prepared operation by outcome.
 //!
 //! Only a cache miss runs steps 1 to 5: a cached document passed the
 //! limits, and the limits are fixed for the process. The pipeline calls
@@ -54,8 +60,14 @@ use lru::LruCache;
 use tokio::sync::Semaphore;
 
 use crate::executor::error::{Location, PathSegment};
+use authorization::{
+    Access, AuthorizationError, AuthorizationIndex, Caller, OperationGuards, Restricted,
+    RestrictedPlans,
+};
 use limits::{CostModel, LimitExceeded, OperationLimits};
+use shopgraph_core::identity::Identity;
 
+pub mod authorization;
 pub mod introspection;
 pub mod limits;
 
@@ -68,6 +80,10 @@ pub enum LoadError {
     /// The planner rejected the supergraph.
     #[error("the planner cannot use the supergraph: {0}")]
     Planner(String),
+    /// An `@requiresScopes` in the supergraph is malformed: refusing the
+    /// supergraph is safer than serving the field unguarded.
+    #[error("the supergraph's authorization directives are unusable: {0}")]
+    Authorization(#[from] AuthorizationError),
 }
 
 /// Why an operation could not be planned.
@@ -164,6 +180,11 @@ pub struct PreparedOperation {
     pub source: Arc<QueryDocument>,
     /// The operation name the client selected (or the document's only one).
     pub name: Option<String>,
+    /// The fields it selects that `@authenticated` / `@requiresScopes`
+    /// guard (usually none).
+    pub guards: OperationGuards,
+    /// Its plans for callers denied some of `guards`, by outcome.
+    pub restricted: RestrictedPlans,
 }
 
 /// Planner settings.
@@ -211,6 +232,9 @@ pub struct QueryPlanner {
     /// Field weights and list sizes (`@cost`, `@listSize`) for the
     /// complexity limit; built once per supergraph.
     cost_model: CostModel,
+    /// `@authenticated` / `@requiresScopes` rules; built once per
+    /// supergraph.
+    authorization: AuthorizationIndex,
     cache: Mutex<LruCache<CacheKey, Cached>>,
     /// One permit per document being prepared off the async workers.
     pool: Arc<Semaphore>,
@@ -224,10 +248,12 @@ impl QueryPlanner {
         let planner = Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
             .map_err(|err| LoadError::Planner(err.to_string()))?;
         let cost_model = CostModel::new(&planner.consumer_schema.document, &document);
+        let authorization = AuthorizationIndex::new(&planner.supergraph)?;
         Ok(Self {
             planner,
             validation: default_rules_validation_plan(),
             cost_model,
+            authorization,
             cache: Mutex::new(LruCache::new(settings.cache_size)),
             pool: Arc::new(Semaphore::new(settings.workers.get())),
             settings,
@@ -474,6 +500,7 @@ impl QueryPlanner {
             .root_type_name(Some(&kind))
             .map_err(|err| PlanError::Invalid(vec![Problem::unplaced(err.to_string())]))?
             .to_owned();
+        let guards = OperationGuards::collect(&self.authorization, &operation, &root_type);
         Ok(PreparedOperation {
             plan,
             operation,
@@ -482,7 +509,100 @@ impl QueryPlanner {
             introspection,
             source,
             name: normalized.operation_name,
+            guards,
+            restricted: RestrictedPlans::default(),
         })
+    }
+
+    /// The supergraph's authorization rules (for tests and tools).
+    pub fn authorization(&self) -> &AuthorizationIndex {
+        &self.authorization
+    }
+
+    /// What `identity` may run of `prepared`: everything (no guarded field
+    /// denied — at once, no allocation), or a plan without the denied
+    /// fields, cached on `prepared` by outcome. A new outcome is planned on
+    /// the blocking pool within `PLAN_TIMEOUT`, like a new document.
+    pub async fn authorize(
+        self: &Arc<Self>,
+        prepared: &Arc<PreparedOperation>,
+        identity: &Identity,
+    ) -> Result<Access, PlanError> {
+        if prepared.guards.is_empty() {
+            return Ok(Access::full());
+        }
+        let denied = prepared.guards.denied(&Caller::of(identity));
+        if denied.is_empty() {
+            return Ok(Access::full());
+        }
+        metrics::counter!("router_unauthorized_operations_total").increment(1);
+        if let Some(restricted) = prepared.restricted.get(&denied) {
+            return Ok(Access::restricted(restricted));
+        }
+        let budget = self.settings.timeout;
+        let deadline = Instant::now() + budget;
+        let planner = Arc::clone(self);
+        let operation = Arc::clone(prepared);
+        let indices = denied.clone();
+        let work = async move {
+            let permit = Arc::clone(&planner.pool)
+                .acquire_owned()
+                .await
+                .map_err(|_| PlanError::Plan("the planning pool is closed".to_owned()))?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                planner.restrict(&operation, &indices, deadline)
+            })
+            .await
+            .map_err(|err| PlanError::Plan(format!("the planning task failed: {err}")))?
+        };
+        let restricted = match tokio::time::timeout(budget, work).await {
+            Ok(result) => Arc::new(result?),
+            Err(_) => return Err(PlanError::Timeout(budget)),
+        };
+        prepared.restricted.remember(denied, &restricted);
+        Ok(Access::restricted(restricted))
+    }
+
+    /// Plans `prepared` without the fields of the guards at `indices`
+    /// ([`authorization::restrict`]).
+    fn restrict(
+        &self,
+        prepared: &PreparedOperation,
+        indices: &[u16],
+        deadline: Instant,
+    ) -> Result<Restricted, PlanError> {
+        let (operation, denied) = authorization::restrict(
+            &self.authorization,
+            &prepared.guards,
+            indices,
+            &prepared.operation,
+            &prepared.root_type,
+        );
+        let plan = match operation {
+            // Every root field denied: nothing to fetch.
+            None => QueryPlan {
+                kind: "QueryPlan",
+                node: None,
+            },
+            Some(operation) => self
+                .planner
+                .plan_from_normalized_operation(
+                    &operation,
+                    PlannerOverrideContext::default(),
+                    &CancellationToken::with_timeout(
+                        deadline.saturating_duration_since(Instant::now()),
+                    ),
+                )
+                .map_err(|err| {
+                    if Instant::now() >= deadline {
+                        PlanError::Timeout(self.settings.timeout)
+                    } else {
+                        PlanError::Plan(err.to_string())
+                    }
+                })?,
+        };
+        Ok(Restricted { plan, denied })
     }
 }
 
@@ -812,6 +932,154 @@ mod tests {
         );
         let json = serde_json::to_value(&errors[3]).expect("JSON");
         assert!(json.get("locations").is_none());
+    }
+
+    /// The committed supergraph carries the subgraphs' authorization
+    /// directives, and the planner reads them: admin operations need the
+    /// `admin` scope, user-scoped fields a signed-in caller, public ones
+    /// nothing.
+    #[test]
+    fn the_supergraph_carries_the_authorization_directives() {
+        use authorization::Requirement;
+        assert!(SUPERGRAPH.contains("@link(url: \"https://specs.apollo.dev/authenticated/v0.1\""));
+        assert!(SUPERGRAPH.contains("@link(url: \"https://specs.apollo.dev/requiresScopes/v0.1\""));
+        let planner = planner();
+        let rules = planner.authorization();
+        let admin = Requirement {
+            authenticated: false,
+            scopes: vec![vec![vec!["admin".to_owned()]]],
+        };
+        let signed_in = Requirement {
+            authenticated: true,
+            scopes: Vec::new(),
+        };
+        for (type_name, field) in [
+            ("Mutation", "createProduct"),
+            ("Mutation", "updateProduct"),
+            ("Mutation", "deleteProduct"),
+            ("Mutation", "adjustStock"),
+            ("Query", "payments"),
+            ("Mutation", "refundPayment"),
+            ("Mutation", "createNotification"),
+            ("Mutation", "bulkCreateNotifications"),
+            ("Mutation", "scheduleNotification"),
+            ("Mutation", "sendNotification"),
+            ("Mutation", "retryNotification"),
+            ("Mutation", "updateNotification"),
+            ("Mutation", "cleanupExpiredNotifications"),
+        ] {
+            assert_eq!(
+                rules.rule(type_name, field).map(|r| &**r),
+                Some(&admin),
+                "{type_name}.{field}"
+            );
+        }
+        for (type_name, field) in [
+            ("Query", "me"),
+            ("Query", "myBasket"),
+            ("Query", "myPayments"),
+            ("Query", "payment"),
+            ("Query", "myNotifications"),
+            ("Query", "notification"),
+            ("Query", "notificationStats"),
+            ("Mutation", "addBasketItem"),
+            ("Mutation", "clearBasket"),
+            ("Mutation", "checkout"),
+            ("Mutation", "markNotificationRead"),
+            ("User", "basket"),
+            ("User", "payments"),
+            ("Subscription", "notificationAdded"),
+            ("Subscription", "paymentStatusChanged"),
+            ("Subscription", "stockChanged"),
+        ] {
+            assert_eq!(
+                rules.rule(type_name, field).map(|r| &**r),
+                Some(&signed_in),
+                "{type_name}.{field}"
+            );
+        }
+        for (type_name, field) in [
+            ("Query", "products"),
+            ("Query", "categories"),
+            ("Product", "name"),
+        ] {
+            assert!(
+                rules.rule(type_name, field).is_none(),
+                "{type_name}.{field}"
+            );
+        }
+    }
+
+    /// A caller denied a field gets a plan without it (cached per
+    /// outcome); an allowed caller the prepared plan itself; a document
+    /// without guarded fields is not even looked at.
+    #[tokio::test]
+    async fn denied_fields_are_planned_away_per_outcome() {
+        use shopgraph_core::identity::Viewer;
+        let planner = Arc::new(planner());
+        let document: Arc<str> =
+            Arc::from("{ categories payments(first: 1) { pageInfo { hasNextPage } } }");
+        let prepared = planner
+            .prepare_off_workers(Arc::clone(&document), None)
+            .await
+            .expect("plans");
+        let mut full = subgraphs_of(&prepared.plan);
+        full.sort();
+        assert_eq!(full, ["payment", "product"]);
+        let admin = Identity::User(Viewer {
+            user_id: "a".into(),
+            roles: vec!["admin".into()],
+        });
+        let user = Identity::User(Viewer {
+            user_id: "u".into(),
+            roles: Vec::new(),
+        });
+        let allowed = planner
+            .authorize(&prepared, &admin)
+            .await
+            .expect("authorizes");
+        assert!(std::ptr::eq(allowed.plan(&prepared.plan), &prepared.plan));
+        assert!(allowed.denied().is_none());
+        for caller in [&Identity::Anonymous, &user] {
+            let denied = planner
+                .authorize(&prepared, caller)
+                .await
+                .expect("authorizes");
+            assert_eq!(subgraphs_of(denied.plan(&prepared.plan)), ["product"]);
+            let removed = denied.denied().expect("denied");
+            assert!(removed.contains("Query", "payments"));
+            assert!(!removed.contains("Query", "categories"));
+        }
+        // Anonymous and the plain user fail the same guard: one cached plan.
+        let first = planner
+            .authorize(&prepared, &Identity::Anonymous)
+            .await
+            .expect("authorizes");
+        let second = planner
+            .authorize(&prepared, &user)
+            .await
+            .expect("authorizes");
+        assert!(std::ptr::eq(
+            first.plan(&prepared.plan),
+            second.plan(&prepared.plan)
+        ));
+        // Every root field denied: nothing to fetch at all.
+        let mutation = planner
+            .prepare_off_workers(Arc::from("mutation { deleteProduct(id: \"x\") }"), None)
+            .await
+            .expect("plans");
+        let denied = planner
+            .authorize(&mutation, &user)
+            .await
+            .expect("authorizes");
+        assert!(denied.plan(&mutation.plan).node.is_none());
+        assert_eq!(
+            denied.denied().and_then(|d| d.root_field()),
+            Some("Mutation.deleteProduct")
+        );
+        // A public document has no guards.
+        let public = planner.prepare("{ categories }", None).expect("plans");
+        assert!(public.guards.is_empty());
     }
 
     #[test]

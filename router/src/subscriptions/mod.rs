@@ -153,10 +153,11 @@ pub(crate) async fn results(
         let Operation {
             supergraph,
             prepared,
+            access,
             variables,
             ..
         } = operation;
-        let executed = execute(supergraph, prepared, variables, identity).await;
+        let executed = execute(supergraph, prepared, access, variables, identity).await;
         return Ok(stream::once(async move { executed.body.clone() }).boxed());
     }
     if !matches!(identity, Identity::User(_)) {
@@ -165,10 +166,11 @@ pub(crate) async fn results(
     let Operation {
         supergraph,
         prepared,
+        access,
         variables,
         ..
     } = operation;
-    let Some(source) = subscription_source(&prepared.plan) else {
+    let Some(source) = subscription_source(access.plan(&prepared.plan)) else {
         return Err(RouterError::SubscriptionUnplannable);
     };
     let service = source.service_name.clone();
@@ -211,6 +213,7 @@ pub(crate) async fn results(
         .then(move |event| {
             let supergraph = supergraph.clone();
             let prepared = prepared.clone();
+            let access = access.clone();
             let variables = variables.clone();
             let identity = identity.clone();
             let service = service.clone();
@@ -219,12 +222,13 @@ pub(crate) async fn results(
                 match event {
                     Ok(event) => {
                         let request = ExecutionRequest {
-                            plan: &prepared.plan,
+                            plan: access.plan(&prepared.plan),
                             operation: &prepared.operation,
                             root_type: &prepared.root_type,
                             variables: &variables,
                             identity: &identity,
                             extra_root_fields: Default::default(),
+                            denied: access.denied(),
                         };
                         let mut result = supergraph
                             .executor

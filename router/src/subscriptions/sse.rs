@@ -57,7 +57,7 @@ pub async fn respond(
         Ok(identity) => identity,
         Err(err) => return refuse(RouterError::InvalidToken(err.to_string())),
     };
-    let operation = match prepare_operation(&state.pipeline, &request).await {
+    let operation = match prepare_operation(&state.pipeline, &request, &identity).await {
         Ok(operation) => operation,
         Err((_, err)) => return refuse(err),
     };

@@ -368,7 +368,7 @@ async fn operate(
         err.log();
         json!({ "id": id, "type": "error", "payload": [err.to_graphql_error()] })
     };
-    let operation = match prepare_operation(&state.pipeline, &request).await {
+    let operation = match prepare_operation(&state.pipeline, &request, &identity).await {
         Ok(operation) => operation,
         Err((_, err)) => {
             let _ = outbound.send(text(error(err))).await;

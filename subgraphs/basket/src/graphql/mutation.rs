@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{BasketNode, basket_error, baskets};
 
@@ -12,6 +13,7 @@ pub struct Mutation;
 impl Mutation {
     /// Puts `quantity` units of a product in the basket, or adds them to its
     /// line; name and price come from the product subgraph.
+    #[graphql(directive = authenticated::apply())]
     async fn add_basket_item(
         &self,
         ctx: &Context<'_>,
@@ -27,6 +29,7 @@ impl Mutation {
     }
 
     /// Sets a line to `quantity` units (1..=999), re-priced now.
+    #[graphql(directive = authenticated::apply())]
     async fn update_basket_item(
         &self,
         ctx: &Context<'_>,
@@ -42,6 +45,7 @@ impl Mutation {
     }
 
     /// Removes a product's line.
+    #[graphql(directive = authenticated::apply())]
     async fn remove_basket_item(&self, ctx: &Context<'_>, product_id: ID) -> Result<BasketNode> {
         let viewer = auth::viewer(ctx)?;
         baskets(ctx)
@@ -52,6 +56,7 @@ impl Mutation {
     }
 
     /// Empties the basket.
+    #[graphql(directive = authenticated::apply())]
     async fn clear_basket(&self, ctx: &Context<'_>) -> Result<BasketNode> {
         let viewer = auth::viewer(ctx)?;
         baskets(ctx)

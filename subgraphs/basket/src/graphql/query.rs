@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{BasketNode, UserNode, basket_error, baskets};
 
@@ -11,6 +12,7 @@ pub struct Query;
 #[Object]
 impl Query {
     /// The signed-in user's basket, created empty on first use.
+    #[graphql(directive = authenticated::apply())]
     async fn my_basket(&self, ctx: &Context<'_>) -> Result<BasketNode> {
         let viewer = auth::viewer(ctx)?;
         baskets(ctx)
@@ -21,6 +23,7 @@ impl Query {
     }
 
     /// The signed-in user, with every subgraph's per-user fields.
+    #[graphql(directive = authenticated::apply())]
     async fn me(&self, ctx: &Context<'_>) -> Result<UserNode> {
         let viewer = auth::viewer(ctx)?;
         Ok(UserNode {

@@ -6,6 +6,7 @@ use shopgraph_core::error::{Coded, to_graphql};
 use subgraph_kit::auth;
 use subgraph_kit::cost::{ASSUMED_BASKET_LINES, list_size};
 use subgraph_kit::federation::ProductRef;
+use subgraph_kit::graphql::authenticated;
 use subgraph_kit::money::Money;
 
 use super::ShopCurrency;
@@ -111,6 +112,7 @@ impl UserNode {
     }
 
     /// The user's basket; only the user (or an admin) may see it.
+    #[graphql(directive = authenticated::apply())]
     async fn basket(&self, ctx: &Context<'_>) -> Result<BasketNode> {
         let viewer = auth::viewer(ctx)?;
         if viewer.user_id != self.id && !viewer.is_admin() {

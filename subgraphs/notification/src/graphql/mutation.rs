@@ -7,6 +7,7 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{
     CreateNotificationInput, NotificationNode, UpdateNotificationInput, notifications,
@@ -18,6 +19,7 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Marks one of the caller's delivered notifications read.
+    #[graphql(directive = authenticated::apply())]
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -28,6 +30,7 @@ impl Mutation {
     }
 
     /// Marks all the caller's delivered notifications read; returns how many changed.
+    #[graphql(directive = authenticated::apply())]
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -37,6 +40,7 @@ impl Mutation {
     }
 
     /// Creates a notification and delivers it now (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn create_notification(
         &self,
         ctx: &Context<'_>,
@@ -51,7 +55,10 @@ impl Mutation {
     }
 
     /// Creates up to 100 notifications, all or none, and delivers them (admin).
-    #[graphql(directive = list_size::apply(i32::try_from(MAX_BULK).ok(), None, None, None))]
+    #[graphql(
+        directive = list_size::apply(i32::try_from(MAX_BULK).ok(), None, None, None),
+        requires_scopes = "admin"
+    )]
     async fn bulk_create_notifications(
         &self,
         ctx: &Context<'_>,
@@ -70,6 +77,7 @@ impl Mutation {
     }
 
     /// Creates a notification to be delivered at `at` (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn schedule_notification(
         &self,
         ctx: &Context<'_>,
@@ -85,6 +93,7 @@ impl Mutation {
     }
 
     /// Delivers a PENDING or FAILED notification now (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn send_notification(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
         auth::admin(ctx)?;
         notifications(ctx)
@@ -95,6 +104,7 @@ impl Mutation {
     }
 
     /// Retries a FAILED notification, up to `DEFAULT_RETRY_ATTEMPTS` times (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn retry_notification(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationNode> {
         auth::admin(ctx)?;
         notifications(ctx)
@@ -105,6 +115,7 @@ impl Mutation {
     }
 
     /// Changes a notification's content (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn update_notification(
         &self,
         ctx: &Context<'_>,
@@ -120,6 +131,7 @@ impl Mutation {
     }
 
     /// Deletes one of the caller's notifications (any, for admins).
+    #[graphql(directive = authenticated::apply())]
     async fn delete_notification(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -130,6 +142,7 @@ impl Mutation {
     }
 
     /// Deletes expired notifications now; returns how many (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn cleanup_expired_notifications(&self, ctx: &Context<'_>) -> Result<u64> {
         auth::admin(ctx)?;
         notifications(ctx)

@@ -6,6 +6,7 @@ use subgraph_kit::auth;
 use subgraph_kit::cost::{
     FIRST_IS_OPTIONAL, PAGE_ASSUMED_SIZE, list_size, page_fields, page_slicing,
 };
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{
     NotificationConnection, NotificationNode, NotificationStats, NotificationStatus,
@@ -21,6 +22,7 @@ pub struct Query;
 impl Query {
     /// One of the caller's notifications (any, for admins); `NOT_FOUND`
     /// for unknown ids and for other users' notifications alike.
+    #[graphql(directive = authenticated::apply())]
     async fn notification(&self, ctx: &Context<'_>, id: ID) -> Result<Option<NotificationNode>> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -31,7 +33,10 @@ impl Query {
     }
 
     /// The caller's notifications, newest first, optionally filtered.
-    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
+    #[graphql(
+        directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL),
+        directive = authenticated::apply()
+    )]
     async fn my_notifications(
         &self,
         ctx: &Context<'_>,
@@ -49,6 +54,7 @@ impl Query {
     }
 
     /// Counts of the caller's notifications by status and type.
+    #[graphql(directive = authenticated::apply())]
     async fn notification_stats(&self, ctx: &Context<'_>) -> Result<NotificationStats> {
         let viewer = auth::viewer(ctx)?;
         notifications(ctx)
@@ -122,7 +128,10 @@ impl UserNode {
     }
 
     /// The user's notifications, newest first (the user or an admin only).
-    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
+    #[graphql(
+        directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL),
+        directive = authenticated::apply()
+    )]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -134,6 +143,7 @@ impl UserNode {
     }
 
     /// Delivered notifications the user has not read.
+    #[graphql(directive = authenticated::apply())]
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<u64> {
         self.check_viewer(ctx)?;
         notifications(ctx)

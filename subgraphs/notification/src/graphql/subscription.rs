@@ -14,6 +14,7 @@ use futures::{Stream, StreamExt, stream};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
 use subgraph_kit::events::live::LiveFeed;
+use subgraph_kit::graphql::authenticated;
 use uuid::Uuid;
 
 use crate::events::outgoing::created_notification;
@@ -28,6 +29,7 @@ impl Subscription {
     /// The signed-in user's notifications as they are created. With
     /// `after` (the id of the last notification the client saw), those
     /// created since are sent first, in order, then live ones.
+    #[graphql(directive = authenticated::apply())]
     async fn notification_added(
         &self,
         ctx: &Context<'_>,

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Object, Result};
 use rust_decimal::Decimal;
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 use subgraph_kit::upstream::Credentials;
 
 use super::types::{
@@ -17,6 +18,7 @@ pub struct Mutation;
 impl Mutation {
     /// Pays for the caller's basket: snapshot, create, charge. Idempotent on
     /// `idempotencyKey`.
+    #[graphql(directive = authenticated::apply())]
     async fn checkout(&self, ctx: &Context<'_>, input: CheckoutInput) -> Result<PaymentNode> {
         let viewer = auth::viewer(ctx)?;
         let card = input.card.parse().map_err(payment_error)?;
@@ -29,6 +31,7 @@ impl Mutation {
 
     /// Creates a PENDING payment for the caller's basket. Idempotent on
     /// `idempotencyKey`.
+    #[graphql(directive = authenticated::apply())]
     async fn create_payment(
         &self,
         ctx: &Context<'_>,
@@ -43,6 +46,7 @@ impl Mutation {
     }
 
     /// Charges a PENDING payment of the caller's with `card`.
+    #[graphql(directive = authenticated::apply())]
     async fn process_payment(
         &self,
         ctx: &Context<'_>,
@@ -62,6 +66,7 @@ impl Mutation {
     }
 
     /// Cancels a PENDING payment of the caller's.
+    #[graphql(directive = authenticated::apply())]
     async fn cancel_payment(&self, ctx: &Context<'_>, id: ID) -> Result<PaymentNode> {
         let viewer = auth::viewer(ctx)?;
         payments(ctx)
@@ -73,6 +78,7 @@ impl Mutation {
 
     /// Refunds `amount` (everything left when omitted) of a captured
     /// payment (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn refund_payment(
         &self,
         ctx: &Context<'_>,

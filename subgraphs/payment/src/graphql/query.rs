@@ -6,6 +6,7 @@ use subgraph_kit::auth;
 use subgraph_kit::cost::{
     FIRST_IS_OPTIONAL, PAGE_ASSUMED_SIZE, list_size, page_fields, page_slicing,
 };
+use subgraph_kit::graphql::authenticated;
 
 use super::types::{
     PaymentConnection, PaymentNode, PaymentStatus, connection, payment_error, payments,
@@ -20,6 +21,7 @@ pub struct Query;
 impl Query {
     /// A payment of the caller's (any payment, for admins); `NOT_FOUND`
     /// for unknown ids and for other users' payments alike.
+    #[graphql(directive = authenticated::apply())]
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PaymentNode>> {
         let viewer = auth::viewer(ctx)?;
         payments(ctx)
@@ -30,7 +32,10 @@ impl Query {
     }
 
     /// The caller's payments, newest first.
-    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
+    #[graphql(
+        directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL),
+        directive = authenticated::apply()
+    )]
     async fn my_payments(
         &self,
         ctx: &Context<'_>,
@@ -51,7 +56,10 @@ impl Query {
     }
 
     /// Every payment, optionally in one status (admin).
-    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
+    #[graphql(
+        directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL),
+        requires_scopes = "admin"
+    )]
     async fn payments(
         &self,
         ctx: &Context<'_>,
@@ -111,7 +119,10 @@ impl UserNode {
     }
 
     /// The user's payments, newest first; only the user (or an admin) may see them.
-    #[graphql(directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL))]
+    #[graphql(
+        directive = list_size::apply(PAGE_ASSUMED_SIZE, page_slicing(), page_fields(), FIRST_IS_OPTIONAL),
+        directive = authenticated::apply()
+    )]
     async fn payments(
         &self,
         ctx: &Context<'_>,

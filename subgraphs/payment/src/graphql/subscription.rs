@@ -6,6 +6,7 @@ use futures::{Stream, StreamExt};
 use subgraph_kit::auth;
 use subgraph_kit::events::contract::{EventKind, PaymentData};
 use subgraph_kit::events::live::LiveFeed;
+use subgraph_kit::graphql::authenticated;
 
 use crate::graphql::types::{PaymentNode, payment_error, payments};
 
@@ -16,6 +17,7 @@ pub struct Subscription;
 impl Subscription {
     /// The payment each time its status changes, from now on. Only its
     /// owner or an admin may follow it (others get `NOT_FOUND`).
+    #[graphql(directive = authenticated::apply())]
     async fn payment_status_changed(
         &self,
         ctx: &Context<'_>,

@@ -15,6 +15,7 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Adds a product to the catalogue (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn create_product(
         &self,
         ctx: &Context<'_>,
@@ -29,6 +30,7 @@ impl Mutation {
     }
 
     /// Changes fields of a product (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn update_product(
         &self,
         ctx: &Context<'_>,
@@ -43,6 +45,7 @@ impl Mutation {
     }
 
     /// Removes a product (admin). Existing baskets and payments keep their snapshots.
+    #[graphql(requires_scopes = "admin")]
     async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         auth::admin(ctx)?;
         let id = parse_product_id(&id).map_err(to_graphql)?;
@@ -53,6 +56,7 @@ impl Mutation {
 
     /// Adds `delta` units to the stock (negative to remove), atomically;
     /// refuses with `CONFLICT` rather than going below zero (admin).
+    #[graphql(requires_scopes = "admin")]
     async fn adjust_stock(&self, ctx: &Context<'_>, id: ID, delta: i32) -> Result<ProductNode> {
         auth::admin(ctx)?;
         let id = parse_product_id(&id).map_err(to_graphql)?;

@@ -8,6 +8,7 @@ use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
 use subgraph_kit::events::contract::{EventKind, StockData};
 use subgraph_kit::events::live::LiveFeed;
+use subgraph_kit::graphql::authenticated;
 
 use crate::domain::parse_product_id;
 use crate::graphql::ProductLoader;
@@ -21,6 +22,7 @@ pub struct Subscription;
 impl Subscription {
     /// Every stock change of product `productId` (of every product when
     /// omitted), from now on. Signed-in callers only.
+    #[graphql(directive = authenticated::apply())]
     async fn stock_changed(
         &self,
         ctx: &Context<'_>,
