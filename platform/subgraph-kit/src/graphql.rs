@@ -5,7 +5,9 @@
 //! parsed or validated gets HTTP 400 with `errors` and no `data`; a mutation
 //! sent with GET gets 405; `application/graphql-response+json` is used when
 //! the client accepts it. Every error leaves with an `extensions.code`, and
-//! every request is counted in `/metrics` by operation type.
+//! every request is counted in `/metrics` by operation type. Text inputs
+//! holding control characters are refused before execution
+//! ([`crate::text_input`]).
 //!
 //! Subscriptions are served at `/graphql/ws` over websockets
 //! (`graphql-transport-ws`, as async-graphql implements it). Their only
@@ -34,6 +36,7 @@ use shopgraph_core::identity::Identity;
 
 use crate::metrics;
 use crate::settings::GraphqlSettings;
+use crate::text_input;
 use crate::upstream::Credentials;
 
 /// Builds the `/graphql` route for `schema`, served as `service`, with
@@ -161,7 +164,8 @@ where
     };
 
     let operation_name = request.operation_name.clone();
-    let operation_type = match request.parsed_query() {
+    let variables = std::mem::take(&mut request.variables);
+    let (operation_type, text_check) = match request.parsed_query() {
         Err(err) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
@@ -169,8 +173,12 @@ where
                 &err.message,
             );
         }
-        Ok(document) => selected_operation_type(&document.operations, operation_name.as_deref()),
+        Ok(document) => (
+            selected_operation_type(&document.operations, operation_name.as_deref()),
+            text_input::check_request(document, operation_name.as_deref(), &variables),
+        ),
     };
+    request.variables = variables;
     if method == Method::GET
         && matches!(
             operation_type,
@@ -181,6 +189,14 @@ where
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::MethodNotAllowed,
             ONLY_QUERIES_OVER_GET,
+        );
+    }
+
+    if let Err(err) = text_check {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            &err.to_string(),
         );
     }
 

@@ -16,6 +16,7 @@
 //! | [`upstream`] | calling another subgraph's GraphQL API with the caller's credentials |
 //! | [`metrics`] | what a subgraph records: GraphQL requests, statements, events |
 //! | [`clock`] | the microsecond clock stores write with |
+//! | [`text_input`] | control characters refused in every text input, before execution (`BAD_USER_INPUT`) |
 //! | [`money`], [`pagination`], [`federation`] | types shared across subgraphs |
 //! | `testkit` (feature) | throw-away databases for tests and benchmarks |
 
@@ -33,4 +34,5 @@ pub mod service;
 pub mod settings;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod text_input;
 pub mod upstream;
