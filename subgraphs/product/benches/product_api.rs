@@ -36,6 +36,7 @@ async fn main() {
     let env = Env::from_pairs([
         ("HOST", "127.0.0.1".to_owned()),
         ("PRODUCT_PORT", "0".to_owned()),
+        ("METRICS_PORT", "0".to_owned()),
         ("PRODUCT_DATABASE_URL", db.url.clone()),
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
