@@ -203,6 +203,16 @@ impl SubgraphSettings {
         }
     }
 
+    /// Where the subgraph will serve `/metrics`, unless it is turned off.
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Product(settings) => settings.service.metrics.addr,
+            Self::Basket(settings) => settings.service.metrics.addr,
+            Self::Payment(settings) => settings.service.metrics.addr,
+            Self::Notification(settings) => settings.service.metrics.addr,
+        }
+    }
+
     /// Opens and migrates the store, then binds: a subgraph ready to run.
     async fn build(self, bus: EventBus) -> anyhow::Result<ServiceApp> {
         Ok(match self {
@@ -309,18 +319,26 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
     // Validate every service's configuration, and check every port is
     // free, before anything starts: a second `dev` must not touch (create,
     // migrate, seed) any store before it finds it cannot listen.
-    let mut addrs = Vec::new();
+    let mut addrs: Vec<(String, SocketAddr)> = Vec::new();
     for subgraph in Subgraph::ALL {
-        addrs.push((
-            subgraph.name(),
-            subgraph.settings(&env, RunMode::Dev)?.addr(),
-        ));
+        let settings = subgraph.settings(&env, RunMode::Dev)?;
+        addrs.push((subgraph.name().to_owned(), settings.addr()));
+        if let Some(addr) = settings.metrics_addr() {
+            addrs.push((format!("{} metrics listener", subgraph.name()), addr));
+        }
     }
     let router_settings = RouterSettings::from_env(&env, RunMode::Dev)?;
-    addrs.push((shopgraph_router::SERVICE_NAME, router_settings.http.addr));
+    addrs.push((
+        shopgraph_router::SERVICE_NAME.to_owned(),
+        router_settings.http.addr,
+    ));
     if router_settings.admin.enabled {
-        addrs.push(("router admin API", router_settings.admin.addr));
+        addrs.push(("router admin API".to_owned(), router_settings.admin.addr));
     }
+    let addrs: Vec<(&str, SocketAddr)> = addrs
+        .iter()
+        .map(|(name, addr)| (name.as_str(), *addr))
+        .collect();
     ensure_free(&addrs)?;
     let events = EventSettings::from_env(&env)?;
     let _telemetry = telemetry::init(&telemetry_settings)?;
@@ -336,8 +354,12 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
             .build(bus.clone())
             .await?;
         let addr = app.local_addr()?;
+        let metrics = app
+            .metrics_addr()
+            .map(|addr| format!("   metrics: http://{addr}/metrics"))
+            .unwrap_or_default();
         subgraphs.push_str(&format!(
-            "  {:<12} http://{addr}/graphql\n",
+            "  {:<12} http://{addr}/graphql{metrics}\n",
             subgraph.name()
         ));
         // Later services call earlier ones where they really listen.

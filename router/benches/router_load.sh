@@ -79,7 +79,8 @@
 #   BENCH_CONNECTIONS=32    wrk connections
 #   BENCH_THREADS=2         wrk threads
 #   BENCH_WARMUP_SECONDS=2  wrk warm-up before every measured run
-#   BENCH_PORT_BASE=14000   router on BASE (+12 without dedupe), subgraphs BASE+1..4, Hive BASE+10, BASE+11;
+#   BENCH_PORT_BASE=14000   router on BASE (+12 without dedupe), subgraphs BASE+1..4 (their metrics
+#                           listeners +100), Hive BASE+10, BASE+11;
 #                           protections: protected on BASE, bare BASE+12, protected + Redis BASE+13
 #   BENCH_HIVE_NODEDUPE=1   also run both routers with every dedupe disabled (hive mode)
 #   BENCH_ROUNDS=3          protections: rounds of runs per router and query (at least 2;
@@ -343,9 +344,12 @@ ok() {
     fi
 }
 
-# subgraph_requests PORT — graphql_requests_total of one subgraph.
+# subgraph_metrics_port PORT — the metrics listener of the subgraph on
+# PORT (set at start): subgraphs serve /metrics there only.
+subgraph_metrics_port() { echo $(($1 + 100)); }
+# subgraph_requests PORT — graphql_requests_total of the subgraph on PORT.
 subgraph_requests() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+    curl -fsS --max-time 5 "http://127.0.0.1:$(subgraph_metrics_port "$1")/metrics" |
         awk '/^graphql_requests_total[{ ]/ {s += $NF} END {printf "%d\n", s}'
 }
 # router_admin_port PORT — the admin listener of the router on PORT (set by
@@ -429,13 +433,13 @@ subgraph_env=(
     PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql"
     BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql"
 )
-start product env "${subgraph_env[@]}" SEED_DEMO_DATA=true PRODUCT_PORT="$PRODUCT_PORT_B" \
+start product env "${subgraph_env[@]}" SEED_DEMO_DATA=true PRODUCT_PORT="$PRODUCT_PORT_B" PRODUCT_METRICS_PORT="$(subgraph_metrics_port "$PRODUCT_PORT_B")" \
     PRODUCT_DATABASE_URL="sqlite://$WORK/data/product.db?mode=rwc" "$BIN" serve product
-start basket env "${subgraph_env[@]}" BASKET_PORT="$BASKET_PORT_B" \
+start basket env "${subgraph_env[@]}" BASKET_PORT="$BASKET_PORT_B" BASKET_METRICS_PORT="$(subgraph_metrics_port "$BASKET_PORT_B")" \
     BASKET_DATABASE_URL="sqlite://$WORK/data/basket.db?mode=rwc" "$BIN" serve basket
-start payment env "${subgraph_env[@]}" PAYMENT_PORT="$PAYMENT_PORT_B" \
+start payment env "${subgraph_env[@]}" PAYMENT_PORT="$PAYMENT_PORT_B" PAYMENT_METRICS_PORT="$(subgraph_metrics_port "$PAYMENT_PORT_B")" \
     PAYMENT_DATABASE_URL="sqlite://$WORK/data/payment.db?mode=rwc" "$BIN" serve payment
-start notification env "${subgraph_env[@]}" NOTIFICATION_PORT="$NOTIFICATION_PORT_B" \
+start notification env "${subgraph_env[@]}" NOTIFICATION_PORT="$NOTIFICATION_PORT_B" NOTIFICATION_METRICS_PORT="$(subgraph_metrics_port "$NOTIFICATION_PORT_B")" \
     NOTIFICATION_DATABASE_URL="sqlite://$WORK/data/notification.db?mode=rwc" "$BIN" serve notification
 for s in "${SUBGRAPHS[@]}"; do
     wait_http "$s" "http://127.0.0.1:$(port_of_subgraph "$s")/health/ready"

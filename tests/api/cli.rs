@@ -22,8 +22,18 @@ fn shopgraph() -> Command {
     command
 }
 
+/// Free ports for `dev`'s four metrics listeners (their defaults, 4101 to
+/// 4104, would clash between tests running side by side).
+pub(crate) const FREE_METRICS_PORTS: [(&str, &str); 4] = [
+    ("PRODUCT_METRICS_PORT", "0"),
+    ("BASKET_METRICS_PORT", "0"),
+    ("PAYMENT_METRICS_PORT", "0"),
+    ("NOTIFICATION_METRICS_PORT", "0"),
+];
+
 /// Starts `shopgraph dev` in `data_dir` on free ports; returns the child
-/// and the GraphQL URL it printed for each service.
+/// and the URL it printed for each service (GraphQL), and for each
+/// subgraph's metrics listener (`"product metrics"`).
 fn start_dev(data_dir: &std::path::Path) -> (Child, Urls) {
     start_dev_with(data_dir, &[])
 }
@@ -39,6 +49,7 @@ pub(crate) fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) 
         .env("PAYMENT_PORT", "0")
         .env("NOTIFICATION_PORT", "0")
         .env("ADMIN_PORT", "0")
+        .envs(FREE_METRICS_PORTS)
         .env("SHOPGRAPH_DATA_DIR", data_dir)
         .env("LOG_FORMAT", "json")
         .envs(vars.iter().copied())
@@ -54,12 +65,20 @@ pub(crate) fn start_dev_with(data_dir: &std::path::Path, vars: &[(&str, &str)]) 
             if let (Some(service), Some(url)) = (words.next(), words.next())
                 && url.starts_with("http://127.0.0.1:")
             {
+                // `  product  http://…/graphql   metrics: http://…/metrics`:
+                // the metrics URL first, so it is in once the service is.
+                if let Some((_, metrics)) = line.split_once("metrics: ") {
+                    let _ = sender.send((format!("{service} metrics"), metrics.trim().to_owned()));
+                }
                 let _ = sender.send((service.to_owned(), url.to_owned()));
             }
         }
     });
     let mut urls = std::collections::HashMap::new();
-    while urls.len() < 5 {
+    while !["router", "product", "basket", "payment", "notification"]
+        .iter()
+        .all(|service| urls.contains_key(*service))
+    {
         let (service, url) = receiver
             .recv_timeout(Duration::from_secs(60))
             .expect("dev prints every service's URL");
@@ -118,6 +137,7 @@ async fn dev_serves_demo_data_and_restarts_without_duplicates() {
     );
     assert!(first["categories"].as_array().unwrap().len() >= 5);
     dev_keeps_introspection_and_graphiql(&urls).await;
+    dev_serves_subgraph_metrics_apart(&urls).await;
     shop_flow_across_subgraphs(&urls).await;
     stop(child);
 
@@ -126,6 +146,22 @@ async fn dev_serves_demo_data_and_restarts_without_duplicates() {
     assert_eq!(second, first, "restarting does not duplicate the catalogue");
     stop(child);
     std::fs::remove_dir_all(&data_dir).ok();
+}
+
+/// In `dev` too, each subgraph serves `/metrics` on its metrics listener
+/// (printed beside its GraphQL URL) and not on its GraphQL port.
+async fn dev_serves_subgraph_metrics_apart(urls: &Urls) {
+    let client = reqwest::Client::new();
+    for service in ["product", "basket", "payment", "notification"] {
+        let metrics = &urls[&format!("{service} metrics")];
+        let scraped = client.get(metrics).send().await.expect("dev answers");
+        assert_eq!(scraped.status(), 200, "{service}: {metrics}");
+        let text = scraped.text().await.expect("text");
+        assert!(text.contains("# TYPE"), "{service}: {text}");
+        let public = urls[service].replace("/graphql", "/metrics");
+        let refused = client.get(&public).send().await.expect("dev answers");
+        assert_eq!(refused.status(), 404, "{service}: {public}");
+    }
 }
 
 /// `dev` is for trying the shop: introspection and GraphiQL stay on at
@@ -671,6 +707,7 @@ fn dev_with_a_taken_port_fails_before_touching_any_store() {
         .env("PAYMENT_PORT", &port)
         .env("NOTIFICATION_PORT", "0")
         .env("ADMIN_PORT", "0")
+        .envs(FREE_METRICS_PORTS)
         .env("SHOPGRAPH_DATA_DIR", &data_dir)
         .output()
         .expect("runs");

@@ -118,6 +118,7 @@ pub fn test_env(service: &str, db: &TestDb, options: Options, extra: &[(&str, &s
     let mut pairs = vec![
         ("HOST".to_owned(), "127.0.0.1".to_owned()),
         (format!("{prefix}_PORT"), "0".to_owned()),
+        (format!("{prefix}_METRICS_PORT"), "0".to_owned()),
         (format!("{prefix}_DATABASE_URL"), db.url.clone()),
         ("JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
         ("SEED_DEMO_DATA".to_owned(), options.seed.to_string()),
@@ -165,6 +166,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The subgraph's name (`product`...): the audience of its hop signatures.
     pub service: &'static str,
+    /// The metrics listener (`/metrics`), apart from the API port.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub statements: StatementCounter,
     pub admin_token: String,
@@ -340,6 +343,7 @@ impl TestApp {
         let authority = test_authority();
         let addr = app.local_addr().expect("bound address");
         let service = app.name();
+        let metrics_addr = app.metrics_addr();
         let statements = app.statements();
         let live = app.live_feed();
         let shutdown = CancellationToken::new();
@@ -349,6 +353,7 @@ impl TestApp {
         Self {
             addr,
             service,
+            metrics_addr,
             client: reqwest::Client::new(),
             statements,
             admin_token: token("admin-1", &[ADMIN_ROLE]),
@@ -394,7 +399,17 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// GETs `path` (health, metrics, GraphQL over GET).
+    /// GETs `/metrics` from the metrics listener, as Prometheus scrapes it.
+    pub async fn metrics(&self) -> reqwest::Response {
+        let addr = self.metrics_addr.expect("the metrics listener runs");
+        self.client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("the metrics listener answers")
+    }
+
+    /// GETs `path` on the API port (health, GraphQL over GET).
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

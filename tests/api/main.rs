@@ -32,4 +32,5 @@ mod product_validation;
 mod query_plans;
 mod router;
 mod shop;
+mod text_inputs;
 mod traffic;

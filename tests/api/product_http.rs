@@ -170,6 +170,8 @@ async fn deep_queries_are_refused() {
     );
 }
 
+/// The public port serves the probes and GraphQL; `/metrics` only on the
+/// metrics listener (the public port answers 404 there, whoever asks).
 #[tokio::test]
 async fn health_and_metrics() {
     let app = app().await;
@@ -189,7 +191,16 @@ async fn health_and_metrics() {
         )
         .await;
     assert_eq!(refused.code(), "UNAUTHENTICATED");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let public = app.get("/metrics").await;
+    assert_eq!(public.status(), 404, "no /metrics on the public port");
+    let public_text = public.text().await.unwrap_or_default();
+    assert!(
+        !public_text.contains("graphql_requests_total"),
+        "{public_text}"
+    );
+    let scraped = app.metrics().await;
+    assert_eq!(scraped.status(), 200);
+    let metrics = scraped.text().await.unwrap();
     for expected in [
         "graphql_requests_total{service=\"product\",operation_type=\"query\"}",
         "graphql_requests_total{service=\"product\",operation_type=\"mutation\"}",
@@ -202,4 +213,48 @@ async fn health_and_metrics() {
             "missing {expected} in\n{metrics}"
         );
     }
+    // The metrics listener serves nothing else.
+    let addr = app.metrics_addr.expect("the metrics listener runs");
+    for path in ["/graphql", "/health", "/"] {
+        let other = app
+            .client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 404, "{path} on the metrics listener");
+    }
+}
+
+/// `shopgraph serve product` as production runs it: the public port answers
+/// the probes and GraphQL, and 404 on `/metrics`; the metrics listener
+/// (`PRODUCT_METRICS_PORT`) serves the exposition, counting the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_metrics_off_the_public_port() {
+    let db = crate::helpers::fresh_db(Backend::Sqlite).await;
+    let product = crate::harness::SubgraphProcess::start("product", &db.url, &[]).await;
+    let http = crate::harness::client();
+    for path in ["/health", "/health/live", "/health/ready"] {
+        let response = http.get(product.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let answer: Value = http
+        .post(product.graphql_url())
+        .json(&json!({ "query": "{ categories }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["data"]["categories"], json!([]), "{answer:#}");
+    let public = http.get(product.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404, "no /metrics on the public port");
+    let scraped = http.get(product.metrics_url()).send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(
+        text.contains("graphql_requests_total{service=\"product\",operation_type=\"query\"} 1"),
+        "{text}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Turning a service's routes into a running HTTP server.
 //!
-//! [`with_common_layers`] adds `/metrics` and the layers every request of
-//! every process passes ([`CommonLayers`]), outer to inner:
+//! [`with_common_layers`] adds the layers every request of every process
+//! passes ([`CommonLayers`]), outer to inner:
 //!
 //! 1. `connection: close` after a 413;
 //! 2. trace span per request (continuing the caller's W3C `traceparent`);
@@ -40,15 +40,18 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::settings::HttpSettings;
 
-/// Adds `/metrics` and the layers every Shopgraph HTTP service shares
-/// ([`CommonLayers`]) to `routes`.
+/// Adds the layers every Shopgraph HTTP service shares ([`CommonLayers`])
+/// to `routes`. Not `/metrics`: it goes on a listener apart from the
+/// public port (the router's admin listener, a subgraph's metrics
+/// listener), see [`metrics_route`].
 pub fn with_common_layers(service: &'static str, routes: Router, http: &HttpSettings) -> Router {
-    routes
-        .route("/metrics", metrics_route())
-        .layer(CommonLayers::new(service, http))
+    routes.layer(CommonLayers::new(service, http))
 }
 
 /// `GET /metrics`: the Prometheus exposition of this process's metrics.
+/// Served only on an operators' listener, never on a public port: the
+/// series show operations, error codes, subgraph names and counters that
+/// anonymous callers should not read.
 pub fn metrics_route() -> MethodRouter {
     // Install the recorder now: metrics recorded before it exists are lost.
     let prometheus = crate::metrics::prometheus();

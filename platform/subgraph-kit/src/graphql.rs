@@ -5,7 +5,9 @@
 //! parsed or validated gets HTTP 400 with `errors` and no `data`; a mutation
 //! sent with GET gets 405; `application/graphql-response+json` is used when
 //! the client accepts it. Every error leaves with an `extensions.code`, and
-//! every request is counted in `/metrics` by operation type.
+//! every request is counted in `/metrics` by operation type. Text inputs
+//! holding control characters are refused before execution
+//! ([`crate::text_input`]).
 //!
 //! Federation's `_service { sdl }` is answered only to signed hop callers
 //! (the router, another subgraph), or to anyone where introspection is on
@@ -42,6 +44,7 @@ use shopgraph_core::identity::Identity;
 use crate::auth::SignedHop;
 use crate::metrics;
 use crate::settings::GraphqlSettings;
+use crate::text_input;
 use crate::upstream::Credentials;
 
 /// Builds the `/graphql` route for `schema`, served as `service`, with
@@ -173,7 +176,8 @@ where
     };
 
     let operation_name = request.operation_name.clone();
-    let operation_type = match request.parsed_query() {
+    let variables = std::mem::take(&mut request.variables);
+    let (operation_type, text_check) = match request.parsed_query() {
         Err(err) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
@@ -192,9 +196,13 @@ where
                     "`_service` is only answered to the router (signed requests)",
                 );
             }
-            selected_operation_type(&document.operations, operation_name.as_deref())
+            (
+                selected_operation_type(&document.operations, operation_name.as_deref()),
+                text_input::check_request(document, operation_name.as_deref(), &variables),
+            )
         }
     };
+    request.variables = variables;
     if method == Method::GET
         && matches!(
             operation_type,
@@ -205,6 +213,14 @@ where
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::MethodNotAllowed,
             ONLY_QUERIES_OVER_GET,
+        );
+    }
+
+    if let Err(err) = text_check {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            &err.to_string(),
         );
     }
 

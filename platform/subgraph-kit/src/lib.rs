@@ -17,6 +17,7 @@
 //! | [`metrics`] | what a subgraph records: GraphQL requests, statements, events |
 //! | [`clock`] | the microsecond clock stores write with |
 //! | [`cost`] | `@cost` and `@listSize`, the cost directives the router's complexity estimate reads |
+//! | [`text_input`] | control characters refused in every text input, before execution (`BAD_USER_INPUT`) |
 //! | [`money`], [`pagination`], [`federation`] | types shared across subgraphs |
 //! | `testkit` (feature) | throw-away databases for tests and benchmarks |
 
@@ -35,4 +36,5 @@ pub mod service;
 pub mod settings;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod text_input;
 pub mod upstream;

@@ -110,7 +110,9 @@ pub async fn migrate<M: MigratorTrait>(settings: &ServiceSettings) -> Result<(),
 type Job = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
 
 /// Wraps a subgraph's own routes with identity (401 on bad credentials),
-/// health, metrics and the common layers.
+/// health and the common layers: the public port's whole surface
+/// (`/graphql`, `/health`, `/health/live`, `/health/ready`); `/metrics` is
+/// on the metrics listener ([`metrics_router`]).
 pub fn service_router(
     service: &'static str,
     routes: axum::Router,
@@ -128,10 +130,20 @@ pub fn service_router(
     )
 }
 
+/// The metrics listener's routes: `GET /metrics` (the process's Prometheus
+/// exposition) and nothing else. No token, as on the router's admin
+/// listener: Prometheus scrapes with a static configuration, and the
+/// listener binds loopback (or an internal address the operator chooses).
+pub fn metrics_router() -> axum::Router {
+    axum::Router::new().route("/metrics", server::metrics_route())
+}
+
 /// A subgraph that is migrated and bound, ready to run.
 pub struct ServiceApp {
     name: &'static str,
     listener: TcpListener,
+    /// The metrics listener (`METRICS_*`), unless `METRICS_ENABLED=false`.
+    metrics: Option<TcpListener>,
     router: axum::Router,
     database: Database,
     timeouts: server::ServeTimeouts,
@@ -176,9 +188,18 @@ impl ServiceApp {
         let listener = server::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let metrics = match settings.metrics.addr {
+            Some(addr) => Some(
+                server::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             name: settings.name,
             listener,
+            metrics,
             router,
             database,
             timeouts: server::ServeTimeouts::from(&settings.http),
@@ -229,6 +250,13 @@ impl ServiceApp {
         self.listener.local_addr()
     }
 
+    /// The metrics listener's address actually bound, when it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Counts the SQL statements this service executes.
     pub fn statements(&self) -> StatementCounter {
         self.database.statements.clone()
@@ -255,7 +283,27 @@ impl ServiceApp {
             .into_iter()
             .map(|job| job(stop_jobs.clone()))
             .collect();
+        let stop_metrics = CancellationToken::new();
+        let metrics = self.metrics.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(service = name, %addr, "metrics on http://{addr}/metrics");
+            }
+            tokio::spawn(server::serve(
+                listener,
+                metrics_router(),
+                stop_metrics.clone().cancelled_owned(),
+                self.timeouts,
+            ))
+        });
         let result = server::serve(self.listener, self.router, shutdown, self.timeouts).await;
+        stop_metrics.cancel();
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Err(err)) => tracing::error!(service = name, %err, "metrics listener failed"),
+                Err(err) => tracing::error!(service = name, %err, "metrics listener task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         stop_jobs.cancel();
         for job in jobs {
             if let Err(err) = job.await {

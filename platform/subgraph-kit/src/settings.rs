@@ -5,6 +5,7 @@
 //! that wins over the shared variable (`PORT`, `DATABASE_URL`), so one
 //! environment can configure a single service or the whole shop.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +70,52 @@ pub struct GraphqlSettings {
     pub graphiql: bool,
 }
 
+/// How far a subgraph's metrics listener port is from its API port by
+/// default (product 4001 → 4101), as the router's admin listener (4100) is
+/// from its API port (4000).
+pub const METRICS_PORT_OFFSET: u16 = 100;
+
+/// Where a subgraph serves Prometheus `/metrics`: a listener of its own,
+/// apart from the public GraphQL port, because the series name operations,
+/// error codes and statement counts that anonymous callers of the public
+/// port have no business reading (issue 17). It binds loopback unless
+/// `METRICS_HOST` says otherwise, like the router's admin listener.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// `METRICS_HOST`:`<SERVICE>_METRICS_PORT`, or `None` with
+    /// `METRICS_ENABLED=false`; port 0 picks a free port (tests).
+    pub addr: Option<SocketAddr>,
+}
+
+impl MetricsSettings {
+    /// Reads `METRICS_ENABLED`, `METRICS_HOST` and the port of the service
+    /// whose own variable is `port_var` (`PRODUCT_METRICS_PORT`); in
+    /// `serve` the bare `METRICS_PORT` also works (in `dev` every service
+    /// shares one environment, so it would be ambiguous, as `PORT` is).
+    pub fn from_env(
+        env: &Env,
+        port_var: &str,
+        default_port: u16,
+        mode: RunMode,
+    ) -> Result<Self, ConfigError> {
+        let enabled = env.bool_or("METRICS_ENABLED", true)?;
+        let host = env.ip_or("METRICS_HOST", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        let port_keys: &[&str] = match mode {
+            RunMode::Dev => &[port_var],
+            RunMode::Serve => &[port_var, "METRICS_PORT"],
+        };
+        let port = match env.first_raw(port_keys) {
+            None => default_port,
+            Some((var, value)) => value
+                .parse::<u16>()
+                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535"))?,
+        };
+        Ok(Self {
+            addr: enabled.then_some(SocketAddr::new(host, port)),
+        })
+    }
+}
+
 /// Everything a subgraph process needs besides its domain settings.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -76,6 +123,8 @@ pub struct ServiceSettings {
     pub name: &'static str,
     /// HTTP listener settings.
     pub http: HttpSettings,
+    /// The metrics listener (`METRICS_*`), apart from the API port.
+    pub metrics: MetricsSettings,
     /// Store settings.
     pub database: DatabaseSettings,
     /// Token verification settings.
@@ -107,6 +156,17 @@ impl ServiceSettings {
         let prefix = name.to_ascii_uppercase();
         let port_var = format!("{prefix}_PORT");
         let http = HttpSettings::from_env(env, &port_var, default_port, mode)?;
+        let metrics = MetricsSettings::from_env(
+            env,
+            &format!("{prefix}_METRICS_PORT"),
+            // A service on a free port (0, tests) gets a free metrics port too.
+            if default_port == 0 {
+                0
+            } else {
+                default_port.saturating_add(METRICS_PORT_OFFSET)
+            },
+            mode,
+        )?;
 
         let db_var = format!("{prefix}_DATABASE_URL");
         let url = match env.first_raw(&[&db_var, "DATABASE_URL"]) {
@@ -168,6 +228,7 @@ impl ServiceSettings {
         Ok(Self {
             name,
             http,
+            metrics,
             database,
             events,
             auth,
@@ -286,6 +347,28 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_apart_on_loopback_at_the_api_port_plus_100() {
+        let serve =
+            ServiceSettings::from_env(&Env::default(), "basket", 4002, RunMode::Serve).unwrap();
+        assert_eq!(serve.metrics.addr, Some("127.0.0.1:4102".parse().unwrap()));
+        let env = Env::from_pairs([("METRICS_PORT", "9100"), ("METRICS_HOST", "0.0.0.0")]);
+        let shared = ServiceSettings::from_env(&env, "basket", 4002, RunMode::Serve).unwrap();
+        assert_eq!(shared.metrics.addr, Some("0.0.0.0:9100".parse().unwrap()));
+        let dev = ServiceSettings::from_env(&env, "basket", 4002, RunMode::Dev).unwrap();
+        assert_eq!(
+            dev.metrics.addr,
+            Some("0.0.0.0:4102".parse().unwrap()),
+            "dev ignores the shared METRICS_PORT"
+        );
+        let own = env.with_default("BASKET_METRICS_PORT", "9102");
+        let own = ServiceSettings::from_env(&own, "basket", 4002, RunMode::Dev).unwrap();
+        assert_eq!(own.metrics.addr.map(|a| a.port()), Some(9102));
+        let off = Env::from_pairs([("METRICS_ENABLED", "false")]);
+        let off = ServiceSettings::from_env(&off, "basket", 4002, RunMode::Serve).unwrap();
+        assert_eq!(off.metrics.addr, None);
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("PRODUCT_PORT", "70000"),
@@ -294,6 +377,9 @@ mod tests {
             ("SHUTDOWN_TIMEOUT", "soon"),
             ("SHOP_CURRENCY", "euro"),
             ("ACCEPT_DIRECT_TOKENS", "maybe"),
+            ("PRODUCT_METRICS_PORT", "-1"),
+            ("METRICS_HOST", "localhost:9"),
+            ("METRICS_ENABLED", "sometimes"),
         ] {
             let env = serve_env([(var, value)]);
             let err = ServiceSettings::from_env(&env, "product", 4001, RunMode::Serve)

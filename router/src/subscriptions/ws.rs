@@ -218,9 +218,9 @@ impl Connection {
                 Some(Ok(Message::Binary(_))) => return Some(RouterError::WsBinaryMessage),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             };
-            let message = match serde_json::from_str::<ClientMessage>(text.as_str()) {
+            let message = match parse_message(text.as_str()) {
                 Ok(message) => message,
-                Err(err) => return Some(RouterError::WsInvalidMessage(err)),
+                Err(err) => return Some(err),
             };
             if let Some(close) = self.handle(message, upgrade_authorization).await {
                 return Some(close);
@@ -309,30 +309,8 @@ impl Connection {
         payload: Option<&Value>,
         upgrade_authorization: Option<&HeaderValue>,
     ) -> Result<Identity, RouterError> {
-        let from_payload = payload
-            .and_then(|payload| {
-                ["Authorization", "authorization", "token", "authToken"]
-                    .iter()
-                    .find_map(|key| payload.get(*key).and_then(Value::as_str))
-            })
-            .map(|token| {
-                let token = token.trim();
-                // `get`, not `[..7]`: the payload is the client's, and a
-                // non-ASCII token has no char boundary at byte 7 (slicing
-                // there panicked, closing 1005 and printing the token).
-                let has_scheme = token
-                    .get(..7)
-                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "));
-                if has_scheme && token.len() > 7 {
-                    token.to_owned()
-                } else {
-                    format!("Bearer {token}")
-                }
-            });
-        let header = match from_payload {
-            Some(value) => {
-                Some(HeaderValue::from_str(&value).map_err(|_| RouterError::WsTokenNotText)?)
-            }
+        let header = match payload_authorization(payload)? {
+            Some(header) => Some(header),
             None => upgrade_authorization.cloned(),
         };
         match self.state.pipeline.auth.identify(header.as_ref()) {
@@ -353,6 +331,76 @@ impl Connection {
 
     async fn send(&self, message: Value) {
         let _ = self.outbound.send(text(message)).await;
+    }
+}
+
+/// Reads one text frame from the client: a protocol message, or the
+/// refusal that closes the connection (4400).
+fn parse_message(text: &str) -> Result<ClientMessage, RouterError> {
+    serde_json::from_str::<ClientMessage>(text).map_err(RouterError::WsInvalidMessage)
+}
+
+/// The `Authorization` header value a `connection_init` payload carries
+/// (`Authorization`, `authorization`, `token` or `authToken`, with or
+/// without the `Bearer ` scheme), if any; a token that cannot be a header
+/// value is refused.
+fn payload_authorization(payload: Option<&Value>) -> Result<Option<HeaderValue>, RouterError> {
+    let from_payload = payload
+        .and_then(|payload| {
+            ["Authorization", "authorization", "token", "authToken"]
+                .iter()
+                .find_map(|key| payload.get(*key).and_then(Value::as_str))
+        })
+        .map(|token| {
+            let token = token.trim();
+            // `get`, not `[..7]`: the payload is the client's, and a
+            // non-ASCII token has no char boundary at byte 7 (slicing
+            // there panicked, closing 1005 and printing the token).
+            let has_scheme = token
+                .get(..7)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "));
+            if has_scheme && token.len() > 7 {
+                token.to_owned()
+            } else {
+                format!("Bearer {token}")
+            }
+        });
+    from_payload
+        .map(|value| HeaderValue::from_str(&value).map_err(|_| RouterError::WsTokenNotText))
+        .transpose()
+}
+
+/// The websocket's message handling without a socket, for the fuzz targets
+/// in `fuzz/` (the `fuzzing` feature): everything [`serve`] does with a
+/// client's text frame before it needs the router's state.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use super::{ClientMessage, GraphqlRequest, RouterError, parse_message, payload_authorization};
+
+    /// What one client frame asks for, as the connection would act on it.
+    #[derive(Debug)]
+    pub enum Frame {
+        /// `connection_init`: the `Authorization` value it carries, if any.
+        Init(Option<axum::http::HeaderValue>),
+        /// `subscribe`: its id and the GraphQL request to prepare.
+        Subscribe(String, GraphqlRequest),
+        /// `ping`, `pong` or `complete`.
+        Other,
+    }
+
+    /// Reads `text` as [`super::serve`] reads a frame, and the token of a
+    /// `connection_init` as it authenticates it; `Err` is the refusal
+    /// that closes the connection.
+    pub fn read_frame(text: &str) -> Result<Frame, RouterError> {
+        Ok(match parse_message(text)? {
+            ClientMessage::ConnectionInit { payload } => {
+                Frame::Init(payload_authorization(payload.as_ref())?)
+            }
+            ClientMessage::Subscribe { id, payload } => Frame::Subscribe(id, payload),
+            ClientMessage::Ping { .. }
+            | ClientMessage::Pong { .. }
+            | ClientMessage::Complete { .. } => Frame::Other,
+        })
     }
 }
 

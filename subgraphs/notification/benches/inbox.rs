@@ -30,6 +30,7 @@ async fn main() {
         (trusted.0, trusted.1.to_owned()),
         ("HOST", "127.0.0.1".to_owned()),
         ("NOTIFICATION_PORT", "0".to_owned()),
+        ("METRICS_PORT", "0".to_owned()),
         ("NOTIFICATION_DATABASE_URL", db.url.clone()),
         ("JWT_SECRET", SECRET.to_owned()),
         ("ACCEPT_DIRECT_TOKENS", "true".to_owned()),

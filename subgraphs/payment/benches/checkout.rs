@@ -31,6 +31,7 @@ fn env(service: &str, db: &TempDatabase, extra: &[(&str, String)]) -> Env {
     let mut pairs = vec![
         ("HOST".to_owned(), "127.0.0.1".to_owned()),
         (format!("{prefix}_PORT"), "0".to_owned()),
+        (format!("{prefix}_METRICS_PORT"), "0".to_owned()),
         (format!("{prefix}_DATABASE_URL"), db.url.clone()),
         ("JWT_SECRET".to_owned(), SECRET.to_owned()),
         ("ACCEPT_DIRECT_TOKENS".to_owned(), "true".to_owned()),

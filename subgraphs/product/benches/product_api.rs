@@ -39,6 +39,7 @@ async fn main() {
         (trusted.0, trusted.1.to_owned()),
         ("HOST", "127.0.0.1".to_owned()),
         ("PRODUCT_PORT", "0".to_owned()),
+        ("METRICS_PORT", "0".to_owned()),
         ("PRODUCT_DATABASE_URL", db.url.clone()),
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);

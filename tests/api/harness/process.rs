@@ -116,6 +116,8 @@ pub async fn migrate(service: &str, database_url: &str) {
 /// killed on drop.
 pub struct SubgraphProcess {
     pub port: u16,
+    /// The metrics listener's port (`<SERVICE>_METRICS_PORT`).
+    pub metrics_port: u16,
     pub log: ChildLog,
     child: Option<Child>,
 }
@@ -125,7 +127,7 @@ impl SubgraphProcess {
     /// variables and waits until `/health/ready` answers 200.
     pub async fn start(service: &str, database_url: &str, extra: &[(&str, &str)]) -> Self {
         let prefix = service.to_ascii_uppercase();
-        let port = free_port();
+        let (port, metrics_port) = (free_port(), free_port());
         let log = ChildLog::new(&format!("{service}-{port}"));
         let mut command = Command::new(SHOPGRAPH);
         log.attach(&mut command);
@@ -133,6 +135,7 @@ impl SubgraphProcess {
             .args(["serve", service])
             .env("HOST", "127.0.0.1")
             .env(format!("{prefix}_PORT"), port.to_string())
+            .env(format!("{prefix}_METRICS_PORT"), metrics_port.to_string())
             .env(format!("{prefix}_DATABASE_URL"), database_url)
             .env("JWT_SECRET", TEST_JWT_SECRET)
             .env("ACCEPT_DIRECT_TOKENS", "true")
@@ -146,6 +149,7 @@ impl SubgraphProcess {
             .expect("shopgraph serve starts");
         let mut replica = Self {
             port,
+            metrics_port,
             log,
             child: Some(child),
         };
@@ -162,6 +166,16 @@ impl SubgraphProcess {
 
     pub fn graphql_url(&self) -> String {
         format!("http://127.0.0.1:{}/graphql", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>/path` on the public port.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `/metrics` on the metrics listener.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
     /// SIGKILL: the process is gone at once, mid-request or not.
