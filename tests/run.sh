@@ -165,4 +165,11 @@ status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+
+# Fuzzing, short mode (about a minute of runs once built; the long mode is
+# `tests/fuzz.sh long`). Only for the whole suite, not a filtered run.
+if [ "$#" -eq 0 ] && [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    say "fuzzing (short CI mode)"
+    tests/fuzz.sh || status=$?
+fi
 exit "$status"
