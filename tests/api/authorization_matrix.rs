@@ -9,9 +9,11 @@
 //!
 //! * straight to each subgraph, every row as an admin with forged identity
 //!   headers, an unsigned admin token, an expired signature, a body changed
-//!   after signing and a key nobody trusts (rotated out), and (for reads and
-//!   one mutation) a replay: all 401 `UNAUTHENTICATED`, and the stores are
-//!   unchanged afterwards (a correctly signed request is the control);
+//!   after signing, a signature for another subgraph and a key nobody
+//!   trusts (rotated out), and (for reads and one mutation) a replay; an
+//!   unsigned websocket upgrade to each subgraph owning a subscription: all
+//!   401 (`UNAUTHENTICATED`), and the stores are unchanged afterwards (a
+//!   correctly signed request is the control);
 //! * through the router, every row × {anonymous, user A, user B, admin},
 //!   compared with the table's outcome.
 
@@ -609,6 +611,11 @@ async fn direct_to_subgraphs(topology: &Topology, rows: &[Row], fixtures: &Fixtu
                 .expect("JSON"),
         );
 
+        let elsewhere = if row.subgraph == "product" {
+            "payment"
+        } else {
+            "product"
+        };
         let mut forged = HeaderMap::new();
         forged.insert("content-type", HeaderValue::from_static("application/json"));
         forward_identity(&admin, &mut forged);
@@ -630,6 +637,11 @@ async fn direct_to_subgraphs(topology: &Topology, rows: &[Row], fixtures: &Fixtu
                 "body changed after signing",
                 signed_headers(&trusted, &url, &row.subgraph, &admin, &body, now()).await,
                 tampered,
+            ),
+            (
+                "signed for another subgraph",
+                signed_headers(&trusted, &url, elsewhere, &admin, &body, now()).await,
+                body.clone(),
             ),
             (
                 "signed by a rotated-out key",
