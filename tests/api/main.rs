@@ -10,6 +10,7 @@ mod harness;
 mod helpers;
 
 mod authorization;
+mod authorization_matrix;
 mod basket;
 mod cli;
 mod config_reference;
