@@ -203,6 +203,17 @@ impl Env {
         }
     }
 
+    /// A TCP port: the first of `keys` that is set (a service's own
+    /// variable before the shared one), else `default`.
+    pub fn port_or(&self, keys: &[&str], default: u16) -> Result<u16, ConfigError> {
+        match self.first_raw(keys) {
+            None => Ok(default),
+            Some((var, value)) => value
+                .parse::<u16>()
+                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535")),
+        }
+    }
+
     /// An IP address to bind to.
     pub fn ip_or(&self, key: &str, default: IpAddr) -> Result<IpAddr, ConfigError> {
         self.parse_or(key, "an IP address such as 0.0.0.0 or 127.0.0.1", default)

@@ -46,12 +46,7 @@ impl HttpSettings {
             RunMode::Dev => &[port_var],
             RunMode::Serve => &[port_var, "PORT"],
         };
-        let port = match env.first_raw(port_keys) {
-            None => default_port,
-            Some((var, value)) => value
-                .parse::<u16>()
-                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535"))?,
-        };
+        let port = env.port_or(port_keys, default_port)?;
         let default_host = match mode {
             RunMode::Dev => IpAddr::V4(Ipv4Addr::LOCALHOST),
             RunMode::Serve => IpAddr::V4(Ipv4Addr::UNSPECIFIED),

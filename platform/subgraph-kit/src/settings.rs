@@ -104,12 +104,7 @@ impl MetricsSettings {
             RunMode::Dev => &[port_var],
             RunMode::Serve => &[port_var, "METRICS_PORT"],
         };
-        let port = match env.first_raw(port_keys) {
-            None => default_port,
-            Some((var, value)) => value
-                .parse::<u16>()
-                .map_err(|_| invalid(var, value, "a TCP port from 0 to 65535"))?,
-        };
+        let port = env.port_or(port_keys, default_port)?;
         Ok(Self {
             addr: enabled.then_some(SocketAddr::new(host, port)),
         })
