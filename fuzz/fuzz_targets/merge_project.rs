@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
             variables: &variables,
             identity: &identity,
             extra_root_fields: Map::new(),
+            denied: None,
         },
     ));
     let body = result.into_body();
