@@ -9,7 +9,7 @@
 //! * [`graphiql`]: the page a browser gets for `GET` with `Accept: text/html`;
 //! * [`response_content_type`]: `application/graphql-response+json` when the
 //!   client accepts it, else `application/json` (the GraphQL-over-HTTP spec);
-//! * [`coded_response`] / [`error_body`]: a body of one coded error, with
+//! * [`coded_response`] / [`error_json`]: a body of one coded error, with
 //!   the headers its status calls for (`Allow` on 405, `WWW-Authenticate`
 //!   on 401).
 //!

@@ -193,14 +193,15 @@ impl HopSettings {
     /// [`HopSettings::require_signer`] and [`HopSettings::require_verifier`]
     /// fail naming the variable a role needs.
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
-        let mut signing_key = match pem_setting(env, "HOP_SIGNING_KEY")? {
+        let mut signing_key = match pem_setting(env, "HOP_SIGNING_KEY_FILE", "HOP_SIGNING_KEY")? {
             Some((var, pem)) => Some(
                 SecretKey::from_pem(&AlgorithmName::Ed25519, pem.trim())
                     .map_err(|_| invalid(var, "<key>", "an Ed25519 private key in PKCS#8 PEM"))?,
             ),
             None => None,
         };
-        let mut trusted_keys = match pem_setting(env, "HOP_TRUSTED_KEYS")? {
+        let mut trusted_keys = match pem_setting(env, "HOP_TRUSTED_KEYS_FILE", "HOP_TRUSTED_KEYS")?
+        {
             Some((var, pem)) => parse_public_keys(var, &pem)?,
             None => Vec::new(),
         };
@@ -281,12 +282,9 @@ fn dev_pair() -> &'static (HopKeyPair, SecretKey) {
 /// mounted as files stay out of `/proc/<pid>/environ`) or as a value.
 fn pem_setting(
     env: &Env,
+    file_var: &'static str,
     var: &'static str,
 ) -> Result<Option<(&'static str, String)>, ConfigError> {
-    let file_var: &'static str = match var {
-        "HOP_SIGNING_KEY" => "HOP_SIGNING_KEY_FILE",
-        _ => "HOP_TRUSTED_KEYS_FILE",
-    };
     match (env.raw(file_var), env.raw(var)) {
         (Some(_), Some(_)) => Err(invalid(
             var,
@@ -317,7 +315,8 @@ fn parse_public_keys(var: &str, pem: &str) -> Result<Vec<PublicKey>, ConfigError
         keys.push(key);
         rest = &rest[start + end + END.len()..];
     }
-    if keys.is_empty() || !rest.trim().is_empty() && rest.contains("-----BEGIN") {
+    // Nothing read, or a block left over that never ended.
+    if keys.is_empty() || rest.contains("-----BEGIN") {
         return Err(invalid(
             var,
             "<keys>",
@@ -478,7 +477,9 @@ impl HopVerifier {
             audience: audience.to_owned(),
             keys: keys.into_iter().map(|key| (key.key_id(), key)).collect(),
             validity,
-            replays: ReplayGuard::new(validity + CLOCK_SKEW),
+            // The latest `expires` accepted: `created` up to one skew
+            // ahead, valid up to `validity` plus one skew.
+            replays: ReplayGuard::new(validity + 2 * CLOCK_SKEW),
         }
     }
 

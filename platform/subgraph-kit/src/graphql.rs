@@ -385,7 +385,7 @@ pub fn authenticated() {}
 /// `@authenticated`: applied through the [`authenticated`] type directive
 /// it would come out as a custom directive with its own definition, which
 /// composition drops. So the definition is removed and `@authenticated`
-/// added to the `@link` import list ([`import_authenticated`]).
+/// added to the `@link` import list (`import_authenticated`).
 pub fn federation_sdl<Q, M, S>(builder: SchemaBuilder<Q, M, S>) -> String
 where
     Q: ObjectType + 'static,

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`settings`] | a subgraph's settings: listener, store, JWT policy, GraphQL limits, event bus |
 //! | [`service`] | a subgraph's life: migrate, bind, serve, background jobs, stop |
-//! | [`auth`] | the caller of a subgraph request (forwarded by the router, or a direct token) and the resolver guards |
+//! | [`auth`] | the caller of a subgraph request (forwarded on a verified hop signature, or a direct token) and the resolver guards |
 //! | [`graphql`] | serving an async-graphql schema over HTTP and websockets, the federated schema builder, `mirror_enum!` |
 //! | [`db`] | opening a SeaORM pool for PostgreSQL, MariaDB or SQLite, with statement counting |
 //! | [`migration`] | column helpers the migration sets share |

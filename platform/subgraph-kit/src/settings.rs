@@ -62,8 +62,9 @@ pub struct GraphqlSettings {
     pub max_complexity: usize,
     /// Whether schema introspection is served (`GRAPHQL_INTROSPECTION`):
     /// on in `dev`, off in `serve` unless enabled, so a production schema
-    /// is not handed to anyone who asks. Federation's `_service` is not
-    /// introspection and stays served.
+    /// is not handed to anyone who asks. It also decides whether
+    /// federation's `_service` is answered to callers without a hop
+    /// signature (signed callers always get it).
     pub introspection: bool,
     /// Whether browsers get GraphiQL at `/graphql` (`GRAPHIQL`): on in
     /// `dev`, off in `serve` unless enabled.

@@ -473,7 +473,7 @@ impl RestrictedPlans {
     }
 
     /// Caches `restricted` for `denied`, unless the document already has
-    /// [`MAX_RESTRICTED_VARIANTS`] outcomes.
+    /// `MAX_RESTRICTED_VARIANTS` outcomes.
     pub fn remember(&self, denied: Vec<u16>, restricted: &Arc<Restricted>) {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         if plans.len() < MAX_RESTRICTED_VARIANTS {

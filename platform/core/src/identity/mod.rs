@@ -5,9 +5,10 @@
 //! `Authorization: Bearer <JWT>` with [`JwtVerifier`] and forwards the
 //! verified caller to each subgraph in two headers, [`USER_ID_HEADER`] and
 //! [`USER_ROLES_HEADER`] ([`forward_identity`] writes them,
-//! [`forwarded_identity`] reads them). A subgraph reads the forwarded caller
-//! first and verifies a bearer token itself only where direct tokens are
-//! accepted (`ACCEPT_DIRECT_TOKENS`; see the subgraph kit's `auth`).
+//! [`forwarded_identity`] reads them) on a signed hop ([`crate::hop`]). A
+//! subgraph reads the forwarded caller only from a request whose signature
+//! it verified, and verifies a bearer token itself only where direct tokens
+//! are accepted (`ACCEPT_DIRECT_TOKENS`; see the subgraph kit's `auth`).
 //!
 //! | item | role |
 //! |---|---|
@@ -183,10 +184,9 @@ pub fn forward_identity(identity: &Identity, headers: &mut HeaderMap) {
 /// header is present, an error when they are present but malformed (a roles
 /// header without a user id, repeated headers, invalid text).
 ///
-/// The headers are trusted as they are: whoever can reach a subgraph can
-/// claim any identity. Subgraphs must therefore only be reachable from the
-/// router (and each other); authenticating this hop itself (a signed
-/// assertion or mTLS) is a later issue.
+/// The headers prove nothing by themselves: call this only for a request
+/// whose hop signature verified ([`crate::hop::HopVerifier`]), which covers
+/// them; the subgraph kit's `auth` does exactly that.
 pub fn forwarded_identity(headers: &HeaderMap) -> Result<Option<Identity>, AuthError> {
     let single = |name: &str| -> Result<Option<&str>, AuthError> {
         let mut values = headers.get_all(name).iter();
