@@ -384,7 +384,10 @@ async fn confirm_basket_prices_takes_the_catalogues_current_prices(backend: Back
         .product
         .create_product("Lamp", "20.00", 10, "Home")
         .await;
-    let bulb = shop.product.create_product("Bulb", "3.00", 10, "Home").await;
+    let bulb = shop
+        .product
+        .create_product("Bulb", "3.00", 10, "Home")
+        .await;
     shop.add(As::User, &lamp, 2).await.data();
     shop.add(As::User, &bulb, 1).await.data();
     shop.product
@@ -423,7 +426,8 @@ async fn the_checkout_lock_is_taken_and_released_for_the_caller(backend: Backend
         .create_product("Mug", "8.50", 10, "Kitchen")
         .await;
     shop.add(As::User, &mug, 2).await.data();
-    let lines = json!([{ "productId": mug, "quantity": 2, "unitPrice": "8.50", "currency": "EUR" }]);
+    let lines =
+        json!([{ "productId": mug, "quantity": 2, "unitPrice": "8.50", "currency": "EUR" }]);
     let until = (chrono::Utc::now() + chrono::TimeDelta::minutes(40)).to_rfc3339();
     let begin = "mutation($p: ID!, $lines: [CheckoutLineInput!]!, $until: DateTime!) { beginCheckout(paymentId: $p, lines: $lines, lockedUntil: $until) { itemCount checkoutInProgress } }";
     let payment = uuid::Uuid::now_v7().to_string();
@@ -508,7 +512,12 @@ async fn the_checkout_lock_is_not_in_the_routers_api() {
     );
     let begin = "mutation($l: [CheckoutLineInput!]!) { beginCheckout(paymentId: \"x\", lines: $l, lockedUntil: \"2099-01-01T00:00:00Z\") { id } }";
     let hidden = shop.gql(As::User, begin, json!({ "l": [] })).await;
-    assert_eq!(hidden.code(), "GRAPHQL_VALIDATION_FAILED", "{:#}", hidden.body);
+    assert_eq!(
+        hidden.code(),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{:#}",
+        hidden.body
+    );
     let direct = shop.basket.gql(As::User, release, payment).await;
     assert_eq!(
         direct.data()["releaseCheckout"],
