@@ -318,8 +318,8 @@ impl BasketStore {
     /// Releases the user's basket from `payment_id`'s checkout (the
     /// compensation when that payment was never created): clears the lock
     /// if this payment holds it and marks the lines it locked settled, so
-    /// they can never be removed for it. Releasing
-    /// an unknown, expired or already settled checkout changes nothing.
+    /// they can never be removed for it. Releasing an unknown, expired or
+    /// already settled checkout changes nothing.
     pub async fn release_checkout(
         &self,
         user_id: &str,
