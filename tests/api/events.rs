@@ -207,6 +207,7 @@ async fn a_payment_completed_delivered_twice_takes_stock_once() {
         status: "COMPLETED".into(),
         amount: "10.00".parse().unwrap_or_default(),
         refunded_amount: Default::default(),
+        refund_amount: None,
         currency: "EUR".into(),
         basket_id: None,
         items: vec![PaymentLine {

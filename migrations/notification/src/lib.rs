@@ -8,6 +8,7 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_notifications;
+mod m20261203_000002_add_delivery_claims;
 
 /// The notification store's migrations, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             vec![Box::new(m20261122_000001_create_notifications::Migration)];
         // The event tables (outbox, inbox, relay lease) every store has.
         migrations.extend(subgraph_kit::events::schema::migrations());
+        migrations.push(Box::new(m20261203_000002_add_delivery_claims::Migration));
         migrations
     }
 

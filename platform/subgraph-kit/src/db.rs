@@ -18,19 +18,53 @@ use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection, DbErr};
 use crate::settings::DatabaseSettings;
 use shopgraph_core::health::ReadinessCheck;
 
-/// Counts statements executed through one connection pool.
+/// Counts statements executed through one connection pool, and among them
+/// those that write, so a test can prove that a batch costs one query or
+/// that an idle service writes nothing.
 #[derive(Debug, Clone, Default)]
-pub struct StatementCounter(Arc<AtomicU64>);
+pub struct StatementCounter {
+    all: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+}
 
 impl StatementCounter {
     /// Statements executed so far.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.all.load(Ordering::Relaxed)
     }
 
-    fn increment(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+    /// Statements executed so far that change data or schema (`INSERT`,
+    /// `UPDATE`, `DELETE`, `REPLACE`, `CREATE`, `ALTER`, `DROP`), whether
+    /// or not they matched a row.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
+
+    /// Counts one executed statement of text `sql`.
+    fn record(&self, sql: &str) {
+        self.all.fetch_add(1, Ordering::Relaxed);
+        if is_write(sql) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether `sql` is a statement that writes (by its first keyword; a
+/// leading `WITH` is read up to the statement it introduces).
+fn is_write(sql: &str) -> bool {
+    const WRITES: [&str; 7] = [
+        "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "ALTER", "DROP",
+    ];
+    let mut words = sql
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty());
+    let Some(first) = words.next() else {
+        return false;
+    };
+    if first.eq_ignore_ascii_case("WITH") {
+        return words.any(|w| WRITES.iter().any(|k| w.eq_ignore_ascii_case(k)));
+    }
+    WRITES.iter().any(|k| first.eq_ignore_ascii_case(k))
 }
 
 /// Why the store could not be opened.
@@ -111,7 +145,7 @@ impl Database {
         let statements = StatementCounter::default();
         let counter = statements.clone();
         conn.set_metric_callback(move |info| {
-            counter.increment();
+            counter.record(&info.statement.sql);
             crate::metrics::record_db_statement(service, info.elapsed, info.failed);
         });
         Ok(Self { conn, statements })
@@ -208,5 +242,41 @@ mod tests {
         db.conn.query_one_raw(select).await.unwrap();
         assert_eq!(db.statements.get(), before + 1);
         assert!(db.check().await.is_ok());
+        let writes = db.statements.writes();
+        db.conn
+            .execute_unprepared("CREATE TABLE t (n INTEGER)")
+            .await
+            .unwrap();
+        let insert = sea_orm::Statement::from_string(db.backend(), "INSERT INTO t VALUES (1)");
+        db.conn.execute_raw(insert).await.unwrap();
+        let select = sea_orm::Statement::from_string(db.backend(), "SELECT n FROM t");
+        db.conn.query_one_raw(select).await.unwrap();
+        assert_eq!(
+            db.statements.writes(),
+            writes + 1,
+            "the INSERT, not the SELECT"
+        );
+    }
+
+    #[test]
+    fn writes_are_told_from_reads() {
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "  update t SET n = 2",
+            "DELETE FROM t",
+            "WITH x AS (SELECT 1) UPDATE t SET n = 3",
+            "CREATE TABLE u (n INT)",
+        ] {
+            assert!(is_write(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT * FROM t",
+            "select n from updates",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "BEGIN",
+            "",
+        ] {
+            assert!(!is_write(sql), "{sql}");
+        }
     }
 }

@@ -34,7 +34,7 @@ pub mod money;
 pub mod pagination;
 pub mod service;
 pub mod settings;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod text_input;
 pub mod upstream;

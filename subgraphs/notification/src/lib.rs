@@ -77,6 +77,18 @@ impl NotificationSettings {
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
         let webhook_url = env.http_url("NOTIFICATION_WEBHOOK_URL", "an http:// or https:// URL")?;
+        let delivery_timeout = env.duration_or("UPSTREAM_TIMEOUT", Duration::from_secs(3))?;
+        let claim_timeout =
+            env.duration_or("NOTIFICATION_CLAIM_TIMEOUT", Duration::from_secs(60))?;
+        if claim_timeout <= delivery_timeout {
+            // A claim that lapses while its delivery still runs lets another
+            // replica send the same notification.
+            return Err(shopgraph_core::config::invalid(
+                "NOTIFICATION_CLAIM_TIMEOUT",
+                env.raw("NOTIFICATION_CLAIM_TIMEOUT").unwrap_or("60s"),
+                "a duration longer than UPSTREAM_TIMEOUT (a delivery must end before its claim lapses)",
+            ));
+        }
         Ok(Self {
             service,
             policy: Policy {
@@ -84,9 +96,10 @@ impl NotificationSettings {
                 retry_backoff: env
                     .duration_or("NOTIFICATION_RETRY_BACKOFF", Duration::from_secs(30))?,
                 ttl: env.duration_or("NOTIFICATION_TTL", Duration::from_secs(30 * 24 * 3600))?,
+                claim_timeout,
             },
             webhook_url,
-            delivery_timeout: env.duration_or("UPSTREAM_TIMEOUT", Duration::from_secs(3))?,
+            delivery_timeout,
             scheduler_interval: env
                 .duration_or("NOTIFICATION_SCHEDULER_INTERVAL", Duration::from_secs(5))?,
             cleanup_interval: env.duration_or("CLEANUP_INTERVAL", Duration::from_secs(3600))?,

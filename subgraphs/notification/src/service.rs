@@ -3,7 +3,9 @@
 //! [`Notifications::create`] is the creation path of GraphQL (admins). A new
 //! notification is stored, then delivered at once unless it is scheduled;
 //! the scheduler ([`Notifications::run_due`]) delivers scheduled ones when
-//! due and retries failed ones while retries are left.
+//! due and retries failed ones while retries are left. Every delivery
+//! first claims the notification (see [`crate::store`]), so several
+//! replicas' schedulers hand each one to its channel once.
 //!
 //! The event reactions ([`crate::events::incoming`]) do not come through
 //! here: they store in-app notifications with
@@ -38,6 +40,10 @@ pub struct Policy {
     pub retry_backoff: Duration,
     /// Lifetime of a notification without `expiresAt` (`NOTIFICATION_TTL`).
     pub ttl: Duration,
+    /// How long a delivery claim holds (`NOTIFICATION_CLAIM_TIMEOUT`): a
+    /// replica that dies mid-delivery leaves the notification to the
+    /// others after this. Longer than a delivery may take.
+    pub claim_timeout: Duration,
 }
 
 /// A page of notifications.
@@ -55,6 +61,8 @@ pub struct Notifications {
     store: NotificationStore,
     deliverer: Arc<dyn Deliverer>,
     policy: Policy,
+    /// This replica's name on its delivery claims.
+    claimant: Arc<str>,
 }
 
 impl Notifications {
@@ -64,6 +72,7 @@ impl Notifications {
             store,
             deliverer,
             policy,
+            claimant: Uuid::new_v4().simple().to_string().into(),
         }
     }
 
@@ -159,11 +168,13 @@ impl Notifications {
                 action: "retry",
             });
         }
+        self.claim_or_explain(&notification, "retry").await?;
         if !self
             .store
             .count_retry(notification.id, self.policy.max_retries)
             .await?
         {
+            self.store.release(notification.id, &self.claimant).await?;
             let current = self.reload(notification.id).await?;
             return Err(if current.status == Status::Failed {
                 NotificationError::RetryLimit {
@@ -178,7 +189,7 @@ impl Notifications {
             });
         }
         let notification = self.reload(notification.id).await?;
-        self.deliver(notification).await
+        self.deliver_claimed(notification).await
     }
 
     /// Marks one of the caller's delivered notifications read.
@@ -275,13 +286,18 @@ impl Notifications {
     }
 
     /// One scheduler tick: deliver what is due, retry what failed long
-    /// enough ago. Returns (delivered or attempted, retried).
+    /// enough ago, each only once this replica has claimed it (another
+    /// replica's scheduler may be at the same rows). Returns (delivered or
+    /// attempted, retried) by this replica.
     pub async fn run_due(&self) -> Result<(usize, usize), NotificationError> {
         let at = now();
         let due = self.store.due(at, TICK_BATCH).await?;
-        let delivered = due.len();
+        let mut delivered = 0;
         for notification in due {
-            self.deliver(notification).await?;
+            if self.claim(&notification).await? {
+                delivered += 1;
+                self.deliver_claimed(notification).await?;
+            }
         }
         let backoff =
             chrono::Duration::from_std(self.policy.retry_backoff).unwrap_or(chrono::Duration::MAX);
@@ -290,10 +306,13 @@ impl Notifications {
             .unwrap_or(DateTime::UNIX_EPOCH);
         let failed = self
             .store
-            .retryable(self.policy.max_retries, idle_since, TICK_BATCH)
+            .retryable(self.policy.max_retries, idle_since, at, TICK_BATCH)
             .await?;
         let mut retried = 0;
         for notification in failed {
+            if !self.claim(&notification).await? {
+                continue;
+            }
             if self
                 .store
                 .count_retry(notification.id, self.policy.max_retries)
@@ -301,14 +320,66 @@ impl Notifications {
             {
                 retried += 1;
                 let notification = self.reload(notification.id).await?;
-                self.deliver(notification).await?;
+                self.deliver_claimed(notification).await?;
+            } else {
+                self.store.release(notification.id, &self.claimant).await?;
             }
         }
         Ok((delivered, retried))
     }
 
-    /// Hands a notification to its channel and records the outcome.
+    /// Claims `notification` (in its current status) for this replica's
+    /// delivery; `false` when another holds it or it moved on.
+    async fn claim(&self, notification: &Notification) -> Result<bool, NotificationError> {
+        let at = now();
+        let until = at
+            + chrono::Duration::from_std(self.policy.claim_timeout)
+                .unwrap_or(chrono::Duration::MAX);
+        self.store
+            .claim(
+                notification.id,
+                notification.status,
+                &self.claimant,
+                at,
+                until,
+            )
+            .await
+    }
+
+    /// [`Notifications::claim`] for a caller's request to `action`: a
+    /// refusal says whether the notification moved on or is being
+    /// delivered by someone else.
+    async fn claim_or_explain(
+        &self,
+        notification: &Notification,
+        action: &'static str,
+    ) -> Result<(), NotificationError> {
+        if self.claim(notification).await? {
+            return Ok(());
+        }
+        let current = self.reload(notification.id).await?;
+        Err(if current.status == notification.status {
+            NotificationError::BeingDelivered(notification.id.to_string())
+        } else {
+            NotificationError::WrongStatus {
+                current: current.status,
+                action,
+            }
+        })
+    }
+
+    /// Claims a notification and hands it to its channel.
     async fn deliver(&self, notification: Notification) -> Result<Notification, NotificationError> {
+        self.claim_or_explain(&notification, "send").await?;
+        self.deliver_claimed(notification).await
+    }
+
+    /// Hands a notification this replica has claimed to its channel and
+    /// records the outcome (which ends the claim).
+    async fn deliver_claimed(
+        &self,
+        notification: Notification,
+    ) -> Result<Notification, NotificationError> {
         let from = notification.status;
         match self.deliverer.deliver(&notification).await {
             Ok(()) => {

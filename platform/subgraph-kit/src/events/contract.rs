@@ -194,6 +194,12 @@ pub struct PaymentData {
     pub amount: Decimal,
     /// How much has been refunded so far.
     pub refunded_amount: Decimal,
+    /// On `PaymentRefunded`, the amount of the refund this event reports
+    /// (`refunded_amount` is the running total, which is not what a second
+    /// refund's payer got back). Absent on other events and on events
+    /// written before the field existed; omitted from the JSON then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_amount: Option<Decimal>,
     /// ISO 4217 currency.
     pub currency: String,
     /// The basket it was created from.
@@ -331,6 +337,35 @@ mod tests {
         assert_eq!(basket::CLEARED, "BasketCleared");
         assert_eq!(basket::ABANDONED, "BasketAbandoned");
         assert_eq!(notification::CREATED, "NotificationCreated");
+    }
+
+    fn payment(refund_amount: Option<Decimal>) -> PaymentData {
+        PaymentData {
+            payment_id: Uuid::nil(),
+            user_id: "u".into(),
+            status: "PARTIALLY_REFUNDED".into(),
+            amount: Decimal::new(1999, 2),
+            refunded_amount: Decimal::new(900, 2),
+            refund_amount,
+            currency: "EUR".into(),
+            basket_id: None,
+            items: Vec::new(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn the_refund_amount_is_refund_amount_and_omitted_when_absent() {
+        let with = serde_json::to_value(payment(Some(Decimal::new(500, 2)))).unwrap();
+        assert_eq!(with["refundAmount"], "5.00");
+        assert_eq!(with["refundedAmount"], "9.00");
+        let without = serde_json::to_value(payment(None)).unwrap();
+        assert!(without.get("refundAmount").is_none(), "{without}");
+        // An event written before the field existed reads as None.
+        let old: PaymentData = serde_json::from_value(without).unwrap();
+        assert_eq!(old, payment(None));
+        let new: PaymentData = serde_json::from_value(with).unwrap();
+        assert_eq!(new.refund_amount, Some(Decimal::new(500, 2)));
     }
 
     #[test]

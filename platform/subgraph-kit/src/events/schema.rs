@@ -7,7 +7,10 @@
 //! * `event_inbox` — the ids of events a consumer has applied, written in
 //!   the same transaction as the effect, so a redelivery is a no-op;
 //! * `event_outbox_lease` — one row naming the replica whose relay
-//!   publishes, until when (replicas take over from a dead one).
+//!   publishes, until when (replicas take over from a dead one);
+//! * on PostgreSQL, a trigger that sends a notification on
+//!   [`OUTBOX_CHANNEL`] when a transaction that wrote outbox rows commits,
+//!   so every replica's relay wakes on any process's commit.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -16,7 +19,62 @@ use crate::migration::instant;
 
 /// Every event-table migration, oldest first, for a subgraph's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateEventTables), Box::new(CreateOutboxLease)]
+    vec![
+        Box::new(CreateEventTables),
+        Box::new(CreateOutboxLease),
+        Box::new(NotifyOutboxCommits),
+    ]
+}
+
+/// The PostgreSQL `LISTEN` channel told of committed outbox rows.
+pub(crate) const OUTBOX_CHANNEL: &str = "shopgraph_event_outbox";
+
+/// On PostgreSQL, makes every insert into `event_outbox` notify
+/// [`OUTBOX_CHANNEL`] (once per statement; PostgreSQL delivers it at
+/// commit, and never for a rolled-back transaction). Other backends have
+/// no such thing: their relays poll, reading only.
+pub struct NotifyOutboxCommits;
+
+impl MigrationName for NotifyOutboxCommits {
+    fn name(&self) -> &str {
+        "m20261203_000102_notify_outbox_commits"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for NotifyOutboxCommits {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared(&format!(
+            "CREATE OR REPLACE FUNCTION shopgraph_event_outbox_notify() RETURNS trigger \
+             LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); \
+             RETURN NULL; END $$"
+        ))
+        .await?;
+        db.execute_unprepared("DROP TRIGGER IF EXISTS event_outbox_notify ON event_outbox")
+            .await?;
+        db.execute_unprepared(
+            "CREATE TRIGGER event_outbox_notify AFTER INSERT ON event_outbox \
+             FOR EACH STATEMENT EXECUTE FUNCTION shopgraph_event_outbox_notify()",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP TRIGGER IF EXISTS event_outbox_notify ON event_outbox")
+            .await?;
+        db.execute_unprepared("DROP FUNCTION IF EXISTS shopgraph_event_outbox_notify()")
+            .await?;
+        Ok(())
+    }
 }
 
 /// Creates `event_outbox` and `event_inbox`.

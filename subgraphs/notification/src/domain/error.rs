@@ -30,6 +30,9 @@ pub enum NotificationError {
         /// What was attempted.
         action: &'static str,
     },
+    /// Another replica (or request) is delivering it right now.
+    #[error("notification {0} is being delivered; try again later")]
+    BeingDelivered(String),
     /// The retry budget is spent.
     #[error("notification {id} was already retried {attempts} times (the limit)")]
     RetryLimit {

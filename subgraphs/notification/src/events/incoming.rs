@@ -61,18 +61,15 @@ impl ReactionHandler {
                 kind: NotificationType::PaymentFailed,
                 title: "Payment failed".to_owned(),
                 message: format!(
-                    "Your payment of {amount} did not go through: {}.",
-                    p.reason.as_deref().unwrap_or("declined")
+                    "Your payment of {amount} did not go through: {}; nothing was charged.",
+                    failure_in_words(p.reason.as_deref())
                 ),
                 priority: Priority::High,
             }),
             EventKind::PaymentRefunded => to_payer(event, |p, amount| Notice {
                 kind: NotificationType::PaymentRefunded,
                 title: "Payment refunded".to_owned(),
-                message: format!(
-                    "{} {} of your payment of {amount} has been refunded.",
-                    p.refunded_amount, p.currency
-                ),
+                message: refund_in_words(p, amount),
                 priority: Priority::Normal,
             }),
             EventKind::PaymentCancelled => to_payer(event, |_, amount| Notice {
@@ -104,17 +101,19 @@ impl ReactionHandler {
             }
             EventKind::StockLow => self.to_stock_managers(event, |s| Notice {
                 kind: NotificationType::StockLow,
-                title: format!("Stock low: {}", s.product_name),
+                title: format!("Stock low: {}", product_name(s)),
                 message: format!(
-                    "Only {} left of {} (threshold {}).",
-                    s.stock_quantity, s.product_name, s.low_stock_threshold
+                    "{} is running low: {} left (alerts start below {}).",
+                    product_name(s),
+                    units(s.stock_quantity),
+                    s.low_stock_threshold
                 ),
                 priority: Priority::High,
             }),
             EventKind::StockOut => self.to_stock_managers(event, |s| Notice {
                 kind: NotificationType::StockOut,
-                title: format!("Out of stock: {}", s.product_name),
-                message: format!("{} is sold out.", s.product_name),
+                title: format!("Out of stock: {}", product_name(s)),
+                message: format!("{} is sold out: none left in stock.", product_name(s)),
                 priority: Priority::Urgent,
             }),
             // Nobody is told of these: a new payment is not news to its
@@ -167,6 +166,79 @@ fn to_payer(
     let amount = format!("{} {}", p.amount, p.currency);
     let data = json!({ "paymentId": p.payment_id, "amount": p.amount, "currency": p.currency });
     Ok(vec![in_app(&p.user_id, notice(&p, &amount), data)])
+}
+
+/// Why a payment failed, in words a shopper understands, from the
+/// provider's reason (`"card_declined: the issuer declined the card"`: a
+/// machine code, then the provider's own text). Known codes get their own
+/// sentence; anything else, or no reason, a general one — provider codes
+/// and texts are for the shop's staff, who see them on the payment.
+fn failure_in_words(reason: Option<&str>) -> &'static str {
+    const GENERAL: &str = "the payment could not be completed";
+    let Some(reason) = reason else {
+        return GENERAL;
+    };
+    let code = reason.split(':').next().unwrap_or(reason).trim();
+    match code.to_ascii_lowercase().as_str() {
+        "card_declined" | "declined" | "do_not_honor" | "generic_decline" => {
+            "your card was declined"
+        }
+        "insufficient_funds" => "your card was declined for insufficient funds",
+        "expired_card" | "card_expired" => "your card has expired",
+        "incorrect_cvc" | "invalid_cvc" => "the card's security code was not accepted",
+        "incorrect_number" | "invalid_number" => "the card number was not accepted",
+        "card_not_supported" => "this card cannot be used for this payment",
+        "processing_error" | "provider_unavailable" | "provider_timeout" | "timeout" => {
+            "the payment provider did not answer"
+        }
+        _ => GENERAL,
+    }
+}
+
+/// What a `PaymentRefunded` event means to the payer: the amount of that
+/// refund (`refundAmount`), not the running total (`refundedAmount`),
+/// which after a second refund is more than the payer got back this time.
+/// An event without `refundAmount` (written before the field existed)
+/// names no amount rather than the wrong one.
+fn refund_in_words(p: &PaymentData, amount: &str) -> String {
+    let in_full = p.refunded_amount >= p.amount;
+    match p.refund_amount {
+        Some(refund) if in_full && refund >= p.amount => {
+            format!("Your payment of {amount} has been refunded in full.")
+        }
+        Some(refund) if in_full => format!(
+            "We refunded {refund} {} of your payment of {amount}; it is now refunded in full.",
+            p.currency
+        ),
+        Some(refund) => format!(
+            "We refunded {refund} {} of your payment of {amount}.",
+            p.currency
+        ),
+        None if in_full => {
+            format!("A refund was issued on your payment of {amount}; it is now refunded in full.")
+        }
+        None => format!("A refund was issued on your payment of {amount}."),
+    }
+}
+
+/// The product a stock event is about, by name (its id only if the event
+/// carries no name).
+fn product_name(s: &StockData) -> String {
+    let name = s.product_name.trim();
+    if name.is_empty() {
+        format!("Product {}", s.product_id)
+    } else {
+        name.to_owned()
+    }
+}
+
+/// `"1 unit"`, `"3 units"`.
+fn units(count: i32) -> String {
+    if count == 1 {
+        "1 unit".to_owned()
+    } else {
+        format!("{count} units")
+    }
 }
 
 fn in_app(user_id: &str, notice: Notice, data: serde_json::Value) -> NewNotification {
@@ -298,14 +370,14 @@ mod tests {
                 EventKind::PaymentFailed,
                 NotificationType::PaymentFailed,
                 "Payment failed",
-                "Your payment of 19.99 EUR did not go through: declined.",
+                "Your payment of 19.99 EUR did not go through: the payment could not be completed; nothing was charged.",
                 Priority::High,
             ),
             (
                 EventKind::PaymentRefunded,
                 NotificationType::PaymentRefunded,
                 "Payment refunded",
-                "5.00 EUR of your payment of 19.99 EUR has been refunded.",
+                "A refund was issued on your payment of 19.99 EUR.",
                 Priority::Normal,
             ),
             (
@@ -339,12 +411,96 @@ mod tests {
                 )
             );
         }
-        let failed = reactions()
-            .notifications_for(&event("PaymentFailed", payment(Some("card expired"))))
+    }
+
+    /// The message of the notification `kind` with payment data `data`.
+    fn message(kind: EventKind, data: Value) -> String {
+        let news = reactions()
+            .notifications_for(&event(kind.as_str(), data))
             .unwrap();
+        assert_eq!(news.len(), 1);
+        news[0].message.clone()
+    }
+
+    #[test]
+    fn a_failed_payment_says_why_in_words_not_codes() {
+        // The first three are the simulated provider's reasons
+        // (subgraphs/payment/src/domain/provider.rs), word for word.
+        let cases = [
+            (
+                "card_declined: the issuer declined the card",
+                "your card was declined",
+            ),
+            (
+                "processing_error: the provider could not reach the issuer",
+                "the payment provider did not answer",
+            ),
+            (
+                "card_not_supported: not a test card of the simulated provider",
+                "this card cannot be used for this payment",
+            ),
+            (
+                "insufficient_funds",
+                "your card was declined for insufficient funds",
+            ),
+            ("expired_card: card expired", "your card has expired"),
+            ("INCORRECT_CVC", "the card's security code was not accepted"),
+            (
+                "risk_engine_v2: rule 17 matched",
+                "the payment could not be completed",
+            ),
+            ("", "the payment could not be completed"),
+        ];
+        for (reason, words) in cases {
+            let said = message(EventKind::PaymentFailed, payment(Some(reason)));
+            assert_eq!(
+                said,
+                format!(
+                    "Your payment of 19.99 EUR did not go through: {words}; nothing was charged."
+                ),
+                "{reason}"
+            );
+            if let Some((code, text)) = reason.split_once(':') {
+                assert!(
+                    !said.contains(code) && !said.contains(text.trim()),
+                    "{said}"
+                );
+            }
+        }
+    }
+
+    /// Payment data after a refund: `refunded` in all, `refund` this time.
+    fn refunded(refunded: &str, refund: Option<&str>) -> Value {
+        let mut data = payment(None);
+        data["status"] = json!("PARTIALLY_REFUNDED");
+        data["refundedAmount"] = json!(refunded);
+        if let Some(refund) = refund {
+            data["refundAmount"] = json!(refund);
+        }
+        data
+    }
+
+    #[test]
+    fn a_refund_states_the_amount_of_that_refund() {
+        // A second refund of 5.00 after 4.00: 5.00, not the 9.00 total.
+        let second = message(EventKind::PaymentRefunded, refunded("9.00", Some("5.00")));
+        assert_eq!(second, "We refunded 5.00 EUR of your payment of 19.99 EUR.");
+        assert!(!second.contains("9.00"), "{second}");
         assert_eq!(
-            failed[0].message,
-            "Your payment of 19.99 EUR did not go through: card expired."
+            message(EventKind::PaymentRefunded, refunded("19.99", Some("19.99"))),
+            "Your payment of 19.99 EUR has been refunded in full."
+        );
+        assert_eq!(
+            message(EventKind::PaymentRefunded, refunded("19.99", Some("10.99"))),
+            "We refunded 10.99 EUR of your payment of 19.99 EUR; it is now refunded in full."
+        );
+        // An event from before `refundAmount`: no amount rather than the total.
+        let old = message(EventKind::PaymentRefunded, refunded("9.00", None));
+        assert_eq!(old, "A refund was issued on your payment of 19.99 EUR.");
+        assert!(!old.contains("9.00"), "{old}");
+        assert_eq!(
+            message(EventKind::PaymentRefunded, refunded("19.99", None)),
+            "A refund was issued on your payment of 19.99 EUR; it is now refunded in full."
         );
     }
 
@@ -356,7 +512,7 @@ mod tests {
         let said = (
             NotificationType::StockLow,
             "Stock low: Lamp",
-            "Only 3 left of Lamp (threshold 5).",
+            "Lamp is running low: 3 units left (alerts start below 5).",
             Priority::High,
         );
         assert_eq!(
@@ -376,17 +532,38 @@ mod tests {
                     "admin",
                     NotificationType::StockOut,
                     "Out of stock: Lamp",
-                    "Lamp is sold out.",
+                    "Lamp is sold out: none left in stock.",
                     Priority::Urgent
                 ),
                 (
                     "stock-lead",
                     NotificationType::StockOut,
                     "Out of stock: Lamp",
-                    "Lamp is sold out.",
+                    "Lamp is sold out: none left in stock.",
                     Priority::Urgent
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn stock_alerts_name_the_product_and_say_how_many_are_left() {
+        let one = reactions()
+            .notifications_for(&event("StockLow", stock(1)))
+            .unwrap();
+        assert_eq!(one[0].title, "Stock low: Lamp");
+        assert_eq!(
+            one[0].message,
+            "Lamp is running low: 1 unit left (alerts start below 5)."
+        );
+        let mut nameless = stock(2);
+        nameless["productName"] = json!(" ");
+        let news = reactions()
+            .notifications_for(&event("StockLow", nameless))
+            .unwrap();
+        assert_eq!(
+            news[0].message,
+            "Product 01a203fa-2f09-7245-a3f7-f3ba7e44b7f4 is running low: 2 units left (alerts start below 5)."
         );
     }
 

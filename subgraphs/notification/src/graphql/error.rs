@@ -11,9 +11,9 @@ impl Coded for NotificationError {
                 ErrorCode::BadUserInput
             }
             NotificationError::NotFound(_) => ErrorCode::NotFound,
-            NotificationError::WrongStatus { .. } | NotificationError::RetryLimit { .. } => {
-                ErrorCode::Conflict
-            }
+            NotificationError::WrongStatus { .. }
+            | NotificationError::RetryLimit { .. }
+            | NotificationError::BeingDelivered(_) => ErrorCode::Conflict,
             NotificationError::Store(_) => ErrorCode::Internal,
         }
     }

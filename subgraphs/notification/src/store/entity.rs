@@ -27,6 +27,10 @@ pub struct Model {
     pub expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The scheduler replica delivering it now, if any.
+    pub claimed_by: Option<String>,
+    /// When that claim lapses (a replica that died mid-delivery).
+    pub claimed_until: Option<DateTimeUtc>,
 }
 
 /// Notifications reference no other table of this store.

@@ -4,6 +4,14 @@
 //! a notification is recorded as delivered once even when the scheduler and
 //! an admin send it at the same moment, and a retry is counted once.
 //!
+//! Before a notification is handed to its channel it is **claimed**: a
+//! conditional update that names the claimant and a deadline, and succeeds
+//! only while nobody else's claim is live. So N scheduler replicas (and an
+//! admin) over one store hand each notification to the gateway once; a
+//! claim whose holder died mid-delivery lapses at its deadline and the
+//! notification is claimable again. Recording the outcome (sent, failed)
+//! clears the claim.
+//!
 //! A stored notification that is not scheduled writes `NotificationCreated`
 //! to the outbox in the same transaction (a scheduled one, in the
 //! transaction that records its delivery): that event feeds
@@ -110,6 +118,8 @@ impl NotificationStore {
                 expires_at: Set(Some(new.expires_at.unwrap_or(default_expiry))),
                 created_at: Set(created_at),
                 updated_at: Set(created_at),
+                claimed_by: Set(None),
+                claimed_until: Set(None),
             };
             let row = Entity::insert(model).exec_with_returning(txn).await?;
             let notification = to_domain(row)?;
@@ -144,7 +154,46 @@ impl NotificationStore {
             .map_err(Into::into)
     }
 
-    /// Records a delivery if the notification is still in `from`.
+    /// Claims notification `id` for delivery by `claimant` until `until`,
+    /// if it is still in `from` and nobody else's claim is live at `at`;
+    /// returns whether it is now `claimant`'s.
+    pub async fn claim(
+        &self,
+        id: Uuid,
+        from: Status,
+        claimant: &str,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, NotificationError> {
+        let result = Entity::update_many()
+            .col_expr(Column::ClaimedBy, Expr::value(claimant))
+            .col_expr(Column::ClaimedUntil, Expr::value(until))
+            .filter(Column::Id.eq(id))
+            .filter(Column::Status.eq(from.as_str()))
+            .filter(unclaimed(at))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Gives up `claimant`'s claim on notification `id` without recording
+    /// a delivery (it turned out not to be deliverable now).
+    pub async fn release(&self, id: Uuid, claimant: &str) -> Result<(), NotificationError> {
+        Entity::update_many()
+            .col_expr(Column::ClaimedBy, Expr::value(Option::<String>::None))
+            .col_expr(
+                Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(Column::Id.eq(id))
+            .filter(Column::ClaimedBy.eq(claimant))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a delivery if the notification is still in `from`, ending
+    /// any claim on it.
     pub async fn mark_sent(&self, id: Uuid, from: Status) -> Result<bool, NotificationError> {
         let at = now();
         let txn = self.db.begin().await?;
@@ -153,6 +202,11 @@ impl NotificationStore {
                 .col_expr(Column::Status, Expr::value(Status::Sent.as_str()))
                 .col_expr(Column::SentAt, Expr::value(at))
                 .col_expr(Column::FailureReason, Expr::value(Option::<String>::None))
+                .col_expr(Column::ClaimedBy, Expr::value(Option::<String>::None))
+                .col_expr(
+                    Column::ClaimedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
         })
         .await?;
         // A scheduled notification is announced when it is delivered, not
@@ -172,7 +226,8 @@ impl NotificationStore {
         Ok(sent)
     }
 
-    /// Records a failed delivery if the notification is still in `from`.
+    /// Records a failed delivery if the notification is still in `from`,
+    /// ending any claim on it.
     pub async fn mark_failed(
         &self,
         id: Uuid,
@@ -184,6 +239,11 @@ impl NotificationStore {
             update
                 .col_expr(Column::Status, Expr::value(Status::Failed.as_str()))
                 .col_expr(Column::FailureReason, Expr::value(reason))
+                .col_expr(Column::ClaimedBy, Expr::value(Option::<String>::None))
+                .col_expr(
+                    Column::ClaimedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
         })
         .await
     }
@@ -266,7 +326,8 @@ impl NotificationStore {
             .rows_affected)
     }
 
-    /// Scheduled notifications now due, oldest first.
+    /// Scheduled notifications now due and not claimed by anyone, oldest
+    /// first.
     pub async fn due(
         &self,
         at: DateTime<Utc>,
@@ -275,24 +336,28 @@ impl NotificationStore {
         self.find_many(
             Condition::all()
                 .add(Column::Status.eq(Status::Pending.as_str()))
-                .add(Column::ScheduledAt.lte(at)),
+                .add(Column::ScheduledAt.lte(at))
+                .add(unclaimed(at)),
             limit,
         )
         .await
     }
 
-    /// Failed notifications with retries left, untouched since `idle_since`.
+    /// Failed notifications with retries left, untouched since `idle_since`
+    /// and not claimed by anyone at `at`.
     pub async fn retryable(
         &self,
         max: i32,
         idle_since: DateTime<Utc>,
+        at: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<Notification>, NotificationError> {
         self.find_many(
             Condition::all()
                 .add(Column::Status.eq(Status::Failed.as_str()))
                 .add(Column::RetryCount.lt(max))
-                .add(Column::UpdatedAt.lt(idle_since)),
+                .add(Column::UpdatedAt.lt(idle_since))
+                .add(unclaimed(at)),
             limit,
         )
         .await
@@ -440,6 +505,13 @@ async fn change(
         .exec(conn)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Notifications nobody's claim holds at `at`.
+fn unclaimed(at: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(Column::ClaimedUntil.is_null())
+        .add(Column::ClaimedUntil.lt(at))
 }
 
 /// A user's notifications, without those scheduled for later.
