@@ -23,6 +23,7 @@ pub fn payment_event(kind: EventKind, payment: &Payment) -> Result<CloudEvent, D
         status: payment.status.as_str().to_owned(),
         amount: payment.amount,
         refunded_amount: payment.refunded_amount,
+        refund_amount: None,
         currency: payment.currency.clone(),
         basket_id: payment.basket_id,
         items: payment
