@@ -138,3 +138,35 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
 pub async fn migrate(settings: &ProductSettings) -> Result<(), StartError> {
     service::migrate::<Migrator>(&settings.service).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &[(&'static str, &'static str)]) -> Result<ProductSettings, ConfigError> {
+        let [signing, trusted] = shopgraph_core::hop::HopKeyPair::of_this_process().env_vars();
+        let mut pairs = vec![signing, trusted];
+        pairs.extend_from_slice(extra);
+        ProductSettings::from_env(&Env::from_pairs(pairs), RunMode::Serve)
+    }
+
+    #[test]
+    fn the_reservation_sweep_runs_every_30s_unless_told() {
+        assert_eq!(
+            settings(&[]).unwrap().reservation_sweep_interval,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            settings(&[("RESERVATION_SWEEP_INTERVAL", "250ms")])
+                .unwrap()
+                .reservation_sweep_interval,
+            Duration::from_millis(250)
+        );
+        // A zero interval would spin (and tokio refuses it): refused at start.
+        let refused = settings(&[("RESERVATION_SWEEP_INTERVAL", "0s")]).unwrap_err();
+        assert!(
+            refused.to_string().contains("RESERVATION_SWEEP_INTERVAL"),
+            "{refused}"
+        );
+    }
+}

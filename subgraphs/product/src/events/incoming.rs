@@ -171,7 +171,7 @@ impl Handler for SaleHandler {
                     | EventKind::NotificationCreated,
                 ) => Ok(()),
                 Err(unknown) => {
-                    tracing::warn!(event_id = %event.id, %unknown, "sale reaction ignores an event of a type it does not know");
+                    tracing::warn!(event_id = %event.id, %unknown, "reservation settlement ignores an event of a type it does not know");
                     Ok(())
                 }
             }
