@@ -24,6 +24,10 @@ use super::ProductError;
 /// per line, so any basket line can be reserved and nothing larger can.
 pub const MAX_RESERVATION_QUANTITY: i32 = 999;
 
+/// Longest product name a caller may send with a line (the catalogue's own
+/// limit).
+const MAX_PRODUCT_NAME_CHARS: usize = 200;
+
 /// Most lines one reservation holds; each line is one conditional `UPDATE`
 /// in the reserving transaction, which this keeps short.
 pub const MAX_RESERVATION_LINES: usize = 100;
@@ -112,6 +116,10 @@ pub struct ReservationLineInput {
     pub unit_price: Decimal,
     /// The currency of `unit_price`.
     pub currency: String,
+    /// The product's name as the caller knows it (the basket's snapshot),
+    /// optional: it names a product the catalogue no longer has in the
+    /// refusal.
+    pub product_name: Option<String>,
 }
 
 /// A reservation request, as an adapter received it.
@@ -136,6 +144,8 @@ pub struct RequestedLine {
     pub unit_price: Decimal,
     /// Its currency.
     pub currency: String,
+    /// The caller's name for the product, if it sent one.
+    pub product_name: Option<String>,
 }
 
 /// A reservation request that passed validation and is ready to apply.
@@ -233,20 +243,37 @@ fn line(input: ReservationLineInput) -> Result<RequestedLine, ProductError> {
             "must be an ISO 4217 code of three capital letters, e.g. EUR",
         ));
     }
+    let product_name = input
+        .product_name
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    if product_name
+        .as_ref()
+        .is_some_and(|name| name.chars().count() > MAX_PRODUCT_NAME_CHARS)
+    {
+        return Err(ProductError::invalid(
+            "lines.productName",
+            format!("must be at most {MAX_PRODUCT_NAME_CHARS} characters"),
+        ));
+    }
     Ok(RequestedLine {
         product_id,
         quantity: input.quantity,
         unit_price: normalize(input.unit_price),
         currency: currency.to_owned(),
+        product_name,
     })
 }
 
 /// A line whose product the catalogue does not have (deleted or never
-/// existed). Its name is not known here: the caller holds the snapshot.
+/// existed). The catalogue no longer knows its name: it is the one the
+/// caller sent with the line, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnavailableLine {
     /// The product asked for.
     pub product_id: Uuid,
+    /// The caller's name for it.
+    pub product_name: Option<String>,
 }
 
 /// A line whose price or currency is no longer the catalogue's.
@@ -281,15 +308,17 @@ pub struct Shortage {
 
 /// The shopper-facing sentence of a refused reservation, one clause per line.
 pub(crate) fn describe_unavailable(lines: &[UnavailableLine]) -> String {
-    let ids = lines
+    lines
         .iter()
-        .map(|line| format!("product {}", line.product_id))
+        .map(|line| match &line.product_name {
+            Some(name) => format!("{name} is no longer available"),
+            None => format!(
+                "A product in your basket is no longer available (product {})",
+                line.product_id
+            ),
+        })
         .collect::<Vec<_>>()
-        .join(", ");
-    match lines.len() {
-        1 => format!("A product in your basket is no longer available ({ids})"),
-        n => format!("{n} products in your basket are no longer available ({ids})"),
-    }
+        .join("; ")
 }
 
 /// See [`describe_unavailable`].
@@ -372,6 +401,7 @@ mod tests {
             quantity,
             unit_price: Decimal::from_str("4.5").unwrap(),
             currency: "EUR".into(),
+            product_name: Some(" Blue Mug ".into()),
         }
     }
 
@@ -408,6 +438,7 @@ mod tests {
             vec![a, b]
         );
         assert_eq!(parsed.lines[0].unit_price.to_string(), "4.50");
+        assert_eq!(parsed.lines[0].product_name.as_deref(), Some("Blue Mug"));
         assert_eq!(parsed.user_id, "alice");
         assert_eq!(parsed.expires_at, at() + Duration::minutes(25));
     }
@@ -440,6 +471,8 @@ mod tests {
         negative.unit_price = Decimal::from(-1);
         let mut bad_currency = line_input(product, 1);
         bad_currency.currency = "eur".into();
+        let mut long_name = line_input(product, 1);
+        long_name.product_name = Some("x".repeat(MAX_PRODUCT_NAME_CHARS + 1));
         let too_many = (0..=MAX_RESERVATION_LINES)
             .map(|_| line_input(Uuid::now_v7(), 1))
             .collect();
@@ -460,6 +493,7 @@ mod tests {
             (input(vec![bad_price]), "lines.unitPrice"),
             (input(vec![negative]), "lines.unitPrice"),
             (input(vec![bad_currency]), "lines.currency"),
+            (input(vec![long_name]), "lines.productName"),
         ];
         for (case, field) in cases {
             assert_eq!(
@@ -505,9 +539,20 @@ mod tests {
             }]),
             "The price of Blue Mug is now 5.00 EUR (your basket has 4.50 EUR)"
         );
-        assert!(
-            describe_unavailable(&[UnavailableLine { product_id: id }])
-                .starts_with("A product in your basket is no longer available")
+        assert_eq!(
+            describe_unavailable(&[
+                UnavailableLine {
+                    product_id: id,
+                    product_name: Some("Blue Vase".into()),
+                },
+                UnavailableLine {
+                    product_id: id,
+                    product_name: None,
+                },
+            ]),
+            format!(
+                "Blue Vase is no longer available; A product in your basket is no longer available (product {id})"
+            )
         );
     }
 

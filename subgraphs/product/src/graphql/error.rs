@@ -6,8 +6,9 @@
 //! can show each product without parsing the message. The shapes are the
 //! checkout contract's:
 //!
-//! * `PRODUCT_UNAVAILABLE`: `{ productId, productName }` (`productName` is
-//!   `null`: the catalogue no longer knows it; payment fills in its snapshot);
+//! * `PRODUCT_UNAVAILABLE`: `{ productId, productName }` (the catalogue no
+//!   longer knows the name: `productName` is the one the caller sent with
+//!   the line, `null` if it sent none);
 //! * `PRICE_CHANGED`: `{ productId, productName, basketPrice, currentPrice }`,
 //!   both prices `{ amount, currency }`;
 //! * `OUT_OF_STOCK`: `{ productId, productName, requested, available }`.
@@ -55,7 +56,10 @@ fn lines_of(error: &ProductError) -> Option<Value> {
             .map(|line| {
                 object([
                     ("productId", Value::from(line.product_id.to_string())),
-                    ("productName", Value::Null),
+                    (
+                        "productName",
+                        line.product_name.clone().map_or(Value::Null, Value::from),
+                    ),
                 ])
             })
             .collect(),

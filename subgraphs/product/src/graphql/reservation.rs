@@ -23,6 +23,9 @@ pub struct StockReservationLineInput {
     pub unit_price: Decimal,
     /// ISO 4217 code of `unitPrice`.
     pub currency: String,
+    /// The product's name in the basket (optional): names a product the
+    /// catalogue no longer has in a `PRODUCT_UNAVAILABLE` refusal.
+    pub product_name: Option<String>,
 }
 
 /// A checkout's reservation request.
@@ -51,6 +54,7 @@ impl From<ReserveStockInput> for ReservationInput {
                     quantity: line.quantity,
                     unit_price: line.unit_price,
                     currency: line.currency,
+                    product_name: line.product_name,
                 })
                 .collect(),
         }

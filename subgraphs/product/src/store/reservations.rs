@@ -89,6 +89,7 @@ impl ProductStore {
             .filter(|line| !products.contains_key(&line.product_id))
             .map(|line| UnavailableLine {
                 product_id: line.product_id,
+                product_name: line.product_name.clone(),
             })
             .collect();
         if !unavailable.is_empty() {
@@ -129,6 +130,7 @@ impl ProductStore {
             {
                 None => vanished.push(UnavailableLine {
                     product_id: line.product_id,
+                    product_name: line.product_name.clone(),
                 }),
                 Some(product) => short.push(Shortage {
                     product_id: line.product_id,

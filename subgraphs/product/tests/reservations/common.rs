@@ -139,6 +139,7 @@ pub fn request_at(
                     quantity: *quantity,
                     unit_price: product.price,
                     currency: product.currency.clone(),
+                    product_name: Some(product.name.clone()),
                 })
                 .collect(),
         },

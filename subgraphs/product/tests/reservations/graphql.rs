@@ -158,21 +158,35 @@ async fn refusals_carry_their_lines(backend: TempBackend) {
         }])
     );
 
+    // Unknown to the catalogue: named by the caller's snapshot if it sent
+    // one, by id if not.
+    let never = Uuid::now_v7();
+    let mut named = line(gone.id, 1, "9.00");
+    named["productName"] = json!("Vase");
     let unavailable = run(
         &schema,
         Some(PAYER),
         RESERVE,
         input(
             Uuid::now_v7(),
-            json!([line(gone.id, 1, "9.00"), line(mug.id, 1, "4.50")]),
+            json!([named, line(never, 1, "1.00"), line(mug.id, 1, "4.50")]),
         ),
     )
     .await;
     assert_eq!(code(&unavailable), "PRODUCT_UNAVAILABLE");
+    let mut expected = vec![
+        json!({ "productId": gone.id.to_string(), "productName": "Vase" }),
+        json!({ "productId": never.to_string(), "productName": null }),
+    ];
+    // Lines are reported in product-id order.
+    expected.sort_by_key(|line| line["productId"].as_str().unwrap_or_default().to_owned());
     assert_eq!(
         unavailable["errors"][0]["extensions"]["lines"],
-        json!([{ "productId": gone.id.to_string(), "productName": null }])
+        json!(expected)
     );
+    let message = unavailable["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("Vase is no longer available"), "{message}");
+    assert!(message.contains(&format!("(product {never})")), "{message}");
 
     for (bad, field) in [
         (
