@@ -282,6 +282,7 @@ fn payment_event(kind: EventKind, user: &str, payment: Uuid) -> CloudEvent {
         status: "COMPLETED".into(),
         amount: Decimal::ONE,
         refunded_amount: Decimal::ZERO,
+        refund_amount: None,
         currency: "EUR".into(),
         basket_id: None,
         items: vec![PaymentLine {

@@ -24,6 +24,7 @@ async fn deliver(shop: &Shop, kind: EventKind, payment_id: Uuid, lines: &[(&Prod
         status: "SETTLED".into(),
         amount: Decimal::ZERO,
         refunded_amount: Decimal::ZERO,
+        refund_amount: None,
         currency: "EUR".into(),
         basket_id: None,
         items: lines
