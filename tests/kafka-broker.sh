@@ -20,6 +20,14 @@
 #   tests/kafka-broker.sh unpause PORT        # SIGCONT
 #   tests/kafka-broker.sh stop PORT           # stop broker and S3 server, delete the run's data
 #
+# Limit: a publish in flight at the instant the broker is killed can be
+# lost. tansu's object storage stores the idempotent producer's sequence
+# number before the batch; the client's retry of that batch is answered
+# DuplicateSequenceNumber, which librdkafka takes as delivered. A Kafka
+# broker appends both atomically. Kill it between publishes in tests that
+# count messages, or tolerate that loss. The data lives in the S3 server's
+# memory: it outlives the broker, not `stop`.
+#
 # OWNER is a process id: when it exits, a watchdog stops the broker, so a
 # test binary that is killed leaves nothing running. With
 # SHOPGRAPH_TANSU_KEEP_LOGS=1, `stop` keeps the broker's log in

@@ -70,6 +70,27 @@ impl Broker {
     async fn run(&self, command: &str) {
         broker_script(&[command, &self.port.to_string()]).await;
     }
+
+    /// A bus on this broker with topic names no other test uses.
+    pub async fn bus(&self) -> EventBus {
+        let settings = EventSettings {
+            kafka: Some(KafkaSettings {
+                brokers: self.address(),
+                topic_prefix: format!("t{}-", uuid::Uuid::new_v4().simple()),
+                partitions: 3,
+                replication: 1,
+                session_timeout: Duration::from_secs(6),
+                publish_timeout: Duration::from_secs(3),
+                client_properties: TANSU_CLIENT_PROPERTIES
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            }),
+        };
+        EventBus::connect(&settings, "shopgraph-test")
+            .await
+            .expect("the test broker accepts the topics")
+    }
 }
 
 impl Drop for Broker {
@@ -103,29 +124,6 @@ async fn broker_script(args: &[&str]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-impl Broker {
-    /// A bus on this broker with topic names no other test uses.
-    pub async fn bus(&self) -> EventBus {
-        let settings = EventSettings {
-            kafka: Some(KafkaSettings {
-                brokers: self.address(),
-                topic_prefix: format!("t{}-", uuid::Uuid::new_v4().simple()),
-                partitions: 3,
-                replication: 1,
-                session_timeout: Duration::from_secs(6),
-                publish_timeout: Duration::from_secs(3),
-                client_properties: TANSU_CLIENT_PROPERTIES
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            }),
-        };
-        EventBus::connect(&settings, "shopgraph-test")
-            .await
-            .expect("the test broker accepts the topics")
-    }
 }
 
 /// The `ws://` URL of a router's `/graphql`.

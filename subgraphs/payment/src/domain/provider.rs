@@ -205,8 +205,7 @@ impl SimulatedProvider {
         let captured = request
             .charge_id
             .strip_prefix(CHARGE_PREFIX)
-            .and_then(|id| Uuid::try_parse(id).ok())
-            .filter(|_| request.amount > Decimal::ZERO);
+            .and_then(|id| Uuid::try_parse(id).ok());
         let outcome = match captured {
             None => RefundOutcome::Refused {
                 reason: format!("no_such_charge: {} is not a charge", request.charge_id),

@@ -49,7 +49,10 @@ impl Payments {
     /// Settles payments PROCESSING and refunds REQUESTED since longer ago
     /// than `after` (see the module docs).
     pub async fn reconcile(&self, after: Duration) -> Result<Reconciled, PaymentError> {
-        let cutoff = now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX / 2);
+        let cutoff = chrono::Duration::from_std(after)
+            .ok()
+            .and_then(|after| now().checked_sub_signed(after))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let mut done = Reconciled::default();
         for id in self.store.processing_before(cutoff, BATCH).await? {
             let change = match self.provider.lookup(id).await {
