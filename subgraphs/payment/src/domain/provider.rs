@@ -285,3 +285,95 @@ impl PaymentProvider for SimulatedProvider {
         Box::pin(async move { Ok(self.ledger().refunds.get(&refund_id).cloned()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn charge_of(payment_id: Uuid, number: &str) -> ChargeRequest {
+        ChargeRequest {
+            payment_id,
+            amount: Decimal::from_str("10.00").unwrap_or_default(),
+            currency: "EUR".into(),
+            card: Card::parse(number, 12, 2040, "123").expect("a test card"),
+        }
+    }
+
+    fn refund_of(charge_id: &str, amount: &str) -> RefundRequest {
+        RefundRequest {
+            refund_id: Uuid::now_v7(),
+            charge_id: charge_id.to_owned(),
+            amount: Decimal::from_str(amount).unwrap_or_default(),
+            currency: "EUR".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn charges_are_recorded_by_payment_and_answered_once() {
+        let provider = SimulatedProvider::default();
+        let (paid, declined, errored) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let first = provider.charge(charge_of(paid, CARD_SUCCEEDS)).await;
+        // A retry with another card gets the first answer: no second capture.
+        let again = provider.charge(charge_of(paid, CARD_DECLINED)).await;
+        assert_eq!(first.as_ref().ok(), again.as_ref().ok());
+        assert!(matches!(first, Ok(ChargeOutcome::Captured { .. })));
+        assert_eq!(provider.lookup(paid).await.ok().flatten(), first.ok());
+
+        let refused = provider.charge(charge_of(declined, CARD_DECLINED)).await;
+        assert!(matches!(refused, Ok(ChargeOutcome::Declined { .. })));
+        assert_eq!(provider.lookup(declined).await.ok().flatten(), refused.ok());
+
+        // A provider error decided nothing: there is nothing to look up.
+        assert!(
+            provider
+                .charge(charge_of(errored, CARD_PROVIDER_ERROR))
+                .await
+                .is_err()
+        );
+        assert_eq!(provider.lookup(errored).await.ok().flatten(), None);
+        assert_eq!(provider.lookup(Uuid::now_v7()).await.ok().flatten(), None);
+    }
+
+    #[tokio::test]
+    async fn refunds_never_exceed_the_charge_and_are_answered_once() {
+        let provider = SimulatedProvider::default();
+        let payment = Uuid::now_v7();
+        let Ok(ChargeOutcome::Captured { provider_id }) =
+            provider.charge(charge_of(payment, CARD_SUCCEEDS)).await
+        else {
+            panic!("captured");
+        };
+        let six = refund_of(&provider_id, "6.00");
+        let first = provider.refund(six.clone()).await.ok();
+        assert!(matches!(first, Some(RefundOutcome::Refunded { .. })));
+        // The same refund id again is the same refund, not a second one.
+        assert_eq!(provider.refund(six.clone()).await.ok(), first);
+        assert_eq!(
+            provider.lookup_refund(six.refund_id).await.ok().flatten(),
+            first
+        );
+
+        let too_much = provider.refund(refund_of(&provider_id, "4.01")).await;
+        assert!(
+            matches!(too_much, Ok(RefundOutcome::Refused { .. })),
+            "{too_much:?}"
+        );
+        let rest = provider.refund(refund_of(&provider_id, "4.00")).await;
+        assert!(
+            matches!(rest, Ok(RefundOutcome::Refunded { .. })),
+            "{rest:?}"
+        );
+
+        let unknown = provider.refund(refund_of("ch_elsewhere", "1.00")).await;
+        assert!(
+            matches!(unknown, Ok(RefundOutcome::Refused { .. })),
+            "{unknown:?}"
+        );
+        assert_eq!(
+            provider.lookup_refund(Uuid::now_v7()).await.ok().flatten(),
+            None
+        );
+    }
+}
