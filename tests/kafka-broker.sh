@@ -176,13 +176,20 @@ start() {
         # A run whose owner died without stopping it: clean it up first.
         stop "$port"
     fi
+    if listening "$port"; then
+        echo "port $port is taken" >&2
+        exit 1
+    fi
     mkdir -p "$dir"
     local run_id
     run_id="$(date +%s%N)-$$"
     echo "$run_id" >"${dir}/run-id"
     echo "tansu" >"${dir}/bucket"
     start_s3 "$dir" tansu
-    start_broker "$port"
+    if ! (start_broker "$port"); then
+        stop "$port"
+        exit 1
+    fi
     if [ -n "$owner" ]; then
         # Stops this run when its owner exits (unless it was stopped, or
         # the port was reused by another run, meanwhile).
