@@ -268,10 +268,9 @@ async fn a_payment_completed_delivered_twice_takes_stock_once() {
     );
 }
 
-/// The test broker keeps everything in memory, so killing it would lose
-/// what it stored, which no real Kafka deployment does on a restart. The
-/// broker is frozen instead (SIGSTOP): down for every client, its data
-/// intact. The empty-restart case is covered by the next test.
+/// A broker that hangs (SIGSTOP: connections open, nothing answered) while
+/// checkouts happen. A broker killed and restarted on its data is
+/// `broker_restart.rs`; one that restarts empty is the next test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_checkouts_while_the_broker_is_down_are_all_notified_when_it_returns() {
     let broker = Broker::start().await;
@@ -334,13 +333,13 @@ async fn three_checkouts_while_the_broker_is_down_are_all_notified_when_it_retur
 /// published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_relay_publishes_to_a_broker_that_restarted_empty() {
-    let mut broker = Broker::start().await;
+    let broker = Broker::start().await;
     let shop = Shop::spawn_on(broker.bus().await, Backend::Postgres).await;
     let (product_id, _, _) = shop.stocked_product(1).await;
     shop.buy(As::User, &product_id, 1, "before").await;
-    broker.stop().await;
+    broker.kill().await;
     let paid = shop.buy(As::User, &product_id, 1, "while-down").await;
-    broker.resume().await;
+    broker.reset().await;
     let mut group = shop
         .bus
         .subscribe(

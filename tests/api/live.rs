@@ -14,39 +14,24 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::harness::{ChildLog, eventually, free_port};
+use crate::harness::free_port;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// A tansu broker on a loopback port, killed on drop.
+/// A tansu broker on a loopback port whose data lives in an S3 server of
+/// its own (`tests/kafka-broker.sh`), so killing and resuming it is a real
+/// broker restart; both are stopped and their data deleted on drop.
 pub struct Broker {
     pub port: u16,
-    binary: String,
-    process: Option<Child>,
 }
 
 impl Broker {
     /// Installs (once per machine) and starts a broker on a free port.
     pub async fn start() -> Self {
-        let output = Command::new(format!("{ROOT}/tests/kafka-broker.sh"))
-            .arg("install")
-            .output()
-            .await
-            .expect("tests/kafka-broker.sh runs");
-        assert!(
-            output.status.success(),
-            "cannot install the test broker: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let binary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         let port = free_port();
-        let mut broker = Self {
-            port,
-            binary,
-            process: None,
-        };
-        broker.resume().await;
-        broker
+        let owner = std::process::id().to_string();
+        broker_script(&["start", &port.to_string(), &owner]).await;
+        Self { port }
     }
 
     /// `127.0.0.1:port`.
@@ -54,65 +39,36 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Kills the broker (its in-memory topics are gone with it).
-    pub async fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill().await;
-            let _ = process.wait().await;
-        }
+    /// Kills the broker (`kill -9`); what it stored stays for [`Self::resume`].
+    pub async fn kill(&self) {
+        self.run("kill").await;
+    }
+
+    /// Starts the killed broker again on the same port and data, and waits
+    /// until it listens.
+    pub async fn resume(&self) {
+        self.run("resume").await;
+    }
+
+    /// Kills the broker and starts it on empty storage: a broker that lost
+    /// its topics, messages, offsets and producer ids.
+    pub async fn reset(&self) {
+        self.run("reset").await;
     }
 
     /// Freezes the broker (SIGSTOP): connections stay open, nothing is
-    /// answered — a broker that is down without losing what it stored.
+    /// answered — a broker that hangs rather than one that crashed.
     pub async fn pause(&self) {
-        self.signal("-STOP").await;
+        self.run("pause").await;
     }
 
     /// Lets a paused broker run again (SIGCONT).
     pub async fn unpause(&self) {
-        self.signal("-CONT").await;
+        self.run("unpause").await;
     }
 
-    async fn signal(&self, signal: &str) {
-        let pid = self
-            .process
-            .as_ref()
-            .and_then(Child::id)
-            .expect("a running broker");
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .await
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
-    /// Starts the broker again on the same port and waits until it listens.
-    pub async fn resume(&mut self) {
-        let url = format!("tcp://{}", self.address());
-        let mut command = Command::new(&self.binary);
-        command
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .kill_on_drop(true);
-        let log = ChildLog::new(&format!("tansu-{}", self.port));
-        log.attach(&mut command);
-        self.process = Some(command.spawn().expect("tansu starts"));
-        let address = self.address();
-        assert!(
-            eventually(Duration::from_secs(10), || async {
-                tokio::net::TcpStream::connect(&address).await.is_ok()
-            })
-            .await,
-            "tansu did not listen on {address} {}",
-            log.tail()
-        );
+    async fn run(&self, command: &str) {
+        broker_script(&[command, &self.port.to_string()]).await;
     }
 
     /// A bus on this broker with topic names no other test uses.
@@ -135,6 +91,39 @@ impl Broker {
             .await
             .expect("the test broker accepts the topics")
     }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // Blocking on purpose: the broker must be gone when the test is.
+        let stopped = std::process::Command::new(format!("{ROOT}/tests/kafka-broker.sh"))
+            .args(["stop", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .status();
+        if !matches!(stopped, Ok(status) if status.success()) {
+            eprintln!(
+                "warning: could not stop the test broker on port {}: {stopped:?}",
+                self.port
+            );
+        }
+    }
+}
+
+/// Runs `tests/kafka-broker.sh args…`; panics with its output if it fails.
+async fn broker_script(args: &[&str]) {
+    let output = Command::new(format!("{ROOT}/tests/kafka-broker.sh"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("tests/kafka-broker.sh runs");
+    assert!(
+        output.status.success(),
+        "tests/kafka-broker.sh {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The `ws://` URL of a router's `/graphql`.

@@ -1,7 +1,8 @@
 //! # payment-migration
 //!
 //! The schema of the payment subgraph's store: payments with their
-//! idempotency keys, and the basket lines they were created from. Runs on
+//! idempotency keys, the basket lines they were created from, and their
+//! refunds. Runs on
 //! MariaDB/MySQL (production) and SQLite (embedded); the bookkeeping table is
 //! `payment_seaql_migrations`.
 
@@ -9,6 +10,7 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_payments;
+mod m20261203_000002_create_refunds;
 
 /// The payment store's migrations, oldest first.
 pub struct Migrator;
@@ -20,6 +22,7 @@ impl MigratorTrait for Migrator {
             vec![Box::new(m20261122_000001_create_payments::Migration)];
         // The event tables (outbox, inbox, relay lease) every store has.
         migrations.extend(subgraph_kit::events::schema::migrations());
+        migrations.push(Box::new(m20261203_000002_create_refunds::Migration));
         migrations
     }
 

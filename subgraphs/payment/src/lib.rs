@@ -13,7 +13,8 @@
 //! * [`events`] — the payment events the store writes to the outbox
 //!   ([`events::outgoing`]; payment consumes no other service's events);
 //! * [`graphql`] — the schema;
-//! * [`sweeper`] — expires pending payments.
+//! * [`sweeper`] — expires pending payments; reconciles payments left
+//!   PROCESSING and refunds left REQUESTED with the provider.
 
 pub mod basket_client;
 pub mod domain;
@@ -60,6 +61,12 @@ pub struct PaymentSettings {
     pub pending_ttl: Duration,
     /// How often expired payments are looked for (`PAYMENT_EXPIRY_INTERVAL`).
     pub expiry_interval: Duration,
+    /// How long a payment may stay PROCESSING (a refund REQUESTED) before
+    /// the provider is asked what happened (`PAYMENT_RECONCILE_AFTER`);
+    /// well above the provider's answer time.
+    pub reconcile_after: Duration,
+    /// How often that is checked (`PAYMENT_RECONCILE_INTERVAL`).
+    pub reconcile_interval: Duration,
 }
 
 impl PaymentSettings {
@@ -85,12 +92,15 @@ impl PaymentSettings {
             upstream_timeout: env.duration_or("UPSTREAM_TIMEOUT", Duration::from_secs(3))?,
             pending_ttl: env.duration_or("PAYMENT_TTL", Duration::from_secs(15 * 60))?,
             expiry_interval: env.duration_or("PAYMENT_EXPIRY_INTERVAL", Duration::from_secs(30))?,
+            reconcile_after: env.duration_or("PAYMENT_RECONCILE_AFTER", Duration::from_secs(60))?,
+            reconcile_interval: env
+                .duration_or("PAYMENT_RECONCILE_INTERVAL", Duration::from_secs(15))?,
         })
     }
 }
 
 /// Opens and migrates the store and binds the listener: a payment subgraph
-/// (with its expiry sweeper and outbox relay to `bus`) ready to
+/// (with its expiry and reconciliation sweepers and outbox relay to `bus`) ready to
 /// [`ServiceApp::run`].
 pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceApp, StartError> {
     let database = open_store::<Migrator>(&settings.service).await?;
@@ -104,7 +114,7 @@ pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceAp
     let payments = Payments::new(
         PaymentStore::new(database.conn.clone(), relay.clone()),
         Arc::new(baskets),
-        Arc::new(SimulatedProvider),
+        Arc::new(SimulatedProvider::default()),
         settings.pending_ttl,
     );
     let (feed, forwarder) = LiveFeed::start(&bus, vec![Topic::Payment], DEFAULT_BACKLOG)
@@ -113,10 +123,16 @@ pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceAp
     let schema = graphql::schema(payments.clone(), &settings.service.graphql, feed.clone());
     let routes = subgraph_kit::graphql::routes(SERVICE_NAME, schema, &settings.service.graphql);
     let interval = settings.expiry_interval;
+    let (reconcile_every, reconcile_after) =
+        (settings.reconcile_interval, settings.reconcile_after);
+    let reconciler = payments.clone();
     Ok(ServiceApp::bind(&settings.service, database, routes)
         .await?
         .with_live_feed(feed)
         .with_job(move |stop| sweeper::run_expiry(payments, interval, stop))
+        .with_job(move |stop| {
+            sweeper::run_reconciliation(reconciler, reconcile_every, reconcile_after, stop)
+        })
         .with_job(move |stop| forwarder.run(stop))
         .with_outbox(bus, relay))
 }

@@ -5,15 +5,15 @@
 //! * [`Payments::process`] takes a PENDING payment through PROCESSING to
 //!   COMPLETED or FAILED with the provider;
 //! * [`Payments::checkout`] is both in one call;
-//! * cancel, refund (admin), read and list; [`Payments::expire_due`] is the
-//!   expiry sweeper's step.
+//! * cancel, refund (admin, `service/refund.rs`), read and list;
+//!   [`Payments::expire_due`] is the expiry sweeper's step and
+//!   [`Payments::reconcile`] (`service/reconcile.rs`) the reconciliation
+//!   sweeper's.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rust_decimal::Decimal;
 use shopgraph_core::identity::Viewer;
-use subgraph_kit::events::contract::EventKind;
 use subgraph_kit::pagination::{decode_cursor, encode_cursor, page_size};
 use subgraph_kit::upstream::Credentials;
 use uuid::Uuid;
@@ -21,9 +21,14 @@ use uuid::Uuid;
 use crate::domain::provider::{ChargeOutcome, ChargeRequest, PaymentProvider};
 use crate::domain::{
     BasketSource, Card, NewPayment, Payment, PaymentError, PaymentItem, PaymentMethod,
-    PaymentStatus, now, validate_description, validate_idempotency_key, validate_refund,
+    PaymentStatus, now, validate_description, validate_idempotency_key,
 };
 use crate::store::{Change, PaymentCursor, PaymentFilter, PaymentStore};
+
+mod reconcile;
+mod refund;
+
+pub use reconcile::Reconciled;
 
 /// What a client asks for when it creates a payment.
 #[derive(Debug, Clone)]
@@ -122,49 +127,6 @@ impl Payments {
     pub async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<Payment, PaymentError> {
         let payment = self.owned(viewer, id).await?;
         self.transition(&payment, "cancel", Change::Cancelled)
-            .await?;
-        self.reload(payment.id).await
-    }
-
-    /// Refunds `amount` (all that is left when `None`) of a captured payment.
-    pub async fn refund(&self, id: &str, amount: Option<Decimal>) -> Result<Payment, PaymentError> {
-        let payment = self.find(id).await?;
-        payment
-            .status
-            .check_transition(PaymentStatus::Refunded, "refund")?;
-        let amount = validate_refund(amount, payment.refundable())?;
-        let refunded = payment.refunded_amount + amount;
-        let status = if refunded == payment.amount {
-            PaymentStatus::Refunded
-        } else {
-            PaymentStatus::PartiallyRefunded
-        };
-        // Record first (the conditional update also stops double refunds),
-        // then ask the provider, and put the record back if it refuses.
-        if !self.store.set_refunded(&payment, refunded, status).await? {
-            let current = self.reload(payment.id).await?;
-            return Err(PaymentError::IllegalTransition {
-                current: current.status,
-                action: "refund (it changed meanwhile)",
-            });
-        }
-        let provider_id = payment.provider_id.clone().unwrap_or_default();
-        if let Err(err) = self.provider.refund(&provider_id, amount).await {
-            let recorded = self.reload(payment.id).await?;
-            if !self
-                .store
-                .set_refunded(&recorded, payment.refunded_amount, payment.status)
-                .await?
-            {
-                tracing::error!(payment_id = %payment.id, %amount, "refund failed at the provider and could not be rolled back");
-            }
-            return Err(PaymentError::ProviderUnavailable(err));
-        }
-        tracing::info!(payment_id = %payment.id, %amount, status = %status, "payment refunded");
-        // Published only now that the provider has really refunded; the
-        // recorded refund itself was committed before the provider call.
-        self.store
-            .publish(EventKind::PaymentRefunded, payment.id)
             .await?;
         self.reload(payment.id).await
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use shopgraph_core::identity::ADMIN_ROLE;
 
-pub use process::{ChildLog, RouterProcess, SubgraphProcess, into_gql, migrate};
+pub use process::{RouterProcess, SubgraphProcess, into_gql, migrate};
 pub use router::Router;
 
 /// The `shopgraph` binary under test.

@@ -4,8 +4,7 @@
 //! The path of one event, in the order it happens:
 //!
 //! 1. a use case changes its store and, **in the same transaction**, writes
-//!    the event to its [`outbox`] table (one exception, `PaymentRefunded`,
-//!    is described in the README);
+//!    the event to its [`outbox`] table;
 //! 2. the outbox [`Relay`](outbox::Relay) publishes pending rows in order to
 //!    the [`EventBus`], marks them sent, and retries with backoff while the
 //!    broker is away (a restart resumes from the table);

@@ -44,9 +44,13 @@ pub enum PaymentError {
     /// The basket subgraph could not be asked.
     #[error(transparent)]
     Basket(#[from] UpstreamError),
-    /// The provider could not carry out a refund.
+    /// The provider could not be asked, or did not decide (a refund then
+    /// stays requested until the sweeper learns its fate).
     #[error("the payment provider is unavailable")]
     ProviderUnavailable(#[source] ProviderError),
+    /// The provider refused a refund; nothing was given back.
+    #[error("the payment provider refused the refund: {0}")]
+    RefundRefused(String),
     /// The store failed; details go to the logs.
     #[error("payment store failure")]
     Store(#[from] DbErr),

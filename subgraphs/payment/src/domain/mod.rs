@@ -2,13 +2,15 @@
 //!
 //! A payment is created from a snapshot of the caller's basket (amount
 //! computed here, in exact decimals), moves through the state machine in
-//! [`status`], and is charged through the [`provider`] port. Card numbers
+//! [`status`], and is charged through the [`provider`] port; refunds
+//! ([`Refund`]) are recorded before the provider is asked. Card numbers
 //! live only in [`Card`], whose `Debug` shows the last four digits.
 
 mod basket;
 mod card;
 mod error;
 pub mod provider;
+mod refund;
 mod status;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +23,7 @@ pub use subgraph_kit::clock::now;
 pub use basket::{BasketLine, BasketSnapshot, BasketSource};
 pub use card::Card;
 pub use error::PaymentError;
+pub use refund::{Refund, RefundStatus};
 pub use status::PaymentStatus;
 
 /// How a payment is paid.

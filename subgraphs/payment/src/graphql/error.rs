@@ -12,9 +12,9 @@ impl Coded for PaymentError {
             | PaymentError::EmptyBasket
             | PaymentError::MixedCurrencies(..) => ErrorCode::BadUserInput,
             PaymentError::NotFound(_) => ErrorCode::NotFound,
-            PaymentError::IllegalTransition { .. } | PaymentError::IdempotencyConflict(_) => {
-                ErrorCode::Conflict
-            }
+            PaymentError::IllegalTransition { .. }
+            | PaymentError::IdempotencyConflict(_)
+            | PaymentError::RefundRefused(_) => ErrorCode::Conflict,
             PaymentError::Basket(upstream) => upstream.code(),
             PaymentError::ProviderUnavailable(_) => ErrorCode::SubgraphUnavailable,
             PaymentError::Store(_) => ErrorCode::Internal,

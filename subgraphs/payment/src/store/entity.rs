@@ -68,3 +68,30 @@ pub mod payment_items {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `payment_refunds`: one row per refund, recorded before the provider is asked.
+pub mod payment_refunds {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `payment_refunds`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payment_refunds")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub payment_id: Uuid,
+        #[sea_orm(column_type = "Decimal(Some((12, 2)))")]
+        pub amount: Decimal,
+        pub status: String,
+        pub provider_refund_id: Option<String>,
+        pub failure_reason: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    /// Relations are navigated by explicit queries.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

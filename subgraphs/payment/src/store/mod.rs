@@ -6,26 +6,27 @@
 //! * idempotency — a unique index on `(user_id, idempotency_key)`: of any
 //!   number of concurrent creations with one key, exactly one row exists;
 //! * the state machine — every status change is `UPDATE .. WHERE id = ? AND
-//!   status = <from>` (a refund's also checks the refunded total it read),
-//!   so of two racing changes exactly one applies;
-//! * no lost event, except for refunds — creating a payment, and every
-//!   status change made by [`PaymentStore::change_status`] (but PENDING →
-//!   PROCESSING, which publishes nothing) or [`PaymentStore::expire_due`],
-//!   writes its payment event to the outbox in the same transaction as the
-//!   change (see `subgraph_kit::events::outbox`).
+//!   status = <from>`, so of two racing changes exactly one applies; refunds
+//!   (`store/refunds.rs`) lock their payment row first and hold back the amounts
+//!   of REQUESTED refunds, so together they never exceed the captured
+//!   amount;
+//! * no lost event — creating a payment, every status change made by
+//!   [`PaymentStore::change_status`] (but PENDING → PROCESSING, which
+//!   publishes nothing) or [`PaymentStore::expire_due`], and completing a
+//!   refund ([`PaymentStore::complete_refund`]) write their payment event
+//!   to the outbox in the same transaction as the change (see
+//!   `subgraph_kit::events::outbox`).
 //!
-//! Refunds do not have that last guarantee. [`PaymentStore::set_refunded`]
-//! commits the refunded total and status on their own, before the provider
-//! is asked (and again to put them back if it refuses); once the provider
-//! has refunded, the service calls [`PaymentStore::publish`], which writes
-//! `PaymentRefunded` to the outbox in a separate write, from the payment as
-//! committed at that moment. So a process that stops between the two
-//! leaves a stored refund with no `PaymentRefunded` on `payment-events`,
-//! and the event's data may already include a later change. (It is a
-//! separate write because a SQLite transaction that reads and then writes
-//! fails when the relay commits in between; see `publish`.)
+//! A refund is recorded REQUESTED before the provider is asked (its id is
+//! the provider's idempotency key) and settled after, so a crash in
+//! between leaves a REQUESTED row that the reconciliation sweeper settles
+//! by asking the provider what happened — never by asking it to refund
+//! again. Payments left PROCESSING are found by
+//! [`PaymentStore::processing_before`] for the same sweeper.
 
 mod entity;
+mod reconcile;
+mod refunds;
 
 use std::collections::HashMap;
 
@@ -138,24 +139,6 @@ impl PaymentStore {
             .pop()
             .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))?;
         outbox::enqueue(txn, Topic::Payment, &payment_event(kind, &payment)?).await
-    }
-
-    /// Publishes `kind` for payment `id` as it is now, on its own (an
-    /// event that follows an outside call, such as a provider refund). It
-    /// is not atomic with the change it reports: see the module docs.
-    ///
-    /// One INSERT, no transaction: the payment is read as committed first.
-    /// (A transaction that reads before it writes fails at once on SQLite
-    /// when the relay commits in between: WAL cannot upgrade a stale read
-    /// snapshot, and the busy timeout does not apply to that.)
-    pub async fn publish(&self, kind: EventKind, id: Uuid) -> Result<(), PaymentError> {
-        let payment = self
-            .get(id)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))?;
-        outbox::enqueue(&self.db, Topic::Payment, &payment_event(kind, &payment)?).await?;
-        self.relay.wake();
-        Ok(())
     }
 
     /// One payment with its items.
@@ -284,29 +267,6 @@ impl PaymentStore {
             self.relay.wake();
         }
         Ok(applied)
-    }
-
-    /// Sets the refunded total to `refunded` (and the matching status) if
-    /// nobody changed the payment since `payment` was read (same status,
-    /// same refunded total); returns whether it applied. Writes no event:
-    /// the caller publishes `PaymentRefunded` once the provider has
-    /// refunded (see the module docs).
-    pub async fn set_refunded(
-        &self,
-        payment: &Payment,
-        refunded: Decimal,
-        status: PaymentStatus,
-    ) -> Result<bool, PaymentError> {
-        let result = payments::Entity::update_many()
-            .col_expr(payments::Column::RefundedAmount, Expr::value(refunded))
-            .col_expr(payments::Column::Status, Expr::value(status.as_str()))
-            .col_expr(payments::Column::UpdatedAt, Expr::value(now()))
-            .filter(payments::Column::Id.eq(payment.id))
-            .filter(payments::Column::Status.eq(payment.status.as_str()))
-            .filter(payments::Column::RefundedAmount.eq(payment.refunded_amount))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
     }
 
     /// Marks pending payments whose `expires_at` has passed as expired;
