@@ -130,15 +130,20 @@ impl PaymentStore {
 
     /// Writes `kind` for payment `id` (as it is inside `txn`) to the outbox.
     async fn emit(txn: &impl ConnectionTrait, kind: EventKind, id: Uuid) -> Result<(), DbErr> {
+        let payment = Self::committed_view(txn, id).await?;
+        outbox::enqueue(txn, Topic::Payment, &payment_event(kind, &payment)?).await
+    }
+
+    /// The payment with its items as `txn` sees it: what its event carries.
+    async fn committed_view(txn: &impl ConnectionTrait, id: Uuid) -> Result<Payment, DbErr> {
         let row = payments::Entity::find_by_id(id)
             .one(txn)
             .await?
             .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))?;
-        let payment = with_items(txn, vec![row])
+        with_items(txn, vec![row])
             .await?
             .pop()
-            .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))?;
-        outbox::enqueue(txn, Topic::Payment, &payment_event(kind, &payment)?).await
+            .ok_or_else(|| DbErr::RecordNotFound(format!("payment {id}")))
     }
 
     /// One payment with its items.

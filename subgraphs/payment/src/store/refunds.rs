@@ -18,13 +18,15 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set, TransactionTrait,
 };
-use subgraph_kit::events::contract::EventKind;
+use subgraph_kit::events::Topic;
+use subgraph_kit::events::outbox;
 use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
 use super::PaymentStore;
 use super::entity::{payment_refunds, payments};
 use crate::domain::{PaymentError, PaymentStatus, Refund, RefundStatus, now};
+use crate::events::outgoing::refund_event;
 
 /// The statuses a payment can be refunded from.
 const REFUNDABLE: [PaymentStatus; 2] = [PaymentStatus::Completed, PaymentStatus::PartiallyRefunded];
@@ -159,7 +161,13 @@ impl PaymentStore {
         if updated.rows_affected != 1 {
             return Err(inconsistent(refund, "the payment changed under its lock"));
         }
-        Self::emit(&txn, EventKind::PaymentRefunded, refund.payment_id).await?;
+        let refunded_payment = Self::committed_view(&txn, refund.payment_id).await?;
+        outbox::enqueue(
+            &txn,
+            Topic::Payment,
+            &refund_event(&refunded_payment, refund.amount)?,
+        )
+        .await?;
         txn.commit().await?;
         self.relay.wake();
         Ok(true)
