@@ -12,6 +12,7 @@ mod helpers;
 mod authorization;
 mod authorization_matrix;
 mod basket;
+mod checkout;
 mod cli;
 mod config_reference;
 mod events;

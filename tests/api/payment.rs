@@ -33,7 +33,13 @@ impl Shop {
     async fn start(backend: Backend, extra: &[(&str, &str)]) -> Self {
         let product = TestApp::spawn(Backend::Sqlite).await;
         let basket = TestApp::spawn_basket(Backend::Sqlite, &product.graphql_url(), &[]).await;
-        let payment = TestApp::spawn_payment(backend, &basket.graphql_url(), extra).await;
+        let payment = TestApp::spawn_payment(
+            backend,
+            &product.graphql_url(),
+            &basket.graphql_url(),
+            extra,
+        )
+        .await;
         Self {
             product,
             basket,
@@ -454,7 +460,7 @@ async fn bad_input_and_outages_are_coded(backend: Backend) {
     assert_eq!(no_card.code(), "BAD_USER_INPUT");
 
     let dead = unreachable_url();
-    let orphan = TestApp::spawn_payment(backend, &dead, &[]).await;
+    let orphan = TestApp::spawn_payment(backend, &dead, &dead, &[]).await;
     let response = orphan
         .gql(
             As::User,

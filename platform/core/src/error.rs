@@ -27,6 +27,16 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the current state (stock, status, idempotency).
     Conflict,
+    /// Checkout: a line asks for more units than are left
+    /// (`extensions.lines` names each with what is available).
+    OutOfStock,
+    /// Checkout: a line's product was deleted or is unknown
+    /// (`extensions.lines` names each).
+    ProductUnavailable,
+    /// Checkout: a line's price is no longer the catalogue's
+    /// (`extensions.lines` carries both prices; `confirmBasketPrices`
+    /// takes the new ones).
+    PriceChanged,
     /// The caller exceeded its request budget.
     RateLimited,
     /// A service this request depends on did not answer.
@@ -93,6 +103,9 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::Conflict => "CONFLICT",
+            Self::OutOfStock => "OUT_OF_STOCK",
+            Self::ProductUnavailable => "PRODUCT_UNAVAILABLE",
+            Self::PriceChanged => "PRICE_CHANGED",
             Self::RateLimited => "RATE_LIMITED",
             Self::SubgraphUnavailable => "SUBGRAPH_UNAVAILABLE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",

@@ -1,6 +1,7 @@
 //! Everything that can go wrong with a payment.
 
 use sea_orm::DbErr;
+use shopgraph_core::error::ErrorCode;
 use subgraph_kit::pagination::PageError;
 use subgraph_kit::upstream::UpstreamError;
 
@@ -44,6 +45,22 @@ pub enum PaymentError {
     /// The basket subgraph could not be asked.
     #[error(transparent)]
     Basket(#[from] UpstreamError),
+    /// The product subgraph could not be asked to reserve stock.
+    #[error(transparent)]
+    Stock(UpstreamError),
+    /// The product or basket subgraph refused a checkout step with a coded
+    /// error (`OUT_OF_STOCK`, `PRICE_CHANGED`, `CONFLICT`...) that the
+    /// payer can act on: passed on with the same code, message and
+    /// extensions.
+    #[error("{message}")]
+    Refused {
+        /// The upstream's `extensions.code`.
+        code: ErrorCode,
+        /// The upstream's message (written for the payer).
+        message: String,
+        /// The upstream's other extensions (the lines concerned...).
+        extensions: serde_json::Map<String, serde_json::Value>,
+    },
     /// The provider could not carry out a refund.
     #[error("the payment provider is unavailable")]
     ProviderUnavailable(#[source] ProviderError),
@@ -60,4 +77,56 @@ impl PaymentError {
             reason: reason.into(),
         }
     }
+
+    /// A checkout step's upstream failure: a refusal the payer can act on
+    /// is passed on as [`PaymentError::Refused`], anything else (an outage,
+    /// a malformed answer, an unexpected code) is wrapped by `other`.
+    pub fn from_checkout_step(err: UpstreamError, other: fn(UpstreamError) -> Self) -> Self {
+        let passed = match &err {
+            UpstreamError::Rejected {
+                code: Some(code), ..
+            } => passed_on(code),
+            _ => None,
+        };
+        match (passed, err) {
+            (
+                Some(code),
+                UpstreamError::Rejected {
+                    message,
+                    extensions,
+                    ..
+                },
+            ) => Self::Refused {
+                code,
+                message,
+                extensions,
+            },
+            (_, err) => other(err),
+        }
+    }
+
+    /// Whether this is the basket's refusal to lock: another checkout of
+    /// the basket is in progress, or its lines changed meanwhile.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused {
+                code: ErrorCode::Conflict,
+                ..
+            }
+        )
+    }
+}
+
+/// The upstream codes a checkout passes on to its caller as they are.
+fn passed_on(code: &str) -> Option<ErrorCode> {
+    [
+        ErrorCode::OutOfStock,
+        ErrorCode::ProductUnavailable,
+        ErrorCode::PriceChanged,
+        ErrorCode::Conflict,
+        ErrorCode::BadUserInput,
+    ]
+    .into_iter()
+    .find(|known| known.as_str() == code)
 }

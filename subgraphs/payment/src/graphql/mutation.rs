@@ -16,8 +16,11 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Pays for the caller's basket: snapshot, create, charge. Idempotent on
-    /// `idempotencyKey`.
+    /// Pays for the caller's basket: reserve its units, lock it, create the
+    /// payment, charge. Idempotent on `idempotencyKey` (bound to the
+    /// order). Refused with `OUT_OF_STOCK`, `PRODUCT_UNAVAILABLE` or
+    /// `PRICE_CHANGED` (`extensions.lines`) before anything is charged;
+    /// once charged, always answers with the payment.
     #[graphql(directive = authenticated::apply())]
     async fn checkout(&self, ctx: &Context<'_>, input: CheckoutInput) -> Result<PaymentNode> {
         let viewer = auth::viewer(ctx)?;
@@ -29,8 +32,9 @@ impl Mutation {
             .map_err(payment_error)
     }
 
-    /// Creates a PENDING payment for the caller's basket. Idempotent on
-    /// `idempotencyKey`.
+    /// Creates a PENDING payment for the caller's basket, holding its units
+    /// and the basket until it is processed, cancelled or expires.
+    /// Idempotent on `idempotencyKey` (bound to the order).
     #[graphql(directive = authenticated::apply())]
     async fn create_payment(
         &self,
