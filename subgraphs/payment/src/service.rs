@@ -65,9 +65,19 @@ pub struct Holds {
     pub settle_margin: Duration,
 }
 
-/// How long a compensated checkout waits for the payment of a concurrent
-/// identical request (same caller and key) that holds the basket lock.
-const DUPLICATE_WAIT: Duration = Duration::from_secs(1);
+/// How long a checkout keeps trying to lock a basket that another
+/// checkout holds (see `Payments::lock_basket`).
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// One checkout request while its saga runs: what the compensations and
+/// the idempotency rule need to know.
+struct Attempt<'a> {
+    viewer: &'a Viewer,
+    caller: &'a Credentials,
+    key: &'a str,
+    fingerprint: &'a str,
+    items: &'a [PaymentItem],
+}
 
 /// Payment operations over one store, basket, stock and provider.
 #[derive(Clone)]
@@ -133,7 +143,7 @@ impl Payments {
         if !created {
             return Ok(payment);
         }
-        self.charge(payment, card).await
+        self.charge(caller, payment, card).await
     }
 
     /// Processes the caller's PENDING payment with `card` (its units and
@@ -141,6 +151,7 @@ impl Payments {
     pub async fn process(
         &self,
         viewer: &Viewer,
+        caller: &Credentials,
         id: &str,
         card: Card,
     ) -> Result<Payment, PaymentError> {
@@ -148,14 +159,22 @@ impl Payments {
         payment
             .status
             .check_transition(PaymentStatus::Processing, "process")?;
-        self.charge(payment, card).await
+        self.charge(caller, payment, card).await
     }
 
-    /// Cancels the caller's PENDING payment.
-    pub async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<Payment, PaymentError> {
+    /// Cancels the caller's PENDING payment and lets go of its units and
+    /// basket at once (`PaymentCancelled` does it too, later).
+    pub async fn cancel(
+        &self,
+        viewer: &Viewer,
+        caller: &Credentials,
+        id: &str,
+    ) -> Result<Payment, PaymentError> {
         let payment = self.owned(viewer, id).await?;
         self.transition(&payment, "cancel", Change::Cancelled)
             .await?;
+        self.compensate(caller, payment.id, "the payment was cancelled")
+            .await;
         self.reload(payment.id).await
     }
 
@@ -286,32 +305,21 @@ impl Payments {
         let created_at = now();
         let expires_at = after(created_at, self.holds.pending_ttl);
         let held_until = after(expires_at, self.holds.settle_margin);
+        let attempt = Attempt {
+            viewer,
+            caller,
+            key: &key,
+            fingerprint: &fingerprint,
+            items: &items,
+        };
         // 5. Every line's units, all or nothing, at the basket's prices.
         if let Err(err) = self.stock.reserve(caller, id, held_until, &items).await {
             let err = PaymentError::from_checkout_step(err, PaymentError::Stock);
-            return self
-                .unless_duplicate(viewer, &key, &fingerprint, &items, err, Duration::ZERO)
-                .await;
+            return self.unless_duplicate(&attempt, err).await;
         }
         // 6. The basket, for this payment, if its lines are still these.
-        if let Err(err) = self
-            .baskets
-            .begin_checkout(caller, id, &items, held_until)
-            .await
-        {
-            self.release_reservation(caller, id, "the basket could not be locked")
-                .await;
-            let err = PaymentError::from_checkout_step(err, PaymentError::Basket);
-            // Locked by another checkout: perhaps an identical request
-            // whose payment is about to be stored.
-            let wait = if err.is_conflict() {
-                DUPLICATE_WAIT
-            } else {
-                Duration::ZERO
-            };
-            return self
-                .unless_duplicate(viewer, &key, &fingerprint, &items, err, wait)
-                .await;
+        if let Some(duplicate) = self.lock_basket(&attempt, id, held_until).await? {
+            return Ok((duplicate, false));
         }
         // 7. The payment, unique per (user, key).
         let new = NewPayment {
@@ -367,27 +375,78 @@ impl Payments {
         }
     }
 
-    /// After a checkout step was refused and compensated: the payment of
-    /// an identical request that got there first (looked for during
-    /// `wait`), else `err`.
+    /// After a checkout step was refused (and compensated): the payment of
+    /// an identical request that got there first, else `err`.
     async fn unless_duplicate(
         &self,
-        viewer: &Viewer,
-        key: &str,
-        fingerprint: &str,
-        items: &[PaymentItem],
+        attempt: &Attempt<'_>,
         err: PaymentError,
-        wait: Duration,
     ) -> Result<(Payment, bool), PaymentError> {
-        let deadline = tokio::time::Instant::now() + wait;
+        match self.duplicate(attempt).await? {
+            Some(existing) => Ok((existing, false)),
+            None => Err(err),
+        }
+    }
+
+    /// The payment already stored under the attempt's key, if it is this
+    /// request's (step 2's rule; `CONFLICT` if it is another request's).
+    async fn duplicate(&self, attempt: &Attempt<'_>) -> Result<Option<Payment>, PaymentError> {
+        match self
+            .store
+            .find_by_key(&attempt.viewer.user_id, attempt.key)
+            .await?
+        {
+            Some(existing) => {
+                same_request(existing, attempt.fingerprint, attempt.items, attempt.key).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Step 6: locks the basket for payment `id`; `Some` when an identical
+    /// request's payment answers instead. While another checkout holds the
+    /// lock (`CONFLICT`) it tries again for up to [`LOCK_WAIT`]: an
+    /// identical request's payment may be about to be stored, or a settled
+    /// checkout's lock about to be cleared by its event (a retry right
+    /// after a declined card). Any refusal releases reservation `id`.
+    async fn lock_basket(
+        &self,
+        attempt: &Attempt<'_>,
+        id: Uuid,
+        held_until: DateTime<Utc>,
+    ) -> Result<Option<Payment>, PaymentError> {
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         loop {
-            if let Some(existing) = self.store.find_by_key(&viewer.user_id, key).await? {
-                return same_request(existing, fingerprint, items, key).map(|p| (p, false));
+            let refused = match self
+                .baskets
+                .begin_checkout(attempt.caller, id, attempt.items, held_until)
+                .await
+            {
+                Ok(()) => return Ok(None),
+                Err(err) => PaymentError::from_checkout_step(err, PaymentError::Basket),
+            };
+            let give_up = !refused.is_conflict() || tokio::time::Instant::now() >= deadline;
+            match self.duplicate(attempt).await {
+                Ok(None) if !give_up => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                    continue;
+                }
+                Ok(None) => {
+                    self.release_reservation(attempt.caller, id, "the basket could not be locked")
+                        .await;
+                    return Err(refused);
+                }
+                Ok(Some(existing)) => {
+                    self.release_reservation(attempt.caller, id, "an identical request was first")
+                        .await;
+                    return Ok(Some(existing));
+                }
+                Err(err) => {
+                    self.release_reservation(attempt.caller, id, "the basket could not be locked")
+                        .await;
+                    return Err(err);
+                }
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(err);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -416,8 +475,16 @@ impl Payments {
     /// Step 8: charges a PENDING payment. Errors before the provider is
     /// asked are returned; after it, nothing is: the money may have moved,
     /// so the answer is the payment as stored, or as last known when the
-    /// store cannot be read (PROCESSING stays for reconciliation).
-    async fn charge(&self, payment: Payment, card: Card) -> Result<Payment, PaymentError> {
+    /// store cannot be read (PROCESSING stays for reconciliation). A
+    /// failed charge lets go of its units and basket at once, so the payer
+    /// can retry with another card straight away (`PaymentFailed` does it
+    /// too, later; both are idempotent).
+    async fn charge(
+        &self,
+        caller: &Credentials,
+        payment: Payment,
+        card: Card,
+    ) -> Result<Payment, PaymentError> {
         let card_last4 = card.last4().to_owned();
         let processing = Change::Processing {
             card_last4: card_last4.clone(),
@@ -453,7 +520,13 @@ impl Payments {
             .change_status(known.id, PaymentStatus::Processing, outcome.clone())
             .await
         {
-            Ok(true) => known = settled(known, outcome),
+            Ok(true) => {
+                let failed = matches!(outcome, Change::Failed { .. });
+                known = settled(known, outcome);
+                if failed {
+                    self.compensate(caller, known.id, "the charge failed").await;
+                }
+            }
             Ok(false) => {
                 tracing::error!(payment_id = %known.id, "payment left PROCESSING while the provider was charging");
             }

@@ -379,7 +379,7 @@ async fn a_refused_lock_releases_the_reservation() {
     assert_eq!(code_of(&err), ErrorCode::Conflict, "{err:?}");
     assert!(err.to_string().contains("in progress"), "{err}");
     assert!(
-        started.elapsed() >= super::DUPLICATE_WAIT,
+        started.elapsed() >= super::LOCK_WAIT,
         "a lock conflict waits for a duplicate's payment first"
     );
     assert_eq!(saga.stored().await, 0);
@@ -536,7 +536,7 @@ async fn a_pending_payment_holds_its_reservation_and_processing_does_not_reserve
     let card = Card::parse(CARD_SUCCEEDS, 12, 2040, "123").unwrap();
     let paid = saga
         .payments
-        .process(&saga.viewer, &pending.id.to_string(), card)
+        .process(&saga.viewer, &saga.caller, &pending.id.to_string(), card)
         .await
         .unwrap();
     assert_eq!(paid.status, PaymentStatus::Completed);
@@ -563,4 +563,53 @@ async fn a_basket_that_cannot_be_paid_reserves_nothing() {
         Err(PaymentError::MixedCurrencies(..))
     ));
     assert_eq!(*saga.stock.reserve_calls.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_lock_cleared_while_waiting_is_taken() {
+    let saga = Saga::start().await;
+    saga.basket.put("4.50", 1, Uuid::now_v7());
+    // A settled checkout's lock, cleared by its event a moment later.
+    *saga.basket.lock.lock().unwrap() = Some(Uuid::now_v7());
+    let basket = saga.basket.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        *basket.lock.lock().unwrap() = None;
+    });
+    let paid = saga
+        .checkout("after-the-event", CARD_SUCCEEDS)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Completed);
+    assert_eq!(*saga.basket.lock.lock().unwrap(), Some(paid.id));
+    assert_eq!(saga.stock.held(), vec![paid.id]);
+}
+
+#[tokio::test]
+async fn a_declined_or_cancelled_payment_lets_go_at_once() {
+    let saga = Saga::start().await;
+    saga.basket.put("4.50", 1, Uuid::now_v7());
+    let declined = saga.checkout("declined", CARD_DECLINED).await.unwrap();
+    assert_eq!(declined.status, PaymentStatus::Failed);
+    assert!(saga.stock.held().is_empty(), "reservation released");
+    assert!(
+        saga.basket.lock.lock().unwrap().is_none(),
+        "basket unlocked"
+    );
+    // So another card works straight away, with a new key.
+    let paid = saga.checkout("second-card", CARD_SUCCEEDS).await.unwrap();
+    assert_eq!(paid.status, PaymentStatus::Completed);
+
+    saga.basket.bought();
+    saga.basket.put("1.00", 1, Uuid::now_v7());
+    let pending = saga.create("to-cancel").await.unwrap();
+    assert_eq!(*saga.basket.lock.lock().unwrap(), Some(pending.id));
+    let cancelled = saga
+        .payments
+        .cancel(&saga.viewer, &saga.caller, &pending.id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, PaymentStatus::Cancelled);
+    assert!(saga.basket.lock.lock().unwrap().is_none());
+    assert_eq!(saga.stock.held(), vec![paid.id]);
 }

@@ -63,7 +63,7 @@ impl Mutation {
             .and_then(|card| card.parse())
             .map_err(payment_error)?;
         payments(ctx)
-            .process(viewer, &id, card)
+            .process(viewer, credentials(ctx), &id, card)
             .await
             .map(PaymentNode)
             .map_err(payment_error)
@@ -74,7 +74,7 @@ impl Mutation {
     async fn cancel_payment(&self, ctx: &Context<'_>, id: ID) -> Result<PaymentNode> {
         let viewer = auth::viewer(ctx)?;
         payments(ctx)
-            .cancel(viewer, &id)
+            .cancel(viewer, credentials(ctx), &id)
             .await
             .map(PaymentNode)
             .map_err(payment_error)
