@@ -165,11 +165,12 @@ async fn four_buyers_race_for_the_last_three_units(backend: Backend) {
         buyer.add(&shop, &mug, 3).await;
     }
 
+    let keys: Vec<String> = (0..buyers.len()).map(|n| format!("race-{n}")).collect();
     let answers = futures::future::join_all(
         buyers
             .iter()
-            .enumerate()
-            .map(|(n, buyer)| buyer.checkout(&shop, &format!("race-{n}"))),
+            .zip(&keys)
+            .map(|(buyer, key)| buyer.checkout(&shop, key)),
     )
     .await;
     let mut completed = 0;
