@@ -314,7 +314,8 @@ impl Payments {
         };
         // 5. Every line's units, all or nothing, at the basket's prices.
         if let Err(err) = self.stock.reserve(caller, id, held_until, &items).await {
-            let err = PaymentError::from_checkout_step(err, PaymentError::Stock);
+            let err =
+                PaymentError::from_checkout_step(err, PaymentError::Stock).naming_lines(&items);
             return self.unless_duplicate(&attempt, err).await;
         }
         // 6. The basket, for this payment, if its lines are still these.
