@@ -300,8 +300,7 @@ async fn a_deleted_product_is_unavailable_at_checkout(backend: Backend) {
     let refused = buyer.checkout(&shop, "deleted-1").await;
     assert_eq!(refused.code(), "PRODUCT_UNAVAILABLE", "{}", refused.body);
     assert_eq!(
-        refused.body["errors"][0]["message"],
-        "Gone Table is no longer available",
+        refused.body["errors"][0]["message"], "Gone Table is no longer available",
         "named from the basket: the catalogue no longer knows it"
     );
     let lines = &refused.body["errors"][0]["extensions"]["lines"];
