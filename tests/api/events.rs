@@ -717,7 +717,10 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
         } }))
         .await;
 
-    // A pending payment, followed by its owner; another user may not follow it.
+    shop.product.wait_for_subscriptions(1).await;
+
+    // A pending payment, followed by its owner; another user may not follow
+    // it. Creating it reserves its units: that is the stock change.
     shop.gql(
         As::User,
         "mutation($p: ID!) { addBasketItem(productId: $p, quantity: 2) { itemCount } }",
@@ -756,9 +759,8 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
     let mut owner = RawSocket::connect(url).await;
     owner.init(user).await;
     owner.send(follow).await;
-    // The stock change is followed on product, the status on payment (the
-    // stranger's refused subscription is closed).
-    shop.product.wait_for_subscriptions(1).await;
+    // The status is followed on payment (the stranger's refused
+    // subscription is closed).
     shop.payment.wait_for_subscriptions(1).await;
     let processed = shop
         .gql(
@@ -789,7 +791,7 @@ async fn stock_and_payment_status_subscriptions_follow_their_changes() {
     assert_eq!(change["previousQuantity"], stock, "{change}");
     assert_eq!(change["quantity"], stock - 2, "{change}");
     assert_eq!(change["delta"], -2, "{change}");
-    assert_eq!(change["reason"], "sale", "{change}");
+    assert_eq!(change["reason"], "reservation", "{change}");
     assert_eq!(change["product"]["stockQuantity"], stock - 2, "{change}");
 }
 
