@@ -254,6 +254,18 @@ impl TestApp {
         Self::spawn_on(db, options).await
     }
 
+    /// A product subgraph on a fresh store, with `extra` variables set.
+    pub async fn spawn_product_with_env(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let db = fresh_db(backend).await;
+        let env = test_env("product", &db, Options::default(), extra);
+        let settings =
+            ProductSettings::from_env(&env, RunMode::Serve).expect("valid test settings");
+        let app = product_subgraph::build(settings, EventBus::in_process())
+            .await
+            .expect("product subgraph starts");
+        Self::start(app, db)
+    }
+
     /// A product subgraph on an existing store.
     pub async fn spawn_on(db: TestDb, options: Options) -> Self {
         let bus = options.bus.clone().unwrap_or_else(EventBus::in_process);

@@ -28,6 +28,7 @@ mod product_crud;
 mod product_entities;
 mod product_http;
 mod product_listing;
+mod product_reservations;
 mod product_stock;
 mod product_store_lifecycle;
 mod product_validation;

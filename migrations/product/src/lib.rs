@@ -13,6 +13,7 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_products;
+mod m20261203_000001_create_stock_reservations;
 
 /// The product store's migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,11 @@ impl MigratorTrait for Migrator {
             vec![Box::new(m20261122_000001_create_products::Migration)];
         // The event tables (outbox, inbox, relay lease) every store has.
         migrations.extend(subgraph_kit::events::schema::migrations());
+        // Later migrations go after the event tables: a store migrated
+        // before them has already applied everything above.
+        migrations.push(Box::new(
+            m20261203_000001_create_stock_reservations::Migration,
+        ));
         migrations
     }
 

@@ -27,15 +27,15 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the current state (stock, status, idempotency).
     Conflict,
-    /// Checkout: a line asks for more units than are left
-    /// (`extensions.lines` names each with what is available).
+    /// Checkout: a line asks for more units than are left (extensions
+    /// `lines` name each product, what was asked and what is left).
     OutOfStock,
-    /// Checkout: a line's product was deleted or is unknown
-    /// (`extensions.lines` names each).
+    /// Checkout: a line's product was deleted or never existed (extensions
+    /// `lines` name each product).
     ProductUnavailable,
-    /// Checkout: a line's price is no longer the catalogue's
-    /// (`extensions.lines` carries both prices; `confirmBasketPrices`
-    /// takes the new ones).
+    /// Checkout: a line's price is no longer the catalogue's (extensions
+    /// `lines` carry the basket's and the current price); the client
+    /// re-confirms the prices and tries again.
     PriceChanged,
     /// The caller exceeded its request budget.
     RateLimited,

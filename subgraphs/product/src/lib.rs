@@ -9,8 +9,9 @@
 //!   embedded), with batched lookups and atomic stock changes;
 //! * [`graphql`] — the schema: thin resolvers over the domain and the store;
 //! * [`events`] — the stock events it publishes ([`events::outgoing`], which
-//!   the store calls) and the sale reaction to `PaymentCompleted`
-//!   ([`events::incoming`], which calls the store);
+//!   the store calls) and the settlement of checkout reservations by the
+//!   payment's outcome ([`events::incoming`], which calls the store);
+//! * [`sweeper`] — releases reservations whose payment never settled;
 //! * [`seed`] — the demo catalogue of `shopgraph dev`.
 //!
 //! [`build`] wires them to an HTTP listener; `shopgraph` (the binary) and the
@@ -21,9 +22,12 @@ pub mod events;
 pub mod graphql;
 pub mod seed;
 pub mod store;
+pub mod sweeper;
+
+use std::time::Duration;
 
 use product_migration::Migrator;
-use shopgraph_core::config::{ConfigError, Env};
+use shopgraph_core::config::{ConfigError, Env, invalid};
 use shopgraph_core::settings::RunMode;
 use subgraph_kit::events::inbox::Consumer;
 use subgraph_kit::events::live::{DEFAULT_BACKLOG, LiveFeed};
@@ -50,6 +54,9 @@ pub struct ProductSettings {
     pub seed_demo_data: bool,
     /// Stock below this publishes `StockLow` (`STOCK_LOW_THRESHOLD`).
     pub low_stock_threshold: i32,
+    /// How often expired checkout reservations are released
+    /// (`RESERVATION_SWEEP_INTERVAL`).
+    pub reservation_sweep_interval: Duration,
 }
 
 impl ProductSettings {
@@ -57,17 +64,28 @@ impl ProductSettings {
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let service = ServiceSettings::from_env(env, SERVICE_NAME, DEV_PORT, mode)?;
         let seed_demo_data = env.bool_or("SEED_DEMO_DATA", mode == RunMode::Dev)?;
+        let reservation_sweep_interval =
+            env.duration_or("RESERVATION_SWEEP_INTERVAL", Duration::from_secs(30))?;
+        if reservation_sweep_interval.is_zero() {
+            return Err(invalid(
+                "RESERVATION_SWEEP_INTERVAL",
+                env.raw("RESERVATION_SWEEP_INTERVAL").unwrap_or_default(),
+                "a duration above zero, such as 30s",
+            ));
+        }
         Ok(Self {
             service,
             seed_demo_data,
             low_stock_threshold: env.int_in_or("STOCK_LOW_THRESHOLD", 0..=1_000_000, 5)?,
+            reservation_sweep_interval,
         })
     }
 }
 
 /// Opens and migrates the store, seeds the demo catalogue if asked, and
 /// binds the listener: a product subgraph ready to [`ServiceApp::run`],
-/// with its sale consumer, outbox relay and live feed on `bus`.
+/// with its settlement consumer, reservation sweeper, outbox relay and live
+/// feed on `bus`.
 pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceApp, StartError> {
     let database = open_store::<Migrator>(&settings.service).await?;
     let relay = RelayWaker::default();
@@ -96,6 +114,8 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
         events::incoming::SaleHandler::new(store.clone()),
     )
     .waking(relay.clone());
+    let sweeper = sweeper::ReservationSweeper::new(store.clone());
+    let sweep_interval = settings.reservation_sweep_interval;
     let schema = graphql::schema(
         store,
         CatalogSettings {
@@ -110,10 +130,43 @@ pub async fn build(settings: ProductSettings, bus: EventBus) -> Result<ServiceAp
         .with_live_feed(feed)
         .with_job(move |stop| forwarder.run(stop))
         .with_job(move |stop| sales.run(stop))
+        .with_job(move |stop| sweeper.run(sweep_interval, stop))
         .with_outbox(bus, relay))
 }
 
 /// Applies pending migrations and returns (`shopgraph migrate product`).
 pub async fn migrate(settings: &ProductSettings) -> Result<(), StartError> {
     service::migrate::<Migrator>(&settings.service).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &[(&'static str, &'static str)]) -> Result<ProductSettings, ConfigError> {
+        let [signing, trusted] = shopgraph_core::hop::HopKeyPair::of_this_process().env_vars();
+        let mut pairs = vec![signing, trusted];
+        pairs.extend_from_slice(extra);
+        ProductSettings::from_env(&Env::from_pairs(pairs), RunMode::Serve)
+    }
+
+    #[test]
+    fn the_reservation_sweep_runs_every_30s_unless_told() {
+        assert_eq!(
+            settings(&[]).unwrap().reservation_sweep_interval,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            settings(&[("RESERVATION_SWEEP_INTERVAL", "250ms")])
+                .unwrap()
+                .reservation_sweep_interval,
+            Duration::from_millis(250)
+        );
+        // A zero interval would spin (and tokio refuses it): refused at start.
+        let refused = settings(&[("RESERVATION_SWEEP_INTERVAL", "0s")]).unwrap_err();
+        assert!(
+            refused.to_string().contains("RESERVATION_SWEEP_INTERVAL"),
+            "{refused}"
+        );
+    }
 }

@@ -232,7 +232,8 @@ pub struct StockData {
     pub delta: i32,
     /// The low-stock threshold in force.
     pub low_stock_threshold: i32,
-    /// `sale` or `adjustment`.
+    /// `sale`, `adjustment`, `reservation` (a checkout took the units) or
+    /// `release` (a checkout gave them back).
     pub reason: String,
     /// The payment that sold it, for sales.
     pub payment_id: Option<Uuid>,

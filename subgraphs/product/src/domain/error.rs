@@ -2,6 +2,12 @@
 
 use sea_orm::DbErr;
 use subgraph_kit::pagination::PageError;
+use uuid::Uuid;
+
+use super::reservation::{
+    PriceChange, Shortage, UnavailableLine, describe_price_changes, describe_shortages,
+    describe_unavailable,
+};
 
 /// A catalogue operation that could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +43,30 @@ pub enum ProductError {
         id: String,
         /// The ceiling ([`crate::domain::MAX_STOCK`]).
         max: i32,
+    },
+    /// A reservation named products the catalogue does not have (deleted
+    /// or unknown); every such line is listed.
+    #[error("{}", describe_unavailable(.0))]
+    ProductUnavailable(Vec<UnavailableLine>),
+    /// A reservation's price or currency is not the catalogue's now; every
+    /// such line is listed with both prices.
+    #[error("{}", describe_price_changes(.0))]
+    PriceChanged(Vec<PriceChange>),
+    /// A reservation asked for more units than are left; every such line
+    /// is listed with what is left.
+    #[error("{}", describe_shortages(.0))]
+    OutOfStock(Vec<Shortage>),
+    /// A reservation id already used by another payer.
+    #[error("reservation {0} already exists for another user")]
+    ReservationTaken(Uuid),
+    /// A stored reservation holds a status this version does not know
+    /// (written by a newer version); nothing is changed.
+    #[error("reservation {id} has an unknown status {status}")]
+    UnknownReservationStatus {
+        /// The reservation.
+        id: Uuid,
+        /// What is stored.
+        status: String,
     },
     /// The store failed; details go to the logs, not to clients.
     #[error("product store failure")]

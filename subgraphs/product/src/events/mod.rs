@@ -5,8 +5,9 @@
 //! * [`outgoing`] — what product publishes: the stock events the store
 //!   writes to its outbox with each stock change (the store imports this
 //!   side only);
-//! * [`incoming`] — what product does with other services' events: the
-//!   sale reaction to `PaymentCompleted`, which calls the store.
+//! * [`incoming`] — what product does with other services' events: checkout
+//!   reservations sold or released by the payment's outcome, through the
+//!   store.
 
 pub mod incoming;
 pub mod outgoing;

@@ -22,8 +22,35 @@ pub const SOURCE: &str = "/subgraphs/product";
 pub enum StockReason {
     /// An admin's `adjustStock`.
     Adjustment,
-    /// A completed payment.
+    /// A completed payment (with no reservation, or whose reservation
+    /// had expired and was taken again).
     Sale(Uuid),
+    /// A checkout's reservation took the units (the payment's id).
+    Reservation(Uuid),
+    /// A reservation gave its units back: its payment failed, was
+    /// cancelled or expired, the checkout was compensated, or the
+    /// reservation outlived its `expiresAt` (the payment's id).
+    Release(Uuid),
+}
+
+impl StockReason {
+    /// The `reason` of the event data.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Adjustment => "adjustment",
+            Self::Sale(_) => "sale",
+            Self::Reservation(_) => "reservation",
+            Self::Release(_) => "release",
+        }
+    }
+
+    /// The payment behind the change, when there is one.
+    pub const fn payment_id(self) -> Option<Uuid> {
+        match self {
+            Self::Adjustment => None,
+            Self::Sale(id) | Self::Reservation(id) | Self::Release(id) => Some(id),
+        }
+    }
 }
 
 /// The events one stock change publishes.
@@ -41,15 +68,8 @@ pub fn stock_events(
         stock_quantity: now,
         delta: now - previous,
         low_stock_threshold: threshold,
-        reason: match reason {
-            StockReason::Adjustment => "adjustment",
-            StockReason::Sale(_) => "sale",
-        }
-        .to_owned(),
-        payment_id: match reason {
-            StockReason::Sale(id) => Some(id),
-            StockReason::Adjustment => None,
-        },
+        reason: reason.as_str().to_owned(),
+        payment_id: reason.payment_id(),
     };
     let mut kinds = vec![EventKind::StockUpdated];
     if now == 0 && previous > 0 {

@@ -1,11 +1,14 @@
 //! The product subgraph's GraphQL API (Federation v2), a thin adapter:
 //! resolvers parse arguments into domain inputs, check the caller's role,
 //! call the store and map [`crate::domain::ProductError`] to coded errors.
+//! The checkout's reservation mutations are `@inaccessible`: subgraph-only,
+//! for payment over the signed hop.
 
 mod error;
 mod loader;
 mod mutation;
 mod query;
+mod reservation;
 mod subscription;
 mod types;
 
@@ -15,6 +18,7 @@ use subgraph_kit::events::live::LiveFeed;
 use subgraph_kit::settings::GraphqlSettings;
 
 use crate::store::ProductStore;
+pub use error::product_error;
 pub use loader::ProductLoader;
 use mutation::Mutation;
 use query::Query;

@@ -1,12 +1,20 @@
-//! Write side: admin-only catalogue changes.
+//! Write side: admin-only catalogue changes, and the checkout's stock
+//! reservations (subgraph-only, `@inaccessible`, for the signed-in payer
+//! that payment forwards).
 
 use async_graphql::{Context, ID, Object, Result};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
+use subgraph_kit::graphql::authenticated;
 
 use super::CatalogSettings;
+use super::error::product_error;
+use super::reservation::{ReserveStockInput, StockReservation};
 use super::types::{CreateProductInput, ProductNode, UpdateProductInput};
-use crate::domain::{NewProduct, ProductPatch, parse_product_id, validate_stock_delta};
+use crate::domain::{
+    NewProduct, NewReservation, ProductPatch, ReleaseOutcome, now, parse_product_id,
+    validate_stock_delta,
+};
 use crate::store::ProductStore;
 
 /// Root mutation type of the product subgraph.
@@ -72,6 +80,51 @@ impl Mutation {
             "stock adjusted"
         );
         Ok(ProductNode(adjustment.product))
+    }
+
+    /// Takes every line's units from stock for the signed-in payer's
+    /// checkout, all or nothing, until the payment settles or `expiresAt`
+    /// passes. Refused with `PRODUCT_UNAVAILABLE`, `PRICE_CHANGED` or
+    /// `OUT_OF_STOCK` (the first that applies; `extensions.lines` lists
+    /// every line concerned); nothing is kept then. The same
+    /// `reservationId` again returns the reservation as it is now.
+    #[graphql(inaccessible, directive = authenticated::apply())]
+    async fn reserve_stock(
+        &self,
+        ctx: &Context<'_>,
+        input: ReserveStockInput,
+    ) -> Result<StockReservation> {
+        let viewer = auth::viewer(ctx)?;
+        let new =
+            NewReservation::parse(input.into(), &viewer.user_id, now()).map_err(product_error)?;
+        let reservation = store(ctx).reserve(new).await.map_err(product_error)?;
+        tracing::debug!(reservation_id = %reservation.id, status = reservation.status.as_str(), "stock reserved");
+        Ok(reservation.into())
+    }
+
+    /// Gives a `RESERVED` reservation of the signed-in payer back to stock
+    /// (the checkout's compensation). Idempotent: an unknown reservation or
+    /// one already sold or released is left as it is; `true` either way.
+    #[graphql(inaccessible, directive = authenticated::apply())]
+    async fn release_stock_reservation(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+    ) -> Result<bool> {
+        let viewer = auth::viewer(ctx)?;
+        let Ok(id) = uuid::Uuid::parse_str(reservation_id.trim()) else {
+            // No reservation has that id: nothing to release.
+            return Ok(true);
+        };
+        let outcome = store(ctx)
+            .release_for(&viewer.user_id, id)
+            .await
+            .map_err(product_error)?;
+        if matches!(outcome, ReleaseOutcome::Released(_)) {
+            crate::sweeper::record_released("compensation", 1);
+            tracing::info!(reservation_id = %id, "stock reservation released by its checkout");
+        }
+        Ok(true)
     }
 }
 

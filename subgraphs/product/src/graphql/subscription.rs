@@ -97,7 +97,8 @@ impl StockChange {
         self.data.stock_quantity < self.data.low_stock_threshold
     }
 
-    /// `sale` or `adjustment`.
+    /// `sale`, `adjustment`, `reservation` (a checkout took the units) or
+    /// `release` (a checkout gave them back).
     async fn reason(&self) -> &str {
         &self.data.reason
     }

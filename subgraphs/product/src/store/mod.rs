@@ -13,9 +13,14 @@
 //!   transaction (which also records the event as processed).
 //!
 //! Every stock change writes its stock events to the outbox in the same
-//! transaction.
+//! transaction. Checkout reservations (reserve, release, sell, sweep) are
+//! in [`reservations`](self::reservations), over the same products table.
 
 mod entity;
+mod reservation_entity;
+mod reservations;
+
+pub use reservations::HeldUnits;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
