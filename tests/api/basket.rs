@@ -1,6 +1,10 @@
 //! The basket subgraph against a real product subgraph, on PostgreSQL and
 //! SQLite: every operation, exact totals, price snapshots, ownership,
-//! concurrency, product outages and the abandonment sweeper.
+//! concurrency, product outages, the abandonment sweeper, and the checkout
+//! fields (the lock payment takes over the signed hop, which the router's
+//! API does not offer, and the shopper's `confirmBasketPrices`). The lock's
+//! races and its settlement by events are in
+//! `subgraphs/basket/tests/checkout.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{As, Backend, GqlResponse, TestApp, backend_tests, unreachable_url};
 
-const BASKET: &str = "id itemCount status total { amount currency } items { product { id } productName category quantity unitPrice { amount currency } subtotal { amount } }";
+const BASKET: &str = "id itemCount status checkoutInProgress total { amount currency } items { product { id } productName category quantity unitPrice { amount currency } subtotal { amount } }";
 
 /// A product subgraph and a basket subgraph that prices from it.
 struct Shop {
@@ -374,6 +378,165 @@ async fn idle_baskets_are_abandoned(backend: Backend) {
     );
 }
 
+async fn confirm_basket_prices_takes_the_catalogues_current_prices(backend: Backend) {
+    let shop = Shop::start(backend).await;
+    let lamp = shop
+        .product
+        .create_product("Lamp", "20.00", 10, "Home")
+        .await;
+    let bulb = shop
+        .product
+        .create_product("Bulb", "3.00", 10, "Home")
+        .await;
+    shop.add(As::User, &lamp, 2).await.data();
+    shop.add(As::User, &bulb, 1).await.data();
+    shop.product
+        .gql(
+            As::Admin,
+            "mutation($id: ID!) { updateProduct(id: $id, input: { price: \"25.00\", name: \"Desk lamp\" }) { id } }",
+            json!({ "id": lamp }),
+        )
+        .await
+        .data();
+    let stale = shop.my_basket(As::User).await;
+    assert_eq!(stale["items"][0]["unitPrice"]["amount"], "20.00");
+    assert_eq!(stale["checkoutInProgress"], false);
+
+    let confirm = format!("mutation {{ confirmBasketPrices {{ {BASKET} }} }}");
+    let confirmed = shop.basket.gql(As::User, &confirm, json!({})).await;
+    let basket = &confirmed.data()["confirmBasketPrices"];
+    assert_eq!(basket["items"][0]["productName"], "Desk lamp");
+    assert_eq!(
+        basket["items"][0]["unitPrice"],
+        json!({ "amount": "25.00", "currency": "EUR" })
+    );
+    assert_eq!(basket["items"][0]["quantity"], 2, "quantities stay");
+    assert_eq!(basket["items"][1]["unitPrice"]["amount"], "3.00");
+    assert_eq!(basket["total"]["amount"], "53.00");
+    assert_eq!(shop.my_basket(As::User).await["total"]["amount"], "53.00");
+
+    let anonymous = shop.basket.gql(As::Anonymous, &confirm, json!({})).await;
+    assert_eq!(anonymous.code(), "UNAUTHENTICATED");
+}
+
+async fn the_checkout_lock_is_taken_and_released_for_the_caller(backend: Backend) {
+    let shop = Shop::start(backend).await;
+    let mug = shop
+        .product
+        .create_product("Mug", "8.50", 10, "Kitchen")
+        .await;
+    shop.add(As::User, &mug, 2).await.data();
+    let lines =
+        json!([{ "productId": mug, "quantity": 2, "unitPrice": "8.50", "currency": "EUR" }]);
+    let until = (chrono::Utc::now() + chrono::TimeDelta::minutes(40)).to_rfc3339();
+    let begin = "mutation($p: ID!, $lines: [CheckoutLineInput!]!, $until: DateTime!) { beginCheckout(paymentId: $p, lines: $lines, lockedUntil: $until) { itemCount checkoutInProgress } }";
+    let payment = uuid::Uuid::now_v7().to_string();
+
+    let locked = shop
+        .basket
+        .gql(
+            As::User,
+            begin,
+            json!({ "p": payment, "lines": lines, "until": until }),
+        )
+        .await;
+    assert_eq!(
+        locked.data()["beginCheckout"],
+        json!({ "itemCount": 2, "checkoutInProgress": true })
+    );
+    assert_eq!(shop.my_basket(As::User).await["checkoutInProgress"], true);
+    assert_eq!(
+        shop.my_basket(As::OtherUser).await["checkoutInProgress"],
+        false,
+        "only the caller's basket is locked"
+    );
+    let second = shop
+        .basket
+        .gql(
+            As::User,
+            begin,
+            json!({ "p": uuid::Uuid::now_v7().to_string(), "lines": lines, "until": until }),
+        )
+        .await;
+    assert_eq!(second.code(), "CONFLICT", "{:#}", second.body);
+    // The shopper may still change the basket while it is being paid for.
+    shop.add(As::User, &mug, 1).await.data();
+
+    let release = "mutation($p: ID!) { releaseCheckout(paymentId: $p) }";
+    let released = shop
+        .basket
+        .gql(As::User, release, json!({ "p": payment }))
+        .await;
+    assert_eq!(released.data()["releaseCheckout"], true);
+    let basket = shop.my_basket(As::User).await;
+    assert_eq!(basket["checkoutInProgress"], false);
+    assert_eq!(basket["itemCount"], 3, "the lines stay");
+
+    let changed = shop
+        .basket
+        .gql(
+            As::User,
+            begin,
+            json!({ "p": uuid::Uuid::now_v7().to_string(), "lines": lines, "until": until }),
+        )
+        .await;
+    assert_eq!(
+        changed.code(),
+        "CONFLICT",
+        "the basket no longer holds those lines"
+    );
+    let empty = shop
+        .basket
+        .gql(
+            As::OtherUser,
+            begin,
+            json!({ "p": uuid::Uuid::now_v7().to_string(), "lines": lines, "until": until }),
+        )
+        .await;
+    assert_eq!(empty.code(), "BAD_USER_INPUT", "{:#}", empty.body);
+}
+
+/// `beginCheckout` and `releaseCheckout` are `@inaccessible`: payment calls
+/// them on basket directly, but they are not in the router's API schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkout_lock_is_not_in_the_routers_api() {
+    let shop = crate::shop::Shop::spawn(Backend::Sqlite).await;
+    let release = "mutation($p: ID!) { releaseCheckout(paymentId: $p) }";
+    let payment = json!({ "p": uuid::Uuid::now_v7().to_string() });
+    let through_router = shop.gql(As::User, release, payment.clone()).await;
+    assert_eq!(
+        through_router.code(),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{:#}",
+        through_router.body
+    );
+    let begin = "mutation($l: [CheckoutLineInput!]!) { beginCheckout(paymentId: \"x\", lines: $l, lockedUntil: \"2099-01-01T00:00:00Z\") { id } }";
+    let hidden = shop.gql(As::User, begin, json!({ "l": [] })).await;
+    assert_eq!(
+        hidden.code(),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{:#}",
+        hidden.body
+    );
+    let direct = shop.basket.gql(As::User, release, payment).await;
+    assert_eq!(
+        direct.data()["releaseCheckout"],
+        true,
+        "the subgraph itself serves it"
+    );
+    let public = shop
+        .gql(
+            As::User,
+            "mutation { confirmBasketPrices { checkoutInProgress } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        public.data()["confirmBasketPrices"]["checkoutInProgress"],
+        false
+    );
+}
+
 backend_tests!(
     add_increment_update_remove_clear,
     prices_are_snapshots_refreshed_on_change,
@@ -382,4 +545,6 @@ backend_tests!(
     concurrent_adds_all_count,
     product_outage_is_subgraph_unavailable_and_harmless,
     idle_baskets_are_abandoned,
+    confirm_basket_prices_takes_the_catalogues_current_prices,
+    the_checkout_lock_is_taken_and_released_for_the_caller,
 );

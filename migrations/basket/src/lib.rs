@@ -1,7 +1,8 @@
 //! # basket-migration
 //!
 //! The schema of the basket subgraph's store: one basket per user and its
-//! items (snapshots of product name and price taken when added). Runs on
+//! items (snapshots of product name and price taken when added), and the
+//! checkout lock with the lines each checkout locked. Runs on
 //! PostgreSQL (production) and SQLite (embedded); the bookkeeping table is
 //! `basket_seaql_migrations` so subgraphs can share a database.
 
@@ -9,6 +10,7 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_baskets;
+mod m20261203_000001_checkout_lock;
 
 /// The basket store's migrations, oldest first.
 pub struct Migrator;
@@ -20,6 +22,9 @@ impl MigratorTrait for Migrator {
             vec![Box::new(m20261122_000001_create_baskets::Migration)];
         // The event tables (outbox, inbox, relay lease) every store has.
         migrations.extend(subgraph_kit::events::schema::migrations());
+        // After the event tables: migrations run in this order and deployed
+        // stores have already applied everything above.
+        migrations.push(Box::new(m20261203_000001_checkout_lock::Migration));
         migrations
     }
 

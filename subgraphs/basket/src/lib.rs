@@ -5,15 +5,16 @@
 //! product), contributes `User.basket`, and serves `Query.me`.
 //!
 //! * [`domain`] — baskets, lines, exact totals, the `ProductCatalog` port;
-//! * [`service`] — the use cases (add, update, remove, clear);
+//! * [`service`] — the use cases (add, update, remove, clear, re-price)
+//!   and the checkout lock payment takes and releases;
 //! * [`store`] — the SeaORM repository (PostgreSQL in production, SQLite
 //!   embedded) with race-free upserts;
 //! * [`catalog_client`] — the catalogue adapter: GraphQL calls to product;
 //! * [`graphql`] — the schema;
 //! * [`events`] — the basket events it publishes ([`events::outgoing`],
-//!   which the store calls) and the checkout reaction to `PaymentCompleted`
-//!   ([`events::incoming`], which calls the store);
-//! * [`sweeper`] — marks idle baskets abandoned.
+//!   which the store calls) and the checkout settlement on payment
+//!   outcomes ([`events::incoming`], which calls the store);
+//! * [`sweeper`] — marks idle baskets abandoned (never one being paid for).
 
 pub mod catalog_client;
 pub mod domain;

@@ -4,13 +4,20 @@
 //! current name, price and stock (never the client), and lets the store
 //! apply the change in one transaction. If the catalogue cannot be asked,
 //! nothing is written.
+//!
+//! The checkout use cases ([`Baskets::begin_checkout`],
+//! [`Baskets::release_checkout`]) are payment's calls over the signed hop,
+//! acting for the payer; [`Baskets::confirm_prices`] is the shopper's
+//! re-confirmation after a checkout refused stale prices (`PRICE_CHANGED`).
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    Basket, BasketError, CatalogProduct, MAX_QUANTITY, ProductCatalog, validate_quantity,
+    Basket, BasketError, CatalogProduct, MAX_QUANTITY, ProductCatalog, UncheckedLine, now,
+    validate_checkout, validate_quantity,
 };
 use crate::store::BasketStore;
 
@@ -74,6 +81,54 @@ impl Baskets {
     /// Empties the basket.
     pub async fn clear(&self, user_id: &str) -> Result<Basket, BasketError> {
         self.store.clear(user_id).await
+    }
+
+    /// Locks the user's basket for payment `payment_id` if it holds exactly
+    /// `lines` and no other checkout holds it, until `locked_until`
+    /// (clamped to a day).
+    pub async fn begin_checkout(
+        &self,
+        user_id: &str,
+        payment_id: &str,
+        lines: Vec<UncheckedLine>,
+        locked_until: DateTime<Utc>,
+    ) -> Result<Basket, BasketError> {
+        let request = validate_checkout(payment_id, lines, locked_until, now())?;
+        self.store.begin_checkout(user_id, &request).await
+    }
+
+    /// Releases the user's basket from `payment_id`'s checkout; a no-op for
+    /// a checkout that is unknown, lapsed or already settled.
+    pub async fn release_checkout(
+        &self,
+        user_id: &str,
+        payment_id: &str,
+    ) -> Result<(), BasketError> {
+        let id = Uuid::parse_str(payment_id.trim()).map_err(|_| BasketError::Invalid {
+            field: "paymentId",
+            reason: format!("must be a UUID, got {payment_id:?}"),
+        })?;
+        self.store.release_checkout(user_id, id).await
+    }
+
+    /// Re-reads every line's name and price from the catalogue and writes
+    /// them into the basket (quantities stay): the shopper accepts the
+    /// current prices after a checkout answered `PRICE_CHANGED`. A product
+    /// the catalogue no longer knows keeps its line as it was (a checkout
+    /// then names it as unavailable). If the catalogue cannot be asked,
+    /// nothing is written.
+    pub async fn confirm_prices(&self, user_id: &str) -> Result<Basket, BasketError> {
+        let basket = self.store.basket(user_id).await?;
+        let lookups = basket
+            .items
+            .iter()
+            .map(|item| self.catalog.product(item.product_id));
+        let products: Vec<CatalogProduct> = futures::future::try_join_all(lookups)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        self.store.reprice(user_id, &products).await
     }
 
     async fn current_product(&self, product_id: &str) -> Result<CatalogProduct, BasketError> {

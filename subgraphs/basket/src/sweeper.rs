@@ -1,13 +1,14 @@
 //! Marks baskets abandoned when they hold items but nobody touched them for
-//! `BASKET_TTL`. (The BasketAbandoned event joins this step in the events
-//! issue.)
+//! `BASKET_TTL` (never one a checkout holds), and deletes the locked lines
+//! of checkouts settled longer ago than
+//! [`crate::store::SETTLED_CHECKOUT_RETENTION`].
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{BasketError, now};
-use crate::store::BasketStore;
+use crate::store::{BasketStore, SETTLED_CHECKOUT_RETENTION};
 
 /// The periodic abandonment check.
 #[derive(Clone)]
@@ -29,6 +30,13 @@ impl AbandonmentSweeper {
         let marked = self.store.mark_abandoned(idle_since).await?;
         for (basket_id, user_id) in &marked {
             tracing::info!(%basket_id, %user_id, "basket abandoned");
+        }
+        let pruned = self
+            .store
+            .prune_settled_checkouts(now() - SETTLED_CHECKOUT_RETENTION)
+            .await?;
+        if pruned > 0 {
+            tracing::debug!(rows = pruned, "settled checkout lines pruned");
         }
         Ok(marked.len())
     }

@@ -11,8 +11,8 @@
 //!   [`UnknownEventKind`], never a near match.
 //! * [`payment`], [`product`], [`basket`], [`notification`] — the same
 //!   wire names as string constants, for code that handles raw envelopes.
-//! * [`PaymentData`], [`StockData`], [`BasketData`] — the data of the
-//!   events other services react to.
+//! * [`PaymentData`], [`StockData`], [`BasketData`] (with its
+//!   [`BasketLine`]s) — the data of the events other services react to.
 //!
 //! Data is camelCase JSON; money amounts are decimal strings, as in the
 //! GraphQL API.
@@ -247,12 +247,31 @@ pub struct BasketData {
     pub basket_id: Uuid,
     /// Its owner.
     pub user_id: String,
-    /// Units in it before the event (cleared) or now (abandoned).
+    /// Units the event is about: those removed (cleared) or those in it
+    /// now (abandoned).
     pub item_count: i32,
     /// `checkout`, `owner` or `idle`.
     pub reason: String,
     /// The payment that emptied it, for checkouts.
     pub payment_id: Option<Uuid>,
+    /// The lines removed (cleared) or held (abandoned), with the units
+    /// concerned. A checkout removes only what its payment bought, so
+    /// lines added meanwhile are not listed and stay in the basket.
+    /// Absent in events published before it existed (read as empty).
+    #[serde(default)]
+    pub lines: Vec<BasketLine>,
+}
+
+/// One line of a basket event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BasketLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Its name as the basket held it.
+    pub product_name: String,
+    /// Units removed (cleared) or held (abandoned).
+    pub quantity: i32,
 }
 
 #[cfg(test)]
@@ -338,5 +357,22 @@ mod tests {
             EventKind::parse("PaymentSettled").unwrap_err().to_string(),
             "unknown event type \"PaymentSettled\""
         );
+    }
+
+    #[test]
+    fn basket_data_without_lines_still_reads() {
+        // Published before `lines` existed: still accepted, with no lines.
+        let old = serde_json::json!({
+            "basketId": "01a203fa-2f09-7245-a3f7-f3ba7e44b7f3",
+            "userId": "alice",
+            "itemCount": 3,
+            "reason": "checkout",
+            "paymentId": null,
+        });
+        let data: BasketData = serde_json::from_value(old).unwrap();
+        assert_eq!(data.item_count, 3);
+        assert!(data.lines.is_empty());
+        let written = serde_json::to_value(&data).unwrap();
+        assert_eq!(written["lines"], serde_json::json!([]));
     }
 }

@@ -48,6 +48,19 @@ pub enum BasketError {
         /// The product's currency.
         product: String,
     },
+    /// A checkout found nothing to buy.
+    #[error("the basket is empty")]
+    EmptyBasket,
+    /// The basket no longer holds the lines a checkout was priced from.
+    #[error("the basket changed during checkout: its lines are not the ones being paid for")]
+    CheckoutChanged,
+    /// Another payment holds the basket's checkout lock.
+    #[error("another checkout of this basket is in progress; wait for it to finish or expire")]
+    CheckoutInProgress,
+    /// The payment's checkout has already ended (completed or released);
+    /// it cannot lock the basket again.
+    #[error("this checkout has already ended; start a new one")]
+    CheckoutSettled,
     /// Another user's basket was asked for.
     #[error("basket not found")]
     NotYours,

@@ -5,6 +5,7 @@
 //! are computed here, in exact decimals, from those snapshots.
 
 mod catalog;
+mod checkout;
 mod error;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +16,10 @@ use uuid::Uuid;
 pub use subgraph_kit::clock::now;
 
 pub use catalog::{CatalogProduct, CatalogUnavailable, ProductCatalog};
+pub use checkout::{
+    CheckoutLine, CheckoutLock, CheckoutRequest, MAX_CHECKOUT_LOCK, UncheckedLine, lines_match,
+    validate_checkout,
+};
 pub use error::BasketError;
 
 /// Most units of one product a basket may hold.
@@ -84,6 +89,9 @@ pub struct Basket {
     pub status: BasketStatus,
     /// Lines, oldest first.
     pub items: Vec<BasketItem>,
+    /// The live checkout lock, if a payment is under way (an expired lock
+    /// is never reported here).
+    pub checkout: Option<CheckoutLock>,
     /// When the basket was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -99,6 +107,11 @@ impl Basket {
     /// Sum of subtotals, exact.
     pub fn total(&self) -> Decimal {
         normalize(self.items.iter().map(BasketItem::subtotal).sum())
+    }
+
+    /// Whether a checkout holds the basket at `at`.
+    pub fn checkout_in_progress(&self, at: DateTime<Utc>) -> bool {
+        self.checkout.as_ref().is_some_and(|lock| lock.is_live(at))
     }
 
     /// The basket's currency: its items', or `default` while empty.
@@ -145,6 +158,7 @@ mod tests {
             user_id: "u".into(),
             status: BasketStatus::Active,
             items: vec![item("0.10", 3), item("0.20", 1), item("19.99", 999)],
+            checkout: None,
             created_at: now(),
             updated_at: now(),
         };

@@ -1,10 +1,18 @@
 //! What the basket subgraph does with other services' events: the
-//! checkout reaction to `PaymentCompleted` (consumer group
-//! `basket-checkout`).
+//! checkout settlement (consumer group `basket-checkout`, reading
+//! `payment-events`; the consumer subscribes to topics, and this handler
+//! picks the kinds it acts on).
 //!
-//! [`CheckoutHandler`] empties the payer's basket through the store, which
-//! writes `BasketCleared` (see [`super::outgoing`]) in the same
-//! transaction, once per payment however often the event arrives.
+//! [`CheckoutHandler`] settles the payer's basket through the store, in
+//! the consumer's transaction, once per event however often it arrives:
+//!
+//! * `PaymentCompleted` — the units the payment locked at checkout are
+//!   removed from the current lines (a line at zero goes), its lock is
+//!   cleared and `BasketCleared` lists what was removed; lines added since
+//!   the lock stay. A payment that locked nothing (made before the lock
+//!   existed) empties the basket, as checkouts did before.
+//! * `PaymentFailed`, `PaymentCancelled`, `PaymentExpired` — the payment's
+//!   lock is cleared; the lines stay for the next attempt.
 
 use futures::future::BoxFuture;
 use sea_orm::DatabaseTransaction;
@@ -12,28 +20,24 @@ use subgraph_kit::events::CloudEvent;
 use subgraph_kit::events::contract::{EventKind, PaymentData};
 use subgraph_kit::events::inbox::{Handler, HandlerError};
 
-use super::outgoing::BasketChange;
 use crate::domain::BasketError;
-use crate::store::BasketStore;
+use crate::store::{BasketStore, CheckoutOutcome};
 
-/// `PaymentCompleted` → the payer's basket emptied (consumer group
+/// Payment outcomes → the payer's basket settled (consumer group
 /// `basket-checkout`).
 pub struct CheckoutHandler;
 
 impl CheckoutHandler {
-    /// Empties the basket of the payer of `paid`.
-    async fn empty_payers_basket(
+    /// Settles the basket of the payer of `payment` as `outcome` says.
+    async fn settle(
         txn: &DatabaseTransaction,
-        paid: PaymentData,
+        payment: PaymentData,
+        outcome: CheckoutOutcome,
     ) -> Result<(), HandlerError> {
-        match BasketStore::clear_in(
-            txn,
-            &paid.user_id,
-            BasketChange::ClearedByCheckout(paid.payment_id),
-        )
-        .await
+        match BasketStore::settle_checkout_in(txn, &payment.user_id, payment.payment_id, outcome)
+            .await
         {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(BasketError::Store(err)) => Err(HandlerError::Transient(err)),
             Err(err) => Err(HandlerError::Rejected(err.to_string())),
         }
@@ -49,16 +53,16 @@ impl Handler for CheckoutHandler {
         Box::pin(async move {
             match event.event_kind() {
                 Ok(EventKind::PaymentCompleted) => {
-                    Self::empty_payers_basket(txn, event.data()?).await
+                    Self::settle(txn, event.data()?, CheckoutOutcome::Completed).await
                 }
-                // The basket is kept until a payment completes.
                 Ok(
-                    EventKind::PaymentCreated
-                    | EventKind::PaymentFailed
-                    | EventKind::PaymentRefunded
+                    EventKind::PaymentFailed
                     | EventKind::PaymentCancelled
                     | EventKind::PaymentExpired,
-                ) => Ok(()),
+                ) => Self::settle(txn, event.data()?, CheckoutOutcome::Abandoned).await,
+                // A created payment already holds its lock (taken before it
+                // was created); a refund does not put lines back.
+                Ok(EventKind::PaymentCreated | EventKind::PaymentRefunded) => Ok(()),
                 // Not on `payment-events`, the one topic this consumer reads.
                 Ok(
                     EventKind::StockUpdated

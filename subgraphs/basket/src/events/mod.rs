@@ -6,7 +6,7 @@
 //!   `BasketAbandoned`, which the store writes to its outbox (the store
 //!   imports this side only);
 //! * [`incoming`] — what basket does with other services' events: the
-//!   checkout reaction to `PaymentCompleted`, which calls the store.
+//!   checkout settlement on payment outcomes, which calls the store.
 
 pub mod incoming;
 pub mod outgoing;

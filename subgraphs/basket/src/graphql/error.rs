@@ -10,7 +10,11 @@ impl Coded for BasketError {
             BasketError::Invalid { .. }
             | BasketError::InsufficientStock { .. }
             | BasketError::TooMany { .. }
-            | BasketError::CurrencyMismatch { .. } => ErrorCode::BadUserInput,
+            | BasketError::CurrencyMismatch { .. }
+            | BasketError::EmptyBasket => ErrorCode::BadUserInput,
+            BasketError::CheckoutChanged
+            | BasketError::CheckoutInProgress
+            | BasketError::CheckoutSettled => ErrorCode::Conflict,
             BasketError::ProductNotFound(_)
             | BasketError::ItemNotFound(_)
             | BasketError::NotYours => ErrorCode::NotFound,

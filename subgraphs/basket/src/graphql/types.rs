@@ -10,7 +10,7 @@ use subgraph_kit::graphql::authenticated;
 use subgraph_kit::money::Money;
 
 use super::ShopCurrency;
-use crate::domain::{Basket, BasketError, BasketItem, BasketStatus as DomainStatus};
+use crate::domain::{Basket, BasketError, BasketItem, BasketStatus as DomainStatus, now};
 use crate::service::Baskets;
 
 /// A user's basket.
@@ -41,6 +41,14 @@ impl BasketNode {
 
     async fn status(&self) -> BasketStatus {
         self.0.status.into()
+    }
+
+    /// Whether a checkout of this basket is under way (a payment holds its
+    /// lock): another checkout is refused until it completes, fails or
+    /// lapses. The basket can still be changed meanwhile; what the payment
+    /// bought is removed when it completes, and lines added since stay.
+    async fn checkout_in_progress(&self) -> bool {
+        self.0.checkout_in_progress(now())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
