@@ -14,6 +14,21 @@ use uuid::Uuid;
 use crate::basket_client::line_inputs;
 use crate::domain::{PaymentItem, StockReservations};
 
+/// `reserveStock`'s lines: the basket's lines as `beginCheckout` gets
+/// them, plus each product's name in the basket, with which product names
+/// a product it no longer has in a `PRODUCT_UNAVAILABLE` refusal.
+fn reservation_lines(lines: &[PaymentItem]) -> serde_json::Value {
+    let mut inputs = line_inputs(lines);
+    if let serde_json::Value::Array(inputs) = &mut inputs {
+        for (input, line) in inputs.iter_mut().zip(lines) {
+            if let serde_json::Value::Object(input) = input {
+                input.insert("productName".into(), line.product_name.clone().into());
+            }
+        }
+    }
+    inputs
+}
+
 const RESERVE_STOCK: &str = "mutation PaymentReserveStock($input: ReserveStockInput!) { reserveStock(input: $input) { id status } }";
 
 const RELEASE_STOCK: &str = "mutation PaymentReleaseStock($reservationId: ID!) { releaseStockReservation(reservationId: $reservationId) }";
@@ -56,7 +71,7 @@ impl StockReservations for GraphqlStock {
             let input = json!({
                 "reservationId": reservation_id,
                 "expiresAt": expires_at.to_rfc3339(),
-                "lines": line_inputs(lines),
+                "lines": reservation_lines(lines),
             });
             self.client
                 .query::<Reserved>(RESERVE_STOCK, json!({ "input": input }), Some(caller))
