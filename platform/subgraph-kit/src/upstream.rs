@@ -57,7 +57,8 @@ pub enum UpstreamError {
         /// The first error's other `extensions` (all but `code`), so a
         /// caller that passes the refusal on can keep its details (which
         /// lines are out of stock, the new prices...).
-        extensions: serde_json::Map<String, Value>,
+        /// Boxed: most calls never fail, and errors stay small to move.
+        extensions: Box<serde_json::Map<String, Value>>,
     },
     /// The answer did not have the expected shape.
     #[error("the {service} service sent an unexpected response")]
@@ -200,7 +201,7 @@ impl GraphqlClient {
                     .as_str()
                     .unwrap_or("unknown error")
                     .to_owned(),
-                extensions,
+                extensions: Box::new(extensions),
             });
         }
         serde_json::from_value(body.get("data").cloned().unwrap_or(Value::Null)).map_err(|source| {

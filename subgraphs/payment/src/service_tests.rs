@@ -37,7 +37,7 @@ fn refusal(service: &'static str, code: &str, message: &str) -> UpstreamError {
         service,
         code: Some(code.into()),
         message: message.into(),
-        extensions,
+        extensions: Box::new(extensions),
     }
 }
 

@@ -58,8 +58,9 @@ pub enum PaymentError {
         code: ErrorCode,
         /// The upstream's message (written for the payer).
         message: String,
-        /// The upstream's other extensions (the lines concerned...).
-        extensions: serde_json::Map<String, serde_json::Value>,
+        /// The upstream's other extensions (the lines concerned...),
+        /// boxed to keep the error small.
+        extensions: Box<serde_json::Map<String, serde_json::Value>>,
     },
     /// The provider could not carry out a refund.
     #[error("the payment provider is unavailable")]
@@ -204,7 +205,7 @@ mod tests {
         PaymentError::Refused {
             code: ErrorCode::ProductUnavailable,
             message: "A product in your basket is no longer available (product …)".into(),
-            extensions,
+            extensions: Box::new(extensions),
         }
     }
 
@@ -246,7 +247,7 @@ mod tests {
         let refusal = PaymentError::Refused {
             code: ErrorCode::OutOfStock,
             message: "Only 2 left of Blue Mug (you asked for 3)".into(),
-            extensions,
+            extensions: Box::new(extensions),
         }
         .naming_lines(&[]);
         assert_eq!(

@@ -43,7 +43,7 @@ pub fn payment_error(err: PaymentError) -> async_graphql::Error {
             message,
             extensions,
         } => async_graphql::Error::new(message).extend_with(|_, ext| {
-            for (name, value) in extensions {
+            for (name, value) in *extensions {
                 if let Ok(value) = async_graphql::Value::from_json(value) {
                     ext.set(name, value);
                 }
@@ -69,7 +69,7 @@ mod tests {
         let err = payment_error(PaymentError::Refused {
             code: ErrorCode::OutOfStock,
             message: "Only 2 left of Blue Mug (you asked for 3)".into(),
-            extensions,
+            extensions: Box::new(extensions),
         });
         let server = err.into_server_error(Default::default());
         assert_eq!(server.message, "Only 2 left of Blue Mug (you asked for 3)");
