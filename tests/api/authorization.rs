@@ -41,7 +41,13 @@ impl GuardedShop {
         )
         .await;
         let basket = TestApp::spawn_basket(Backend::Sqlite, &product.graphql_url(), &[]).await;
-        let payment = TestApp::spawn_payment(Backend::Sqlite, &basket.graphql_url(), &[]).await;
+        let payment = TestApp::spawn_payment(
+            Backend::Sqlite,
+            &product.graphql_url(),
+            &basket.graphql_url(),
+            &[],
+        )
+        .await;
         let notification = TestApp::spawn_notification(Backend::Sqlite, &[]).await;
         let product_proxy = FaultProxy::start(&product.graphql_url()).await;
         let basket_proxy = FaultProxy::start(&basket.graphql_url()).await;

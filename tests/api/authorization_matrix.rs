@@ -260,10 +260,23 @@ impl Topology {
         )
         .await;
         let basket_url = basket.graphql_url();
+        // A checkout holds its units and the basket until its payment
+        // settles, and events do not cross these processes (no broker):
+        // holds lapse after half a second instead (PENDING payments stay
+        // PENDING, their expiry never runs during the test), so one user
+        // may create, check out and process several payments, as the rows
+        // and fixtures do.
         let payment = SubgraphProcess::start(
             "payment",
             &payment_db.url,
-            &[SIGNED_ONLY, ("BASKET_SERVICE_URL", &basket_url)],
+            &[
+                SIGNED_ONLY,
+                ("BASKET_SERVICE_URL", &basket_url),
+                ("PRODUCT_SERVICE_URL", &product_url),
+                ("PAYMENT_TTL", "0s"),
+                ("CHECKOUT_SETTLE_MARGIN", "500ms"),
+                ("PAYMENT_EXPIRY_INTERVAL", "1h"),
+            ],
         )
         .await;
         let mut router = RouterProcess::start(&[
@@ -398,6 +411,8 @@ async fn fixtures(router: &RouterProcess) -> Fixtures {
         "createPayment",
     )
     .await;
+    // The first payment's hold on the basket lapses (see `Topology::start`).
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let payment_pending = create(
         router,
         &alice,

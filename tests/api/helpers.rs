@@ -301,20 +301,35 @@ impl TestApp {
         Self::start(app, db)
     }
 
-    /// A payment subgraph on a fresh store, reading baskets from `basket_url`.
-    pub async fn spawn_payment(backend: Backend, basket_url: &str, extra: &[(&str, &str)]) -> Self {
-        Self::spawn_payment_on(&EventBus::in_process(), backend, basket_url, extra).await
+    /// A payment subgraph on a fresh store, reserving stock at
+    /// `product_url` and reading baskets from `basket_url`.
+    pub async fn spawn_payment(
+        backend: Backend,
+        product_url: &str,
+        basket_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn_payment_on(
+            &EventBus::in_process(),
+            backend,
+            product_url,
+            basket_url,
+            extra,
+        )
+        .await
     }
 
     /// [`TestApp::spawn_payment`] on `bus`.
     pub async fn spawn_payment_on(
         bus: &EventBus,
         backend: Backend,
+        product_url: &str,
         basket_url: &str,
         extra: &[(&str, &str)],
     ) -> Self {
         let db = fresh_db(backend).await;
         let mut vars = vec![
+            ("PRODUCT_SERVICE_URL", product_url),
             ("BASKET_SERVICE_URL", basket_url),
             ("UPSTREAM_TIMEOUT", "2s"),
         ];

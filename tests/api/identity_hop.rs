@@ -98,8 +98,13 @@ async fn payment_passes_the_forwarded_caller_on_to_basket() {
     let product = TestApp::spawn(Backend::Sqlite).await;
     let basket =
         TestApp::spawn_basket(Backend::Sqlite, &product.graphql_url(), BEHIND_ROUTER).await;
-    let payment =
-        TestApp::spawn_payment(Backend::Sqlite, &basket.graphql_url(), BEHIND_ROUTER).await;
+    let payment = TestApp::spawn_payment(
+        Backend::Sqlite,
+        &product.graphql_url(),
+        &basket.graphql_url(),
+        BEHIND_ROUTER,
+    )
+    .await;
     let product_id = product.create_product("Lamp", "12.50", 10, "Home").await;
     let alice = user("user-1", &[]);
 

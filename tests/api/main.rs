@@ -13,6 +13,7 @@ mod authorization;
 mod authorization_matrix;
 mod basket;
 mod broker_restart;
+mod checkout;
 mod cli;
 mod config_reference;
 mod events;

@@ -1,14 +1,18 @@
 //! The payment subgraph on MariaDB and SQLite, with real product and basket
-//! subgraphs in front of it: checkout outcomes per test card, idempotency
-//! under concurrency, every transition (legal or not), refunds, ownership,
-//! expiry and a basket outage.
+//! subgraphs in front of it, all on one event bus: checkout outcomes per
+//! test card, idempotency under concurrency, every transition (legal or
+//! not), refunds, ownership, expiry and a basket outage. (The checkout
+//! saga's own cases — stock, prices, the basket lock — are in
+//! `checkout.rs`.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{As, Backend, GqlResponse, TestApp, backend_tests, unreachable_url};
+use subgraph_kit::events::EventBus;
+
+use crate::helpers::{As, Backend, GqlResponse, Options, TestApp, backend_tests, unreachable_url};
 
 const PAYMENT: &str = "id status amount { amount currency } refundedAmount { amount } method provider providerId \
     failureReason retryable cardLast4 createdAt processedAt expiresAt \
@@ -30,15 +34,56 @@ fn card(number: &str) -> Value {
 }
 
 impl Shop {
+    /// The three on one event bus, as in `shopgraph dev`: a checkout's
+    /// events settle its stock reservation and basket lock.
     async fn start(backend: Backend, extra: &[(&str, &str)]) -> Self {
-        let product = TestApp::spawn(Backend::Sqlite).await;
-        let basket = TestApp::spawn_basket(Backend::Sqlite, &product.graphql_url(), &[]).await;
-        let payment = TestApp::spawn_payment(backend, &basket.graphql_url(), extra).await;
+        let bus = EventBus::in_process();
+        let product = TestApp::spawn_with(
+            Backend::Sqlite,
+            Options {
+                bus: Some(bus.clone()),
+                ..Options::default()
+            },
+        )
+        .await;
+        let basket =
+            TestApp::spawn_basket_on(&bus, Backend::Sqlite, &product.graphql_url(), &[]).await;
+        let payment = TestApp::spawn_payment_on(
+            &bus,
+            backend,
+            &product.graphql_url(),
+            &basket.graphql_url(),
+            extra,
+        )
+        .await;
         Self {
             product,
             basket,
             payment,
         }
+    }
+
+    /// Waits until no checkout holds `who`'s basket (a settled checkout's
+    /// event clears its lock and removes what it bought), then leaves one
+    /// new line in it: the next checkout's order.
+    async fn refill(&self, who: As, price: &str, quantity: i32) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let basket = self
+                .basket
+                .gql(who, "{ myBasket { checkoutInProgress } }", json!({}))
+                .await;
+            if basket.data()["myBasket"]["checkoutInProgress"] == false {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the basket's checkout settles");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.basket
+            .gql(who, "mutation { clearBasket { itemCount } }", json!({}))
+            .await
+            .data();
+        self.fill_basket(who, price, quantity).await
     }
 
     /// Puts `quantity` of a new product at `price` in `who`'s basket.
@@ -149,6 +194,8 @@ async fn checkout_outcomes_follow_the_test_cards(backend: Backend) {
             .any(|i| i["product"]["id"] == product && i["subtotal"]["amount"] == "0.30")
     );
 
+    // The paid lines leave the basket when PaymentCompleted arrives.
+    shop.refill(As::User, "1.00", 1).await;
     let declined = shop.checkout(As::User, "order-2", DECLINED).await;
     let declined = field(&declined, "checkout");
     assert_eq!(declined["status"], "FAILED");
@@ -160,6 +207,7 @@ async fn checkout_outcomes_follow_the_test_cards(backend: Backend) {
             .contains("declined")
     );
 
+    // A declined card lets go of the basket at once: another try may follow.
     let errored = shop.checkout(As::User, "order-3", PROVIDER_ERROR).await;
     let errored = field(&errored, "checkout");
     assert_eq!(errored["status"], "FAILED");
@@ -269,6 +317,7 @@ async fn two_step_payments_cancel_and_conflicts(backend: Backend) {
     );
     assert_eq!(shop.cancel(As::User, &id).await.code(), "CONFLICT");
 
+    shop.refill(As::User, "5.00", 1).await;
     let other = field(&shop.create(As::User, "to-cancel").await, "createPayment")["id"]
         .as_str()
         .unwrap()
@@ -327,7 +376,7 @@ async fn refunds_are_partial_full_and_bounded(backend: Backend) {
     let more = shop.refund(As::Admin, &id, Some("0.01")).await;
     assert_eq!(more.code(), "CONFLICT");
 
-    shop.fill_basket(As::User, "1.00", 1).await;
+    shop.refill(As::User, "1.00", 1).await;
     let failed = shop.checkout(As::User, "declined", DECLINED).await;
     let failed_id = field(&failed, "checkout")["id"]
         .as_str()
@@ -454,7 +503,7 @@ async fn bad_input_and_outages_are_coded(backend: Backend) {
     assert_eq!(no_card.code(), "BAD_USER_INPUT");
 
     let dead = unreachable_url();
-    let orphan = TestApp::spawn_payment(backend, &dead, &[]).await;
+    let orphan = TestApp::spawn_payment(backend, &dead, &dead, &[]).await;
     let response = orphan
         .gql(
             As::User,
@@ -512,7 +561,6 @@ async fn random_transition_sequences_match_the_state_machine(backend: Backend) {
     use payment_subgraph::domain::PaymentStatus as S;
 
     let shop = Shop::start(backend, &[]).await;
-    shop.fill_basket(As::User, "8.00", 1).await;
     let mut seed: u64 = 0x5eed_1234_abcd_0001;
     let mut next = move |n: u64| {
         seed ^= seed << 13;
@@ -521,6 +569,8 @@ async fn random_transition_sequences_match_the_state_machine(backend: Backend) {
         seed % n
     };
     for sequence in 0..12 {
+        // Each payment holds the basket until it settles: a fresh order each.
+        shop.refill(As::User, "8.00", 1).await;
         let created = shop.create(As::User, &format!("seq-{sequence}")).await;
         let id = field(&created, "createPayment")["id"]
             .as_str()
@@ -582,6 +632,13 @@ async fn random_transition_sequences_match_the_state_machine(backend: Backend) {
         }
         let stored = shop.get(As::User, &id).await;
         assert_eq!(field(&stored, "payment")["status"], state.as_str());
+        if state == S::Pending {
+            // Let go of the basket for the next sequence.
+            assert_eq!(
+                field(&shop.cancel(As::User, &id).await, "cancelPayment")["status"],
+                "CANCELLED"
+            );
+        }
     }
 }
 

@@ -41,8 +41,14 @@ impl Shop {
             Backend::Postgres => Backend::MariaDb,
             other => other,
         };
-        let payment =
-            TestApp::spawn_payment_on(&bus, payment_backend, &basket.graphql_url(), &[]).await;
+        let payment = TestApp::spawn_payment_on(
+            &bus,
+            payment_backend,
+            &product.graphql_url(),
+            &basket.graphql_url(),
+            &[],
+        )
+        .await;
         let notification = TestApp::spawn_notification_on(&bus, backend, &[]).await;
         let router = Router::start(&Self::urls(&product, &basket, &payment, &notification)).await;
         Self {

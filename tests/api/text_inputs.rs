@@ -224,7 +224,9 @@ mod payment {
     async fn payment_text_inputs_refuse_control_characters(backend: Backend) {
         let product = TestApp::spawn(Backend::Sqlite).await;
         let basket = TestApp::spawn_basket(Backend::Sqlite, &product.graphql_url(), &[]).await;
-        let payment = TestApp::spawn_payment(backend, &basket.graphql_url(), &[]).await;
+        let payment =
+            TestApp::spawn_payment(backend, &product.graphql_url(), &basket.graphql_url(), &[])
+                .await;
         let id = product.create_product("Lamp", "10.00", 5, "Home").await;
         basket
             .gql(

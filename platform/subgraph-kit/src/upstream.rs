@@ -54,6 +54,11 @@ pub enum UpstreamError {
         code: Option<String>,
         /// The first error's message.
         message: String,
+        /// The first error's other `extensions` (all but `code`), so a
+        /// caller that passes the refusal on can keep its details (which
+        /// lines are out of stock, the new prices...).
+        /// Boxed: most calls never fail, and errors stay small to move.
+        extensions: Box<serde_json::Map<String, Value>>,
     },
     /// The answer did not have the expected shape.
     #[error("the {service} service sent an unexpected response")]
@@ -181,13 +186,22 @@ impl GraphqlClient {
             .await
             .map_err(|err| unavailable(Box::new(err)))?;
         if let Some(error) = body.get("errors").and_then(|e| e.get(0)) {
+            let mut extensions = match error.get("extensions") {
+                Some(Value::Object(extensions)) => extensions.clone(),
+                _ => serde_json::Map::new(),
+            };
+            let code = match extensions.remove("code") {
+                Some(Value::String(code)) => Some(code),
+                _ => None,
+            };
             return Err(UpstreamError::Rejected {
                 service: self.service,
-                code: error["extensions"]["code"].as_str().map(str::to_owned),
+                code,
                 message: error["message"]
                     .as_str()
                     .unwrap_or("unknown error")
                     .to_owned(),
+                extensions: Box::new(extensions),
             });
         }
         serde_json::from_value(body.get("data").cloned().unwrap_or(Value::Null)).map_err(|source| {

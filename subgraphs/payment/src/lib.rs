@@ -4,12 +4,16 @@
 //! owns the `Payment` entity and adds `User.payments`; its production store
 //! is MariaDB.
 //!
-//! * [`domain`] — payments, the state machine, cards, the provider and
-//!   basket ports, the simulated provider;
-//! * [`service`] — the use cases (checkout, create, process, cancel, refund);
+//! * [`domain`] — payments, the state machine, cards, the provider,
+//!   basket and stock ports, the simulated provider;
+//! * [`service`] — the use cases (the checkout saga, create, process,
+//!   cancel, refund);
 //! * [`store`] — the SeaORM repository (idempotency by unique index, status
 //!   changes by conditional update);
-//! * [`basket_client`] — the basket adapter: GraphQL calls to basket;
+//! * [`basket_client`] — the basket adapter: GraphQL calls to basket
+//!   (read, lock and release the caller's basket);
+//! * [`product_client`] — the stock adapter: GraphQL calls to product
+//!   (reserve and release a checkout's units);
 //! * [`events`] — the payment events the store writes to the outbox
 //!   ([`events::outgoing`]; payment consumes no other service's events);
 //! * [`graphql`] — the schema;
@@ -20,6 +24,7 @@ pub mod basket_client;
 pub mod domain;
 pub mod events;
 pub mod graphql;
+pub mod product_client;
 pub mod service;
 pub mod store;
 pub mod sweeper;
@@ -40,7 +45,8 @@ use subgraph_kit::upstream::GraphqlClient;
 
 use crate::basket_client::GraphqlBaskets;
 use crate::domain::provider::SimulatedProvider;
-use crate::service::Payments;
+use crate::product_client::GraphqlStock;
+use crate::service::{Holds, Payments};
 use crate::store::PaymentStore;
 
 /// The subgraph's name in logs, metrics and the supergraph.
@@ -55,10 +61,16 @@ pub struct PaymentSettings {
     pub service: ServiceSettings,
     /// GraphQL endpoint of the basket subgraph (`BASKET_SERVICE_URL`).
     pub basket_url: String,
-    /// How long a call to basket may take (`UPSTREAM_TIMEOUT`).
+    /// GraphQL endpoint of the product subgraph (`PRODUCT_SERVICE_URL`,
+    /// the name basket reads it under), where checkout reserves stock.
+    pub product_url: String,
+    /// How long a call to basket or product may take (`UPSTREAM_TIMEOUT`).
     pub upstream_timeout: Duration,
     /// How long a payment may stay PENDING (`PAYMENT_TTL`).
     pub pending_ttl: Duration,
+    /// How much longer than its payment a checkout's stock reservation and
+    /// basket lock live (`CHECKOUT_SETTLE_MARGIN`).
+    pub settle_margin: Duration,
     /// How often expired payments are looked for (`PAYMENT_EXPIRY_INTERVAL`).
     pub expiry_interval: Duration,
     /// How long a payment may stay PROCESSING (a refund REQUESTED) before
@@ -71,7 +83,7 @@ pub struct PaymentSettings {
 
 impl PaymentSettings {
     /// Fails closed before serving: payment takes only signed requests and
-    /// signs its own calls to basket (`HOP_SIGNING_KEY_FILE`).
+    /// signs its own calls to basket and product (`HOP_SIGNING_KEY_FILE`).
     pub fn check_hop_keys(&self) -> Result<(), ConfigError> {
         self.service.check_hop_keys()?;
         self.service.auth.hop.require_signer().map(drop)
@@ -86,11 +98,20 @@ impl PaymentSettings {
                 "the basket subgraph's GraphQL URL, e.g. http://basket:4002/graphql",
             )?
             .unwrap_or_else(|| "http://127.0.0.1:4002/graphql".into());
+        let product_url = env
+            .http_url(
+                "PRODUCT_SERVICE_URL",
+                "the product subgraph's GraphQL URL, e.g. http://product:4001/graphql",
+            )?
+            .unwrap_or_else(|| "http://127.0.0.1:4001/graphql".into());
         Ok(Self {
             service,
             basket_url,
+            product_url,
             upstream_timeout: env.duration_or("UPSTREAM_TIMEOUT", Duration::from_secs(3))?,
             pending_ttl: env.duration_or("PAYMENT_TTL", Duration::from_secs(15 * 60))?,
+            settle_margin: env
+                .duration_or("CHECKOUT_SETTLE_MARGIN", Duration::from_secs(10 * 60))?,
             expiry_interval: env.duration_or("PAYMENT_EXPIRY_INTERVAL", Duration::from_secs(30))?,
             reconcile_after: env.duration_or("PAYMENT_RECONCILE_AFTER", Duration::from_secs(60))?,
             reconcile_interval: env
@@ -104,18 +125,29 @@ impl PaymentSettings {
 /// [`ServiceApp::run`].
 pub async fn build(settings: PaymentSettings, bus: EventBus) -> Result<ServiceApp, StartError> {
     let database = open_store::<Migrator>(&settings.service).await?;
+    let signer = settings.service.auth.hop.require_signer()?;
     let baskets = GraphqlBaskets::new(GraphqlClient::new(
         "basket",
         settings.basket_url.clone(),
         settings.upstream_timeout,
-        settings.service.auth.hop.require_signer()?,
+        signer.clone(),
+    ));
+    let stock = GraphqlStock::new(GraphqlClient::new(
+        "product",
+        settings.product_url.clone(),
+        settings.upstream_timeout,
+        signer,
     ));
     let relay = RelayWaker::default();
     let payments = Payments::new(
         PaymentStore::new(database.conn.clone(), relay.clone()),
         Arc::new(baskets),
+        Arc::new(stock),
         Arc::new(SimulatedProvider::default()),
-        settings.pending_ttl,
+        Holds {
+            pending_ttl: settings.pending_ttl,
+            settle_margin: settings.settle_margin,
+        },
     );
     let (feed, forwarder) = LiveFeed::start(&bus, vec![Topic::Payment], DEFAULT_BACKLOG)
         .await

@@ -9,9 +9,11 @@
 mod basket;
 mod card;
 mod error;
+mod order;
 pub mod provider;
 mod refund;
 mod status;
+mod stock;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -23,8 +25,10 @@ pub use subgraph_kit::clock::now;
 pub use basket::{BasketLine, BasketSnapshot, BasketSource};
 pub use card::Card;
 pub use error::PaymentError;
+pub use order::{order_fingerprint, same_lines};
 pub use refund::{Refund, RefundStatus};
 pub use status::PaymentStatus;
+pub use stock::StockReservations;
 
 /// How a payment is paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +103,9 @@ pub struct Payment {
     pub idempotency_key: String,
     /// What the request that created it asked for (idempotency check).
     pub request_fingerprint: String,
+    /// [`order_fingerprint`] of its caller and lines (idempotency check);
+    /// `None` for payments made before it was stored.
+    pub order_fingerprint: Option<String>,
     /// The basket lines it was created from.
     pub items: Vec<PaymentItem>,
     /// When it was created.
@@ -126,6 +133,9 @@ impl Payment {
 /// A payment to create (validated, priced from the basket).
 #[derive(Debug, Clone)]
 pub struct NewPayment {
+    /// Its id, chosen before it is stored: the checkout's stock
+    /// reservation and basket lock carry the same id.
+    pub id: Uuid,
     /// The payer.
     pub user_id: String,
     /// The basket snapshot's id.
@@ -144,6 +154,8 @@ pub struct NewPayment {
     pub idempotency_key: String,
     /// What the request asked for.
     pub request_fingerprint: String,
+    /// [`order_fingerprint`] of the caller and the lines.
+    pub order_fingerprint: String,
     /// The lines.
     pub items: Vec<PaymentItem>,
     /// Creation time.

@@ -16,8 +16,11 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Pays for the caller's basket: snapshot, create, charge. Idempotent on
-    /// `idempotencyKey`.
+    /// Pays for the caller's basket: reserve its units, lock it, create the
+    /// payment, charge. Idempotent on `idempotencyKey` (bound to the
+    /// order). Refused with `OUT_OF_STOCK`, `PRODUCT_UNAVAILABLE` or
+    /// `PRICE_CHANGED` (`extensions.lines`) before anything is charged;
+    /// once charged, always answers with the payment.
     #[graphql(directive = authenticated::apply())]
     async fn checkout(&self, ctx: &Context<'_>, input: CheckoutInput) -> Result<PaymentNode> {
         let viewer = auth::viewer(ctx)?;
@@ -29,8 +32,9 @@ impl Mutation {
             .map_err(payment_error)
     }
 
-    /// Creates a PENDING payment for the caller's basket. Idempotent on
-    /// `idempotencyKey`.
+    /// Creates a PENDING payment for the caller's basket, holding its units
+    /// and the basket until it is processed, cancelled or expires.
+    /// Idempotent on `idempotencyKey` (bound to the order).
     #[graphql(directive = authenticated::apply())]
     async fn create_payment(
         &self,
@@ -59,7 +63,7 @@ impl Mutation {
             .and_then(|card| card.parse())
             .map_err(payment_error)?;
         payments(ctx)
-            .process(viewer, &id, card)
+            .process(viewer, credentials(ctx), &id, card)
             .await
             .map(PaymentNode)
             .map_err(payment_error)
@@ -70,7 +74,7 @@ impl Mutation {
     async fn cancel_payment(&self, ctx: &Context<'_>, id: ID) -> Result<PaymentNode> {
         let viewer = auth::viewer(ctx)?;
         payments(ctx)
-            .cancel(viewer, &id)
+            .cancel(viewer, credentials(ctx), &id)
             .await
             .map(PaymentNode)
             .map_err(payment_error)

@@ -3,7 +3,6 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
-use shopgraph_core::error::{error_chain, to_graphql};
 use subgraph_kit::cost::{ASSUMED_BASKET_LINES, list_size};
 use subgraph_kit::federation::ProductRef;
 use subgraph_kit::money::Money;
@@ -104,12 +103,16 @@ pub struct PaymentItemNode(pub PaymentItem);
 
 #[Object(name = "PaymentItem")]
 impl PaymentItemNode {
-    /// The product (its current fields come from the product subgraph).
-    async fn product(&self) -> ProductRef {
-        ProductRef::new(self.0.product_id)
+    /// The product as the catalogue has it now (its fields come from the
+    /// product subgraph); `null` once the product is deleted. The order
+    /// itself outlives the catalogue: `productName` and `unitPrice` are
+    /// the snapshot taken at checkout.
+    async fn product(&self) -> Option<ProductRef> {
+        Some(ProductRef::new(self.0.product_id))
     }
 
-    /// The product's name when the payment was created.
+    /// The product's name when the payment was created (kept after the
+    /// product is renamed or deleted).
     async fn product_name(&self) -> &str {
         &self.0.product_name
     }
@@ -118,6 +121,7 @@ impl PaymentItemNode {
         self.0.quantity
     }
 
+    /// The unit price charged (the catalogue's price at checkout).
     async fn unit_price(&self) -> Money {
         Money::new(self.0.unit_price, self.0.currency.clone())
     }
@@ -217,10 +221,4 @@ pub fn payments<'a>(ctx: &Context<'a>) -> &'a Payments {
     ctx.data_unchecked::<Payments>()
 }
 
-/// Maps a payment error, logging upstream failures with their cause.
-pub fn payment_error(err: PaymentError) -> async_graphql::Error {
-    if let PaymentError::Basket(cause) = &err {
-        tracing::warn!(error = %error_chain(cause), "basket call failed");
-    }
-    to_graphql(err)
-}
+pub use super::error::payment_error;

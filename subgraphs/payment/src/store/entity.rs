@@ -30,6 +30,7 @@ pub mod payments {
         pub card_last4: Option<String>,
         pub idempotency_key: String,
         pub request_fingerprint: String,
+        pub order_fingerprint: Option<String>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub processed_at: Option<DateTimeUtc>,

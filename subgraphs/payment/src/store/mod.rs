@@ -171,10 +171,12 @@ impl PaymentStore {
         })
     }
 
-    /// Inserts a payment and its lines in one transaction; `Ok(None)` when
-    /// the user already has a payment with this idempotency key.
+    /// Inserts a payment (with the id it was given: its stock reservation
+    /// and basket lock carry it too) and its lines in one transaction;
+    /// `Ok(None)` when the user already has a payment with this
+    /// idempotency key.
     pub async fn insert(&self, new: NewPayment) -> Result<Option<Payment>, PaymentError> {
-        let id = Uuid::now_v7();
+        let id = new.id;
         let txn = self.db.begin().await?;
         let inserted = payments::Entity::insert(payments::ActiveModel {
             id: Set(id),
@@ -194,6 +196,7 @@ impl PaymentStore {
             card_last4: Set(None),
             idempotency_key: Set(new.idempotency_key),
             request_fingerprint: Set(new.request_fingerprint),
+            order_fingerprint: Set(Some(new.order_fingerprint)),
             created_at: Set(new.created_at),
             updated_at: Set(new.created_at),
             processed_at: Set(None),
@@ -399,6 +402,7 @@ async fn with_items(
                 card_last4: row.card_last4,
                 idempotency_key: row.idempotency_key,
                 request_fingerprint: row.request_fingerprint,
+                order_fingerprint: row.order_fingerprint,
                 created_at: row.created_at,
                 updated_at: row.updated_at,
                 processed_at: row.processed_at,
