@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use shopgraph_core::error::error_chain;
 use shopgraph_core::identity::Viewer;
 use subgraph_kit::pagination::{decode_cursor, encode_cursor, page_size};

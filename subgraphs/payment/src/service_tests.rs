@@ -243,7 +243,7 @@ impl Saga {
             store.clone(),
             basket.clone(),
             stock.clone(),
-            Arc::new(SimulatedProvider),
+            Arc::new(SimulatedProvider::default()),
             Holds {
                 pending_ttl: std::time::Duration::from_secs(900),
                 settle_margin: std::time::Duration::from_secs(600),

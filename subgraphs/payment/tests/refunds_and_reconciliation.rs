@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, join_all};
 use payment_migration::{Migrator, MigratorTrait};
 use payment_subgraph::domain::provider::{
@@ -17,9 +18,9 @@ use payment_subgraph::domain::provider::{
 };
 use payment_subgraph::domain::{
     BasketSnapshot, BasketSource, Card, NewPayment, Payment, PaymentError, PaymentItem,
-    PaymentMethod, PaymentStatus, RefundStatus, now,
+    PaymentMethod, PaymentStatus, RefundStatus, StockReservations, now,
 };
-use payment_subgraph::service::{Payments, Reconciled};
+use payment_subgraph::service::{Holds, Payments, Reconciled};
 use payment_subgraph::store::{Change, PaymentStore};
 use rust_decimal::Decimal;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -40,6 +41,47 @@ impl BasketSource for NoBaskets {
         &'a self,
         _caller: &'a Credentials,
     ) -> BoxFuture<'a, Result<BasketSnapshot, UpstreamError>> {
+        Box::pin(async { panic!("these tests create payments in the store") })
+    }
+
+    fn begin_checkout<'a>(
+        &'a self,
+        _caller: &'a Credentials,
+        _payment_id: Uuid,
+        _lines: &'a [PaymentItem],
+        _locked_until: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(async { panic!("these tests create payments in the store") })
+    }
+
+    fn release_checkout<'a>(
+        &'a self,
+        _caller: &'a Credentials,
+        _payment_id: Uuid,
+    ) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(async { panic!("these tests create payments in the store") })
+    }
+}
+
+/// Nor does anything reserve stock: payments are made in the store.
+struct NoStock;
+
+impl StockReservations for NoStock {
+    fn reserve<'a>(
+        &'a self,
+        _caller: &'a Credentials,
+        _reservation_id: Uuid,
+        _expires_at: DateTime<Utc>,
+        _lines: &'a [PaymentItem],
+    ) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(async { panic!("these tests create payments in the store") })
+    }
+
+    fn release<'a>(
+        &'a self,
+        _caller: &'a Credentials,
+        _reservation_id: Uuid,
+    ) -> BoxFuture<'a, Result<(), UpstreamError>> {
         Box::pin(async { panic!("these tests create payments in the store") })
     }
 }
@@ -72,8 +114,12 @@ impl Fixture {
         let payments = Payments::new(
             store.clone(),
             Arc::new(NoBaskets),
+            Arc::new(NoStock),
             Arc::new(provider.clone()),
-            Duration::from_secs(900),
+            Holds {
+                pending_ttl: Duration::from_secs(900),
+                settle_margin: Duration::from_secs(600),
+            },
         );
         Self {
             payments,
@@ -90,6 +136,7 @@ impl Fixture {
         let created_at = now();
         self.store
             .insert(NewPayment {
+                id: Uuid::now_v7(),
                 user_id: "user-1".into(),
                 basket_id: None,
                 amount,
@@ -99,6 +146,7 @@ impl Fixture {
                 description: None,
                 idempotency_key: Uuid::now_v7().to_string(),
                 request_fingerprint: "test".into(),
+                order_fingerprint: "test".into(),
                 items: vec![PaymentItem {
                     product_id: Uuid::now_v7(),
                     product_name: "Teapot".into(),
