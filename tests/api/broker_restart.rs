@@ -234,13 +234,9 @@ async fn stock_of(shop: &Shop, product_id: &str) -> i64 {
 
 /// Empties the basket (its asynchronous clearing may wait on the broker),
 /// adds one unit of `product_id` and checks out; returns the payment id.
-async fn buy_one(shop: &Shop, product_id: &str, key: &str) -> String {
+async fn buy_one(shop: &Shop, who: As, product_id: &str, key: &str) -> String {
     let cleared = shop
-        .gql(
-            As::User,
-            "mutation { clearBasket { itemCount } }",
-            json!({}),
-        )
+        .gql(who, "mutation { clearBasket { itemCount } }", json!({}))
         .await;
     assert_eq!(
         cleared.data()["clearBasket"]["itemCount"],
@@ -250,7 +246,7 @@ async fn buy_one(shop: &Shop, product_id: &str, key: &str) -> String {
     );
     let added = shop
         .gql(
-            As::User,
+            who,
             "mutation($p: ID!) { addBasketItem(productId: $p, quantity: 1) { itemCount } }",
             json!({ "p": product_id }),
         )
@@ -258,7 +254,7 @@ async fn buy_one(shop: &Shop, product_id: &str, key: &str) -> String {
     assert!(added.body["errors"].is_null(), "{}", added.body);
     let paid = shop
         .gql(
-            As::User,
+            who,
             "mutation($input: CheckoutInput!) { checkout(input: $input) { id status } }",
             json!({ "input": {
                 "idempotencyKey": key, "method": "CARD",
@@ -278,38 +274,65 @@ async fn buy_one(shop: &Shop, product_id: &str, key: &str) -> String {
         .expect("a payment id")
 }
 
+/// Whether `who`'s basket is held by a checkout whose outcome basket has
+/// not heard of yet.
+async fn checkout_in_progress(shop: &Shop, who: As) -> bool {
+    let basket = shop
+        .gql(who, "{ myBasket { checkoutInProgress } }", json!({}))
+        .await;
+    basket.data()["myBasket"]["checkoutInProgress"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("a basket: {}", basket.body))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn checkouts_while_the_broker_is_killed_are_published_when_it_restarts_on_its_data() {
     let broker = Broker::start().await;
     let shop = Shop::spawn_on(broker.bus().await, Backend::Postgres).await;
     let (product_id, stock) = stocked_product(&shop, 3).await;
-    let before = buy_one(&shop, &product_id, "before-kill").await;
+    // Stock leaves at checkout (the reservation); the basket is released by
+    // `PaymentCompleted` coming back through the broker, so the basket is
+    // what shows that events flow.
+    let before = buy_one(&shop, As::User, &product_id, "before-kill").await;
+    assert_eq!(stock_of(&shop, &product_id).await, stock - 1);
     wait_until(
-        "the first sale is taken from stock",
+        "the first checkout's basket is released",
         Duration::from_secs(30),
-        || async { stock_of(&shop, &product_id).await == stock - 1 },
+        || async { !checkout_in_progress(&shop, As::User).await },
     )
     .await;
 
     broker.kill().await;
-    // Checkout needs no broker: the events wait in payment's outbox.
+    // Checkout needs no broker: the events wait in payment's outbox. Two
+    // shoppers, as each basket stays held until its event arrives.
     let down: Vec<String> = vec![
-        buy_one(&shop, &product_id, "while-down-1").await,
-        buy_one(&shop, &product_id, "while-down-2").await,
+        buy_one(&shop, As::User, &product_id, "while-down-1").await,
+        buy_one(&shop, As::OtherUser, &product_id, "while-down-2").await,
     ];
     // Long enough for publishes to fail and the relays to back off.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(stock_of(&shop, &product_id).await, stock - 1);
+    assert_eq!(stock_of(&shop, &product_id).await, stock - 3);
+    for who in [As::User, As::OtherUser] {
+        assert!(
+            checkout_in_progress(&shop, who).await,
+            "no event can have released the basket while the broker is down"
+        );
+    }
     broker.resume().await;
 
-    // Product's consumer group resumes after its committed offset: the two
-    // new sales are taken, the one before the kill not again.
+    // Basket's consumer group resumes after its committed offset: both
+    // checkouts made while down are settled; product's settles them too and
+    // takes nothing more (their units left at reservation).
     wait_until(
-        "both sales made while down are taken",
+        "both baskets held while down are released",
         Duration::from_secs(60),
-        || async { stock_of(&shop, &product_id).await == stock - 3 },
+        || async {
+            !checkout_in_progress(&shop, As::User).await
+                && !checkout_in_progress(&shop, As::OtherUser).await
+        },
     )
     .await;
+    assert_eq!(stock_of(&shop, &product_id).await, stock - 3);
 
     // The topic still holds what was published before the kill: a new
     // group reading from the start finds all three completions, each once.
