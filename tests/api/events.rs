@@ -363,7 +363,15 @@ async fn three_checkouts_while_the_broker_is_down_are_all_notified_when_it_retur
 /// A broker that restarts empty (topics and producer ids gone): the relay
 /// recreates the topic and a new producer, and the pending event is
 /// published.
+///
+/// Ignored in the suite: librdkafka 2.12.1 (rdkafka-sys 4.10) crashes the
+/// whole test process (SIGSEGV in `rd_kafka_metadata_cache_find`) when the
+/// broker comes back with the same topic names under new topic ids, about
+/// one run in two since checkouts settle through the basket first. A broker
+/// restart on its data, the real case, is `broker_restart.rs`. Run it
+/// alone with `cargo test --test api -- --ignored restarted_empty`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "librdkafka 2.12.1 segfaults when a broker returns empty with new topic ids; see the doc comment"]
 async fn the_relay_publishes_to_a_broker_that_restarted_empty() {
     let broker = Broker::start().await;
     let shop = Shop::spawn_on(broker.bus().await, Backend::Postgres).await;
