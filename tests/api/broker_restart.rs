@@ -195,80 +195,9 @@ async fn a_consumer_resumes_after_its_committed_offset_when_the_broker_is_killed
     );
 }
 
-/// The first demo product with at least `units` in stock: (id, stock).
-async fn stocked_product(shop: &Shop, units: i64) -> (String, i64) {
-    let found = shop
-        .gql(
-            As::Anonymous,
-            "{ products(first: 50) { edges { node { id stockQuantity } } } }",
-            json!({}),
-        )
-        .await;
-    found.data()["products"]["edges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|edge| &edge["node"])
-        .find(|node| node["stockQuantity"].as_i64().unwrap_or(0) >= units)
-        .map(|node| {
-            (
-                node["id"].as_str().unwrap_or_default().to_owned(),
-                node["stockQuantity"].as_i64().unwrap_or_default(),
-            )
-        })
-        .expect("a stocked product")
-}
-
-async fn stock_of(shop: &Shop, product_id: &str) -> i64 {
-    let found = shop
-        .gql(
-            As::Anonymous,
-            "query($id: ID!) { product(id: $id) { stockQuantity } }",
-            json!({ "id": product_id }),
-        )
-        .await;
-    found.data()["product"]["stockQuantity"]
-        .as_i64()
-        .unwrap_or(-1)
-}
-
-/// Empties the basket (its asynchronous clearing may wait on the broker),
-/// adds one unit of `product_id` and checks out; returns the payment id.
-async fn buy_one(shop: &Shop, who: As, product_id: &str, key: &str) -> String {
-    let cleared = shop
-        .gql(who, "mutation { clearBasket { itemCount } }", json!({}))
-        .await;
-    assert_eq!(
-        cleared.data()["clearBasket"]["itemCount"],
-        0,
-        "{}",
-        cleared.body
-    );
-    let added = shop
-        .gql(
-            who,
-            "mutation($p: ID!) { addBasketItem(productId: $p, quantity: 1) { itemCount } }",
-            json!({ "p": product_id }),
-        )
-        .await;
-    assert!(added.body["errors"].is_null(), "{}", added.body);
-    let paid = shop
-        .gql(
-            who,
-            "mutation($input: CheckoutInput!) { checkout(input: $input) { id status } }",
-            json!({ "input": {
-                "idempotencyKey": key, "method": "CARD",
-                "card": { "number": "4242424242424242", "expMonth": 12, "expYear": 2040, "cvc": "123" }
-            } }),
-        )
-        .await;
-    assert_eq!(
-        paid.data()["checkout"]["status"],
-        "COMPLETED",
-        "{}",
-        paid.body
-    );
-    paid.data()["checkout"]["id"]
+/// The id of a payment `Shop::buy` returned.
+fn paid_id(payment: serde_json::Value) -> String {
+    payment["id"]
         .as_str()
         .map(str::to_owned)
         .expect("a payment id")
@@ -289,12 +218,12 @@ async fn checkout_in_progress(shop: &Shop, who: As) -> bool {
 async fn checkouts_while_the_broker_is_killed_are_published_when_it_restarts_on_its_data() {
     let broker = Broker::start().await;
     let shop = Shop::spawn_on(broker.bus().await, Backend::Postgres).await;
-    let (product_id, stock) = stocked_product(&shop, 3).await;
+    let (product_id, _, stock) = shop.stocked_product(3).await;
     // Stock leaves at checkout (the reservation); the basket is released by
     // `PaymentCompleted` coming back through the broker, so the basket is
     // what shows that events flow.
-    let before = buy_one(&shop, As::User, &product_id, "before-kill").await;
-    assert_eq!(stock_of(&shop, &product_id).await, stock - 1);
+    let before = paid_id(shop.buy(As::User, &product_id, 1, "before-kill").await);
+    assert_eq!(shop.stock_of(&product_id).await, stock - 1);
     wait_until(
         "the first checkout's basket is released",
         Duration::from_secs(30),
@@ -306,12 +235,15 @@ async fn checkouts_while_the_broker_is_killed_are_published_when_it_restarts_on_
     // Checkout needs no broker: the events wait in payment's outbox. Two
     // shoppers, as each basket stays held until its event arrives.
     let down: Vec<String> = vec![
-        buy_one(&shop, As::User, &product_id, "while-down-1").await,
-        buy_one(&shop, As::OtherUser, &product_id, "while-down-2").await,
+        paid_id(shop.buy(As::User, &product_id, 1, "while-down-1").await),
+        paid_id(
+            shop.buy(As::OtherUser, &product_id, 1, "while-down-2")
+                .await,
+        ),
     ];
     // Long enough for publishes to fail and the relays to back off.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(stock_of(&shop, &product_id).await, stock - 3);
+    assert_eq!(shop.stock_of(&product_id).await, stock - 3);
     for who in [As::User, As::OtherUser] {
         assert!(
             checkout_in_progress(&shop, who).await,
@@ -332,7 +264,7 @@ async fn checkouts_while_the_broker_is_killed_are_published_when_it_restarts_on_
         },
     )
     .await;
-    assert_eq!(stock_of(&shop, &product_id).await, stock - 3);
+    assert_eq!(shop.stock_of(&product_id).await, stock - 3);
 
     // The topic still holds what was published before the kill: a new
     // group reading from the start finds all three completions, each once.

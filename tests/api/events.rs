@@ -24,7 +24,7 @@ const EVENT_WAIT: Duration = Duration::from_secs(20);
 
 impl Shop {
     /// The first product of the demo catalogue with at least `units` in stock.
-    async fn stocked_product(&self, units: i64) -> (String, String, i64) {
+    pub(crate) async fn stocked_product(&self, units: i64) -> (String, String, i64) {
         let found = self
             .gql(
                 As::Anonymous,
@@ -49,7 +49,7 @@ impl Shop {
         )
     }
 
-    async fn stock_of(&self, product_id: &str) -> i64 {
+    pub(crate) async fn stock_of(&self, product_id: &str) -> i64 {
         let found = self
             .gql(
                 As::Anonymous,
@@ -63,7 +63,7 @@ impl Shop {
     }
 
     /// Puts `quantity` of `product_id` in `who`'s basket and checks out.
-    async fn buy(&self, who: As, product_id: &str, quantity: i64, key: &str) -> Value {
+    pub(crate) async fn buy(&self, who: As, product_id: &str, quantity: i64, key: &str) -> Value {
         let added = self
             .gql(
                 who,
