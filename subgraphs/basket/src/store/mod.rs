@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set, TransactionTrait, UpdateMany,
 };
 use subgraph_kit::events::Topic;
 use subgraph_kit::events::outbox::{self, RelayWaker};
@@ -153,24 +153,8 @@ impl BasketStore {
         let mut basket = ensure_basket(&txn, user_id).await?;
         check_currency(&txn, basket.id, product).await?;
         let now = now();
-        let updated = basket_items::Entity::update_many()
+        let updated = catalogue_refresh(basket.id, product, now)
             .col_expr(basket_items::Column::Quantity, Expr::value(quantity))
-            .col_expr(
-                basket_items::Column::ProductName,
-                Expr::value(product.name.clone()),
-            )
-            .col_expr(
-                basket_items::Column::Category,
-                Expr::value(product.category.clone()),
-            )
-            .col_expr(basket_items::Column::UnitPrice, Expr::value(product.price))
-            .col_expr(
-                basket_items::Column::Currency,
-                Expr::value(product.currency.clone()),
-            )
-            .col_expr(basket_items::Column::UpdatedAt, Expr::value(now))
-            .filter(basket_items::Column::BasketId.eq(basket.id))
-            .filter(basket_items::Column::ProductId.eq(product.id))
             .exec(&txn)
             .await?;
         if updated.rows_affected == 0 {
@@ -442,25 +426,7 @@ impl BasketStore {
         let at = now();
         let mut changed = 0;
         for product in products {
-            let updated = basket_items::Entity::update_many()
-                .col_expr(
-                    basket_items::Column::ProductName,
-                    Expr::value(product.name.clone()),
-                )
-                .col_expr(
-                    basket_items::Column::Category,
-                    Expr::value(product.category.clone()),
-                )
-                .col_expr(basket_items::Column::UnitPrice, Expr::value(product.price))
-                .col_expr(
-                    basket_items::Column::Currency,
-                    Expr::value(product.currency.clone()),
-                )
-                .col_expr(basket_items::Column::UpdatedAt, Expr::value(at))
-                .filter(basket_items::Column::BasketId.eq(basket.id))
-                .filter(basket_items::Column::ProductId.eq(product.id))
-                .exec(&txn)
-                .await?;
+            let updated = catalogue_refresh(basket.id, product, at).exec(&txn).await?;
             changed += updated.rows_affected;
         }
         if changed > 0 {
@@ -532,6 +498,33 @@ impl BasketStore {
         }
         Ok(marked)
     }
+}
+
+/// The update that gives `product`'s line in basket `basket_id` the
+/// catalogue's name, category, price and currency as of `at`: a changed
+/// quantity and a re-confirmation of prices both refresh a line this way.
+fn catalogue_refresh(
+    basket_id: Uuid,
+    product: &CatalogProduct,
+    at: DateTime<Utc>,
+) -> UpdateMany<basket_items::Entity> {
+    basket_items::Entity::update_many()
+        .col_expr(
+            basket_items::Column::ProductName,
+            Expr::value(product.name.clone()),
+        )
+        .col_expr(
+            basket_items::Column::Category,
+            Expr::value(product.category.clone()),
+        )
+        .col_expr(basket_items::Column::UnitPrice, Expr::value(product.price))
+        .col_expr(
+            basket_items::Column::Currency,
+            Expr::value(product.currency.clone()),
+        )
+        .col_expr(basket_items::Column::UpdatedAt, Expr::value(at))
+        .filter(basket_items::Column::BasketId.eq(basket_id))
+        .filter(basket_items::Column::ProductId.eq(product.id))
 }
 
 async fn ensure_basket(
