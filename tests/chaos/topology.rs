@@ -264,7 +264,6 @@ impl Topology {
                 ("KAFKA_BROKERS".into(), broker.address()),
                 ("KAFKA_TOPIC_PREFIX".into(), topic_prefix.clone()),
                 ("KAFKA_SESSION_TIMEOUT".into(), "6s".into()),
-                ("KAFKA_PUBLISH_TIMEOUT".into(), "3s".into()),
                 (
                     "KAFKA_CLIENT_PROPERTIES".into(),
                     KAFKA_CLIENT_PROPERTIES.into(),
