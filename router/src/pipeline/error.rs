@@ -72,7 +72,7 @@ pub enum RouterError {
     MutationOverGet,
     /// A subscription sent as a plain HTTP request.
     #[error(
-        "subscriptions need a streaming transport: a graphql-transport-ws websocket or SSE (Accept: text/event-stream)"
+        "subscriptions need a streaming transport: a graphql-transport-ws websocket, SSE (Accept: text/event-stream) or multipart HTTP (Accept: multipart/mixed;subscriptionSpec=\"1.0\")"
     )]
     SubscriptionOverHttp,
     /// A shared execution (`QUERY_DEDUPE`) ended without a result: the

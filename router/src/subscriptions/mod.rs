@@ -322,7 +322,10 @@ pub(crate) async fn open(
 
 /// `responses` pulled by a task of their own into a queue of `buffer`
 /// (see [`open`]).
-fn queued(mut responses: BoxStream<'static, Outcome>, buffer: usize) -> BoxStream<'static, Outcome> {
+fn queued(
+    mut responses: BoxStream<'static, Outcome>,
+    buffer: usize,
+) -> BoxStream<'static, Outcome> {
     let (queue, mut receiver) = mpsc::channel(buffer.max(1));
     tokio::spawn(async move {
         loop {
@@ -413,7 +416,10 @@ mod tests {
         let mut queued = queued(endless(&dropped), 3);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !dropped.load(Ordering::SeqCst) {
-            assert!(tokio::time::Instant::now() < deadline, "the source is dropped");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the source is dropped"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         for _ in 0..3 {
@@ -446,7 +452,10 @@ mod tests {
         drop(queued);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !dropped.load(Ordering::SeqCst) {
-            assert!(tokio::time::Instant::now() < deadline, "the source is dropped");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the source is dropped"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

@@ -88,9 +88,14 @@ pub fn wants_multipart(headers: &HeaderMap) -> bool {
 fn accepts_json(headers: &HeaderMap) -> bool {
     media_ranges(headers).any(|range| {
         let kind = range.split(';').next().unwrap_or_default().trim();
-        ["application/json", "application/graphql-response+json", "application/*", "*/*"]
-            .iter()
-            .any(|json| kind.eq_ignore_ascii_case(json))
+        [
+            "application/json",
+            "application/graphql-response+json",
+            "application/*",
+            "*/*",
+        ]
+        .iter()
+        .any(|json| kind.eq_ignore_ascii_case(json))
     })
 }
 
@@ -116,9 +121,7 @@ pub async fn respond(
     let started = Instant::now();
     let content_type = response_content_type(headers);
     let admitted = match admit(&state.pipeline, method, uri, headers, verified, body).await {
-        Ok(admitted) if admitted.operation.prepared.kind == OperationKind::Subscription => {
-            admitted
-        }
+        Ok(admitted) if admitted.operation.prepared.kind == OperationKind::Subscription => admitted,
         other => return once(state, method, headers, other, started).await,
     };
     let responses = match open(state, admitted).await {
@@ -299,7 +302,9 @@ mod tests {
         assert!(accepts_json(&accept(
             "multipart/mixed;subscriptionSpec=1.0,application/json;q=0.9"
         )));
-        assert!(!accepts_json(&accept("multipart/mixed;subscriptionSpec=1.0")));
+        assert!(!accepts_json(&accept(
+            "multipart/mixed;subscriptionSpec=1.0"
+        )));
     }
 
     /// Responses, an ending error, heartbeats on silence and the final
@@ -329,7 +334,11 @@ mod tests {
             next().await,
             "\r\ncontent-type: application/json\r\n\r\n{}\r\n--graphql"
         );
-        assert!(before.elapsed() >= HEARTBEAT_EVERY, "{:?}", before.elapsed());
+        assert!(
+            before.elapsed() >= HEARTBEAT_EVERY,
+            "{:?}",
+            before.elapsed()
+        );
         sender
             .send(Outcome::Ended(GraphqlError::coded(
                 shopgraph_core::error::ErrorCode::SubscriptionOverflow,
@@ -343,7 +352,10 @@ mod tests {
         );
         assert!(ended.contains("SUBSCRIPTION_OVERFLOW"), "{ended}");
         assert_eq!(next().await, "--\r\n");
-        assert!(body.next().await.is_none(), "nothing after the final boundary");
+        assert!(
+            body.next().await.is_none(),
+            "nothing after the final boundary"
+        );
     }
 
     /// A subscription that completes closes the body with the final
