@@ -132,21 +132,53 @@ pub fn ws_url(http_url: &str) -> String {
     http_url.replacen("http://", "ws://", 1)
 }
 
-/// A subscription through the Node `graphql-ws` client
-/// (`tests/subscriptions/subscribe.mjs`), one JSON line per event.
+/// A subscription through a real Node client, one JSON line per event:
+/// the `graphql-ws` library (`tests/subscriptions/subscribe.mjs`) or
+/// Apollo Client's `HttpLink` over multipart HTTP
+/// (`tests/subscriptions/apollo-subscribe.mjs`).
 pub struct NodeSubscriber {
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     _process: Child,
 }
 
 impl NodeSubscriber {
-    /// Subscribes with `query` as the holder of `token`; returns once the
-    /// connection is acknowledged (or refused: see [`NodeSubscriber::next`]).
+    /// Subscribes with `query` over `graphql-ws` as the holder of
+    /// `token`; returns once the connection is acknowledged (or refused:
+    /// see [`NodeSubscriber::next`]).
     pub async fn start(url: &str, token: Option<&str>, query: &str, variables: Value) -> Self {
+        Self::spawn(
+            "subscribe.mjs",
+            &[url, token.unwrap_or("-"), query, &variables.to_string()],
+        )
+        .await
+    }
+
+    /// Subscribes with `query` through Apollo Client (`HttpLink`, so
+    /// multipart HTTP) at the router's HTTP `url` as the holder of
+    /// `token`; after `count` events the client unsubscribes. Prints
+    /// `{"ready":true}` once the request is sent.
+    pub async fn apollo(
+        url: &str,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        count: Option<usize>,
+    ) -> Self {
+        let count = count.map(|count| count.to_string()).unwrap_or_default();
+        let mut args = vec![url, token.unwrap_or("-"), query];
+        let variables = variables.to_string();
+        args.push(&variables);
+        if !count.is_empty() {
+            args.push(&count);
+        }
+        Self::spawn("apollo-subscribe.mjs", &args).await
+    }
+
+    async fn spawn(script: &str, args: &[&str]) -> Self {
         ensure_node_clients().await;
         let mut process = Command::new("node")
-            .arg(format!("{ROOT}/tests/subscriptions/subscribe.mjs"))
-            .args([url, token.unwrap_or("-"), query, &variables.to_string()])
+            .arg(format!("{ROOT}/tests/subscriptions/{script}"))
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -186,7 +218,10 @@ async fn ensure_node_clients() {
     static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     ONCE.get_or_init(|| async {
         let dir = format!("{ROOT}/tests/subscriptions");
-        if std::path::Path::new(&format!("{dir}/node_modules/graphql-ws")).exists() {
+        let installed = ["graphql-ws", "@apollo/client"]
+            .iter()
+            .all(|package| std::path::Path::new(&format!("{dir}/node_modules/{package}")).exists());
+        if installed {
             return;
         }
         let status = Command::new("npm")

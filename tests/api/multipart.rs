@@ -6,8 +6,9 @@
 //! final boundary after a transport-level error, a client that
 //! falls behind ends with a transport-level `SUBSCRIPTION_OVERFLOW`, and
 //! identity, rate limits, operation limits and CSRF prevention refuse as
-//! they do on the other transports. Apollo Client's own `HttpLink` runs
-//! against the router in `multipart_apollo_client.rs`.
+//! they do on the other transports. Apollo Client's own `HttpLink`
+//! (Node, `tests/subscriptions/apollo-subscribe.mjs`) runs against the
+//! router too.
 
 use std::time::Duration;
 
@@ -17,7 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::Router;
 use crate::helpers::{As, Backend};
-use crate::live::{MULTIPART_ACCEPT, MultipartParser, MultipartStream, Part, post_multipart};
+use crate::live::{
+    MULTIPART_ACCEPT, MultipartParser, MultipartStream, NodeSubscriber, Part, post_multipart,
+};
 use crate::shop::Shop;
 
 /// The live notification a client asks for: fields from three subgraphs.
@@ -388,4 +391,68 @@ fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
         body.extend_from_slice(&chunked[..size]);
         chunked = &chunked[size + 2..];
     }
+}
+
+/// Apollo Client, as a web app uses it (`HttpLink`, so multipart HTTP):
+/// it sits through heartbeats, receives a checkout's notification, and
+/// its unsubscribe (an aborted request) frees the subgraph subscription;
+/// an anonymous client gets the GraphQL error; a router shutting down
+/// reaches it as a transport-level (protocol) error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apollo_client_subscribes_over_multipart_http() {
+    let shop = Shop::spawn_on(EventBus::in_process(), Backend::Sqlite).await;
+    let router = Router::start(&router_vars(&shop, &[("MULTIPART_HEARTBEAT", "200ms")])).await;
+    let (product_id, product_name, _) = shop.stocked_product(2).await;
+    let token = shop.token(As::User).unwrap_or_default().to_owned();
+    let line_wait = EVENT_WAIT;
+
+    let mut apollo =
+        NodeSubscriber::apollo(&router.url, Some(&token), NOTIFICATIONS, json!({}), Some(1)).await;
+    apollo.ready().await;
+    shop.notification.wait_for_subscriptions(1).await;
+    // A few heartbeats go by; Apollo Client reports none of them.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    shop.buy_settled(As::User, &product_id, "apollo-1").await;
+    let event = apollo.next(line_wait).await.expect("a line");
+    let added = &event["next"]["data"]["notificationAdded"];
+    assert_eq!(added["title"], "Payment completed", "{event}");
+    assert_eq!(added["payment"]["status"], "COMPLETED", "{event}");
+    assert_eq!(
+        added["payment"]["items"][0]["product"]["name"],
+        product_name.as_str(),
+        "{event}"
+    );
+    assert_eq!(
+        apollo.next(line_wait).await,
+        Some(json!({ "complete": true }))
+    );
+    // The client unsubscribed after its one event: the request is aborted
+    // and the router frees the subgraph subscription.
+    shop.notification.wait_for_subscriptions(0).await;
+
+    // No token: the router's GraphQL error reaches the client.
+    let mut anonymous =
+        NodeSubscriber::apollo(&router.url, None, NOTIFICATIONS, json!({}), None).await;
+    anonymous.ready().await;
+    let refused = anonymous.next(line_wait).await.expect("a line");
+    assert_eq!(
+        refused["error"]["codes"],
+        json!(["UNAUTHORIZED_FIELD_OR_TYPE"]),
+        "{refused}"
+    );
+
+    // The router shuts down: a protocol error, then the subscription ends.
+    let mut ending =
+        NodeSubscriber::apollo(&router.url, Some(&token), NOTIFICATIONS, json!({}), None).await;
+    ending.ready().await;
+    shop.notification.wait_for_subscriptions(1).await;
+    drop(router);
+    let ended = ending.next(line_wait).await.expect("a line");
+    assert_eq!(ended["error"]["name"], "CombinedProtocolErrors", "{ended}");
+    assert_eq!(
+        ended["error"]["messages"],
+        json!(["the router is shutting down"]),
+        "{ended}"
+    );
+    shop.notification.wait_for_subscriptions(0).await;
 }
