@@ -80,7 +80,7 @@ pub struct OperationBudget(pub std::sync::Arc<dyn OperationLimit>);
 pub struct GraphqlState {
     /// The pipeline's state, shared by every transport.
     pub pipeline: RouterState,
-    /// Limits and timers of websocket and SSE connections.
+    /// Limits and timers of websocket, SSE and multipart connections.
     pub settings: SubscriptionSettings,
     /// Subscriptions opened on subgraphs, sharing connections per caller.
     pub subscriber: subscribe::Subscriber,
