@@ -84,18 +84,26 @@ pub fn wants_multipart(headers: &HeaderMap) -> bool {
 }
 
 /// Whether the `Accept` header also lists a JSON response type (or a
-/// wildcard that covers one).
+/// wildcard that covers one), not refused with `q=0`.
 fn accepts_json(headers: &HeaderMap) -> bool {
     media_ranges(headers).any(|range| {
-        let kind = range.split(';').next().unwrap_or_default().trim();
-        [
-            "application/json",
-            "application/graphql-response+json",
-            "application/*",
-            "*/*",
-        ]
-        .iter()
-        .any(|json| kind.eq_ignore_ascii_case(json))
+        let mut parts = range.split(';').map(str::trim);
+        let kind = parts.next().unwrap_or_default();
+        let refused = parts.any(|parameter| {
+            parameter.split_once('=').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("q")
+                    && value.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+            })
+        });
+        !refused
+            && [
+                "application/json",
+                "application/graphql-response+json",
+                "application/*",
+                "*/*",
+            ]
+            .iter()
+            .any(|json| kind.eq_ignore_ascii_case(json))
     })
 }
 
