@@ -148,14 +148,28 @@ impl SubscriptionSettings {
     pub fn from_env(env: &Env, connect_timeout: Duration) -> Result<Self, ConfigError> {
         Ok(Self {
             buffer: env.int_in_or("SUBSCRIPTION_BUFFER", 1..=100_000, 128)?,
-            keepalive: env.duration_or("SUBSCRIPTION_KEEPALIVE", Duration::from_secs(15))?,
-            heartbeat: env.duration_or("MULTIPART_HEARTBEAT", Duration::from_secs(5))?,
+            keepalive: period(env, "SUBSCRIPTION_KEEPALIVE", Duration::from_secs(15))?,
+            heartbeat: period(env, "MULTIPART_HEARTBEAT", Duration::from_secs(5))?,
             idle_timeout: env.duration_or("SUBSCRIPTION_IDLE_TIMEOUT", Duration::from_secs(60))?,
             init_timeout: env.duration_or("WS_CONNECTION_INIT_TIMEOUT", Duration::from_secs(10))?,
             per_connection: env.int_in_or("SUBSCRIPTIONS_PER_CONNECTION", 1..=10_000, 100)?,
             connect_timeout,
         })
     }
+}
+
+/// The period of a timer: a duration above zero (a zero period would
+/// panic the timer, with the first connection, not at start).
+fn period(env: &Env, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let value = env.duration_or(var, default)?;
+    if value.is_zero() {
+        return Err(shopgraph_core::config::invalid(
+            var,
+            "0",
+            "a duration above zero such as 5s",
+        ));
+    }
+    Ok(value)
 }
 
 /// One item of an operation's responses.
@@ -432,6 +446,21 @@ mod tests {
             _ => panic!("an overflow error"),
         }
         assert!(queued.next().await.is_none(), "nothing after the error");
+    }
+
+    /// A zero heartbeat or keepalive is refused at start: it would panic
+    /// the timer of the first streaming connection.
+    #[test]
+    fn timer_periods_must_be_above_zero() {
+        for var in ["MULTIPART_HEARTBEAT", "SUBSCRIPTION_KEEPALIVE"] {
+            let env = Env::from_pairs([(var, "0s")]);
+            let err = SubscriptionSettings::from_env(&env, Duration::from_secs(1))
+                .expect_err("zero is refused");
+            assert!(err.to_string().contains(var), "{err}");
+        }
+        let env = Env::from_pairs([("MULTIPART_HEARTBEAT", "250ms")]);
+        let settings = SubscriptionSettings::from_env(&env, Duration::from_secs(1)).expect("valid");
+        assert_eq!(settings.heartbeat, Duration::from_millis(250));
     }
 
     /// A client that goes away ends the source at once, even while no
