@@ -133,14 +133,16 @@ ensure_node() {
 
 # The Kafka-protocol test broker (tansu, pinned and checksummed), the S3
 # server it keeps its data in (moto, hash-pinned wheels in a virtualenv),
-# and the Node graphql-ws client the subscription tests drive.
+# and the Node clients the subscription tests drive (graphql-ws, and
+# Apollo Client for multipart HTTP subscriptions).
 ensure_event_test_tools() {
     if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
         say "installing python3-venv"
         apt_install python3-venv
     fi
     say "test broker: $(tests/kafka-broker.sh install)"
-    if [ ! -d tests/subscriptions/node_modules/graphql-ws ]; then
+    if [ ! -d tests/subscriptions/node_modules/graphql-ws ] \
+        || [ ! -d tests/subscriptions/node_modules/@apollo/client ]; then
         (cd tests/subscriptions && npm ci --no-audit --no-fund --loglevel=error)
     fi
 }

@@ -86,7 +86,8 @@ pub struct RouterSettings {
     /// Signs every request to a subgraph (the signed hop, `HOP_*`); in
     /// `serve` the router does not start without `HOP_SIGNING_KEY_FILE`.
     pub hop_signer: HopSigner,
-    /// Websocket and SSE limits and timers (`SUBSCRIPTION_*`).
+    /// Websocket, SSE and multipart limits and timers (`SUBSCRIPTION_*`,
+    /// `MULTIPART_HEARTBEAT`).
     pub subscriptions: crate::subscriptions::SubscriptionSettings,
 }
 

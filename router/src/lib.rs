@@ -6,7 +6,7 @@
 //! | # | module | stage |
 //! |---|---|---|
 //! | 1 | [`edge`] | HTTP layers: security headers, body limit, CORS, CSRF ([`edge::security`]), caller identity ([`edge::identify_caller`]), per-client rate limit ([`edge::ratelimit`]) |
-//! | 2 | [`subscriptions`] | the `/graphql` handler: websocket ([`subscriptions::ws`]) and SSE ([`subscriptions::sse`]) transports; plain HTTP goes on to the pipeline |
+//! | 2 | [`subscriptions`] | the `/graphql` handler: websocket ([`subscriptions::ws`]), SSE ([`subscriptions::sse`]) and multipart HTTP ([`subscriptions::multipart`]) transports; plain HTTP goes on to the pipeline |
 //! | 3 | [`pipeline`] | read the request, persisted queries ([`pipeline::persisted`]), prepare, variables ([`pipeline::variables`]), execute or join an identical query ([`inflight`]), respond; every refusal is a [`pipeline::RouterError`] |
 //! | 4 | [`planner`] | the prepare step: parse, operation limits and estimated cost ([`planner::limits`]), validate, schema authorization ([`planner::authorization`]), set introspection aside ([`planner::introspection`]), plan with `hive-router-query-planner`, cache |
 //! | 5 | [`executor`] | walks the plan, fetches and batches entities, merges, projects the client's selection |
@@ -238,7 +238,7 @@ impl RouterApp {
                 timeouts,
             ))
         });
-        // Streaming connections (websockets, SSE) close as shutdown starts,
+        // Streaming connections (websockets, SSE, multipart) close as shutdown starts,
         // so draining does not wait for them.
         let streams = self.shutdown.clone();
         let shutdown = async move {

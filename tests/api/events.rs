@@ -107,7 +107,7 @@ impl Shop {
     /// [`Self::buy`], then waits until the checkout's `BasketCleared`
     /// emptied the basket, so that a later purchase's lines are not
     /// cleared by this one's late event.
-    async fn buy_settled(&self, who: As, product_id: &str, key: &str) -> Value {
+    pub(crate) async fn buy_settled(&self, who: As, product_id: &str, key: &str) -> Value {
         let paid = self.buy(who, product_id, 1, key).await;
         self.eventually("the basket is emptied", || async {
             self.basket_units(who).await == 0
@@ -117,7 +117,7 @@ impl Shop {
     }
 
     /// Waits until `check` holds (the effects of events are eventual).
-    async fn eventually<F, Fut>(&self, what: &str, check: F)
+    pub(crate) async fn eventually<F, Fut>(&self, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,

@@ -21,6 +21,7 @@ mod fault_proxy;
 mod hostile_input;
 mod identity_hop;
 mod live;
+mod multipart;
 
 mod notification;
 mod payment;

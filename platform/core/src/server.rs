@@ -5,7 +5,7 @@
 //!
 //! 1. `connection: close` after a 413;
 //! 2. trace span per request (continuing the caller's W3C `traceparent`);
-//! 3. response compression;
+//! 3. response compression (not for streamed bodies: SSE, multipart);
 //! 4. body size limit (413);
 //! 5. request timeout (408).
 //!
@@ -32,6 +32,7 @@ use tower::layer::util::{Identity, Stack};
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{And, DefaultPredicate, NotForContentType, Predicate};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::{MakeHeaderValue, SetResponseHeaderLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -77,7 +78,7 @@ type CommonStack = Stack<
         Stack<
             DefaultBodyLimit,
             Stack<
-                CompressionLayer,
+                CompressionLayer<Compressible>,
                 Stack<
                     TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan>,
                     Stack<SetResponseHeaderLayer<CloseAfterTooLarge>, Identity>,
@@ -98,7 +99,7 @@ impl CommonLayers {
                     CloseAfterTooLarge,
                 ))
                 .layer(TraceLayer::new_for_http().make_span_with(RequestSpan { service }))
-                .layer(CompressionLayer::new())
+                .layer(CompressionLayer::new().compress_when(compressible()))
                 .layer(DefaultBodyLimit::disable())
                 .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
                 .layer(TimeoutLayer::with_status_code(
@@ -108,6 +109,19 @@ impl CommonLayers {
                 .into_inner(),
         )
     }
+}
+
+/// Which responses are compressed: tower-http's defaults (not tiny
+/// bodies, gRPC, images or SSE), and not multipart subscriptions either.
+type Compressible = And<DefaultPredicate, NotForContentType>;
+
+/// The [`Compressible`] predicate. A compressor holds what it has read
+/// until it has enough to emit (it is never flushed mid-body), so a
+/// streamed `multipart/mixed` part or heartbeat would wait in it instead
+/// of reaching the client; SSE is excluded by the defaults for the same
+/// reason.
+fn compressible() -> Compressible {
+    DefaultPredicate::new().and(NotForContentType::const_new("multipart/mixed"))
 }
 
 impl<S> Layer<S> for CommonLayers

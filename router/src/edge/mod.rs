@@ -12,7 +12,7 @@
 //! | CORS | `/graphql` | [`security`] |
 //! | CSRF prevention | `/graphql` | [`security`] |
 //! | identify the caller (the token is verified once, here) | `/graphql` | [`identify_caller`] |
-//! | per-client rate limit (websocket and SSE count when they open; each websocket operation counts too) | `/graphql` | [`ratelimit`] |
+//! | per-client rate limit (websocket, SSE and multipart count when they open; each websocket operation counts too) | `/graphql` | [`ratelimit`] |
 //!
 //! Every refusal here is a [`RouterError`] rendered as a GraphQL error.
 //!

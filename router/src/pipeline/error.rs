@@ -11,7 +11,7 @@
 //!
 //! | surface | method | shape |
 //! |---|---|---|
-//! | `/graphql` (pipeline, SSE refusals, CSRF, rate limit, body limit) | [`RouterError::into_response`] | `{"errors":[{"message","locations"?,"extensions":{"code"}}]}` |
+//! | `/graphql` (pipeline, SSE and multipart refusals, CSRF, rate limit, body limit) | [`RouterError::into_response`] | `{"errors":[{"message","locations"?,"extensions":{"code"}}]}` |
 //! | the admin API | [`RouterError::admin_response`] | `{"error":{"code","message"}}` |
 //! | websocket closes | [`RouterError::close_code`] + the message | close frame |
 //!
@@ -40,7 +40,7 @@ pub use crate::executor::error::Location;
 /// each surface renders it.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
-    // ---- reading the request (pipeline, SSE) ----
+    // ---- reading the request (pipeline, SSE, multipart) ----
     /// Not a GraphQL-over-HTTP request (bad JSON, content type, method...).
     #[error(transparent)]
     Request(#[from] RequestError),
@@ -72,7 +72,7 @@ pub enum RouterError {
     MutationOverGet,
     /// A subscription sent as a plain HTTP request.
     #[error(
-        "subscriptions need a streaming transport: a graphql-transport-ws websocket or SSE (Accept: text/event-stream)"
+        "subscriptions need a streaming transport: a graphql-transport-ws websocket, SSE (Accept: text/event-stream) or multipart HTTP (Accept: multipart/mixed;subscriptionSpec=\"1.0\")"
     )]
     SubscriptionOverHttp,
     /// A shared execution (`QUERY_DEDUPE`) ended without a result: the
@@ -100,7 +100,7 @@ pub enum RouterError {
         explanation: String,
     },
 
-    // ---- streaming transports (SSE, websocket operations) ----
+    // ---- streaming transports (SSE, multipart, websocket operations) ----
     /// An anonymous caller asked for a subscription.
     #[error("sign in to subscribe")]
     SignInToSubscribe,
@@ -393,7 +393,7 @@ impl RouterError {
     }
 
     /// The error as an entry of a response's `errors` (websocket `error`
-    /// payloads, SSE responses with `data: null`).
+    /// payloads, SSE and multipart responses with `data: null`).
     pub fn to_graphql_error(&self) -> crate::executor::error::GraphqlError {
         let mut error = crate::executor::error::GraphqlError::coded(self.code(), self.message())
             .with_locations(self.locations());

@@ -23,8 +23,10 @@
 //!    `locations` of the client's field they belong to; every refusal is a
 //!    [`RouterError`] ([`error`]), validation errors with their `locations`.
 //!
-//! Steps 2, 4, 5 and 7 are shared with the streaming transports through
-//! [`read_request`] and [`prepare_operation`].
+//! Steps 2 to 7 are shared with the streaming transports through
+//! [`admit`] (the websocket, which reads no HTTP request per operation,
+//! through [`prepare_operation`]); step 8 for one response through
+//! [`answer`].
 
 pub mod error;
 pub mod persisted;
@@ -97,48 +99,72 @@ pub async fn graphql(
     }
     let started = Instant::now();
     let content_type = response_content_type(headers);
-    let (label, result) = handle(state, method, uri, headers, verified, body).await;
-    let outcome = match &result {
-        Ok((_, false)) => "ok",
-        Ok((_, true)) => "error",
-        Err(_) => "rejected",
-    };
-    metrics::counter!("router_requests_total", "operation_type" => label, "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("router_request_duration_seconds", "operation_type" => label)
-        .record(started.elapsed().as_secs_f64());
-    match result {
-        Ok((body, _)) => {
-            let mut response = Response::new(axum::body::Body::from(body));
-            let headers = response.headers_mut();
-            // Room for what the edge adds on the way out (security, CORS
-            // and rate-limit headers): one allocation, not a regrowth as
-            // they arrive.
-            headers.reserve(RESPONSE_HEADERS);
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            response
-        }
-        Err(err) => {
-            metrics::counter!("router_errors_total", "code" => err.code().as_str()).increment(1);
-            err.log();
-            err.into_response(content_type)
-        }
+    let admitted = admit(state, method, uri, headers, verified, body).await;
+    match answer(state, method, admitted, started).await {
+        Ok(body) => json_response(body, content_type),
+        Err(err) => refusal(err, content_type),
     }
 }
 
-/// The request's steps; returns the response body and whether it carries errors.
-async fn handle(
+/// A `200` carrying one GraphQL response body in `content_type`.
+pub fn json_response(body: Vec<u8>, content_type: &'static str) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    // Room for what the edge adds on the way out (security, CORS and
+    // rate-limit headers): one allocation, not a regrowth as they arrive.
+    headers.reserve(RESPONSE_HEADERS);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A refusal as a coded GraphQL error response in `content_type`, counted
+/// in `router_errors_total` and logged when it is the router's fault.
+pub fn refusal(err: RouterError, content_type: &'static str) -> Response {
+    metrics::counter!("router_errors_total", "code" => err.code().as_str()).increment(1);
+    err.log();
+    err.into_response(content_type)
+}
+
+/// A request read, its caller identified and its operation prepared
+/// (steps 2 to 7): what every transport of an HTTP request starts from.
+pub struct Admitted {
+    /// The request as sent.
+    pub request: GraphqlRequest,
+    /// The verified caller.
+    pub identity: Identity,
+    /// The prepared operation.
+    pub operation: Operation,
+}
+
+/// Steps 2 to 7 for an HTTP request, whatever answers it (one JSON body,
+/// an event stream, multipart parts); a refusal comes with the operation
+/// type's label, for metrics.
+pub async fn admit(
     state: &RouterState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     verified: Option<Verified>,
     body: &Bytes,
-) -> (&'static str, Result<(Vec<u8>, bool), RouterError>) {
-    let request = match read_request(method, uri, headers, body) {
-        Ok(request) => request,
-        Err(err) => return ("unknown", Err(err)),
-    };
+) -> Result<Admitted, (&'static str, RouterError)> {
+    let request = read_request(method, uri, headers, body).map_err(|err| ("unknown", err))?;
+    let identity = caller(state, headers, verified).map_err(|err| ("unknown", err))?;
+    let operation = prepare_operation(state, &request, &identity).await?;
+    Ok(Admitted {
+        request,
+        identity,
+        operation,
+    })
+}
+
+/// Step 3: the caller as the edge verified it, else from the
+/// `Authorization` header (a router without the edge, as in tests); a
+/// token that does not verify is refused (401), no token is anonymous.
+pub fn caller(
+    state: &RouterState,
+    headers: &HeaderMap,
+    verified: Option<Verified>,
+) -> Result<Identity, RouterError> {
     let identity = match verified {
         Some(Verified(verified)) => match verified.as_ref() {
             Ok(identity) => Ok(identity.clone()),
@@ -149,14 +175,45 @@ async fn handle(
             .identify(headers.get(header::AUTHORIZATION))
             .map_err(|err| err.to_string()),
     };
-    let identity = match identity {
-        Ok(identity) => identity,
-        Err(err) => return ("unknown", Err(RouterError::InvalidToken(err))),
+    identity.map_err(RouterError::InvalidToken)
+}
+
+/// Steps 6 and 8 for a request answered with one response body: checks
+/// the operation against the transport, executes it and records the
+/// request's metrics; `Err` is the refusal to render ([`refusal`]).
+pub async fn answer(
+    state: &RouterState,
+    method: &Method,
+    admitted: Result<Admitted, (&'static str, RouterError)>,
+    started: Instant,
+) -> Result<Vec<u8>, RouterError> {
+    let (label, result) = match admitted {
+        Ok(admitted) => execute_once(state, method, admitted).await,
+        Err((label, err)) => (label, Err(err)),
     };
-    let operation = match prepare_operation(state, &request, &identity).await {
-        Ok(operation) => operation,
-        Err((label, err)) => return (label, Err(err)),
+    let outcome = match &result {
+        Ok((_, false)) => "ok",
+        Ok((_, true)) => "error",
+        Err(_) => "rejected",
     };
+    metrics::counter!("router_requests_total", "operation_type" => label, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("router_request_duration_seconds", "operation_type" => label)
+        .record(started.elapsed().as_secs_f64());
+    result.map(|(body, _)| body)
+}
+
+/// Steps 6 and 8; returns the response body and whether it carries errors.
+async fn execute_once(
+    state: &RouterState,
+    method: &Method,
+    admitted: Admitted,
+) -> (&'static str, Result<(Vec<u8>, bool), RouterError>) {
+    let Admitted {
+        request,
+        identity,
+        operation,
+    } = admitted;
     let label = operation.label();
     match operation.prepared.kind {
         OperationKind::Mutation if method == Method::GET => {

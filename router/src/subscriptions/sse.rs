@@ -6,7 +6,9 @@
 //! that cannot start gets a coded GraphQL error response instead of a
 //! stream, its status from [`RouterError::status`] (anonymous
 //! subscription: 401, invalid document: 400, subgraph down: 502).
-//! Comments keep idle streams open through proxies.
+//! Comments keep idle streams open through proxies. A subscription's
+//! responses wait in a bounded queue ([`super::open`]): a client that
+//! falls too far behind gets a last `SUBSCRIPTION_OVERFLOW` response.
 
 use std::convert::Infallible;
 
@@ -17,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream;
 
-use super::{GraphqlState, results};
-use crate::pipeline::{RouterError, prepare_operation, read_request};
+use super::{GraphqlState, open, unstarted};
+use crate::pipeline::{Verified, admit, refusal};
 
 const JSON: &str = "application/json";
 
@@ -30,59 +32,30 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/event-stream"))
 }
 
-/// A refusal before the operation is prepared: a coded error, no `data`.
-fn refuse(err: RouterError) -> Response {
-    metrics::counter!("router_errors_total", "code" => err.code().as_str()).increment(1);
-    err.log();
-    err.into_response(JSON)
-}
-
-/// Answers one SSE request.
+/// Answers one SSE request; `verified` is the caller as the edge
+/// identified it.
 pub async fn respond(
     state: &GraphqlState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    verified: Option<Verified>,
     body: &Bytes,
 ) -> Response {
-    let request = match read_request(method, uri, headers, body) {
-        Ok(request) => request,
-        Err(err) => return refuse(err),
+    let admitted = match admit(&state.pipeline, method, uri, headers, verified, body).await {
+        Ok(admitted) => admitted,
+        Err((_, err)) => return refusal(err, JSON),
     };
-    let identity = match state
-        .pipeline
-        .auth
-        .identify(headers.get(header::AUTHORIZATION))
-    {
-        Ok(identity) => identity,
-        Err(err) => return refuse(RouterError::InvalidToken(err.to_string())),
-    };
-    let operation = match prepare_operation(&state.pipeline, &request, &identity).await {
-        Ok(operation) => operation,
-        Err((_, err)) => return refuse(err),
-    };
-    let responses = match results(operation, identity, &state.settings, &state.subscriber).await {
+    let responses = match open(state, admitted).await {
         Ok(responses) => responses,
-        Err(err) => {
-            // Once prepared, a failure is answered as a response with
-            // `data: null`, like the events that would have followed.
-            err.log();
-            let body = crate::executor::ExecutionResult {
-                data: b"null".to_vec(),
-                errors: vec![err.to_graphql_error()],
-            }
-            .into_body();
-            let mut response = RouterError::into_response(err, JSON);
-            *response.body_mut() = axum::body::Body::from(body);
-            return response;
-        }
+        Err(err) => return unstarted(err, JSON),
     };
     let events = responses
-        .map(|body| {
+        .map(|outcome| {
             Ok::<_, Infallible>(
                 Event::default()
                     .event("next")
-                    .data(String::from_utf8_lossy(&body)),
+                    .data(String::from_utf8_lossy(&outcome.into_body())),
             )
         })
         .chain(stream::once(async {

@@ -431,8 +431,8 @@ async fn operate(
             return;
         }
     };
-    while let Some(body) = responses.next().await {
-        let message = next_message(&id, &body);
+    while let Some(outcome) = responses.next().await {
+        let message = next_message(&id, &outcome.into_body());
         match outbound.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Closed(_)) => return,

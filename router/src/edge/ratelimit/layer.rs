@@ -2,8 +2,8 @@
 //! with 429 or passes it on, adding `RateLimit-*` headers either way.
 //!
 //! It sees every request of the routes it wraps, including websocket
-//! upgrades and SSE requests, so a subscription costs one request when its
-//! connection opens (and nothing per event). A websocket upgrade also
+//! upgrades and SSE or multipart requests, so a subscription costs one
+//! request when its connection opens (and nothing per event). A websocket upgrade also
 //! carries the limiter on ([`OperationBudget`]): every operation the
 //! connection runs then costs one request more.
 
