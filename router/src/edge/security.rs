@@ -42,7 +42,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Request headers cross-origin clients may send (the CSRF headers are
 /// added to these).
-const ALLOWED_REQUEST_HEADERS: [&str; 7] = [
+const ALLOWED_REQUEST_HEADERS: [&str; 10] = [
     "content-type",
     "authorization",
     "apollo-require-preflight",
@@ -50,6 +50,12 @@ const ALLOWED_REQUEST_HEADERS: [&str; 7] = [
     "x-api-key",
     "traceparent",
     "tracestate",
+    // Apollo Client's `clientAwareness` (name and version of the app).
+    "apollographql-client-name",
+    "apollographql-client-version",
+    // A multipart subscription's `Accept` with the quoted
+    // `subscriptionSpec="1.0"` is not a CORS-safelisted value.
+    "accept",
 ];
 
 /// Response headers cross-origin pages may read: rate-limit feedback.
@@ -779,6 +785,10 @@ mod tests {
             "apollo-require-preflight",
             "x-api-key",
             "traceparent",
+            // Apollo Client's clientAwareness, and the multipart Accept.
+            "apollographql-client-name",
+            "apollographql-client-version",
+            "accept",
         ] {
             assert!(allowed.contains(name), "{name} in {allowed}");
         }

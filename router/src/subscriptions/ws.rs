@@ -5,7 +5,8 @@
 //!
 //! 1. the client has [`SubscriptionSettings::init_timeout`] to send
 //!    `connection_init`; its payload carries the token (`Authorization`,
-//!    `authorization`, `token` or `authToken`; `Bearer ` optional), or the
+//!    `authorization`, `token` or `authToken`, at the top or inside a
+//!    `headers` object as Apollo setups send it; `Bearer ` optional), or the
 //!    upgrade request's `Authorization` header does. No valid token:
 //!    close `4401 Unauthorized`; a second `connection_init`: `4429`;
 //! 2. `connection_ack`; then `subscribe` messages start operations (a
@@ -343,13 +344,20 @@ fn parse_message(text: &str) -> Result<ClientMessage, RouterError> {
 /// The `Authorization` header value a `connection_init` payload carries
 /// (`Authorization`, `authorization`, `token` or `authToken`, with or
 /// without the `Bearer ` scheme), if any; a token that cannot be a header
-/// value is refused.
+/// value is refused. The keys are looked for at the top of the payload,
+/// then inside its `headers` object: `{ headers: { Authorization } }` is
+/// how many Apollo Client setups pass `connectionParams`.
 fn payload_authorization(payload: Option<&Value>) -> Result<Option<HeaderValue>, RouterError> {
+    const KEYS: [&str; 4] = ["Authorization", "authorization", "token", "authToken"];
     let from_payload = payload
         .and_then(|payload| {
-            ["Authorization", "authorization", "token", "authToken"]
-                .iter()
-                .find_map(|key| payload.get(*key).and_then(Value::as_str))
+            [Some(payload), payload.get("headers")]
+                .into_iter()
+                .flatten()
+                .find_map(|place| {
+                    KEYS.iter()
+                        .find_map(|key| place.get(*key).and_then(Value::as_str))
+                })
         })
         .map(|token| {
             let token = token.trim();
@@ -465,4 +473,49 @@ fn next_message(id: &str, body: &[u8]) -> Message {
 
 fn text(message: Value) -> Message {
     Message::Text(Utf8Bytes::from(message.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::payload_authorization;
+
+    fn token_of(payload: serde_json::Value) -> Option<String> {
+        payload_authorization(Some(&payload))
+            .ok()
+            .flatten()
+            .and_then(|value| value.to_str().ok().map(str::to_owned))
+    }
+
+    #[test]
+    fn the_token_is_found_flat_or_inside_headers_with_or_without_its_scheme() {
+        for payload in [
+            json!({ "Authorization": "Bearer abc" }),
+            json!({ "authorization": "abc" }),
+            json!({ "token": "abc" }),
+            json!({ "authToken": "Bearer abc" }),
+            json!({ "headers": { "Authorization": "Bearer abc" } }),
+            json!({ "headers": { "authorization": "abc" } }),
+        ] {
+            assert_eq!(
+                token_of(payload.clone()).as_deref(),
+                Some("Bearer abc"),
+                "{payload}"
+            );
+        }
+        // The top level wins over `headers`.
+        assert_eq!(
+            token_of(json!({ "token": "top", "headers": { "Authorization": "nested" } }))
+                .as_deref(),
+            Some("Bearer top")
+        );
+        for payload in [
+            json!({}),
+            json!({ "headers": {} }),
+            json!({ "headers": "Bearer abc" }),
+        ] {
+            assert_eq!(token_of(payload.clone()), None, "{payload}");
+        }
+    }
 }
