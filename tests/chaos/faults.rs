@@ -27,6 +27,8 @@ pub const BANKED_COUNTERS: &[(&str, &str)] = &[
         "stock_reservations_released_total",
         "reason=\"compensation\"",
     ),
+    ("stock_reservations_late_sales_total", "outcome=\"retaken\""),
+    ("stock_reservations_late_sales_total", "outcome=\"short\""),
     ("payments_reconciled_total", "outcome=\"completed\""),
     ("payments_reconciled_total", "outcome=\"failed\""),
     ("payment_refunds_reconciled_total", ""),

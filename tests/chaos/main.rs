@@ -340,6 +340,23 @@ async fn report(
             .await
     );
     println!(
+        "completions that arrived after their reservation expired: {} retaken, {} short",
+        topology
+            .service_metric(
+                "product",
+                "stock_reservations_late_sales_total",
+                "outcome=\"retaken\""
+            )
+            .await,
+        topology
+            .service_metric(
+                "product",
+                "stock_reservations_late_sales_total",
+                "outcome=\"short\""
+            )
+            .await
+    );
+    println!(
         "payments reconciled: {} completed, {} failed; refunds reconciled: {}",
         topology
             .service_metric(

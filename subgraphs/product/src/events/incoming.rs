@@ -64,8 +64,10 @@ impl SaleHandler {
             }
             SaleOutcome::Retaken => {
                 tracing::warn!(%payment_id, "sold after its reservation expired; the units were still there and are taken again");
+                record_late_sale("retaken");
             }
             SaleOutcome::Short(lines) => {
+                record_late_sale("short");
                 for line in &lines {
                     tracing::error!(
                         %payment_id,
@@ -177,4 +179,18 @@ impl Handler for SaleHandler {
             }
         })
     }
+}
+
+/// Counts a `PaymentCompleted` that arrived after its reservation had
+/// expired, in `stock_reservations_late_sales_total{outcome}`: `retaken`
+/// (the units were still there) or `short` (a paid order the shop must
+/// settle by hand). Either means `CHECKOUT_SETTLE_MARGIN` was shorter than
+/// the events' delay; `short` deserves an alert.
+fn record_late_sale(outcome: &'static str) {
+    metrics::counter!(
+        "stock_reservations_late_sales_total",
+        "service" => crate::SERVICE_NAME,
+        "outcome" => outcome
+    )
+    .increment(1);
 }
