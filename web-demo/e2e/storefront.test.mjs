@@ -1,0 +1,291 @@
+// The storefront in a real browser (Debian's Chromium driven by
+// playwright-core) against the real `shopgraph dev` binary on free ports,
+// with a fresh data directory: sign in, browse and search, add to basket,
+// pay, see the order and the bell's notification arrive live; a declined
+// card; an admin's stock change reaching an open product page live.
+//
+//   SHOPGRAPH_BIN=target/debug/shopgraph node --test web-demo/e2e/
+//
+// Environment: SHOPGRAPH_BIN (default ../target/debug/shopgraph, or
+// $CARGO_TARGET_DIR/debug/shopgraph), CHROMIUM (default /usr/bin/chromium),
+// SCREENSHOT_DIR (where each page's screenshot is saved; default a temp
+// folder, printed). Run by tests/run.sh after the Rust tests.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const binary =
+  process.env.SHOPGRAPH_BIN ??
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target'), 'debug/shopgraph');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const screenshots = process.env.SCREENSHOT_DIR ?? mkdtempSync(path.join(os.tmpdir(), 'storefront-shots-'));
+mkdirSync(screenshots, { recursive: true });
+
+/** Waits this long at most for anything live to show up. */
+const LIVE = 20_000;
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+let shop;
+let browser;
+let base;
+let dataDir;
+let logPath;
+
+function logTail() {
+  try {
+    return readFileSync(logPath, 'utf8').split('\n').slice(-40).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+before(async () => {
+  assert.ok(existsSync(binary), `no shopgraph binary at ${binary}: cargo build --bin shopgraph, or set SHOPGRAPH_BIN`);
+  assert.ok(existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium (tests/run.sh does), or set CHROMIUM`);
+  const ports = {};
+  for (const name of [
+    'ROUTER_PORT',
+    'ADMIN_PORT',
+    'PRODUCT_PORT',
+    'BASKET_PORT',
+    'PAYMENT_PORT',
+    'NOTIFICATION_PORT',
+    'PRODUCT_METRICS_PORT',
+    'BASKET_METRICS_PORT',
+    'PAYMENT_METRICS_PORT',
+    'NOTIFICATION_METRICS_PORT',
+  ]) {
+    ports[name] = String(await freePort());
+  }
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'storefront-data-'));
+  logPath = path.join(dataDir, 'shopgraph.log');
+  const env = { ...process.env, ...ports, SHOPGRAPH_DATA_DIR: dataDir, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' };
+  // Nothing from the caller's shell that would change what `dev` runs.
+  for (const name of ['KAFKA_BROKERS', 'JWT_SECRET', 'JWT_JWKS_URL', 'JWT_JWKS_FILE', 'STOREFRONT', 'REDIS_URL']) {
+    delete env[name];
+  }
+  const { openSync } = await import('node:fs');
+  const log = openSync(logPath, 'w');
+  shop = spawn(binary, ['dev'], { cwd: repo, env, stdio: ['ignore', log, log] });
+  base = `http://127.0.0.1:${ports.ROUTER_PORT}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (shop.exitCode !== null) throw new Error(`shopgraph dev exited (${shop.exitCode}):\n${logTail()}`);
+    try {
+      const response = await fetch(`${base}/health/ready`);
+      if (response.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`shopgraph dev not ready within 120s:\n${logTail()}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    // Playwright starts Chromium with a fresh temporary profile
+    // (--user-data-dir) of its own; these keep it off the network.
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (shop && shop.exitCode === null) {
+    shop.kill('SIGTERM');
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        shop.kill('SIGKILL');
+        resolve();
+      }, 10_000);
+      shop.on('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  console.log(`# screenshots in ${screenshots}`);
+});
+
+/** A page in a fresh context (its own localStorage) that fails the test on
+ * any CSP violation or uncaught error. */
+async function openPage(viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) {
+      problems.push(`CSP: ${message.text()}`);
+    }
+  });
+  page.problems = problems;
+  return page;
+}
+
+async function signIn(page, user) {
+  await page.goto(`${base}/signin`);
+  await page.getByRole('button', { name: `Sign in as ${user}` }).click();
+  await page.getByTestId('signed-in-as').filter({ hasText: user }).waitFor();
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+}
+
+async function addToBasket(page, search, name) {
+  await page.goto(`${base}/`);
+  await page.getByLabel('Search', { exact: true }).fill(search);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByTestId('result-count').filter({ hasText: `matching “${search}”` }).waitFor();
+  await page.getByRole('button', { name: `Add ${name} to basket` }).click();
+  await page.getByRole('status').filter({ hasText: 'Added' }).waitFor();
+}
+
+async function payWith(page, last4) {
+  await page.goto(`${base}/checkout`);
+  await page.getByRole('button', { name: new RegExp(`^${last4} `) }).click();
+  await page.getByRole('button', { name: /^Pay / }).click();
+}
+
+test('the page is served with its security headers, and client routes fall back to it', async () => {
+  const page = await fetch(`${base}/orders`, { headers: { accept: 'text/html' } });
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type'), /^text\/html/);
+  assert.match(page.headers.get('content-security-policy'), /script-src 'self'/);
+  assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+  const token = await fetch(`${base}/dev/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"user":"bob"}',
+  });
+  assert.equal(token.status, 200);
+});
+
+test('alice signs in, searches, buys, and sees her order and the notification arrive live', async () => {
+  const page = await openPage();
+  const started = Date.now();
+  await page.goto(`${base}/`);
+  await page.getByRole('list', { name: 'Products' }).getByRole('listitem').first().waitFor();
+  console.log(`# navigation to a rendered catalogue: ${Date.now() - started} ms`);
+  await shot(page, 'catalogue');
+
+  await signIn(page, 'alice');
+  // Browse: a category filter and a sort order narrow and order the list.
+  await page.goto(`${base}/`);
+  await page.getByLabel('Category').selectOption('Coffee');
+  await page.getByLabel('Sort by').selectOption('PRICE');
+  await page.getByTestId('result-count').filter({ hasText: /^\d+ products? · page 1$/ }).waitFor();
+  const prices = await page.locator('.card .price').allTextContents();
+  assert.ok(prices.length > 1, 'the Coffee category lists products');
+  const amounts = prices.map((text) => Number(text.replace(/[^0-9.,]/g, '').replace(',', '.')));
+  assert.deepEqual([...amounts].sort((a, b) => a - b), amounts, `sorted by price: ${prices}`);
+
+  await addToBasket(page, 'Yirgacheffe', 'Ethiopia Yirgacheffe beans 250g');
+  await page.getByTestId('basket-count').filter({ hasText: '1' }).waitFor();
+  await page.goto(`${base}/basket`);
+  await page.getByLabel('Quantity of Ethiopia Yirgacheffe beans 250g').fill('2');
+  await page.getByLabel('Quantity of Ethiopia Yirgacheffe beans 250g').press('Enter');
+  await page.getByTestId('basket-total').filter({ hasText: '25.80' }).waitFor();
+  await shot(page, 'basket');
+
+  await payWith(page, '4242');
+  const paid = Date.now();
+  await page.getByTestId('checkout-result').filter({ hasText: 'Payment completed' }).waitFor();
+  await shot(page, 'checkout-paid');
+  // The bell counts the PAYMENT_COMPLETED notification as it arrives.
+  await page.getByTestId('unread-count').filter({ hasText: '1' }).waitFor({ timeout: LIVE });
+  console.log(`# checkout to the notification in the page: ${Date.now() - paid} ms`);
+  await page.getByRole('button', { name: /^Notifications, 1 unread/ }).click();
+  const notification = page.getByTestId('notification').first();
+  await notification.waitFor();
+  assert.match(await notification.textContent(), /payment|paid|order/i);
+  await shot(page, 'notifications');
+  await notification.getByRole('button', { name: /Mark .* read/ }).click();
+  await page.getByRole('button', { name: /^Notifications, 0 unread/ }).waitFor();
+
+  await page.goto(`${base}/orders`);
+  const order = page.getByTestId('order').first();
+  await order.getByTestId('order-status').filter({ hasText: 'Paid' }).waitFor();
+  assert.match(await order.textContent(), /2 × Ethiopia Yirgacheffe beans 250g/);
+  await shot(page, 'orders');
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test('a declined card is told to the shopper, and nothing is charged', async () => {
+  const page = await openPage();
+  await signIn(page, 'bob');
+  await addToBasket(page, 'Huila', 'Colombia Huila beans 1kg');
+  await payWith(page, '0002');
+  const answer = page.getByTestId('checkout-result');
+  await answer.filter({ hasText: 'Your card was declined. Nothing was charged.' }).waitFor();
+  await shot(page, 'checkout-declined');
+  await page.goto(`${base}/orders`);
+  await page.getByTestId('order-status').first().filter({ hasText: 'Payment failed' }).waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("an admin's stock change reaches an open product page live", async () => {
+  const shopper = await openPage({ width: 390, height: 844 });
+  await signIn(shopper, 'alice');
+  await shopper.goto(`${base}/`);
+  await shopper.getByLabel('Search', { exact: true }).fill('Guatemala');
+  await shopper.getByRole('button', { name: 'Search', exact: true }).click();
+  await shopper.getByRole('link', { name: 'Guatemala Antigua beans 250g' }).click();
+  const stock = shopper.getByTestId('stock');
+  await stock.filter({ hasText: 'In stock (18)' }).waitFor();
+  // The page must not scroll sideways on a phone.
+  const overflow = await shopper.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `horizontal overflow of ${overflow}px at 390px wide`);
+  // The websocket is up once the live marker shows; give the subscription
+  // a moment to be registered at the router.
+  await stock.getByText('live').waitFor();
+  await shopper.waitForTimeout(500);
+
+  const admin = await openPage();
+  await signIn(admin, 'admin');
+  await admin.goto(`${base}/admin`);
+  await admin.getByLabel('Find a product').fill('Guatemala');
+  await admin.getByRole('button', { name: 'Find', exact: true }).click();
+  await admin.getByLabel('Units to add to Guatemala Antigua beans 250g').fill('7');
+  await admin.getByRole('button', { name: 'Adjust stock of Guatemala Antigua beans 250g' }).click();
+  await admin.getByRole('status').filter({ hasText: 'Stock is now 25.' }).waitFor();
+  await shot(admin, 'admin');
+
+  await stock.filter({ hasText: 'In stock (25)' }).waitFor({ timeout: LIVE });
+  await shopper.getByTestId('stock-change').filter({ hasText: '+7 (adjustment)' }).waitFor();
+  await shot(shopper, 'product-mobile');
+  assert.deepEqual(shopper.problems, []);
+  assert.deepEqual(admin.problems, []);
+  await shopper.context().close();
+  await admin.context().close();
+});
