@@ -376,7 +376,9 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
         .map(|addr| format!("Admin API: http://{addr}/admin/status   (needs an --admin token)\n"))
         .unwrap_or_default();
     let storefront = if router_settings.storefront {
-        format!("Storefront: http://{router_addr}/   <- open in a browser, sign in as alice, bob or admin\n")
+        format!(
+            "Storefront: http://{router_addr}/   <- open in a browser, sign in as alice, bob or admin\n"
+        )
     } else {
         String::new()
     };

@@ -325,7 +325,11 @@ mod tests {
 
     #[tokio::test]
     async fn client_routes_fall_back_to_the_page_for_browsers_only() {
-        for route in ["/basket", "/products/159ae402-6865-54e4-b1ce-7defcf56da78", "/orders"] {
+        for route in [
+            "/basket",
+            "/products/159ae402-6865-54e4-b1ce-7defcf56da78",
+            "/orders",
+        ] {
             let page = get(route, "text/html,application/xhtml+xml", None).await;
             assert_eq!(page.status(), StatusCode::OK, "{route}");
             assert!(text(page).await.contains("<div id=\"root\">"), "{route}");
@@ -334,7 +338,11 @@ mod tests {
             assert_eq!(api.status(), StatusCode::NOT_FOUND, "{route}");
         }
         // Missing files are never the page, even for a browser.
-        for missing in ["/assets/gone-1234.js", "/favicon-missing.png", "/assets/nothing"] {
+        for missing in [
+            "/assets/gone-1234.js",
+            "/favicon-missing.png",
+            "/assets/nothing",
+        ] {
             let response = get(missing, "text/html", None).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
         }
@@ -395,7 +403,10 @@ mod tests {
         let unknown = dev_token_request("application/json", r#"{"user":"mallory"}"#).await;
         assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
         let body = text(unknown).await;
-        assert!(body.contains("BAD_USER_INPUT") && body.contains("mallory"), "{body}");
+        assert!(
+            body.contains("BAD_USER_INPUT") && body.contains("mallory"),
+            "{body}"
+        );
         let form = dev_token_request("application/x-www-form-urlencoded", "user=admin").await;
         assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         let malformed = dev_token_request("application/json", r#"{"user":1}"#).await;

@@ -2,7 +2,10 @@
 // playwright-core) against the real `shopgraph dev` binary on free ports,
 // with a fresh data directory: sign in, browse and search, add to basket,
 // pay, see the order and the bell's notification arrive live; a declined
-// card; an admin's stock change reaching an open product page live.
+// card; an admin's stock change reaching an open product page live;
+// changed prices and sold-out units at checkout; an admin's refund
+// reaching the shopper's orders page live. The tests run in order and
+// build on each other's orders.
 //
 //   SHOPGRAPH_BIN=target/debug/shopgraph node --test web-demo/e2e/
 //
@@ -169,6 +172,37 @@ async function addToBasket(page, search, name) {
   await page.getByRole('status').filter({ hasText: 'Added' }).waitFor();
 }
 
+/** A demo user's token from the dev sign-in. */
+async function tokenFor(user) {
+  const response = await fetch(`${base}/dev/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user }),
+  });
+  assert.equal(response.status, 200);
+  return (await response.json()).token;
+}
+
+/** A GraphQL request to the router, outside the browser (the "other
+ * side": an admin changing the catalogue under a shopper). */
+async function gql(token, query, variables = {}) {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+  return body.data;
+}
+
+async function productId(token, search) {
+  const data = await gql(token, 'query($s: String) { products(first: 1, filter: { search: $s }) { nodes { id } } }', {
+    s: search,
+  });
+  return data.products.nodes[0].id;
+}
+
 async function payWith(page, last4) {
   await page.goto(`${base}/checkout`);
   await page.getByRole('button', { name: new RegExp(`^${last4} `) }).click();
@@ -284,6 +318,69 @@ test("an admin's stock change reaches an open product page live", async () => {
   await stock.filter({ hasText: 'In stock (25)' }).waitFor({ timeout: LIVE });
   await shopper.getByTestId('stock-change').filter({ hasText: '+7 (adjustment)' }).waitFor();
   await shot(shopper, 'product-mobile');
+  assert.deepEqual(shopper.problems, []);
+  assert.deepEqual(admin.problems, []);
+  await shopper.context().close();
+  await admin.context().close();
+});
+
+test('changed prices and sold-out units are explained, and the shopper recovers from both', async () => {
+  const admin = await tokenFor('admin');
+  const jacket = await productId(admin, 'Rain jacket');
+  // Bob's basket still holds what his declined card did not buy.
+  await gql(await tokenFor('bob'), 'mutation { clearBasket { itemCount } }');
+  const page = await openPage();
+  await signIn(page, 'bob');
+  await addToBasket(page, 'Rain jacket', 'Rain jacket');
+  await page.getByRole('button', { name: 'Add Rain jacket to basket' }).click();
+  await page.getByRole('status').filter({ hasText: 'Basket: 2 items' }).waitFor();
+
+  // The price changes under the basket: checkout refuses, names both
+  // prices, and the shopper takes the new one.
+  await gql(admin, 'mutation($id: ID!) { updateProduct(id: $id, input: { price: "149.00" }) { id } }', { id: jacket });
+  await payWith(page, '4242');
+  const answer = page.getByTestId('checkout-result');
+  await answer.filter({ hasText: 'Some prices changed' }).waitFor();
+  assert.match(await answer.textContent(), /Rain jacket: was €159\.00, now €149\.00/);
+  await shot(page, 'checkout-price-changed');
+  await page.getByRole('button', { name: 'Accept the new prices' }).click();
+  await page.getByText('Total: €298.00', { exact: true }).waitFor();
+
+  // Units sell out under the basket: checkout refuses and says how many are left.
+  await gql(admin, 'mutation($id: ID!) { adjustStock(id: $id, delta: -3) { stockQuantity } }', { id: jacket });
+  await page.getByRole('button', { name: /^Pay / }).click();
+  await answer.filter({ hasText: 'Only 1 left of Rain jacket (you asked for 2)' }).waitFor();
+  assert.match(await answer.textContent(), /Nothing was charged/);
+  await shot(page, 'checkout-out-of-stock');
+  await answer.getByRole('link', { name: 'Change your basket' }).click();
+  await page.getByLabel('Quantity of Rain jacket').fill('1');
+  await page.getByLabel('Quantity of Rain jacket').press('Enter');
+  await page.getByTestId('basket-total').filter({ hasText: '149.00' }).waitFor();
+  await payWith(page, '4242');
+  await answer.filter({ hasText: 'Payment completed' }).waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("an admin's refund reaches the shopper's orders page live", async () => {
+  const shopper = await openPage();
+  await signIn(shopper, 'alice');
+  await shopper.goto(`${base}/orders`);
+  const order = shopper.getByTestId('order').filter({ hasText: 'Ethiopia Yirgacheffe' });
+  await order.getByTestId('order-status').filter({ hasText: 'Paid' }).waitFor();
+  await shopper.waitForTimeout(500);
+
+  const admin = await openPage();
+  await signIn(admin, 'admin');
+  await admin.goto(`${base}/admin`);
+  const payment = admin.getByRole('listitem').filter({ hasText: 'Ethiopia Yirgacheffe' });
+  await payment.getByLabel('Refund amount').fill('5.80');
+  await payment.getByRole('button', { name: 'Refund' }).click();
+  await payment.getByRole('status').filter({ hasText: 'Now PARTIALLY_REFUNDED.' }).waitFor();
+
+  await order.getByTestId('order-status').filter({ hasText: 'Partly refunded' }).waitFor({ timeout: LIVE });
+  await order.getByText('Refunded: €5.80').waitFor();
+  await shot(shopper, 'orders-refunded');
   assert.deepEqual(shopper.problems, []);
   assert.deepEqual(admin.problems, []);
   await shopper.context().close();

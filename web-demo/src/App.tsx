@@ -90,7 +90,7 @@ function BasketLink() {
   const count = data?.myBasket.itemCount ?? 0;
   return (
     <Link href="/basket" aria-label={`Basket, ${count} item${count === 1 ? '' : 's'}`}>
-      Basket <span className="count" data-testid="basket-count">{count}</span>
+      Basket <span className="count neutral" data-testid="basket-count">{count}</span>
     </Link>
   );
 }

@@ -9,6 +9,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { stringifyDocument } from '@urql/core';
 import { useMutation, useQuery } from 'urql';
 import {
+  MyBasketDocument,
   MarkAllNotificationsReadDocument,
   MarkNotificationReadDocument,
   NotificationAddedDocument,
@@ -69,6 +70,11 @@ export function useBell(): Bell {
             setItems((current) => [added, ...current].slice(0, SHOWN));
             if (added.status === 'SENT') setUnread((count) => count + 1);
             setLatest(added);
+            // What a completed payment bought leaves the basket by event,
+            // a moment after checkout answered: show the basket as it is now.
+            if (added.type === 'PAYMENT_COMPLETED') {
+              void clients.client.query(MyBasketDocument, {}, { requestPolicy: 'network-only' }).toPromise();
+            }
           },
           error: () => {
             stop = null;
