@@ -100,10 +100,12 @@ async fn serve(request: Request) -> Response {
     // browser. Anything else (a missing script, an API client's typo)
     // stays a plain 404.
     let last = path.rsplit('/').next().unwrap_or(path);
-    if !path.starts_with(HASHED_PREFIX) && !last.contains('.') && prefers_html(headers) {
-        if let Some(file) = Assets::get(INDEX) {
-            return file_response(INDEX, file, headers);
-        }
+    if !path.starts_with(HASHED_PREFIX)
+        && !last.contains('.')
+        && prefers_html(headers)
+        && let Some(file) = Assets::get(INDEX)
+    {
+        return file_response(INDEX, file, headers);
     }
     StatusCode::NOT_FOUND.into_response()
 }
