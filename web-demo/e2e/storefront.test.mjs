@@ -386,3 +386,54 @@ test("an admin's refund reaches the shopper's orders page live", async () => {
   await shopper.context().close();
   await admin.context().close();
 });
+
+test('the bell resumes after the websocket drops: what was created meanwhile arrives once', async () => {
+  const admin = await tokenFor('admin');
+  const notify = (title) =>
+    gql(
+      admin,
+      'mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id } }',
+      { input: { userId: 'alice', type: 'SYSTEM', title, message: 'Sent by the browser test.' } },
+    );
+  const page = await openPage();
+  // The page's websocket goes through this route, so the test can cut it
+  // (as a network drop would) and refuse reconnections for a while.
+  let offline = false;
+  const sockets = [];
+  await page.routeWebSocket(/\/graphql$/, (ws) => {
+    if (offline) {
+      void ws.close({ code: 1001, reason: 'offline' });
+      return;
+    }
+    ws.connectToServer();
+    sockets.push(ws);
+  });
+  await signIn(page, 'alice');
+  const bell = page.getByRole('button', { name: /^Notifications, \d+ unread$/ });
+  await bell.waitFor();
+  const unread = async () => Number((await bell.getAttribute('aria-label')).match(/(\d+) unread/)[1]);
+  const before = await unread();
+  const stamp = Date.now();
+
+  await notify(`Live ${stamp}`);
+  await page.getByRole('button', { name: `Notifications, ${before + 1} unread` }).waitFor({ timeout: LIVE });
+
+  offline = true;
+  await Promise.all(sockets.splice(0).map((ws) => ws.close({ code: 1001, reason: 'network drop' })));
+  await notify(`While offline ${stamp}`);
+  // The client keeps retrying and is refused: nothing can arrive.
+  await page.waitForTimeout(1500);
+  assert.equal(await unread(), before + 1, 'nothing arrives while the socket is down');
+
+  offline = false;
+  await page.getByRole('button', { name: `Notifications, ${before + 2} unread` }).waitFor({ timeout: LIVE });
+  // Give a duplicate (a replay from an older `after`) time to show up.
+  await page.waitForTimeout(1500);
+  assert.equal(await unread(), before + 2);
+  await bell.click();
+  assert.equal(await page.getByTestId('notification').filter({ hasText: `While offline ${stamp}` }).count(), 1);
+  assert.equal(await page.getByTestId('notification').filter({ hasText: `Live ${stamp}` }).count(), 1);
+  await shot(page, 'bell-after-reconnect');
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
