@@ -184,11 +184,11 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
 
-# The storefront in a real browser (short CI mode, about a minute): the
-# debug binary's `dev` on free ports, driven by Playwright in Chromium.
+# The storefront in a real browser (under a minute): the debug binary
+# `cargo test` just built runs `dev` on free ports, driven by Playwright in
+# Chromium. Only for the whole suite, not a filtered run.
 if [ "$#" -eq 0 ] && [ "${SKIP_BROWSER_TESTS:-0}" != 1 ]; then
     say "browser tests (storefront)"
-    cargo build --quiet --locked --bin shopgraph
     SHOPGRAPH_BIN="${CARGO_TARGET_DIR:-target}/debug/shopgraph" \
         node --test --test-reporter=spec web-demo/e2e/ || status=$?
 fi
