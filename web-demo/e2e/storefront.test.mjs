@@ -16,7 +16,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,7 +85,6 @@ before(async () => {
   for (const name of ['KAFKA_BROKERS', 'JWT_SECRET', 'JWT_JWKS_URL', 'JWT_JWKS_FILE', 'STOREFRONT', 'REDIS_URL']) {
     delete env[name];
   }
-  const { openSync } = await import('node:fs');
   const log = openSync(logPath, 'w');
   shop = spawn(binary, ['dev'], { cwd: repo, env, stdio: ['ignore', log, log] });
   base = `http://127.0.0.1:${ports.ROUTER_PORT}`;
