@@ -16,10 +16,12 @@
 //! builds and tests serve exactly what a release build serves), and
 //! `router/build.rs` rebuilds the crate when `web-demo/dist/` changes.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -132,7 +134,11 @@ fn file_response(path: &str, file: rust_embed::EmbeddedFile, request: &HeaderMap
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        file.data.into_owned().into_response()
+        // Embedded bytes are `'static`: served without a copy.
+        match file.data {
+            Cow::Borrowed(bytes) => Body::from(bytes).into_response(),
+            Cow::Owned(bytes) => Body::from(bytes).into_response(),
+        }
     };
     let headers = response.headers_mut();
     for (name, value) in [
@@ -249,7 +255,6 @@ fn dev_token(
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
     use shopgraph_core::identity::{Identity, JwtSettings, JwtVerifier};
     use tower::ServiceExt;
 

@@ -19,7 +19,14 @@ import { SignInPage } from './pages/SignIn';
 export function App() {
   const [session, setSession] = useState<Session | null>(() => loadSession());
   const clients = useMemo(() => makeClients(session?.token ?? null), [session]);
-  useEffect(() => () => void clients.ws.dispose(), [clients]);
+  useEffect(
+    () => () => {
+      // `dispose` rejects with the CloseEvent when the socket is still
+      // connecting; it is being thrown away either way.
+      Promise.resolve(clients.ws.dispose()).catch(() => {});
+    },
+    [clients],
+  );
   const signIn = useCallback((next: Session) => {
     saveSession(next);
     setSession(next);

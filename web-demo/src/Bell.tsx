@@ -26,6 +26,7 @@ export function Bell() {
         ref={button}
         type="button"
         aria-expanded={open}
+        aria-busy={!bell.loaded}
         aria-controls={panel}
         aria-label={`Notifications, ${bell.unread} unread`}
         onClick={() => setOpen(!open)}

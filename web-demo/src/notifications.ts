@@ -22,6 +22,8 @@ import { useSession } from './session';
 const SHOWN = 20;
 
 export interface Bell {
+  /** Whether the first page and the unread count have been read. */
+  loaded: boolean;
   items: NotificationViewFragment[];
   unread: number;
   /** The newest live arrival, for the screen-reader announcement. */
@@ -119,5 +121,5 @@ export function useBell(): Bell {
     setItems((current) => current.map((item) => (item.status === 'SENT' ? { ...item, status: 'READ' } : item)));
     setUnread(0);
   }, [markAll]);
-  return { items, unread, latest, markRead, markAllRead };
+  return { loaded, items, unread, latest, markRead, markAllRead };
 }

@@ -208,7 +208,9 @@ function ProductForm({ product, onDone }: { product: AdminProductFragment | null
 const STATUSES: PaymentStatus[] = ['COMPLETED', 'PARTIALLY_REFUNDED', 'REFUNDED', 'PENDING', 'FAILED', 'CANCELLED'];
 
 function Payments() {
-  const [status, setStatus] = useState<PaymentStatus | ''>('COMPLETED');
+  // Every status by default: a refunded payment stays in view (with the
+  // refund's answer) instead of leaving a COMPLETED-only list.
+  const [status, setStatus] = useState<PaymentStatus | ''>('');
   const [{ data, error }] = useQuery({
     query: AdminPaymentsDocument,
     variables: { first: 20, status: status || undefined },

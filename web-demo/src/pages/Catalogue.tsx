@@ -103,7 +103,7 @@ export function Catalogue({ params }: { params: URLSearchParams }) {
             <h2>
               <Link href={`/products/${node.id}`}>{node.name}</Link>
             </h2>
-            <p className="muted">{node.category}</p>
+            <p className="muted category">{node.category}</p>
             <p className="price">{money(node.price)}</p>
             <StockBadge quantity={node.stockQuantity} />
             <AddToBasket productId={node.id} name={node.name} disabled={!node.inStock} />
