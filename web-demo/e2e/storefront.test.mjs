@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,18 +33,6 @@ mkdirSync(screenshots, { recursive: true });
 
 /** Waits this long at most for anything live to show up. */
 const LIVE = 20_000;
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 let shop;
 let browser;
@@ -63,6 +51,8 @@ function logTail() {
 before(async () => {
   assert.ok(existsSync(binary), `no shopgraph binary at ${binary}: cargo build --bin shopgraph, or set SHOPGRAPH_BIN`);
   assert.ok(existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium (tests/run.sh does), or set CHROMIUM`);
+  // Every port 0: `dev` binds free ones itself (no race with other
+  // processes for a port picked beforehand) and prints where the router is.
   const ports = {};
   for (const name of [
     'ROUTER_PORT',
@@ -76,7 +66,7 @@ before(async () => {
     'PAYMENT_METRICS_PORT',
     'NOTIFICATION_METRICS_PORT',
   ]) {
-    ports[name] = String(await freePort());
+    ports[name] = '0';
   }
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'storefront-data-'));
   logPath = path.join(dataDir, 'shopgraph.log');
@@ -86,8 +76,23 @@ before(async () => {
     delete env[name];
   }
   const log = openSync(logPath, 'w');
-  shop = spawn(binary, ['dev'], { cwd: repo, env, stdio: ['ignore', log, log] });
-  base = `http://127.0.0.1:${ports.ROUTER_PORT}`;
+  shop = spawn(binary, ['dev'], { cwd: repo, env, stdio: ['ignore', 'pipe', log] });
+  const printed = [];
+  base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`shopgraph dev printed no router URL within 120s:\n${printed.join('\n')}\n${logTail()}`)), 120_000);
+    createInterface({ input: shop.stdout }).on('line', (line) => {
+      printed.push(line);
+      const router = /^\s*router\s+(http:\/\/127\.0\.0\.1:\d+)\/graphql/.exec(line);
+      if (router) {
+        clearTimeout(timer);
+        resolve(router[1]);
+      }
+    });
+    shop.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`shopgraph dev exited (${code}):\n${printed.join('\n')}\n${logTail()}`));
+    });
+  });
   const deadline = Date.now() + 120_000;
   for (;;) {
     if (shop.exitCode !== null) throw new Error(`shopgraph dev exited (${shop.exitCode}):\n${logTail()}`);
