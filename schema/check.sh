@@ -5,12 +5,16 @@
 #   2. the subgraphs compose, and schema/supergraph.graphql and
 #      schema/api.graphql are up to date;
 #   3. every operation clients use (tests/operations/, web-demo/) is valid
-#      against the API schema and plans with the router's planner;
-#   4. schema/api.graphql has no BREAKING change against the previous
-#      commit unless schema/approved-breaking-changes lists it.
+#      against the API schema and plans with the router's planner, and the
+#      operations registry (schema/operations.json, a persisted query
+#      manifest of them all) is up to date;
+#   4. no BREAKING change of schema/api.graphql against the merge base with
+#      main (HEAD~1 on main itself; SCHEMA_BASE_REV to choose) breaks a
+#      registered operation, unless schema/approved-breaking-changes lists
+#      it; breaking changes no operation uses are reported and allowed.
 #
 #   schema/check.sh            check
-#   schema/check.sh --write    regenerate the SDL files, supergraph and API schema
+#   schema/check.sh --write    regenerate the SDL files, supergraph, API schema and operations registry
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,10 +47,13 @@ echo "subgraph SDL: ok, schema/{$(IFS=,; echo "${services[*]}")}.graphql match t
 
 if $write; then
     node schema/compose.mjs
+    node schema/operations.mjs
 else
     node schema/compose.mjs --check
     node tests/federation/compose.mjs --check
     mapfile -t operations < <(find tests/operations web-demo -name '*.graphql' -not -path '*/node_modules/*' 2>/dev/null | sort)
     "$bin" plan --supergraph schema/supergraph.graphql "${operations[@]}"
-    node schema/breaking.mjs "${SCHEMA_BASE_REV:-HEAD~1}"
+    node schema/operations.mjs --check
+    node --test --test-reporter=dot schema/usage.test.mjs
+    node schema/breaking.mjs
 fi

@@ -416,7 +416,7 @@ async fn only_owners_and_admins_see_payments(backend: Backend) {
         id.as_str()
     );
 
-    let all = "query($s: PaymentStatus) { payments(first: 10, status: $s) { edges { node { id status } } } }";
+    let all = "query($s: PaymentStatus) { payments(first: 10, status: $s) { edges { node { id status userId } } } }";
     assert_eq!(
         shop.payment
             .gql(As::User, all, json!({ "s": null }))
@@ -434,6 +434,11 @@ async fn only_owners_and_admins_see_payments(backend: Backend) {
             .unwrap()
             .len(),
         1
+    );
+    // An admin about to refund sees whose payment it is.
+    assert_eq!(
+        field(&pending, "payments")["edges"][0]["node"]["userId"],
+        "user-1"
     );
     let completed = shop
         .payment

@@ -129,6 +129,35 @@ impl KafkaTransport {
     }
 }
 
+/// Whether a failed publish calls for a new producer: only when the
+/// producer cannot go on (a fatal error of the idempotent producer, or the
+/// broker refusing its producer id or epoch) or the broker lost its state (`recreated_topics`: the publish's topic had to be
+/// created again). Not when the broker is down (`None`) or answers but too
+/// slowly: replacing the producer then throws away its connection and
+/// queued messages, and against a broker slower than the publish timeout
+/// every attempt would start from scratch and time out again — the relay
+/// would never publish (found by the chaos suite's long run).
+fn renew_after_failed_publish(recreated_topics: Option<usize>, cannot_go_on: bool) -> bool {
+    cannot_go_on || recreated_topics.is_some_and(|created| created > 0)
+}
+
+/// Whether the broker refused the producer's identity (its producer id or
+/// epoch): every later message of this producer is refused the same way,
+/// and only a new producer, with a new id, gets past it. A broker that
+/// restarted, or (the test broker) reassigned ids, answers so.
+fn refuses_producer_identity(err: &KafkaError) -> bool {
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+        )
+    )
+}
+
 /// The idempotent, all-replicas-acknowledged producer.
 fn producer(settings: &KafkaSettings, client_id: &str) -> Result<FutureProducer, KafkaError> {
     base_config(settings, client_id)
@@ -174,18 +203,18 @@ impl Transport for KafkaTransport {
                 Ok(_) => Ok(()),
                 Err((err, _)) => {
                     // A broker that lost its state (topics, producer ids)
-                    // times messages out rather than saying so. If the
-                    // broker answers now, make sure the topic exists and
-                    // start over with a new producer id; if it does not,
-                    // the broker is simply down and the relay retries.
-                    let reachable = match self.create_topics(&[topic.to_owned()]).await {
-                        Ok(_) => true,
-                        Err(admin) => {
-                            tracing::debug!(%admin, "the broker is unreachable after a failed publish");
-                            false
-                        }
-                    };
-                    if reachable || producer.client().fatal_error().is_some() {
+                    // times messages out rather than saying so: if the
+                    // topic had to be created again, start over with a new
+                    // producer id too. A broker that is merely down or slow
+                    // keeps this producer, whose queued messages librdkafka
+                    // still delivers (see [`renew_after_failed_publish`]).
+                    let recreated = self.create_topics(&[topic.to_owned()]).await;
+                    if let Err(admin) = &recreated {
+                        tracing::debug!(%admin, "the broker is unreachable after a failed publish");
+                    }
+                    let cannot_go_on = producer.client().fatal_error().is_some()
+                        || refuses_producer_identity(&err);
+                    if renew_after_failed_publish(recreated.ok(), cannot_go_on) {
                         self.renew_producer();
                     }
                     Err(BusError::Publish {
@@ -339,5 +368,37 @@ impl Drop for KafkaSubscription {
         if let Err(err) = closing {
             tracing::warn!(%err, "cannot start a thread to close a Kafka consumer");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    use super::{refuses_producer_identity, renew_after_failed_publish};
+
+    #[test]
+    fn a_producer_is_replaced_only_when_it_cannot_go_on_or_the_broker_lost_its_state() {
+        // The broker answered and had to create the topic again: it lost
+        // its state, producer ids included.
+        assert!(renew_after_failed_publish(Some(1), false));
+        // A fatal error of the idempotent producer, broker up or down.
+        assert!(renew_after_failed_publish(Some(0), true));
+        assert!(renew_after_failed_publish(None, true));
+        // Down (no answer) or slow (the topic is there): keep the producer
+        // and its queued messages.
+        assert!(!renew_after_failed_publish(None, false));
+        assert!(!renew_after_failed_publish(Some(0), false));
+    }
+
+    #[test]
+    fn a_fenced_producer_cannot_go_on_but_a_timed_out_one_can() {
+        let refused = |code| refuses_producer_identity(&KafkaError::MessageProduction(code));
+        assert!(refused(RDKafkaErrorCode::ProducerFenced));
+        assert!(refused(RDKafkaErrorCode::UnknownProducerId));
+        assert!(refused(RDKafkaErrorCode::InvalidProducerEpoch));
+        assert!(!refused(RDKafkaErrorCode::MessageTimedOut));
+        assert!(!refused(RDKafkaErrorCode::AllBrokersDown));
+        assert!(!refused(RDKafkaErrorCode::NotLeaderForPartition));
     }
 }

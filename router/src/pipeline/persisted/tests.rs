@@ -259,6 +259,43 @@ async fn ids_only_safelist_refuses_all_text() {
     assert_eq!(body.as_deref(), Some(PRODUCTS));
 }
 
+/// The shop's own operations registry (`schema/operations.json`, written by
+/// `schema/operations.mjs`) is a manifest this router runs in safelist
+/// mode: every operation by its id (the SHA-256 of its body) and by its
+/// text, and nothing else.
+#[tokio::test]
+async fn the_shops_operations_registry_runs_in_safelist_mode() {
+    let registry = include_str!("../../../../schema/operations.json");
+    let pq = memory_only(PersistedSettings {
+        manifest: Some(Arc::new(Manifest::parse(registry).unwrap())),
+        safelist: true,
+        allow_text: true,
+        ..PersistedSettings::default()
+    });
+    let registry: Value = serde_json::from_str(registry).unwrap();
+    let operations = registry["operations"].as_array().unwrap();
+    assert!(operations.len() >= 10, "{} operations", operations.len());
+    for operation in operations {
+        let (id, body) = (
+            operation["id"].as_str().unwrap(),
+            operation["body"].as_str().unwrap(),
+        );
+        assert_eq!(
+            id,
+            sha(body),
+            "{} is registered under its hash",
+            operation["name"]
+        );
+        let resolved = pq.resolve(None, Some(&apq(id))).await.unwrap();
+        assert_eq!(resolved.as_deref(), Some(body));
+        assert_eq!(pq.resolve(Some(body), None).await, Ok(None));
+    }
+    assert_eq!(
+        pq.resolve(Some(BASKET), None).await,
+        Err(PersistedError::NotInSafelist)
+    );
+}
+
 #[tokio::test]
 async fn lru_of_one_keeps_only_the_latest_query() {
     let pq = memory_only(PersistedSettings {

@@ -22,6 +22,13 @@ impl PaymentNode {
         ID(self.0.id.to_string())
     }
 
+    /// Who paid: the payer's user id. A shopper only ever sees their own
+    /// payments; an admin listing `payments` sees whose payment they are
+    /// about to refund.
+    async fn user_id(&self) -> ID {
+        ID(self.0.user_id.clone())
+    }
+
     /// Amount due, from the basket at creation.
     async fn amount(&self) -> Money {
         Money::new(self.0.amount, self.0.currency.clone())
