@@ -375,8 +375,15 @@ async fn dev(mut env: Env) -> anyhow::Result<()> {
         .admin_addr()
         .map(|addr| format!("Admin API: http://{addr}/admin/status   (needs an --admin token)\n"))
         .unwrap_or_default();
+    let storefront = if router_settings.storefront {
+        format!(
+            "Storefront: http://{router_addr}/   <- open in a browser, sign in as alice, bob or admin\n"
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "\nShopgraph dev is up (embedded SQLite, demo data):\n  {:<12} http://{router_addr}/graphql   <- the API\n{subgraphs}\nGraphiQL: open a URL above in a browser.\nToken: cargo run --release -q -- token --user alice   (add --admin for admin operations)\n{admin}Press Ctrl-C to stop.\n",
+        "\nShopgraph dev is up (embedded SQLite, demo data):\n  {:<12} http://{router_addr}/graphql   <- the API\n{subgraphs}\n{storefront}GraphiQL: open a URL above in a browser.\nToken: cargo run --release -q -- token --user alice   (add --admin for admin operations)\n{admin}Press Ctrl-C to stop.\n",
         "router",
     );
 

@@ -147,12 +147,22 @@ ensure_event_test_tools() {
     fi
 }
 
+# Debian's Chromium for the storefront's browser tests (Playwright drives
+# it; its own browser downloads are not reachable from CI).
+ensure_chromium() {
+    if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+        say "installing Chromium"
+        apt_install chromium
+    fi
+}
+
 ensure_rust_components
 ensure_postgres
 ensure_mariadb
 ensure_redis
 ensure_node
 ensure_event_test_tools
+ensure_chromium
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
@@ -163,6 +173,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "schema check"
 schema/check.sh
 
+say "storefront check"
+web-demo/check.sh
+
 say "cargo test"
 # The last thing cargo prints is the (empty) doc-test run of the last
 # crate; close with the totals of every test binary instead.
@@ -172,6 +185,15 @@ status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+
+# The storefront in a real browser (under a minute): the debug binary
+# `cargo test` just built runs `dev` on free ports, driven by Playwright in
+# Chromium. Only for the whole suite, not a filtered run.
+if [ "$#" -eq 0 ] && [ "${SKIP_BROWSER_TESTS:-0}" != 1 ]; then
+    say "browser tests (storefront)"
+    SHOPGRAPH_BIN="${CARGO_TARGET_DIR:-target}/debug/shopgraph" \
+        node --test --test-reporter=spec web-demo/e2e/ || status=$?
+fi
 
 # Fuzzing, short mode (about a minute of runs once built; the long mode is
 # `tests/fuzz.sh long`). Only for the whole suite, not a filtered run.

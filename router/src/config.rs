@@ -78,6 +78,12 @@ pub struct RouterSettings {
     /// Whether browsers get GraphiQL at `/graphql`: on in `dev`, off in
     /// `serve` unless `GRAPHIQL=true`.
     pub graphiql: bool,
+    /// Whether the storefront (`web-demo/`, embedded) is served at `/`:
+    /// on in `dev`, off in `serve` unless `STOREFRONT=true`.
+    pub storefront: bool,
+    /// Whether `POST /dev/token` signs demo users in: `dev` only, never
+    /// `serve` (not a variable: no setting turns it on there).
+    pub dev_tokens: bool,
     /// Plan cache size, plan time limit, token limit.
     pub planner: PlannerSettings,
     /// How bearer tokens are verified; in `serve`, reading them fails
@@ -143,6 +149,8 @@ impl RouterSettings {
             subgraph_compression: env.bool_or("SUBGRAPH_COMPRESSION", false)?,
             introspection: env.bool_or("GRAPHQL_INTROSPECTION", mode == RunMode::Dev)?,
             graphiql: env.bool_or("GRAPHIQL", mode == RunMode::Dev)?,
+            storefront: env.bool_or("STOREFRONT", mode == RunMode::Dev)?,
+            dev_tokens: mode == RunMode::Dev,
             planner,
             auth: JwtSettings::from_env(env, mode)?,
             hop_signer: HopSettings::from_env(env, mode)?.require_signer()?,
@@ -280,5 +288,20 @@ mod tests {
         )
         .unwrap();
         assert!(enabled.introspection && enabled.graphiql);
+    }
+
+    #[test]
+    fn the_storefront_is_on_in_dev_and_dev_tokens_never_exist_in_serve() {
+        let serve = RouterSettings::from_env(&serve_env([]), RunMode::Serve).unwrap();
+        assert!(!serve.storefront && !serve.dev_tokens);
+        let dev = RouterSettings::from_env(&Env::default(), RunMode::Dev).unwrap();
+        assert!(dev.storefront && dev.dev_tokens);
+        let enabled =
+            RouterSettings::from_env(&serve_env([("STOREFRONT", "true")]), RunMode::Serve).unwrap();
+        assert!(enabled.storefront && !enabled.dev_tokens);
+        let off =
+            RouterSettings::from_env(&Env::from_pairs([("STOREFRONT", "false")]), RunMode::Dev)
+                .unwrap();
+        assert!(!off.storefront && off.dev_tokens);
     }
 }

@@ -19,6 +19,7 @@
 //! |---|---|
 //! | [`supergraph`] | the loaded supergraph (planner, executor, introspection schema) and its hot reload; every request reads the current one |
 //! | [`admin`] | the public `/health*` probes; on the admin listener `/health/detailed`, `/metrics` and the admin API (admin JWT) |
+//! | [`storefront`] | the embedded web-demo storefront at `/` (`STOREFRONT`) and `dev`'s demo sign-in, `POST /dev/token` |
 //! | [`inflight`] | shared work for identical requests in flight, used by the pipeline (whole queries) and traffic (subgraph fetches) |
 //! | [`config`] | the router's environment variables, gathering each stage's settings |
 //!
@@ -39,6 +40,7 @@ pub mod executor;
 pub mod inflight;
 pub mod pipeline;
 pub mod planner;
+pub mod storefront;
 pub mod subgraph;
 pub mod subscriptions;
 pub mod supergraph;
@@ -60,7 +62,7 @@ use edge::Edge;
 use pipeline::RouterState;
 use pipeline::persisted::PersistedQueries;
 use shopgraph_core::config::ConfigError;
-use shopgraph_core::identity::{AuthSetupError, JwtVerifier};
+use shopgraph_core::identity::{AuthSetupError, JwtVerifier, TokenIssuer};
 use subscriptions::GraphqlState;
 use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
 use traffic::Upstreams;
@@ -164,7 +166,22 @@ impl RouterApp {
         let graphql = get(subscriptions::graphql)
             .post(subscriptions::graphql)
             .with_state(state);
-        let router = edge.wrap(graphql, admin::health_routes(status.clone()));
+        let mut others = admin::health_routes(status.clone());
+        if settings.dev_tokens {
+            // `dev` only (the route does not exist in `serve`), and only
+            // with an HS256 secret to sign with.
+            match TokenIssuer::from_settings(&settings.auth) {
+                Some(issuer) => others = others.merge(storefront::dev_token_routes(issuer)),
+                None => tracing::warn!(
+                    "no JWT_SECRET to sign demo tokens with: POST /dev/token is off (sign in with your identity provider's tokens)"
+                ),
+            }
+        }
+        if settings.storefront {
+            // Last: its fallback answers every path the others do not.
+            others = others.merge(storefront::routes());
+        }
+        let router = edge.wrap(graphql, others);
         let addr = settings.http.addr;
         let listener = shopgraph_core::server::bind(addr)
             .await
@@ -209,6 +226,9 @@ impl RouterApp {
     ) -> std::io::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(service = SERVICE_NAME, %addr, "listening on http://{addr}/graphql");
+        if self.settings.storefront {
+            tracing::info!(service = SERVICE_NAME, %addr, "storefront on http://{addr}/");
+        }
         let stop_watch = CancellationToken::new();
         let watcher = tokio::spawn(supergraph::watch(
             self.handle.clone(),

@@ -392,6 +392,66 @@ async fn serve_defaults_hide_the_schema_and_the_operators_endpoints() {
     );
 }
 
+/// `serve` has no demo sign-in: `POST /dev/token` is 404 whatever is
+/// asked, with the storefront off (the default) and on. The storefront is
+/// off by default (`GET /` is 404), and `STOREFRONT=true` serves it, with
+/// its CSP, beside an unchanged `/graphql`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_has_no_dev_token_route_and_serves_the_storefront_only_when_asked() {
+    for storefront in ["false", "true"] {
+        let router = RouterProcess::start(&[("STOREFRONT", storefront.to_owned())]).await;
+        for user in ["alice", "admin"] {
+            let token = router
+                .http
+                .post(router.url("/dev/token"))
+                .json(&json!({ "user": user }))
+                .send()
+                .await
+                .expect("the router answers");
+            assert_eq!(
+                token.status(),
+                StatusCode::NOT_FOUND,
+                "STOREFRONT={storefront}: no dev token for {user} in serve"
+            );
+            let body = token.text().await.unwrap_or_default();
+            assert!(!body.contains("token"), "{body}");
+        }
+        let page = router
+            .http
+            .get(router.url("/"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("the router answers");
+        if storefront == "false" {
+            assert_eq!(
+                page.status(),
+                StatusCode::NOT_FOUND,
+                "off by default in serve"
+            );
+            continue;
+        }
+        assert_eq!(page.status(), StatusCode::OK);
+        let csp = page
+            .headers()
+            .get("content-security-policy")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(csp.contains("connect-src 'self'"), "{csp}");
+        assert_eq!(page.headers()["x-frame-options"], "DENY");
+        assert!(
+            page.text()
+                .await
+                .unwrap_or_default()
+                .contains("id=\"root\"")
+        );
+        // The API is where it was.
+        let api = router.gql(None, "{ __typename }", json!({})).await;
+        assert_eq!(api.status, StatusCode::OK, "{:#}", api.body);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
     let product = TestApp::spawn_with(
