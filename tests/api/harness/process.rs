@@ -63,9 +63,23 @@ impl ChildLog {
     }
 }
 
+/// The process could not bind a port [`free_port`] had found free: another
+/// process took it in between (the pick-then-bind race no test can close).
+/// The caller starts it again on other ports.
+struct PortTaken;
+
+/// How many times a process is started on new ports after [`PortTaken`].
+const START_ATTEMPTS: usize = 3;
+
 /// Waits until GET `url` answers 2xx. Fails the test, with the log's tail,
-/// as soon as `child` exits or once `within` has passed.
-async fn wait_healthy(child: &mut Option<Child>, log: &ChildLog, url: &str, within: Duration) {
+/// as soon as `child` exits (unless its port was taken: [`PortTaken`]) or
+/// once `within` has passed.
+async fn wait_healthy(
+    child: &mut Option<Child>,
+    log: &ChildLog,
+    url: &str,
+    within: Duration,
+) -> Result<(), PortTaken> {
     let http = client();
     let deadline = Instant::now() + within;
     loop {
@@ -75,9 +89,12 @@ async fn wait_healthy(child: &mut Option<Child>, log: &ChildLog, url: &str, with
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return;
+            return Ok(());
         }
         if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if log.text().contains("Address already in use") {
+                return Err(PortTaken);
+            }
             panic!(
                 "the process exited ({status}) before {url} answered {}",
                 log.tail()
@@ -126,6 +143,19 @@ impl SubgraphProcess {
     /// Starts `service` on the store at `database_url` with `extra`
     /// variables and waits until `/health/ready` answers 200.
     pub async fn start(service: &str, database_url: &str, extra: &[(&str, &str)]) -> Self {
+        for _ in 0..START_ATTEMPTS {
+            if let Ok(replica) = Self::try_start(service, database_url, extra).await {
+                return replica;
+            }
+        }
+        panic!("{service}: its free ports were taken {START_ATTEMPTS} times in a row");
+    }
+
+    async fn try_start(
+        service: &str,
+        database_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, PortTaken> {
         let prefix = service.to_ascii_uppercase();
         let (port, metrics_port) = (free_port(), free_port());
         let log = ChildLog::new(&format!("{service}-{port}"));
@@ -160,8 +190,8 @@ impl SubgraphProcess {
             &ready,
             Duration::from_secs(60),
         )
-        .await;
-        replica
+        .await?;
+        Ok(replica)
     }
 
     pub fn graphql_url(&self) -> String {
@@ -213,6 +243,18 @@ impl RouterProcess {
     }
 
     async fn spawn(vars: &[(&str, String)], subgraphs_nowhere: bool) -> Self {
+        for _ in 0..START_ATTEMPTS {
+            if let Ok(router) = Self::try_spawn(vars, subgraphs_nowhere).await {
+                return router;
+            }
+        }
+        panic!("the router's free ports were taken {START_ATTEMPTS} times in a row");
+    }
+
+    async fn try_spawn(
+        vars: &[(&str, String)],
+        subgraphs_nowhere: bool,
+    ) -> Result<Self, PortTaken> {
         let port = free_port();
         let admin_port = free_port();
         let log = ChildLog::new(&format!("router-{port}"));
@@ -258,15 +300,20 @@ impl RouterProcess {
             &health,
             Duration::from_secs(30),
         )
-        .await;
-        router
+        .await?;
+        Ok(router)
     }
 
     /// Waits until `/health/ready` answers 200: every subgraph has a
     /// healthy replica.
     pub async fn wait_ready(&mut self) {
         let ready = self.url("/health/ready");
-        wait_healthy(&mut self.child, &self.log, &ready, Duration::from_secs(30)).await;
+        if wait_healthy(&mut self.child, &self.log, &ready, Duration::from_secs(30))
+            .await
+            .is_err()
+        {
+            panic!("the router lost its port while running {}", self.log.tail());
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
