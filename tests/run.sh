@@ -161,6 +161,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "schema check"
 schema/check.sh
 
+say "deploy check"
+deploy/check.sh
+
 say "cargo test"
 # The last thing cargo prints is the (empty) doc-test run of the last
 # crate; close with the totals of every test binary instead.

@@ -50,7 +50,7 @@ def main():
         report = helm.lint(args.chart, values, strict=True, namespace=args.namespace,
                            kube_version=args.kube_version)
         problems = [m for m in report.get("messages") or [] if m.get("severity", 0) >= 2]
-        for message in report.get("messages") or []:
+        for message in problems:
             print(f"  lint: [{message.get('severity')}] {message.get('path')}: {message.get('error')}")
         for error in report.get("errors") or []:
             print(f"  lint error: {error}")
