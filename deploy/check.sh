@@ -20,10 +20,19 @@
 #      router, NetworkPolicies admitting only each subgraph's callers,
 #      only variables the README's Configuration tables list);
 #   5. values.schema.json refuses values that break those rules, and the
-#      policy catches a manifest that breaks them (the checks can fail).
+#      policy catches a manifest that breaks them (the checks can fail);
+#   6. the rendered workloads run: deploy/tools/run_rendered.py starts the
+#      migration Jobs and the five Deployments as local processes of the
+#      shopgraph binary with exactly the rendered env, secrets and
+#      ConfigMap (on databases it makes on the test servers), then checks
+#      every probe and metrics endpoint and a signed request path through
+#      the router. Needs the binary (built as schema/check.sh does) and
+#      the PostgreSQL and MariaDB of tests/run.sh (TEST_POSTGRES_URL,
+#      TEST_MARIADB_URL as there); SHOPGRAPH_BIN names a built binary,
+#      DEPLOY_CHECK_RUN=0 skips the step.
 #
 # Not checked here: building the image, `docker compose up`, a live
-# cluster (see README "Deploying").
+# cluster, Kafka (see README "Deploying").
 #
 #   deploy/check.sh            check
 #   deploy/check.sh --write    refresh the chart's copy of the supergraph
@@ -136,3 +145,17 @@ for expected in "readOnlyRootFilesystem is not true" "readinessProbe is not GET 
     grep -q "$expected" "$work/policy.log" || { echo "the policy missed: $expected"; cat "$work/policy.log"; exit 1; }
 done
 echo "refusals: ok (schema and policy catch broken values and manifests)"
+
+# 6. The rendered workloads, run.
+if [ "${DEPLOY_CHECK_RUN:-1}" = 0 ]; then
+    echo "rendered workloads: not run (DEPLOY_CHECK_RUN=0)"
+    exit 0
+fi
+# SHOPGRAPH_BIN: a binary built already (else cargo builds it, a no-op
+# after schema/check.sh in tests/run.sh).
+if [ -z "${SHOPGRAPH_BIN:-}" ]; then
+    cargo build --quiet --locked --bin shopgraph
+    SHOPGRAPH_BIN="${CARGO_TARGET_DIR:-target}/debug/shopgraph"
+fi
+"$py" deploy/tools/run_rendered.py "$chart" --bin "$SHOPGRAPH_BIN"
+echo "rendered workloads: ok (migrations, five services, probes, metrics, signed requests through the router)"
