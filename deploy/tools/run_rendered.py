@@ -13,7 +13,8 @@ completion, then every Deployment. The only rewrites are the cluster's
 Service names (to 127.0.0.1) and volume mount paths (to the directories).
 Then, through the router: an admin creates a product, a user adds it to
 the basket (router → basket → product, all signed with the chart's hop
-keys) and reads fields of all four subgraphs; every probe path and
+keys), reads fields of all four subgraphs and checks out (payment →
+basket and product); every probe path and
 metrics port answers. Kafka is left out (in-process bus): none runs here.
 
     run_rendered.py CHART --bin PATH [--postgres URL] [--mariadb URL]
@@ -262,8 +263,13 @@ class Run:
                                                 "payments(first: 1) { __typename } } products(first: 5) { __typename } }")
         if everything["me"]["basket"]["itemCount"] != 2:
             self.fail(f"me answered {everything}")
+        paid = self.graphql(router, user, 'mutation { checkout(input: { idempotencyKey: "deploy-check", method: CARD, '
+                                          'card: { number: "4242424242424242", expMonth: 1, expYear: 2040, cvc: "123" } }) '
+                                          '{ status amount { amount } } }')
+        if paid["checkout"]["status"] != "COMPLETED":
+            self.fail(f"checkout answered {paid}")
         print("  run: through the router: createProduct (admin), addBasketItem (basket → product), "
-              "a query over all four subgraphs: ok")
+              "checkout (payment → basket and product), a query over all four subgraphs: ok")
 
     def token(self, user, admin):
         argv = [self.args.bin, "token", "--user", user, "--ttl", "10m"] + (["--admin"] if admin else [])
