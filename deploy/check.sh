@@ -7,7 +7,9 @@
 #      HEALTHCHECK, OCI labels, ARG BASE_IMAGE);
 #   3. the compose stack's configuration resolves (`docker-compose config`,
 #      Compose v2) and follows the rules (read-only, no capabilities,
-#      health-checked services, documented variables only);
+#      health-checked services, documented variables only), its alert
+#      rules and dashboard query only metrics the code exports, and
+#      Prometheus scrapes every service where it serves /metrics;
 #   4. the chart lints strictly (`helm lint --strict`, Helm v4's code)
 #      for Kubernetes 1.30 and 1.37 with every values file, renders with
 #      each (defaults + generated keys; external services + SASL_SSL with
@@ -82,9 +84,8 @@ echo "Dockerfile: ok (hadolint, image rules)"
     deploy/compose deploy/yamllint.yaml deploy/hadolint.yaml \
     "$chart/Chart.yaml" "$chart/values.yaml" "$chart/ci"
 "$tools/bin/docker-compose" --project-directory deploy/compose -f deploy/compose/compose.yaml config > "$work/compose.yaml"
-"$py" deploy/tools/policy.py compose "$work/compose.yaml"
-"$py" -m json.tool deploy/compose/config/grafana/dashboards/shopgraph.json > /dev/null
-echo "compose: ok (docker-compose config, yamllint, rules)"
+"$py" deploy/tools/policy.py compose "$work/compose.yaml" --observability deploy/compose/config
+echo "compose: ok (docker-compose config, yamllint, rules; alerts and dashboard query metrics the code exports, Prometheus scrapes every service on its metrics port)"
 
 # 4. The chart, with three sets of values.
 openssl genpkey -algorithm ed25519 -out "$work/hop.key" 2>/dev/null

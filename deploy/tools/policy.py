@@ -263,9 +263,85 @@ def check_dockerfile(path):
             check_variable(path, name)
 
 
+def metric_names_in_code():
+    """Every metric name the Rust code registers (a string literal in a
+    metrics macro call)."""
+    names = set()
+    for path in ROOT.glob("**/*.rs"):
+        if "target" in path.parts or "node_modules" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        names.update(re.findall(r'metrics::(?:counter|gauge|histogram)!\(\s*"([a-z_]+)"', text))
+        names.update(re.findall(r'\.name\("([a-z_]+)"\)', text))
+    return names
+
+
+def check_observability(config_dir):
+    """The alert rules and the dashboard query metrics the code exports,
+    and Prometheus scrapes the compose services on their metrics ports."""
+    config_dir = pathlib.Path(config_dir)
+    known = metric_names_in_code()
+    if len(known) < 20:
+        problem(config_dir, f"found only {len(known)} metric names in the code")
+    queries = []
+    rules = yaml.safe_load((config_dir / "alerts.yml").read_text(encoding="utf-8"))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            for key in ("alert", "expr", "labels", "annotations"):
+                if key not in rule:
+                    problem(f"alert {rule.get('alert')}", f"no {key}")
+            queries.append((f"alert {rule.get('alert')}", rule.get("expr", "")))
+    import json
+    dashboard = json.loads((config_dir / "grafana/dashboards/shopgraph.json").read_text(encoding="utf-8"))
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            queries.append((f"panel {panel['title']!r}", target["expr"]))
+    for where, expr in queries:
+        for name in re.findall(r"\b((?:router|events|event|graphql|subgraph|http)_[a-z_]+)\b", expr):
+            base = re.sub(r"_(bucket|count|sum)$", "", name)
+            if base not in known:
+                problem(where, f"queries {name}, which no code exports")
+    prometheus = yaml.safe_load((config_dir / "prometheus.yml").read_text(encoding="utf-8"))
+    if "/etc/prometheus/alerts.yml" not in prometheus.get("rule_files", []):
+        problem("prometheus.yml", "does not load the alert rules")
+    return {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+            for job in prometheus["scrape_configs"]}
+
+
+def check_scrape_targets(compose, targets):
+    """Each scrape target is a compose service listening there."""
+    expected = {"router": ("ADMIN_PORT", 4100), "product": ("PRODUCT_METRICS_PORT", 4101),
+                "basket": ("BASKET_METRICS_PORT", 4102), "payment": ("PAYMENT_METRICS_PORT", 4103),
+                "notification": ("NOTIFICATION_METRICS_PORT", 4104)}
+    scraped = set()
+    for job, hosts in targets.items():
+        for target in hosts:
+            host, port = target.rsplit(":", 1)
+            service = compose["services"].get(host)
+            if service is None:
+                problem("prometheus.yml", f"scrapes {target}: no such compose service")
+                continue
+            command = service.get("command") or service.get("entrypoint") or []
+            kind = next((k for k in expected if k in " ".join(command)), None)
+            env = service.get("environment") or {}
+            var, default = expected.get(kind, ("", 0))
+            want = int(env.get(var, env.get("METRICS_PORT", default)))
+            if int(port) != want:
+                problem("prometheus.yml", f"scrapes {target}, but {host} serves metrics on {want}")
+            host_var = "ADMIN_HOST" if kind == "router" else "METRICS_HOST"
+            if env.get(host_var) != "0.0.0.0":
+                problem(host, f"{host_var} is not 0.0.0.0: Prometheus cannot reach it")
+            scraped.add(host)
+    for name, service in compose["services"].items():
+        command = " ".join(service.get("command") or service.get("entrypoint") or [])
+        if "shopgraph" in service.get("image", "") and " serve " in f" {command} " and name not in scraped:
+            problem("prometheus.yml", f"does not scrape {name}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["manifests", "compose", "dockerfile"])
+    parser.add_argument("--observability", help="with compose: the stack's config directory")
     parser.add_argument("path")
     parser.add_argument("--network-policy", action="store_true")
     args = parser.parse_args()
@@ -273,6 +349,10 @@ def main():
         check_manifests(args.path, args.network_policy)
     elif args.what == "compose":
         check_compose(args.path)
+        if args.observability:
+            with open(args.path, encoding="utf-8") as f:
+                compose = yaml.safe_load(f)
+            check_scrape_targets(compose, check_observability(args.observability))
     else:
         check_dockerfile(args.path)
     for line in problems:
