@@ -38,6 +38,7 @@ import urllib.request
 
 import helm_python as helm
 import yaml
+from helm_offline import quiet_symlink_notes
 
 SUBGRAPHS = ["product", "basket", "payment", "notification"]
 
@@ -131,8 +132,9 @@ class Run:
             "router": {"port": next(port), "adminPort": next(port)},
             "subgraphs": {sub: {"port": next(port), "metricsPort": next(port)} for sub in SUBGRAPHS},
         }
-        chart = helm.Chart.load(self.args.chart)
-        manifests = chart.render(values, name="shop", namespace="shop", is_install=True)
+        with quiet_symlink_notes():
+            chart = helm.Chart.load(self.args.chart)
+            manifests = chart.render(values, name="shop", namespace="shop", is_install=True)
         docs = []
         for path, text in manifests.items():
             if path.endswith("NOTES.txt"):

@@ -5,13 +5,36 @@ Uses helm-python-sdk, which binds Helm v4's own Go code (no cluster, no
 network). `lint` fails on any warning or error (strict); `template` writes
 the rendered manifests, one YAML stream, to --out.
 
-    helm.py lint CHART --kube-version v1.30.0 [-f VALUES]... [--set-file K=PATH]...
-    helm.py template CHART --out FILE [-f VALUES]... [--set-file K=PATH]...
+    helm_offline.py lint CHART --kube-version v1.30.0 [-f VALUES]... [--set-file K=PATH]...
+    helm_offline.py template CHART --out FILE [-f VALUES]... [--set-file K=PATH]...
 """
 import argparse
+import contextlib
+import os
 import sys
+import tempfile
 
 import helm_python as helm
+
+
+@contextlib.contextmanager
+def quiet_symlink_notes():
+    """Helm's Go code logs an INFO line to stderr each time it reads the
+    chart's files/supergraph.graphql link; keep every other line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if "found symbolic link in path" not in line:
+                    print(line, file=sys.stderr)
 
 
 def merged_values(args):
@@ -45,7 +68,11 @@ def main():
     parser.add_argument("--out")
     args = parser.parse_args()
     values = merged_values(args)
+    with quiet_symlink_notes():
+        run(args, values)
 
+
+def run(args, values):
     if args.command == "lint":
         report = helm.lint(args.chart, values, strict=True, namespace=args.namespace,
                            kube_version=args.kube_version)
