@@ -188,6 +188,19 @@ def check_manifests(path, network_policy):
             if allowed != CALLERS[subgraph]:
                 problem(subgraph, f"NetworkPolicy admits {sorted(map(str, allowed))}, expected {sorted(CALLERS[subgraph])}")
 
+    # A ServiceMonitor (no bundled schema: a CRD) selects Services that
+    # have the port it scrapes: every router and subgraph metrics port.
+    for monitor in by_kind.get("ServiceMonitor", []):
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        ports = {e.get("port") for e in monitor["spec"].get("endpoints", [])}
+        selected = [s for s in by_kind.get("Service", [])
+                    if selector.items() <= (s["metadata"].get("labels") or {}).items()]
+        covered = {s["spec"]["selector"].get("app.kubernetes.io/component") for s in selected
+                   if ports & {p.get("name") for p in s["spec"]["ports"]}}
+        if covered != {"router"} | set(SUBGRAPHS):
+            problem(f"ServiceMonitor/{monitor['metadata']['name']}",
+                    f"scrapes metrics of {sorted(map(str, covered))}, not of the router and every subgraph")
+
     # Every Secret and ConfigMap a workload reads is rendered here, unless
     # it is one the values name as managed elsewhere (existing*).
     rendered = {(d["kind"], d["metadata"]["name"]) for d in docs}
