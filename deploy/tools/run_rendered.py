@@ -296,6 +296,9 @@ def main():
     parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--mariadb", default=os.environ.get("TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/mysql"))
     run = Run(parser.parse_args())
+    # A stopped check still stops its processes and drops its databases.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, _frame: sys.exit(128 + number))
     try:
         run.main()
     finally:
