@@ -176,6 +176,9 @@ schema/check.sh
 say "storefront check"
 web-demo/check.sh
 
+say "deploy check"
+deploy/check.sh
+
 say "cargo test"
 # The last thing cargo prints is the (empty) doc-test run of the last
 # crate; close with the totals of every test binary instead.
