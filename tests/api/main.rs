@@ -3,6 +3,10 @@
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! `tests/run.sh` makes sure it is.
 
+#[path = "../common/broker.rs"]
+mod broker;
+#[path = "../common/migrate.rs"]
+mod migrate;
 #[path = "../common/telemetry.rs"]
 mod telemetry;
 

@@ -29,12 +29,17 @@
 //! A failed run keeps its directory (every process's log, the database
 //! servers' logs) and prints where it is; `TEST_LOG=1` logs at `info`.
 
+#[allow(dead_code)] // shared with tests/api, which uses all of it
+#[path = "../common/broker.rs"]
+mod broker;
 mod client;
 #[allow(dead_code)] // shared with tests/api, which uses all of it
 #[path = "../api/fault_proxy.rs"]
 mod fault_proxy;
 mod faults;
 mod invariants;
+#[path = "../common/migrate.rs"]
+mod migrate;
 mod servers;
 mod storm;
 mod topology;

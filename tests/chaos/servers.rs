@@ -18,6 +18,8 @@ use tokio::process::{Child, Command};
 
 use crate::free_port;
 
+pub use crate::broker::Broker;
+
 /// The repository root (for `tests/kafka-broker.sh` and the supergraph).
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -286,56 +288,6 @@ impl MariaDb {
         }
         tokio::time::sleep(down).await;
         self.start_server().await;
-    }
-}
-
-/// The persistent test broker (`tests/kafka-broker.sh`) on a free port,
-/// stopped with its data on drop (and by the script's watchdog if this
-/// process dies first).
-pub struct Broker {
-    pub port: u16,
-}
-
-impl Broker {
-    pub async fn start() -> Self {
-        let port = free_port();
-        let owner = std::process::id().to_string();
-        let broker = Self { port };
-        broker.script(&["start", &port.to_string(), &owner]).await;
-        broker
-    }
-
-    /// `host:port` for `KAFKA_BROKERS`.
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// `kill -9`; what it stored stays.
-    pub async fn kill(&self) {
-        self.script(&["kill", &self.port.to_string()]).await;
-    }
-
-    /// Starts the killed broker again on its data.
-    pub async fn resume(&self) {
-        self.script(&["resume", &self.port.to_string()]).await;
-    }
-
-    async fn script(&self, args: &[&str]) {
-        run(
-            &format!("tests/kafka-broker.sh {}", args.join(" ")),
-            Command::new(format!("{ROOT}/tests/kafka-broker.sh")).args(args),
-        )
-        .await;
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(format!("{ROOT}/tests/kafka-broker.sh"))
-            .args(["stop", &self.port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

@@ -21,6 +21,7 @@ use shopgraph_core::hop::HopKeyPair;
 use tokio::process::{Child, Command};
 
 use crate::fault_proxy::FaultProxy;
+use crate::migrate::migrate;
 use crate::servers::{Broker, MariaDb, Postgres, ROOT, RedisKeys};
 use crate::{JWT_SECRET, SHOPGRAPH, free_port};
 
@@ -408,23 +409,4 @@ fn common_env() -> Vec<(String, String)> {
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     env
-}
-
-/// `shopgraph migrate <service>`, before any replica starts.
-async fn migrate(service: &str, database_url: &str) {
-    let output = Command::new(SHOPGRAPH)
-        .args(["migrate", service])
-        .env(
-            format!("{}_DATABASE_URL", service.to_ascii_uppercase()),
-            database_url,
-        )
-        .env("LOG_LEVEL", "warn")
-        .output()
-        .await
-        .expect("shopgraph migrate runs");
-    assert!(
-        output.status.success(),
-        "shopgraph migrate {service}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

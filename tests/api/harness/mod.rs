@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use shopgraph_core::identity::ADMIN_ROLE;
 
-pub use process::{RouterProcess, SubgraphProcess, into_gql, migrate};
+pub use crate::migrate::migrate;
+pub use process::{RouterProcess, SubgraphProcess, into_gql};
 pub use router::Router;
 
 /// The `shopgraph` binary under test.

@@ -109,26 +109,6 @@ async fn wait_healthy(
     }
 }
 
-/// Applies `service`'s migrations to the store at `database_url` with
-/// `shopgraph migrate`, so replicas that start together find it ready.
-pub async fn migrate(service: &str, database_url: &str) {
-    let output = Command::new(SHOPGRAPH)
-        .args(["migrate", service])
-        .env(
-            format!("{}_DATABASE_URL", service.to_ascii_uppercase()),
-            database_url,
-        )
-        .env("LOG_LEVEL", "warn")
-        .output()
-        .await
-        .expect("shopgraph migrate runs");
-    assert!(
-        output.status.success(),
-        "shopgraph migrate {service}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// One subgraph replica: `shopgraph serve <service>` on a free port,
 /// killed on drop.
 pub struct SubgraphProcess {
