@@ -20,13 +20,15 @@
 #   tests/kafka-broker.sh unpause PORT        # SIGCONT
 #   tests/kafka-broker.sh stop PORT           # stop broker and S3 server, delete the run's data
 #
-# Limit: a publish in flight at the instant the broker is killed can be
-# lost. tansu's object storage stores the idempotent producer's sequence
-# number before the batch; the client's retry of that batch is answered
-# DuplicateSequenceNumber, which librdkafka takes as delivered. A Kafka
-# broker appends both atomically. Kill it between publishes in tests that
-# count messages, or tolerate that loss. The data lives in the S3 server's
-# memory: it outlives the broker, not `stop`.
+# Limit: a batch in flight at the instant the broker is killed can be
+# acknowledged without being stored. tansu's object storage stores the
+# idempotent producer's sequence number before the batch; the client's
+# retry of that batch is answered DuplicateSequenceNumber, which librdkafka
+# takes as delivered. A Kafka broker appends both atomically. Shopgraph's
+# Kafka adapter sends such a publish again (it does not trust an
+# acknowledgement that crossed a lost connection); other clients would
+# lose it. The data lives in the S3 server's memory: it outlives the
+# broker, not `stop`.
 #
 # OWNER is a process id: when it exits, a watchdog stops the broker, so a
 # test binary that is killed leaves nothing running. With

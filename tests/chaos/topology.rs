@@ -48,9 +48,10 @@ const SAGA_TIMINGS: &[(&str, &str)] = &[
 /// `tests/api/live.rs`). Producers stay idempotent, as in production: with
 /// idempotence off, the test broker began refusing every produce with
 /// `ProducerFenced` after its third restart in a long run (a producer
-/// without an id cannot be renewed past that). The price is the test
-/// broker's known loss window (`tests/kafka-broker.sh`: a batch in flight
-/// at the instant of a `kill -9` can be lost), which the report names.
+/// without an id cannot be renewed past that). The test broker's loss
+/// window (`tests/kafka-broker.sh`: a batch in flight at a `kill -9` can
+/// be acknowledged unstored) is closed by the Kafka adapter, which sends
+/// again what was acknowledged across a lost connection.
 const KAFKA_CLIENT_PROPERTIES: &str = "api.version.request=false,broker.version.fallback=2.8.0";
 
 /// One `shopgraph serve` process that can be killed and started again.

@@ -9,6 +9,10 @@
 //!   replaced, because a broker that lost its state (a storage-less test
 //!   broker that restarted) has lost the idempotent producer's id too,
 //!   and librdkafka would otherwise time out every later message;
+//! * acknowledgements that crossed a lost connection are not trusted: a
+//!   publish whose connection to the broker failed while it was in flight
+//!   is reported failed even if librdkafka then counts it delivered, and
+//!   the outbox sends it again (see [`ConnectionWatch`]);
 //! * group consumers: offsets are *stored* only after the caller's
 //!   transaction committed ([`Subscription::ack`]) and committed by
 //!   librdkafka from there, so a crash replays at most the unacknowledged
@@ -16,12 +20,13 @@
 //! * live tails: every partition assigned at its end, without a group, so
 //!   a new replica needs no rebalance to start seeing events.
 
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -35,15 +40,63 @@ use super::{BusError, CloudEvent, Delivery, KafkaSettings, Start, Subscription, 
 pub struct KafkaTransport {
     settings: KafkaSettings,
     client_id: String,
-    producer: RwLock<FutureProducer>,
+    producer: RwLock<FutureProducer<ConnectionWatch>>,
+    /// Shared by every producer this transport creates, so a renewal does
+    /// not hide a loss from a publish that began on the old one.
+    watch: ConnectionWatch,
     admin: AdminClient<DefaultClientContext>,
+}
+
+/// Counts the producer's lost broker connections.
+///
+/// Why: with the idempotent producer, librdkafka retries a batch whose
+/// connection failed, and takes the broker's `DuplicateSequenceNumber`
+/// answer to the retry as delivery. A Kafka broker records a batch and its
+/// sequence number atomically, so that answer is true there; a broker that
+/// records the sequence number first and dies before the batch (the test
+/// broker does, at a `kill -9`) has lost a message it then acknowledges.
+/// A publish that saw the count change between send and acknowledgement
+/// is therefore reported failed and sent again: the cost is a duplicate
+/// now and then, which every consumer's inbox drops by event id.
+#[derive(Clone, Default)]
+struct ConnectionWatch {
+    losses: Arc<AtomicU64>,
+}
+
+impl ConnectionWatch {
+    fn losses(&self) -> u64 {
+        self.losses.load(Ordering::SeqCst)
+    }
+}
+
+/// Whether a client-wide error means a broker connection dropped (with
+/// whatever requests were in flight on it).
+fn is_connection_loss(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::Global(
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
+        )
+    )
+}
+
+impl ClientContext for ConnectionWatch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if is_connection_loss(&error) {
+            self.losses.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(%error, reason, "the Kafka producer lost a broker connection");
+        } else {
+            tracing::warn!(%error, reason, "Kafka producer error");
+        }
+    }
 }
 
 impl KafkaTransport {
     /// Clients for `settings.brokers`; nothing is contacted yet.
     pub fn new(settings: &KafkaSettings, client_id: &str) -> Result<Self, BusError> {
         let admin_error = |err: KafkaError| BusError::Admin(err.to_string());
-        let producer = producer(settings, client_id).map_err(admin_error)?;
+        let watch = ConnectionWatch::default();
+        let producer = producer(settings, client_id, &watch).map_err(admin_error)?;
         let admin = base_config(settings, client_id)
             .create()
             .map_err(admin_error)?;
@@ -51,11 +104,12 @@ impl KafkaTransport {
             settings: settings.clone(),
             client_id: client_id.to_owned(),
             producer: RwLock::new(producer),
+            watch,
             admin,
         })
     }
 
-    fn producer(&self) -> FutureProducer {
+    fn producer(&self) -> FutureProducer<ConnectionWatch> {
         self.producer
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -64,7 +118,7 @@ impl KafkaTransport {
 
     /// Replaces the producer (a new producer id and sequence numbers).
     fn renew_producer(&self) {
-        match producer(&self.settings, &self.client_id) {
+        match producer(&self.settings, &self.client_id, &self.watch) {
             Ok(fresh) => {
                 tracing::warn!("replacing the Kafka producer after a failed publish");
                 *self
@@ -158,8 +212,13 @@ fn refuses_producer_identity(err: &KafkaError) -> bool {
     )
 }
 
-/// The idempotent, all-replicas-acknowledged producer.
-fn producer(settings: &KafkaSettings, client_id: &str) -> Result<FutureProducer, KafkaError> {
+/// The idempotent, all-replicas-acknowledged producer, reporting lost
+/// connections to `watch`.
+fn producer(
+    settings: &KafkaSettings,
+    client_id: &str,
+    watch: &ConnectionWatch,
+) -> Result<FutureProducer<ConnectionWatch>, KafkaError> {
     base_config(settings, client_id)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -169,7 +228,7 @@ fn producer(settings: &KafkaSettings, client_id: &str) -> Result<FutureProducer,
             "message.timeout.ms",
             settings.publish_timeout.as_millis().to_string(),
         )
-        .create()
+        .create_with_context(watch.clone())
 }
 
 fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
@@ -199,8 +258,15 @@ impl Transport for KafkaTransport {
         Box::pin(async move {
             let record = FutureRecord::to(topic).key(key).payload(&payload);
             let producer = self.producer();
+            let losses_before = self.watch.losses();
             match producer.send(record, Duration::from_secs(0)).await {
-                Ok(_) => Ok(()),
+                Ok(_) if self.watch.losses() == losses_before => Ok(()),
+                Ok(_) => Err(BusError::Publish {
+                    topic: topic.to_owned(),
+                    reason: "the broker connection was lost while the message was in flight; \
+                             its acknowledgement is not trusted and it is sent again"
+                        .into(),
+                }),
                 Err((err, _)) => {
                     // A broker that lost its state (topics, producer ids)
                     // times messages out rather than saying so: if the
@@ -375,7 +441,7 @@ impl Drop for KafkaSubscription {
 mod tests {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-    use super::{refuses_producer_identity, renew_after_failed_publish};
+    use super::{is_connection_loss, refuses_producer_identity, renew_after_failed_publish};
 
     #[test]
     fn a_producer_is_replaced_only_when_it_cannot_go_on_or_the_broker_lost_its_state() {
@@ -400,5 +466,21 @@ mod tests {
         assert!(!refused(RDKafkaErrorCode::MessageTimedOut));
         assert!(!refused(RDKafkaErrorCode::AllBrokersDown));
         assert!(!refused(RDKafkaErrorCode::NotLeaderForPartition));
+    }
+
+    #[test]
+    fn a_dropped_broker_connection_is_a_loss_but_a_refused_message_is_not() {
+        assert!(is_connection_loss(&KafkaError::Global(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
+        assert!(is_connection_loss(&KafkaError::Global(
+            RDKafkaErrorCode::AllBrokersDown
+        )));
+        assert!(!is_connection_loss(&KafkaError::Global(
+            RDKafkaErrorCode::MessageTimedOut
+        )));
+        assert!(!is_connection_loss(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
     }
 }
