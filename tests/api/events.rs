@@ -833,3 +833,80 @@ async fn a_scheduled_notification_is_pushed_when_it_is_delivered() {
     assert_eq!(event["notificationAdded"]["id"], id.as_str(), "{event}");
     assert!(chrono::Utc::now() >= at, "not before its time");
 }
+
+/// Notifications a long absence leaves behind: more than the router's
+/// per-subscription buffer towards the subgraph holds (64), so the replay
+/// is a burst the router must pace rather than cut off.
+const LONG_ABSENCE: usize = 300;
+
+/// A resume that replays hundreds of stored notifications delivers every
+/// one, in order, and then stays live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resume_after_a_long_absence_replays_everything_and_stays_live() {
+    let shop = Shop::spawn_on(EventBus::in_process(), Backend::Sqlite).await;
+    let create = |title: String| json!({ "userId": "user-1", "type": "SYSTEM", "title": title, "message": "while you were away" });
+    let bulk = "mutation($inputs: [CreateNotificationInput!]!) { bulkCreateNotifications(inputs: $inputs) { id } }";
+
+    let mut first = shop.subscribe(As::User, None).await;
+    shop.notification.wait_for_subscriptions(1).await;
+    let seen = shop
+        .gql(
+            As::Admin,
+            bulk,
+            json!({ "inputs": [create("seen".into())] }),
+        )
+        .await;
+    let last_seen = seen.data()["bulkCreateNotifications"][0]["id"]
+        .as_str()
+        .expect("a notification id")
+        .to_owned();
+    let delivered = first
+        .next_data(EVENT_WAIT)
+        .await
+        .expect("the first notification");
+    assert_eq!(delivered["notificationAdded"]["id"], last_seen.as_str());
+    drop(first);
+
+    // Created one batch after the other, so id order is creation order.
+    let mut missed = Vec::with_capacity(LONG_ABSENCE);
+    for batch in 0..LONG_ABSENCE / 100 {
+        let inputs: Vec<Value> = (0..100)
+            .map(|n| create(format!("missed {}", batch * 100 + n)))
+            .collect();
+        let created = shop.gql(As::Admin, bulk, json!({ "inputs": inputs })).await;
+        missed.extend(
+            created.data()["bulkCreateNotifications"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|created| created["id"].as_str().map(str::to_owned)),
+        );
+    }
+    assert_eq!(missed.len(), LONG_ABSENCE);
+
+    let mut resumed = shop.subscribe(As::User, Some(&last_seen)).await;
+    for (n, expected) in missed.iter().enumerate() {
+        let event = resumed.next(EVENT_WAIT).await;
+        assert_eq!(
+            event
+                .as_ref()
+                .and_then(|event| event["next"]["data"]["notificationAdded"]["id"].as_str()),
+            Some(expected.as_str()),
+            "replayed notification {n} of {LONG_ABSENCE}: {event:?}"
+        );
+    }
+    shop.notification.wait_for_subscriptions(1).await;
+    let live = shop
+        .gql(
+            As::Admin,
+            bulk,
+            json!({ "inputs": [create("live".into())] }),
+        )
+        .await;
+    let live_id = live.data()["bulkCreateNotifications"][0]["id"].clone();
+    let event = resumed
+        .next_data(EVENT_WAIT)
+        .await
+        .expect("the live notification");
+    assert_eq!(event["notificationAdded"]["id"], live_id, "{event}");
+}

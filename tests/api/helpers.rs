@@ -393,6 +393,14 @@ impl TestApp {
         }
     }
 
+    /// How many subscriptions follow this subgraph's live feed now.
+    pub fn open_subscriptions(&self) -> usize {
+        self.live
+            .as_ref()
+            .expect("a subgraph with subscriptions")
+            .subscriptions()
+    }
+
     /// Waits until exactly `count` subscriptions follow this subgraph's
     /// live feed: a subscription made through a router is in place (events
     /// from now on reach it) once the subgraph has opened its stream.

@@ -90,6 +90,14 @@ pub enum FetchError {
         /// The HTTP status code.
         status: u16,
     },
+    /// A subscription whose consumer took no event for
+    /// [`subscribe::FALL_BEHIND_GRACE`] while the subgraph had more: it
+    /// was ended upstream rather than hold up the connection.
+    #[error("a subscription fell behind subgraph `{subgraph}` and was ended")]
+    FellBehind {
+        /// The subgraph.
+        subgraph: String,
+    },
     /// A body that is not a GraphQL JSON response.
     #[error("subgraph `{subgraph}` sent a malformed response: {reason}")]
     Malformed {
@@ -111,7 +119,7 @@ impl FetchError {
             | Self::Timeout { .. }
             | Self::Malformed { .. } => true,
             Self::Status { status, .. } => *status >= 500,
-            Self::Unavailable { .. } | Self::UnknownSubgraph(_) => false,
+            Self::Unavailable { .. } | Self::UnknownSubgraph(_) | Self::FellBehind { .. } => false,
         }
     }
 
@@ -122,7 +130,10 @@ impl FetchError {
         match self {
             Self::Connect { .. } | Self::Unreachable { .. } | Self::Timeout { .. } => true,
             Self::Status { status, .. } => matches!(status, 502..=504),
-            Self::Malformed { .. } | Self::Unavailable { .. } | Self::UnknownSubgraph(_) => false,
+            Self::Malformed { .. }
+            | Self::Unavailable { .. }
+            | Self::UnknownSubgraph(_)
+            | Self::FellBehind { .. } => false,
         }
     }
 }

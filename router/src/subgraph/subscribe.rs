@@ -13,9 +13,12 @@
 //!
 //! An [`Events`] stream ends its subscription when dropped (`complete` is
 //! sent upstream); the connection closes when its last subscription ends.
-//! Each subscription has a bounded buffer; one that falls that far behind
-//! is ended (and the stream yields a final error), so one slow consumer
-//! never stalls the others on its connection.
+//! Each subscription has a bounded buffer. A burst (a resume replaying
+//! hundreds of stored notifications) waits for room: reading the socket
+//! pauses, and TCP holds the subgraph back. A consumer that takes no
+//! event for [`FALL_BEHIND_GRACE`] is ended instead, with a final
+//! [`FetchError::FellBehind`] after what it was sent, so it cannot stall
+//! the caller's other subscriptions on the connection for longer.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -42,6 +45,11 @@ use super::{FetchError, SubgraphResponse};
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Events buffered per subscription between the socket and its consumer.
 const BUFFER: usize = 64;
+/// How long a full buffer may hold up the connection before its
+/// subscription is ended as fallen behind. The router's consumer pulls
+/// eagerly (slow clients overflow the client-facing queue instead), so
+/// only a consumer stuck on an event's own fetches waits this long.
+pub const FALL_BEHIND_GRACE: Duration = Duration::from_secs(5);
 const PROTOCOL: &str = "graphql-transport-ws";
 
 /// The websocket URL of a subgraph's subscriptions, from its GraphQL URL
@@ -350,21 +358,29 @@ async fn route(
             };
             let response = serde_json::from_value::<SubgraphResponse>(message["payload"].clone())
                 .unwrap_or_default();
-            match sink.try_send(Ok(response)) {
+            match sink
+                .clone()
+                .send_timeout(Ok(response), FALL_BEHIND_GRACE)
+                .await
+            {
                 Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // Too far behind: end it rather than stall the others.
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                     if let Some(sink) = sinks.remove(&id) {
-                        drop(sink);
+                        tracing::warn!(
+                            subgraph,
+                            id,
+                            "a subscription fell behind its subgraph and was ended"
+                        );
+                        // Last, after what its buffer holds; gone with the
+                        // consumer if it leaves first.
+                        let fell_behind = FetchError::FellBehind {
+                            subgraph: subgraph.to_owned(),
+                        };
+                        tokio::spawn(async move { sink.send(Err(fell_behind)).await });
                     }
-                    tracing::warn!(
-                        subgraph,
-                        id,
-                        "a subscription fell behind its subgraph and was ended"
-                    );
                     send(socket, json!({ "id": id.to_string(), "type": "complete" })).await
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => {
                     sinks.remove(&id);
                     send(socket, json!({ "id": id.to_string(), "type": "complete" })).await
                 }

@@ -45,13 +45,13 @@ use shopgraph_core::config::{ConfigError, Env};
 use shopgraph_core::error::ErrorCode;
 use shopgraph_core::identity::Identity;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio_util::sync::CancellationToken;
 
 use crate::executor::error::GraphqlError;
 use crate::executor::{ExecutionRequest, ExecutionResult, fetch_variables, subscription_source};
 use crate::pipeline::{Admitted, Operation, RouterError, RouterState, Verified, execute};
-use crate::subgraph::subscribe;
+use crate::subgraph::{FetchError, subscribe};
 
 /// Takes one operation from a caller's rate-limit budget. The edge's
 /// limiter implements it ([`crate::edge::ratelimit`]) and hands it to a
@@ -119,11 +119,19 @@ pub async fn graphql(
     crate::pipeline::graphql(&state.pipeline, &method, &uri, &headers, verified, &body).await
 }
 
+/// How long a client's full queue may stay full before its subscription
+/// ends with `SUBSCRIPTION_OVERFLOW`. A burst (a resume replaying stored
+/// notifications) fills the queue faster than any socket drains it; a
+/// client that reads drains it well within this, one that stopped
+/// reading does not.
+pub(crate) const SLOW_CLIENT_GRACE: Duration = Duration::from_secs(1);
+
 /// Limits and timers of streaming connections.
 #[derive(Debug, Clone)]
 pub struct SubscriptionSettings {
     /// Responses a client may have waiting (`SUBSCRIPTION_BUFFER`); a
-    /// subscription that would exceed it ends with `SUBSCRIPTION_OVERFLOW`.
+    /// subscription whose next response finds them all still waiting
+    /// after [`SLOW_CLIENT_GRACE`] ends with `SUBSCRIPTION_OVERFLOW`.
     pub buffer: usize,
     /// How often the router pings an idle client (`SUBSCRIPTION_KEEPALIVE`).
     pub keepalive: Duration,
@@ -293,6 +301,12 @@ pub(crate) async fn results(
                         GraphqlError::locate(&mut result.errors, |path| prepared.locate(path));
                         Outcome::Next(result.into_body())
                     }
+                    Err(FetchError::FellBehind { .. }) => {
+                        metrics::counter!("router_subscription_overflows_total").increment(1);
+                        let err = RouterError::SubscriptionOverflow;
+                        err.log();
+                        Outcome::Ended(err.to_graphql_error())
+                    }
                     Err(err) => {
                         tracing::warn!(subgraph = %service, error = %err, "subscription source lost");
                         Outcome::Ended(
@@ -350,10 +364,10 @@ fn queued(
                 next = responses.next() => next,
             };
             let Some(outcome) = next else { return };
-            match queue.try_send(outcome) {
+            match queue.send_timeout(outcome, SLOW_CLIENT_GRACE).await {
                 Ok(()) => {}
-                Err(TrySendError::Closed(_)) => return,
-                Err(TrySendError::Full(_)) => {
+                Err(SendTimeoutError::Closed(_)) => return,
+                Err(SendTimeoutError::Timeout(_)) => {
                     metrics::counter!("router_subscription_overflows_total").increment(1);
                     drop(responses); // stop the subgraph subscription first
                     let err = RouterError::SubscriptionOverflow;
@@ -446,6 +460,25 @@ mod tests {
             _ => panic!("an overflow error"),
         }
         assert!(queued.next().await.is_none(), "nothing after the error");
+    }
+
+    /// A burst far larger than the queue (a resume's replay) reaches a
+    /// client that reads, slower than the burst comes, in full.
+    #[tokio::test]
+    async fn a_burst_is_paced_to_a_client_that_reads() {
+        let burst =
+            stream::iter((0..50).map(|n| Outcome::Next(format!("{{\"n\":{n}}}").into_bytes())));
+        let mut queued = queued(burst.boxed(), 3);
+        for n in 0..50 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            match queued.next().await {
+                Some(Outcome::Next(body)) => {
+                    assert_eq!(body, format!("{{\"n\":{n}}}").into_bytes());
+                }
+                _ => panic!("response {n} of the burst"),
+            }
+        }
+        assert!(queued.next().await.is_none(), "the end, no overflow");
     }
 
     /// A zero heartbeat or keepalive is refused at start: it would panic

@@ -21,8 +21,10 @@
 //!    is not a protocol message closes with `4400`.
 //!
 //! Each connection has one bounded outbound queue. A subscription whose
-//! next response finds the queue full ends with a `SUBSCRIPTION_OVERFLOW`
-//! error: a slow client costs a bounded amount of memory.
+//! next response finds the queue still full after
+//! [`SLOW_CLIENT_GRACE`] ends with a `SUBSCRIPTION_OVERFLOW` error: a
+//! slow client costs a bounded amount of memory, a burst does not end a
+//! client that reads.
 //!
 //! Framing, masking and close handshakes are tungstenite's (through axum);
 //! this module is only the protocol's state machine.
@@ -37,10 +39,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shopgraph_core::identity::Identity;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::task::JoinHandle;
 
-use super::{GraphqlState, OperationBudget, SubscriptionSettings, results};
+use super::{GraphqlState, OperationBudget, SLOW_CLIENT_GRACE, SubscriptionSettings, results};
 use crate::pipeline::{RouterError, prepare_operation};
 use shopgraph_core::graphql_http::GraphqlRequest;
 
@@ -441,10 +443,10 @@ async fn operate(
     };
     while let Some(outcome) = responses.next().await {
         let message = next_message(&id, &outcome.into_body());
-        match outbound.try_send(message) {
+        match outbound.send_timeout(message, SLOW_CLIENT_GRACE).await {
             Ok(()) => {}
-            Err(TrySendError::Closed(_)) => return,
-            Err(TrySendError::Full(_)) => {
+            Err(SendTimeoutError::Closed(_)) => return,
+            Err(SendTimeoutError::Timeout(_)) => {
                 metrics::counter!("router_subscription_overflows_total").increment(1);
                 drop(responses); // stop the subgraph subscription first
                 let _ = outbound
