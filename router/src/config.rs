@@ -67,6 +67,9 @@ pub struct RouterSettings {
     pub query_dedupe: bool,
     /// Whether identical in-flight query fetches share one subgraph request.
     pub subgraph_dedupe: bool,
+    /// Distinct `apollographql-client-name` values that get a metric label
+    /// of their own (`CLIENT_NAMES_MAX`); later ones count as `other`.
+    pub client_names_max: usize,
     /// Whether subgraphs are asked for gzip answers: off by default, as
     /// subgraphs usually sit next to the router, where compressing costs
     /// more CPU than the bytes save.
@@ -146,6 +149,7 @@ impl RouterSettings {
             subgraph_timeouts,
             query_dedupe: env.bool_or("QUERY_DEDUPE", true)?,
             subgraph_dedupe: env.bool_or("SUBGRAPH_DEDUPE", true)?,
+            client_names_max: env.int_in_or("CLIENT_NAMES_MAX", 1..=10_000, 50)?,
             subgraph_compression: env.bool_or("SUBGRAPH_COMPRESSION", false)?,
             introspection: env.bool_or("GRAPHQL_INTROSPECTION", mode == RunMode::Dev)?,
             graphiql: env.bool_or("GRAPHIQL", mode == RunMode::Dev)?,

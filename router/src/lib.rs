@@ -60,6 +60,7 @@ use admin::StatusState;
 use config::RouterSettings;
 use edge::Edge;
 use pipeline::RouterState;
+use pipeline::clients::ClientNames;
 use pipeline::persisted::PersistedQueries;
 use shopgraph_core::config::ConfigError;
 use shopgraph_core::identity::{AuthSetupError, JwtVerifier, TokenIssuer};
@@ -142,6 +143,7 @@ impl RouterApp {
                 settings.persisted.clone(),
                 redis.clone(),
             )),
+            clients: Arc::new(ClientNames::new(settings.client_names_max)),
         };
         let status = StatusState {
             upstreams: Arc::clone(&upstreams),

@@ -535,3 +535,54 @@ fn write_atomically(path: &std::path::Path, content: &str) {
     std::fs::write(&aside, content).expect("write the new supergraph");
     std::fs::rename(&aside, path).expect("swap it in");
 }
+
+/// Apollo's clients name themselves in `apollographql-client-name`; the
+/// router counts requests by that name, for a bounded set of names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_counted_by_client_name_with_a_bounded_set_of_labels() {
+    let router = RouterProcess::start(&[("CLIENT_NAMES_MAX", "2".into())]).await;
+    let send = |name: Option<&'static str>| {
+        let router = &router;
+        async move {
+            let mut request = router
+                .http
+                .post(router.graphql_url())
+                .json(&json!({ "query": "{ __typename }" }));
+            if let Some(name) = name {
+                request = request
+                    .header("apollographql-client-name", name)
+                    .header("apollographql-client-version", "1.0.0");
+            }
+            let response = request.send().await.expect("the router answers");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    for name in [
+        Some("storefront-web"),
+        Some("storefront-web"),
+        Some("com.shop.ios"),
+        // The limit is reached: a third name, and a name that is no plain
+        // label, count as `other`.
+        Some("scraper"),
+        Some("<script>"),
+        None,
+    ] {
+        send(name).await;
+    }
+    let requests = |client: &'static str| {
+        let router = &router;
+        async move {
+            router
+                .metric(
+                    "router_requests_total",
+                    &format!("client_name=\"{client}\""),
+                )
+                .await
+        }
+    };
+    assert_eq!(requests("storefront-web").await, 2.0);
+    assert_eq!(requests("com.shop.ios").await, 1.0);
+    assert_eq!(requests("other").await, 2.0);
+    assert_eq!(requests("unknown").await, 1.0);
+    assert_eq!(requests("scraper").await, 0.0);
+}

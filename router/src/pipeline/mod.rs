@@ -28,6 +28,7 @@
 //! through [`prepare_operation`]); step 8 for one response through
 //! [`answer`].
 
+pub mod clients;
 pub mod error;
 pub mod persisted;
 pub mod variables;
@@ -50,6 +51,7 @@ use crate::inflight::{self, InFlight};
 use crate::planner::PreparedOperation;
 use crate::planner::authorization::Access;
 use crate::supergraph::{Supergraph, SupergraphHandle};
+use clients::ClientNames;
 pub use error::RouterError;
 use persisted::PersistedQueries;
 
@@ -70,6 +72,8 @@ pub struct RouterState {
     pub operations: Arc<InFlight<Arc<Executed>>>,
     /// Automatic persisted queries and the safelist.
     pub persisted: Arc<PersistedQueries>,
+    /// Client names with a metric label of their own.
+    pub clients: Arc<ClientNames>,
 }
 
 /// The caller of a request, verified once by the edge
@@ -100,7 +104,7 @@ pub async fn graphql(
     let started = Instant::now();
     let content_type = response_content_type(headers);
     let admitted = admit(state, method, uri, headers, verified, body).await;
-    match answer(state, method, admitted, started).await {
+    match answer(state, method, headers, admitted, started).await {
         Ok(body) => json_response(body, content_type),
         Err(err) => refusal(err, content_type),
     }
@@ -180,10 +184,12 @@ pub fn caller(
 
 /// Steps 6 and 8 for a request answered with one response body: checks
 /// the operation against the transport, executes it and records the
-/// request's metrics; `Err` is the refusal to render ([`refusal`]).
+/// request's metrics (by operation type, outcome and client name, from
+/// `headers`); `Err` is the refusal to render ([`refusal`]).
 pub async fn answer(
     state: &RouterState,
     method: &Method,
+    headers: &HeaderMap,
     admitted: Result<Admitted, (&'static str, RouterError)>,
     started: Instant,
 ) -> Result<Vec<u8>, RouterError> {
@@ -196,7 +202,8 @@ pub async fn answer(
         Ok((_, true)) => "error",
         Err(_) => "rejected",
     };
-    metrics::counter!("router_requests_total", "operation_type" => label, "outcome" => outcome)
+    let client = state.clients.label(headers);
+    metrics::counter!("router_requests_total", "operation_type" => label, "outcome" => outcome, "client_name" => client)
         .increment(1);
     metrics::histogram!("router_request_duration_seconds", "operation_type" => label)
         .record(started.elapsed().as_secs_f64());

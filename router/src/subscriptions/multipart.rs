@@ -150,7 +150,7 @@ async fn once(
     started: Instant,
 ) -> Response {
     let content_type = response_content_type(headers);
-    match answer(&state.pipeline, method, admitted, started).await {
+    match answer(&state.pipeline, method, headers, admitted, started).await {
         Err(err) => refusal(err, content_type),
         Ok(body) if accepts_json(headers) => json_response(body, content_type),
         Ok(body) => {
