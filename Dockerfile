@@ -14,10 +14,11 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
 # librdkafka is built from source by rdkafka-sys (make, a C compiler, perl
-# are in the Rust image; cmake and pkg-config for its dependencies).
-RUN if ! command -v cmake >/dev/null 2>&1; then \
+# are in the Rust image; cmake and pkg-config for its dependencies, and
+# OpenSSL's headers for Kafka TLS and SASL).
+RUN if ! command -v cmake >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/dev/null; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends cmake pkg-config \
+        && apt-get install -y --no-install-recommends cmake pkg-config libssl-dev \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 COPY . .
@@ -35,11 +36,13 @@ LABEL org.opencontainers.image.title="shopgraph" \
       org.opencontainers.image.source="https://github.com/shopgraph/shopgraph"
 SHELL ["/bin/sh", "-eu", "-c"]
 # tini reaps children and forwards SIGTERM (graceful shutdown); curl runs
-# the HEALTHCHECK; ca-certificates for JWKS over https and Kafka TLS.
-# A base with all three baked in (CI's) skips the install.
-RUN if ! command -v tini >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then \
+# the HEALTHCHECK; ca-certificates for JWKS over https and Kafka TLS;
+# libssl3 is the OpenSSL librdkafka links for Kafka TLS and SASL.
+# A base with all four baked in (CI's) skips the install.
+RUN if ! command -v tini >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 \
+        || ! ls /usr/lib/*/libssl.so.3 >/dev/null 2>&1; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends ca-certificates curl tini \
+        && apt-get install -y --no-install-recommends ca-certificates curl libssl3 tini \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
     && groupadd --system --gid 10001 shopgraph \

@@ -11,7 +11,8 @@
 # state live in the bucket until `stop`.
 #
 #   tests/kafka-broker.sh install             # fetch both (once per machine); prints tansu's path
-#   tests/kafka-broker.sh start PORT [OWNER]  # S3 server + broker on 127.0.0.1:PORT; waits until it listens
+#   tests/kafka-broker.sh start PORT [OWNER [ADVERTISED]]  # S3 server + broker on 127.0.0.1:PORT; waits until it listens
+#                                             # (ADVERTISED: the port clients are told to use, e.g. a TLS proxy's)
 #   tests/kafka-broker.sh kill PORT           # kill -9 the broker; its data stays
 #   tests/kafka-broker.sh resume PORT         # start the broker again on its data
 #   tests/kafka-broker.sh restart PORT        # kill, then resume; prints how long it was down
@@ -156,7 +157,7 @@ start_broker() {
         RUST_LOG="${SHOPGRAPH_TANSU_LOG:-error}" \
         "$BIN" broker \
         --listener-url "tcp://127.0.0.1:${port}" \
-        --advertised-listener-url "tcp://127.0.0.1:${port}" \
+        --advertised-listener-url "tcp://127.0.0.1:$(read_file "${dir}/advertised.port")" \
         --storage-engine "s3://$(read_file "${dir}/bucket")/" \
         >>"${dir}/broker.log" 2>&1 </dev/null &
     echo $! >"${dir}/broker.pid"
@@ -170,7 +171,7 @@ start_broker() {
 }
 
 start() {
-    local port=$1 owner=${2:-}
+    local port=$1 owner=${2:-} advertised=${3:-$1}
     install >/dev/null
     local dir
     dir=$(run_dir "$port")
@@ -187,6 +188,7 @@ start() {
     run_id="$(date +%s%N)-$$"
     echo "$run_id" >"${dir}/run-id"
     echo "tansu" >"${dir}/bucket"
+    echo "$advertised" >"${dir}/advertised.port"
     start_s3 "$dir" tansu
     if ! (start_broker "$port"); then
         stop "$port"
@@ -299,7 +301,7 @@ stop() {
 
 case "${1:-}" in
     install) install ;;
-    start) start "${2:?port}" "${3:-}" ;;
+    start) start "${2:?port}" "${3:-}" "${4:-}" ;;
     kill) require_run "${2:?port}"; kill_broker "$2" ;;
     resume) resume "${2:?port}" ;;
     restart) restart "${2:?port}" ;;
@@ -309,7 +311,7 @@ case "${1:-}" in
     stop) stop "${2:?port}" ;;
     watch) watch "${2:?port}" "${3:?owner}" "${4:?run id}" ;;
     *)
-        echo "usage: $0 install | start PORT [OWNER_PID] | kill PORT | resume PORT | restart PORT | reset PORT | pause PORT | unpause PORT | stop PORT" >&2
+        echo "usage: $0 install | start PORT [OWNER_PID [ADVERTISED_PORT]] | kill PORT | resume PORT | restart PORT | reset PORT | pause PORT | unpause PORT | stop PORT" >&2
         exit 2
         ;;
 esac

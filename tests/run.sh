@@ -156,7 +156,22 @@ ensure_chromium() {
     fi
 }
 
+# librdkafka links the system OpenSSL (Kafka TLS and SASL), found with
+# pkg-config; the Kafka TLS test puts socat's TLS listener in front of the
+# test broker and makes its certificates with the openssl tool.
+ensure_build_libraries() {
+    local missing=()
+    pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config)
+    command -v socat >/dev/null 2>&1 || missing+=(socat)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+}
+
 ensure_rust_components
+ensure_build_libraries
 ensure_postgres
 ensure_mariadb
 ensure_redis

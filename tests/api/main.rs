@@ -24,6 +24,7 @@ mod events;
 mod fault_proxy;
 mod hostile_input;
 mod identity_hop;
+mod kafka_tls;
 mod live;
 mod multipart;
 

@@ -21,12 +21,19 @@ pub struct Broker {
 impl Broker {
     /// Installs (once per machine) and starts a broker on a free port.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
+        Self::start_on(port, port).await
+    }
+
+    /// A broker on a free port that tells clients to connect to
+    /// `advertised` instead (a TLS proxy in front of it).
+    pub async fn start_advertising(advertised: u16) -> Self {
+        Self::start_on(free_port(), advertised).await
+    }
+
+    async fn start_on(port: u16, advertised: u16) -> Self {
         let owner = std::process::id().to_string();
-        broker_script(&["start", &port.to_string(), &owner]).await;
+        broker_script(&["start", &port.to_string(), &owner, &advertised.to_string()]).await;
         Self { port }
     }
 
@@ -67,21 +74,26 @@ impl Broker {
         broker_script(&[command, &self.port.to_string()]).await;
     }
 
+    /// Settings for this broker with topic names no other test uses.
+    pub fn settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.address(),
+            topic_prefix: format!("t{}-", uuid::Uuid::new_v4().simple()),
+            partitions: 3,
+            replication: 1,
+            session_timeout: Duration::from_secs(6),
+            publish_timeout: Duration::from_secs(3),
+            client_properties: TANSU_CLIENT_PROPERTIES
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
     /// A bus on this broker with topic names no other test uses.
     pub async fn bus(&self) -> EventBus {
         let settings = EventSettings {
-            kafka: Some(KafkaSettings {
-                brokers: self.address(),
-                topic_prefix: format!("t{}-", uuid::Uuid::new_v4().simple()),
-                partitions: 3,
-                replication: 1,
-                session_timeout: Duration::from_secs(6),
-                publish_timeout: Duration::from_secs(3),
-                client_properties: TANSU_CLIENT_PROPERTIES
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            }),
+            kafka: Some(self.settings()),
         };
         EventBus::connect(&settings, "shopgraph-test")
             .await
@@ -103,6 +115,14 @@ impl Drop for Broker {
             );
         }
     }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// Runs `tests/kafka-broker.sh args…`; panics with its output if it fails.

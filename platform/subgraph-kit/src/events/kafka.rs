@@ -441,7 +441,12 @@ impl Drop for KafkaSubscription {
 mod tests {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-    use super::{is_connection_loss, refuses_producer_identity, renew_after_failed_publish};
+    use std::time::Duration;
+
+    use super::{
+        ConnectionWatch, KafkaSettings, is_connection_loss, producer, refuses_producer_identity,
+        renew_after_failed_publish,
+    };
 
     #[test]
     fn a_producer_is_replaced_only_when_it_cannot_go_on_or_the_broker_lost_its_state() {
@@ -482,5 +487,39 @@ mod tests {
         assert!(!is_connection_loss(&KafkaError::MessageProduction(
             RDKafkaErrorCode::BrokerTransportFailure
         )));
+    }
+
+    /// Managed Kafka services want TLS with SASL; librdkafka refuses these
+    /// settings when it was built without OpenSSL, so a client is made
+    /// with each mechanism the README documents (nothing is contacted).
+    #[test]
+    fn tls_and_sasl_settings_are_accepted() {
+        for (protocol, mechanism) in [
+            ("ssl", None),
+            ("sasl_ssl", Some("PLAIN")),
+            ("sasl_ssl", Some("SCRAM-SHA-256")),
+            ("sasl_ssl", Some("SCRAM-SHA-512")),
+        ] {
+            let mut client_properties = vec![("security.protocol".to_owned(), protocol.to_owned())];
+            if let Some(mechanism) = mechanism {
+                client_properties.extend([
+                    ("sasl.mechanisms".to_owned(), mechanism.to_owned()),
+                    ("sasl.username".to_owned(), "shop".to_owned()),
+                    ("sasl.password".to_owned(), "secret".to_owned()),
+                ]);
+            }
+            let settings = KafkaSettings {
+                brokers: "127.0.0.1:9".into(),
+                topic_prefix: String::new(),
+                partitions: 1,
+                replication: 1,
+                session_timeout: Duration::from_secs(6),
+                publish_timeout: Duration::from_secs(1),
+                client_properties,
+            };
+            if let Err(err) = producer(&settings, "tls-test", &ConnectionWatch::default()) {
+                panic!("{protocol} {mechanism:?}: {err}");
+            }
+        }
     }
 }
