@@ -1,5 +1,7 @@
 //! GraphQL over HTTP for a subgraph: `POST /graphql`, `GET /graphql` for
-//! queries, and GraphiQL for browsers.
+//! queries, and GraphiQL for browsers (the page and its files under
+//! `/graphiql/assets/`, [`shopgraph_core::graphiql`]), whose subscriptions
+//! go to `/graphql/ws`.
 //!
 //! The handler follows the GraphQL-over-HTTP spec: a request that cannot be
 //! parsed or validated gets HTTP 400 with `errors` and no `data`; a mutation
@@ -65,11 +67,21 @@ where
         graphiql: settings.graphiql,
         sdl_to_unsigned: settings.introspection,
     };
-    Router::new()
+    let graphiql = endpoint.graphiql;
+    let routes = Router::new()
         .route("/graphql", get(handle::<Q, M, S>).post(handle::<Q, M, S>))
-        .route("/graphql/ws", get(subscribe::<Q, M, S>))
-        .with_state(endpoint)
+        .route(SUBSCRIPTIONS_PATH, get(subscribe::<Q, M, S>))
+        .with_state(endpoint);
+    if graphiql {
+        // The page's script and styles; absent where GraphiQL is off.
+        routes.merge(shopgraph_core::graphiql::routes())
+    } else {
+        routes
+    }
 }
+
+/// Where a subgraph serves subscriptions (`graphql-transport-ws`).
+pub const SUBSCRIPTIONS_PATH: &str = "/graphql/ws";
 
 /// How long a subgraph websocket may stay silent (the router pings well
 /// within it) before it is closed.
@@ -142,7 +154,7 @@ where
     let started = Instant::now();
     let service = endpoint.service;
     if endpoint.graphiql && method == Method::GET && prefers_html(&headers) {
-        return graphql_http::graphiql(service);
+        return shopgraph_core::graphiql::page(service, SUBSCRIPTIONS_PATH);
     }
     let content_type = response_content_type(&headers);
     let refuse = |status: StatusCode, code: ErrorCode, message: &str| {
