@@ -3,7 +3,8 @@
 // machine with no internet. On the router, in `dev`: a query typed and
 // run; a token put in the headers tab and `notificationAdded` run as a
 // subscription over the websocket, with a notification made over HTTP
-// showing up in the result pane; on a subgraph: a query.
+// showing up in the result pane; on subgraphs: a query (product) and the
+// same subscription (notification, at its `/graphql/ws`).
 //
 //   SHOPGRAPH_BIN=target/debug/shopgraph node --test web-demo/e2e/graphiql.test.mjs
 //
@@ -99,10 +100,17 @@ test("the router's GraphiQL runs a query with nothing but the shop reachable", a
   await finish(page);
 });
 
-test('a subscription runs over the websocket as the user of the headers tab', async () => {
+/**
+ * Runs `subscription { notificationAdded { id title } }` in `page` as
+ * alice (her token in the headers tab), checks the websocket's
+ * `connection_init` carried it, and has the admin create notifications
+ * for alice over HTTP until one shows in the result pane (the
+ * subscription may still be opening when the first is made; every one
+ * made after it is open is sent). Resolves to the result pane's text.
+ */
+async function notificationShowsUp(page) {
   const alice = await shop.tokenFor(running.base, 'alice');
   const admin = await shop.tokenFor(running.base, 'admin');
-  const page = await openGraphiql(running.urls.router);
   const inits = [];
   page.on('websocket', (socket) => {
     socket.on('framesent', ({ payload }) => {
@@ -117,9 +125,6 @@ test('a subscription runs over the websocket as the user of the headers tab', as
   await shop.eventually('the websocket to be open', () => inits.length > 0, LIVE);
   assert.deepEqual(inits, [{ headers: { Authorization: `Bearer ${alice}` } }]);
 
-  // The admin makes notifications for alice over HTTP until one shows up
-  // (the subscription may still be opening at the subgraph when the
-  // first is made; every one made after it is open is sent).
   const titles = [];
   const shown = (text) => titles.some((sent) => text.includes(sent));
   const deadline = Date.now() + LIVE;
@@ -141,6 +146,12 @@ test('a subscription runs over the websocket as the user of the headers tab', as
   }
   assert.match(text, /"notificationAdded": \{/, text);
   assert.doesNotMatch(text, /"errors"/, text);
+  return text;
+}
+
+test('a subscription runs over the websocket as the user of the headers tab', async () => {
+  const page = await openGraphiql(running.urls.router);
+  await notificationShowsUp(page);
   await shot(page, 'subscription');
   await finish(page);
 });
@@ -152,5 +163,11 @@ test("a subgraph's GraphiQL runs a query", async () => {
   await run(page);
   await shop.eventually('the query result', async () => /"name": "/.test(await result(page)), LIVE);
   assert.doesNotMatch(await result(page), /"errors"/);
+  await finish(page);
+});
+
+test("a subgraph's GraphiQL runs a subscription as the user of the headers tab", async () => {
+  const page = await openGraphiql(running.urls.notification);
+  await notificationShowsUp(page);
   await finish(page);
 });

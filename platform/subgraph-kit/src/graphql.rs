@@ -17,9 +17,11 @@
 //! handed out by default.
 //!
 //! Subscriptions are served at `/graphql/ws` over websockets
-//! (`graphql-transport-ws`, as async-graphql implements it). Their only
+//! (`graphql-transport-ws`, as async-graphql implements it). Their real
 //! client is the router, which forwards the verified caller in the upgrade
-//! request's identity headers; the connection ends after
+//! request's identity headers; where direct tokens are accepted (`dev`),
+//! an unsigned connection — GraphiQL in a browser — may instead send its
+//! token in `connection_init` as it would to the router. The connection ends after
 //! [`SUBSCRIPTION_IDLE_TIMEOUT`] without a message from the router.
 
 use std::time::Instant;
@@ -43,7 +45,7 @@ use shopgraph_core::graphql_http::{
 };
 use shopgraph_core::identity::Identity;
 
-use crate::auth::SignedHop;
+use crate::auth::{SignedHop, UnsignedCaller};
 use crate::metrics;
 use crate::settings::GraphqlSettings;
 use crate::text_input;
@@ -93,6 +95,7 @@ async fn subscribe<Q, M, S>(
     upgrade: WebSocketUpgrade,
     identity: Option<Extension<Identity>>,
     credentials: Option<Extension<Credentials>>,
+    unsigned: Option<Extension<UnsignedCaller>>,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -103,6 +106,9 @@ where
     data.insert(identity.map(|Extension(i)| i).unwrap_or_default());
     data.insert(credentials.map(|Extension(c)| c).unwrap_or_default());
     let schema = endpoint.schema.clone();
+    // An unsigned, anonymous upgrade (a browser, in `dev`) may name its
+    // caller in `connection_init`; the router's connections never do.
+    let unsigned = unsigned.map(|Extension(UnsignedCaller(auth))| auth);
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         // One connection per router caller, mostly idle: small buffers.
@@ -111,6 +117,25 @@ where
         .on_upgrade(move |stream| {
             GraphQLWebSocket::new(stream, schema, protocol)
                 .with_data(data)
+                .on_connection_init(move |payload| async move {
+                    let mut data = async_graphql::Data::default();
+                    let Some(auth) = unsigned else {
+                        return Ok(data);
+                    };
+                    // Merged over the upgrade's (anonymous) caller.
+                    match auth.identify_connection_init(&payload) {
+                        Ok(Some((identity, authorization))) => {
+                            data.insert(Credentials {
+                                authorization: Some(authorization),
+                                identity: identity.clone(),
+                            });
+                            data.insert(identity);
+                            Ok(data)
+                        }
+                        Ok(None) => Ok(data),
+                        Err(refusal) => Err(async_graphql::Error::new(refusal.to_string())),
+                    }
+                })
                 .keepalive_timeout(SUBSCRIPTION_IDLE_TIMEOUT)
                 .serve()
         })
