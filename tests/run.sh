@@ -208,9 +208,10 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p +=
 # `cargo test` just built runs `dev` on free ports, driven by Playwright in
 # Chromium. Only for the whole suite, not a filtered run.
 if [ "$#" -eq 0 ] && [ "${SKIP_BROWSER_TESTS:-0}" != 1 ]; then
-    say "browser tests (storefront)"
+    say "browser tests (storefront, GraphiQL)"
+    # One file at a time: each starts its own `dev`.
     SHOPGRAPH_BIN="${CARGO_TARGET_DIR:-target}/debug/shopgraph" \
-        node --test --test-reporter=spec web-demo/e2e/ || status=$?
+        node --test --test-concurrency=1 --test-reporter=spec web-demo/e2e/ || status=$?
 fi
 
 # Fuzzing, short mode (about a minute of runs once built; the long mode is

@@ -179,6 +179,11 @@ impl RouterApp {
                 ),
             }
         }
+        if settings.graphiql {
+            // GraphiQL's script and styles (the page itself is `GET
+            // /graphql` from a browser); absent where GraphiQL is off.
+            others = others.merge(shopgraph_core::graphiql::routes());
+        }
         if settings.storefront {
             // Last: its fallback answers every path the others do not.
             others = others.merge(storefront::routes());

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `GET /`, `/assets/…`, any file of `web-demo/dist/` | `STOREFRONT` (on in `dev`, off in `serve`) | the file, with its content type, an `ETag` and cache headers: `/assets/` names carry a content hash, so they are cached for a year (`immutable`); everything else is revalidated (`no-cache`) |
 //! | `GET /products/…`, `/basket`, … (no file extension) | `STOREFRONT`, and the request accepts `text/html` | `index.html`: the app's own router draws the page (client routes survive a reload) |
+//! | `GET /graphiql/assets/…` | `GRAPHIQL` (not part of the storefront: [`shopgraph_core::graphiql`]) | GraphiQL's files; the storefront never answers under `/graphiql/` |
 //! | `POST /dev/token` `{"user":"alice"}` | `dev` only: the route does not exist in `serve` | a JWT for `alice`, `bob` or `admin` (with the `admin` role), signed as `shopgraph token` signs |
 //!
 //! Every storefront answer carries a Content-Security-Policy allowing only
@@ -16,12 +17,10 @@
 //! builds and tests serve exactly what a release build serves), and
 //! `router/build.rs` rebuilds the crate when `web-demo/dist/` changes.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +30,7 @@ use serde_json::json;
 use shopgraph_core::error::ErrorCode;
 use shopgraph_core::graphql_http::prefers_html;
 use shopgraph_core::identity::{ADMIN_ROLE, AuthError, TokenIssuer};
+use shopgraph_core::static_files::{self, CACHE_HASHED, CACHE_REVALIDATE};
 
 /// The storefront's build output, compiled into the binary.
 #[derive(rust_embed::Embed)]
@@ -43,6 +43,10 @@ const INDEX: &str = "index.html";
 /// Where Vite puts content-hashed files (safe to cache for ever).
 const HASHED_PREFIX: &str = "assets/";
 
+/// GraphiQL's files ([`shopgraph_core::graphiql::ASSETS_PATH`]): never a
+/// client route, so a missing one is a 404 whether GraphiQL is on or off.
+const GRAPHIQL_PREFIX: &str = "graphiql/";
+
 /// The policy of every storefront answer: the page's own scripts and
 /// styles only, requests and websockets to its own origin only, images
 /// from itself, `data:` or any HTTPS host (product `imageUrl`s), and never
@@ -50,14 +54,6 @@ const HASHED_PREFIX: &str = "assets/";
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data: https:; connect-src 'self'; font-src 'self'; \
      object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
-
-/// `Cache-Control` of content-hashed assets: a year, never revalidated.
-const CACHE_HASHED: &str = "public, max-age=31536000, immutable";
-
-/// `Cache-Control` of everything else (`index.html` above all): revalidate
-/// every time, so a new build is picked up at once (the `ETag` makes that
-/// a 304).
-const CACHE_REVALIDATE: &str = "no-cache";
 
 /// How long a demo token from `POST /dev/token` stays valid.
 pub const DEV_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -103,6 +99,7 @@ async fn serve(request: Request) -> Response {
     // stays a plain 404.
     let last = path.rsplit('/').next().unwrap_or(path);
     if !path.starts_with(HASHED_PREFIX)
+        && !path.starts_with(GRAPHIQL_PREFIX)
         && !last.contains('.')
         && prefers_html(headers)
         && let Some(file) = Assets::get(INDEX)
@@ -112,54 +109,14 @@ async fn serve(request: Request) -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
-/// One embedded file with its content type, `ETag`, `Cache-Control` and
-/// the CSP; 304 when the client already has this version.
+/// One embedded file, cached for a year when its name is content-hashed.
 fn file_response(path: &str, file: rust_embed::EmbeddedFile, request: &HeaderMap) -> Response {
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()));
     let cache = if path.starts_with(HASHED_PREFIX) {
         CACHE_HASHED
     } else {
         CACHE_REVALIDATE
     };
-    let mime = file.metadata.mimetype();
-    let content_type = if mime.starts_with("text/") || mime == "application/json" {
-        format!("{mime}; charset=utf-8")
-    } else {
-        mime.to_owned()
-    };
-    let not_modified = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag));
-    let mut response = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        // Embedded bytes are `'static`: served without a copy.
-        match file.data {
-            Cow::Borrowed(bytes) => Body::from(bytes).into_response(),
-            Cow::Owned(bytes) => Body::from(bytes).into_response(),
-        }
-    };
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_TYPE, content_type.as_str()),
-        (header::ETAG, etag.as_str()),
-        (header::CACHE_CONTROL, cache),
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-    ] {
-        // Every value is ASCII built here (hex digits, a MIME name).
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    }
-    if not_modified {
-        headers.remove(header::CONTENT_TYPE);
-    }
-    response
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    static_files::file_response(file, request, cache, CONTENT_SECURITY_POLICY)
 }
 
 /// Why `POST /dev/token` refused.
@@ -255,6 +212,7 @@ fn dev_token(
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
     use shopgraph_core::identity::{Identity, JwtSettings, JwtVerifier};
     use tower::ServiceExt;
 
@@ -349,6 +307,8 @@ mod tests {
             "/assets/gone-1234.js",
             "/favicon-missing.png",
             "/assets/nothing",
+            "/graphiql/assets/index-1234.js",
+            "/graphiql/anything",
         ] {
             let response = get(missing, "text/html", None).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");

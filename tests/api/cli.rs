@@ -165,10 +165,12 @@ async fn dev_serves_subgraph_metrics_apart(urls: &Urls) {
 }
 
 /// `dev` is for trying the shop: introspection and GraphiQL stay on at
-/// the router and at the subgraphs (`serve` turns both off by default).
+/// the router and at the subgraphs (`serve` turns both off by default),
+/// GraphiQL with its files served by each server itself.
 async fn dev_keeps_introspection_and_graphiql(urls: &Urls) {
     let client = reqwest::Client::new();
-    for service in ["router", "product"] {
+    let assets = shopgraph_core::graphiql::asset_paths();
+    for service in ["router", "product", "basket", "payment", "notification"] {
         let url = &urls[service];
         let body = post_query(url, "{ __schema { queryType { name } } }").await;
         assert_eq!(
@@ -187,6 +189,26 @@ async fn dev_keeps_introspection_and_graphiql(urls: &Urls) {
                 .is_ok_and(|value| value.starts_with("text/html")),
             "{service}: no GraphiQL in dev"
         );
+        assert_eq!(
+            page.headers()["content-security-policy"],
+            shopgraph_core::graphiql::CONTENT_SECURITY_POLICY,
+            "{service}"
+        );
+        let html = page.text().await.expect("the page");
+        assert!(html.contains("/graphiql/assets/"), "{service}: {html}");
+        for asset in &assets {
+            let file = client
+                .get(url.replace("/graphql", asset))
+                .send()
+                .await
+                .expect("dev answers");
+            assert_eq!(file.status(), 200, "{service}: {asset}");
+            assert_eq!(
+                file.headers()["cache-control"],
+                shopgraph_core::static_files::CACHE_HASHED,
+                "{service}: {asset}"
+            );
+        }
     }
 }
 

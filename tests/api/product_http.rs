@@ -61,6 +61,11 @@ async fn browsers_get_graphiql_only_when_enabled() {
         "GraphiQL is off by default in serve"
     );
     assert!(!page.text().await.unwrap().contains("graphiql"));
+    let assets = shopgraph_core::graphiql::asset_paths();
+    for asset in &assets {
+        let file = closed.client.get(closed.url(asset)).send().await.unwrap();
+        assert_eq!(file.status(), 404, "{asset} without GraphiQL");
+    }
 
     let app = TestApp::spawn_with(
         Backend::Sqlite,
@@ -84,7 +89,16 @@ async fn browsers_get_graphiql_only_when_enabled() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(page.text().await.unwrap().contains("graphiql"));
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        shopgraph_core::graphiql::CONTENT_SECURITY_POLICY
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("content=\"/graphql/ws\""), "{html}");
+    for asset in &assets {
+        let file = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(file.status(), 200, "{asset}");
+    }
 }
 
 #[tokio::test]

@@ -345,6 +345,16 @@ async fn serve_defaults_hide_the_schema_and_the_operators_endpoints() {
         .is_some_and(|value| value.starts_with("text/html"));
     assert!(!html, "GraphiQL is off by default in serve");
     assert!(!page.text().await.unwrap_or_default().contains("graphiql"));
+    // Nor are its files served (fail closed).
+    for asset in shopgraph_core::graphiql::asset_paths() {
+        let file = router
+            .http
+            .get(router.url(&asset))
+            .send()
+            .await
+            .expect("the router answers");
+        assert_eq!(file.status(), StatusCode::NOT_FOUND, "{asset}");
+    }
 
     for path in ["/health", "/health/live"] {
         let status = router

@@ -15,146 +15,37 @@
 // folder, printed). Run by tests/run.sh after the Rust tests.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import * as shop from './shop.mjs';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const binary =
-  process.env.SHOPGRAPH_BIN ??
-  path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target'), 'debug/shopgraph');
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const screenshots = process.env.SCREENSHOT_DIR ?? mkdtempSync(path.join(os.tmpdir(), 'storefront-shots-'));
 mkdirSync(screenshots, { recursive: true });
 
 /** Waits this long at most for anything live to show up. */
 const LIVE = 20_000;
 
-let shop;
+let running;
 let browser;
 let base;
-let dataDir;
-let logPath;
-
-function logTail() {
-  try {
-    return readFileSync(logPath, 'utf8').split('\n').slice(-40).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
 
 before(async () => {
-  assert.ok(existsSync(binary), `no shopgraph binary at ${binary}: cargo build --bin shopgraph, or set SHOPGRAPH_BIN`);
-  assert.ok(existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium (tests/run.sh does), or set CHROMIUM`);
-  // Every port 0: `dev` binds free ones itself (no race with other
-  // processes for a port picked beforehand) and prints where the router is.
-  const ports = {};
-  for (const name of [
-    'ROUTER_PORT',
-    'ADMIN_PORT',
-    'PRODUCT_PORT',
-    'BASKET_PORT',
-    'PAYMENT_PORT',
-    'NOTIFICATION_PORT',
-    'PRODUCT_METRICS_PORT',
-    'BASKET_METRICS_PORT',
-    'PAYMENT_METRICS_PORT',
-    'NOTIFICATION_METRICS_PORT',
-  ]) {
-    ports[name] = '0';
-  }
-  dataDir = mkdtempSync(path.join(os.tmpdir(), 'storefront-data-'));
-  logPath = path.join(dataDir, 'shopgraph.log');
-  const env = { ...process.env, ...ports, SHOPGRAPH_DATA_DIR: dataDir, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' };
-  // Nothing from the caller's shell that would change what `dev` runs.
-  for (const name of ['KAFKA_BROKERS', 'JWT_SECRET', 'JWT_JWKS_URL', 'JWT_JWKS_FILE', 'STOREFRONT', 'REDIS_URL']) {
-    delete env[name];
-  }
-  const log = openSync(logPath, 'w');
-  shop = spawn(binary, ['dev'], { cwd: repo, env, stdio: ['ignore', 'pipe', log] });
-  const printed = [];
-  base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`shopgraph dev printed no router URL within 120s:\n${printed.join('\n')}\n${logTail()}`)), 120_000);
-    createInterface({ input: shop.stdout }).on('line', (line) => {
-      printed.push(line);
-      const router = /^\s*router\s+(http:\/\/127\.0\.0\.1:\d+)\/graphql/.exec(line);
-      if (router) {
-        clearTimeout(timer);
-        resolve(router[1]);
-      }
-    });
-    shop.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`shopgraph dev exited (${code}):\n${printed.join('\n')}\n${logTail()}`));
-    });
-  });
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (shop.exitCode !== null) throw new Error(`shopgraph dev exited (${shop.exitCode}):\n${logTail()}`);
-    try {
-      const response = await fetch(`${base}/health/ready`);
-      if (response.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`shopgraph dev not ready within 120s:\n${logTail()}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    // Playwright starts Chromium with a fresh temporary profile
-    // (--user-data-dir) of its own; these keep it off the network.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  running = await shop.startShop();
+  base = running.base;
+  browser = await shop.launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  if (shop && shop.exitCode === null) {
-    shop.kill('SIGTERM');
-    await new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        shop.kill('SIGKILL');
-        resolve();
-      }, 10_000);
-      shop.on('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await running?.stop();
   console.log(`# screenshots in ${screenshots}`);
 });
 
 /** A page in a fresh context (its own localStorage) that fails the test on
  * any CSP violation or uncaught error. */
-async function openPage(viewport = { width: 1280, height: 900 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) {
-      problems.push(`CSP: ${message.text()}`);
-    }
-  });
-  page.problems = problems;
-  return page;
+function openPage(viewport) {
+  return shop.openPage(browser, viewport);
 }
 
 async function signIn(page, user) {
@@ -177,36 +68,19 @@ async function addToBasket(page, search, name) {
 }
 
 /** Polls `check` until it holds, failing after `within` ms. */
-async function eventually(what, check, within = LIVE) {
-  const deadline = Date.now() + within;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `not within ${within} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+function eventually(what, check, within = LIVE) {
+  return shop.eventually(what, check, within);
 }
 
 /** A demo user's token from the dev sign-in. */
-async function tokenFor(user) {
-  const response = await fetch(`${base}/dev/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user }),
-  });
-  assert.equal(response.status, 200);
-  return (await response.json()).token;
+function tokenFor(user) {
+  return shop.tokenFor(base, user);
 }
 
 /** A GraphQL request to the router, outside the browser (the "other
  * side": an admin changing the catalogue under a shopper). */
-async function gql(token, query, variables = {}) {
-  const response = await fetch(`${base}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await response.json();
-  assert.equal(body.errors, undefined, JSON.stringify(body.errors));
-  return body.data;
+function gql(token, query, variables = {}) {
+  return shop.gqlAt(base, token, query, variables);
 }
 
 async function productId(token, search) {

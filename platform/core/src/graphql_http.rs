@@ -6,7 +6,8 @@
 //! * [`read_request`]: a `POST` with a JSON body or a `GET` with query
 //!   parameters becomes a [`GraphqlRequest`]; anything else is a
 //!   [`RequestError`] with its code and HTTP status (400, 415, 405);
-//! * [`graphiql`]: the page a browser gets for `GET` with `Accept: text/html`;
+//! * [`prefers_html`]: whether a `GET` is a browser asking for a page, which
+//!   gets GraphiQL ([`crate::graphiql::page`]) where GraphiQL is on;
 //! * [`response_content_type`]: `application/graphql-response+json` when the
 //!   client accepts it, else `application/json` (the GraphQL-over-HTTP spec);
 //! * [`coded_response`] / [`error_json`]: a body of one coded error, with
@@ -19,7 +20,7 @@
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -152,17 +153,6 @@ pub fn read_request(
         }
         _ => Err(RequestError::Method),
     }
-}
-
-/// The GraphiQL page for browsers, pointed at this server's `/graphql`.
-pub fn graphiql(title: &str) -> Response {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title(title)
-            .finish(),
-    )
-    .into_response()
 }
 
 /// Whether a browser asked for a page (GraphiQL) rather than JSON.

@@ -13,6 +13,8 @@
 //! | [`identity`] | who is calling: [`identity::Identity`], the router → subgraph identity hop, and the one JWT verifier |
 //! | [`hop`] | the signed hop: RFC 9421 signatures on every router → subgraph and subgraph → subgraph request, its keys and replay guard |
 //! | [`graphql_http`] | GraphQL over HTTP: reading GET/POST requests, GraphiQL, content negotiation, coded error bodies |
+//! | [`graphiql`] | the GraphiQL page and its bundled files (`web-demo/graphiql/`), served from each server's own origin |
+//! | [`static_files`] | answering a file compiled into the binary: content type, `ETag`/304, caching, CSP |
 //! | [`server`] | the middleware every request passes, binding, graceful serving |
 //! | [`health`] | `/health`, `/health/live`, `/health/ready` |
 //! | [`metrics`] | the Prometheus registry behind `/metrics` |
@@ -23,6 +25,7 @@
 pub mod backoff;
 pub mod config;
 pub mod error;
+pub mod graphiql;
 pub mod graphql_http;
 pub mod health;
 pub mod hop;
@@ -31,4 +34,5 @@ pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod shutdown;
+pub mod static_files;
 pub mod telemetry;

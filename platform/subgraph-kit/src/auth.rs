@@ -23,14 +23,15 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use shopgraph_core::error::{ErrorCode, coded};
 use shopgraph_core::graphql_http::coded_response;
 use shopgraph_core::hop::{self, HopError, HopVerifier, SignedBy};
 use shopgraph_core::identity::{
-    AuthError, Identity, JwtVerifier, USER_ID_HEADER, USER_ROLES_HEADER, Viewer, forwarded_identity,
+    AuthError, Identity, JwtVerifier, USER_ID_HEADER, USER_ROLES_HEADER, Viewer,
+    connection_init_authorization, forwarded_identity,
 };
 
 use crate::upstream::Credentials;
@@ -39,6 +40,14 @@ use crate::upstream::Credentials;
 /// another subgraph): what only such callers may ask (`_service`) checks it.
 #[derive(Debug, Clone)]
 pub struct SignedHop(pub SignedBy);
+
+/// Marks an unsigned, anonymous request to a subgraph that accepts direct
+/// tokens: a websocket opened by it may still name its caller in
+/// `connection_init` (a browser cannot set headers on the upgrade; that is
+/// how the subgraph's GraphiQL sends the Headers tab's token), read with
+/// [`SubgraphAuth::identify_connection_init`].
+#[derive(Clone)]
+pub struct UnsignedCaller(pub Arc<SubgraphAuth>);
 
 /// A subgraph's identity policy: signed hop requests, and unsigned ones
 /// only where direct tokens are accepted.
@@ -104,6 +113,27 @@ impl SubgraphAuth {
         };
         Ok((identity, None))
     }
+
+    /// The caller a websocket's `connection_init` `payload` names (as the
+    /// router reads it: [`connection_init_authorization`]), with the
+    /// `Authorization` value to forward; `None` when it names none. Only
+    /// for a connection whose upgrade was unsigned ([`UnsignedCaller`]), so
+    /// only where direct tokens are accepted.
+    pub fn identify_connection_init(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<Option<(Identity, HeaderValue)>, Refusal> {
+        let Some(verifier) = &self.direct_tokens else {
+            return Err(HopError::Unsigned.into());
+        };
+        let authorization =
+            connection_init_authorization(Some(payload)).map_err(|_| AuthError::MalformedHeader)?;
+        let Some(authorization) = authorization else {
+            return Ok(None);
+        };
+        let identity = verifier.identify(Some(&authorization))?;
+        Ok(Some((identity, authorization)))
+    }
 }
 
 /// Axum middleware: fills the [`Identity`], [`Credentials`] and
@@ -129,13 +159,20 @@ pub async fn identify(
             let mut request = Request::from_parts(parts, Body::from(body));
             let authorization = request.headers().get(header::AUTHORIZATION).cloned();
             let extensions = request.extensions_mut();
+            let anonymous = matches!(identity, Identity::Anonymous);
             extensions.insert(Credentials {
                 authorization,
                 identity: identity.clone(),
             });
             extensions.insert(identity);
-            if let Some(signed_by) = signed_by {
-                extensions.insert(SignedHop(signed_by));
+            match signed_by {
+                Some(signed_by) => {
+                    extensions.insert(SignedHop(signed_by));
+                }
+                None if anonymous => {
+                    extensions.insert(UnsignedCaller(Arc::clone(&auth)));
+                }
+                None => {}
             }
             next.run(request).await
         }
@@ -186,7 +223,7 @@ mod tests {
     use std::time::Duration;
 
     use axum::body::Bytes;
-    use axum::http::{HeaderValue, Method, Uri};
+    use axum::http::{Method, Uri};
     use shopgraph_core::config::Env;
     use shopgraph_core::hop::HopSettings;
     use shopgraph_core::identity::{ADMIN_ROLE, JwtSettings, TokenIssuer, forward_identity};
@@ -269,5 +306,27 @@ mod tests {
             assert_eq!(identity, user("u2", &[ADMIN_ROLE]));
             assert_eq!(signed_by.unwrap().key_id, signer.key_id());
         }
+
+        // A websocket's `connection_init`, as GraphiQL sends it: only where
+        // direct tokens are accepted, and a bad token is refused.
+        let init = serde_json::json!({ "headers": { "Authorization": format!("Bearer {token}") } });
+        let (identity, authorization) = accepting
+            .identify_connection_init(&init)
+            .unwrap()
+            .expect("a caller");
+        assert_eq!(identity, user("u1", &[]));
+        assert_eq!(authorization, bearer[header::AUTHORIZATION]);
+        assert!(
+            accepting
+                .identify_connection_init(&serde_json::json!({}))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            accepting
+                .identify_connection_init(&serde_json::json!({ "token": "not-a-jwt" }))
+                .is_err()
+        );
+        assert!(refusing.identify_connection_init(&init).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! GraphQL over HTTP for a subgraph: `POST /graphql`, `GET /graphql` for
-//! queries, and GraphiQL for browsers.
+//! queries, and GraphiQL for browsers (the page and its files under
+//! `/graphiql/assets/`, [`shopgraph_core::graphiql`]), whose subscriptions
+//! go to `/graphql/ws`.
 //!
 //! The handler follows the GraphQL-over-HTTP spec: a request that cannot be
 //! parsed or validated gets HTTP 400 with `errors` and no `data`; a mutation
@@ -15,9 +17,11 @@
 //! handed out by default.
 //!
 //! Subscriptions are served at `/graphql/ws` over websockets
-//! (`graphql-transport-ws`, as async-graphql implements it). Their only
+//! (`graphql-transport-ws`, as async-graphql implements it). Their real
 //! client is the router, which forwards the verified caller in the upgrade
-//! request's identity headers; the connection ends after
+//! request's identity headers; where direct tokens are accepted (`dev`),
+//! an unsigned connection — GraphiQL in a browser — may instead send its
+//! token in `connection_init` as it would to the router. The connection ends after
 //! [`SUBSCRIPTION_IDLE_TIMEOUT`] without a message from the router.
 
 use std::time::Instant;
@@ -41,7 +45,7 @@ use shopgraph_core::graphql_http::{
 };
 use shopgraph_core::identity::Identity;
 
-use crate::auth::SignedHop;
+use crate::auth::{SignedHop, UnsignedCaller};
 use crate::metrics;
 use crate::settings::GraphqlSettings;
 use crate::text_input;
@@ -65,11 +69,21 @@ where
         graphiql: settings.graphiql,
         sdl_to_unsigned: settings.introspection,
     };
-    Router::new()
+    let graphiql = endpoint.graphiql;
+    let routes = Router::new()
         .route("/graphql", get(handle::<Q, M, S>).post(handle::<Q, M, S>))
-        .route("/graphql/ws", get(subscribe::<Q, M, S>))
-        .with_state(endpoint)
+        .route(SUBSCRIPTIONS_PATH, get(subscribe::<Q, M, S>))
+        .with_state(endpoint);
+    if graphiql {
+        // The page's script and styles; absent where GraphiQL is off.
+        routes.merge(shopgraph_core::graphiql::routes())
+    } else {
+        routes
+    }
 }
+
+/// Where a subgraph serves subscriptions (`graphql-transport-ws`).
+pub const SUBSCRIPTIONS_PATH: &str = "/graphql/ws";
 
 /// How long a subgraph websocket may stay silent (the router pings well
 /// within it) before it is closed.
@@ -81,6 +95,7 @@ async fn subscribe<Q, M, S>(
     upgrade: WebSocketUpgrade,
     identity: Option<Extension<Identity>>,
     credentials: Option<Extension<Credentials>>,
+    unsigned: Option<Extension<UnsignedCaller>>,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -91,6 +106,9 @@ where
     data.insert(identity.map(|Extension(i)| i).unwrap_or_default());
     data.insert(credentials.map(|Extension(c)| c).unwrap_or_default());
     let schema = endpoint.schema.clone();
+    // An unsigned, anonymous upgrade (a browser, in `dev`) may name its
+    // caller in `connection_init`; the router's connections never do.
+    let unsigned = unsigned.map(|Extension(UnsignedCaller(auth))| auth);
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         // One connection per router caller, mostly idle: small buffers.
@@ -99,6 +117,25 @@ where
         .on_upgrade(move |stream| {
             GraphQLWebSocket::new(stream, schema, protocol)
                 .with_data(data)
+                .on_connection_init(move |payload| async move {
+                    let mut data = async_graphql::Data::default();
+                    let Some(auth) = unsigned else {
+                        return Ok(data);
+                    };
+                    // Merged over the upgrade's (anonymous) caller.
+                    match auth.identify_connection_init(&payload) {
+                        Ok(Some((identity, authorization))) => {
+                            data.insert(Credentials {
+                                authorization: Some(authorization),
+                                identity: identity.clone(),
+                            });
+                            data.insert(identity);
+                            Ok(data)
+                        }
+                        Ok(None) => Ok(data),
+                        Err(refusal) => Err(async_graphql::Error::new(refusal.to_string())),
+                    }
+                })
                 .keepalive_timeout(SUBSCRIPTION_IDLE_TIMEOUT)
                 .serve()
         })
@@ -142,7 +179,7 @@ where
     let started = Instant::now();
     let service = endpoint.service;
     if endpoint.graphiql && method == Method::GET && prefers_html(&headers) {
-        return graphql_http::graphiql(service);
+        return shopgraph_core::graphiql::page(service, SUBSCRIPTIONS_PATH);
     }
     let content_type = response_content_type(&headers);
     let refuse = |status: StatusCode, code: ErrorCode, message: &str| {

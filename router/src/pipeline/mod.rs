@@ -99,7 +99,8 @@ pub async fn graphql(
     body: &Bytes,
 ) -> Response {
     if method == Method::GET && state.graphiql && prefers_html(headers) {
-        return graphql_http::graphiql("Shopgraph");
+        // Subscriptions go over the websocket on this same path.
+        return shopgraph_core::graphiql::page("Shopgraph", "/graphql");
     }
     let started = Instant::now();
     let content_type = response_content_type(headers);

@@ -37,7 +37,7 @@ use futures::{SinkExt, StreamExt};
 use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shopgraph_core::identity::Identity;
+use shopgraph_core::identity::{Identity, connection_init_authorization};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::task::JoinHandle;
@@ -344,40 +344,10 @@ fn parse_message(text: &str) -> Result<ClientMessage, RouterError> {
 }
 
 /// The `Authorization` header value a `connection_init` payload carries
-/// (`Authorization`, `authorization`, `token` or `authToken`, with or
-/// without the `Bearer ` scheme), if any; a token that cannot be a header
-/// value is refused. The keys are looked for at the top of the payload,
-/// then inside its `headers` object: `{ headers: { Authorization } }` is
-/// how many Apollo Client setups pass `connectionParams`.
+/// ([`connection_init_authorization`]), if any; a token that cannot be a
+/// header value is refused.
 fn payload_authorization(payload: Option<&Value>) -> Result<Option<HeaderValue>, RouterError> {
-    const KEYS: [&str; 4] = ["Authorization", "authorization", "token", "authToken"];
-    let from_payload = payload
-        .and_then(|payload| {
-            [Some(payload), payload.get("headers")]
-                .into_iter()
-                .flatten()
-                .find_map(|place| {
-                    KEYS.iter()
-                        .find_map(|key| place.get(*key).and_then(Value::as_str))
-                })
-        })
-        .map(|token| {
-            let token = token.trim();
-            // `get`, not `[..7]`: the payload is the client's, and a
-            // non-ASCII token has no char boundary at byte 7 (slicing
-            // there panicked, closing 1005 and printing the token).
-            let has_scheme = token
-                .get(..7)
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "));
-            if has_scheme && token.len() > 7 {
-                token.to_owned()
-            } else {
-                format!("Bearer {token}")
-            }
-        });
-    from_payload
-        .map(|value| HeaderValue::from_str(&value).map_err(|_| RouterError::WsTokenNotText))
-        .transpose()
+    connection_init_authorization(payload).map_err(|_| RouterError::WsTokenNotText)
 }
 
 /// The websocket's message handling without a socket, for the fuzz targets

@@ -15,10 +15,12 @@
 //! | [`Identity`], [`Viewer`] | the caller of one request, as every service sees it |
 //! | [`jwt`] | [`JwtSettings`] from `JWT_*`, [`JwtVerifier`] (HS256, RS256/ES256 from a JWKS), [`TokenIssuer`] for `shopgraph token` and tests |
 //! | [`forward_identity`], [`forwarded_identity`] | the router → subgraph hop |
+//! | [`connection_init_authorization`] | the token a websocket client sends in `connection_init` |
 
 pub mod jwt;
 
 use axum::http::{HeaderMap, HeaderValue};
+use serde_json::Value;
 
 pub use jwt::{AuthSetupError, JwtSettings, JwtVerifier, TokenIssuer};
 
@@ -147,6 +149,51 @@ pub fn bearer_token(value: &HeaderValue) -> Result<&str, AuthError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::MalformedHeader)
+}
+
+/// A `connection_init` token that no HTTP header could carry.
+#[derive(Debug, thiserror::Error)]
+#[error("the token in connection_init must be text a header can carry")]
+pub struct TokenNotText;
+
+/// The `Authorization` header value a `connection_init` payload carries
+/// (`Authorization`, `authorization`, `token` or `authToken`, with or
+/// without the `Bearer ` scheme), if any; a token that cannot be a header
+/// value is refused. The router and the subgraphs read websocket tokens
+/// this one way. The keys are looked for at the top of the payload,
+/// then inside its `headers` object: `{ headers: { Authorization } }` is
+/// how many Apollo Client setups pass `connectionParams`.
+pub fn connection_init_authorization(
+    payload: Option<&Value>,
+) -> Result<Option<HeaderValue>, TokenNotText> {
+    const KEYS: [&str; 4] = ["Authorization", "authorization", "token", "authToken"];
+    let from_payload = payload
+        .and_then(|payload| {
+            [Some(payload), payload.get("headers")]
+                .into_iter()
+                .flatten()
+                .find_map(|place| {
+                    KEYS.iter()
+                        .find_map(|key| place.get(*key).and_then(Value::as_str))
+                })
+        })
+        .map(|token| {
+            let token = token.trim();
+            // `get`, not `[..7]`: the payload is the client's, and a
+            // non-ASCII token has no char boundary at byte 7 (slicing
+            // there panicked, closing 1005 and printing the token).
+            let has_scheme = token
+                .get(..7)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "));
+            if has_scheme && token.len() > 7 {
+                token.to_owned()
+            } else {
+                format!("Bearer {token}")
+            }
+        });
+    from_payload
+        .map(|value| HeaderValue::from_str(&value).map_err(|_| TokenNotText))
+        .transpose()
 }
 
 /// Writes `identity` into `headers` as [`USER_ID_HEADER`] and
