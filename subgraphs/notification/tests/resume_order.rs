@@ -28,7 +28,7 @@ use shopgraph_core::identity::{Identity, Viewer};
 use subgraph_kit::db::Database;
 use subgraph_kit::events::live::LiveFeed;
 use subgraph_kit::events::outbox::{Relay, RelaySettings, RelayWaker};
-use subgraph_kit::events::{EventBus, Topic};
+use subgraph_kit::events::{CloudEvent, EventBus, Topic};
 use subgraph_kit::settings::{DatabaseSettings, GraphqlSettings};
 use subgraph_kit::testkit::{TempBackend, TempDatabase};
 use tokio::sync::mpsc;
@@ -44,6 +44,7 @@ const SUBSCRIBE: &str = "subscription($after: String) { notificationAdded(after:
 struct Replica {
     _temp: TempDatabase,
     db: DatabaseConnection,
+    bus: EventBus,
     store: NotificationStore,
     notifications: Notifications,
     feed: LiveFeed,
@@ -59,6 +60,12 @@ impl Drop for Replica {
 
 impl Replica {
     async fn start(backend: TempBackend) -> Self {
+        Self::start_with(backend, true).await
+    }
+
+    /// A replica whose outbox relay runs only if `relay` (without it, the
+    /// test publishes the outbox's events itself).
+    async fn start_with(backend: TempBackend, relay: bool) -> Self {
         let temp = TempDatabase::create(backend).await;
         let settings = DatabaseSettings {
             url: temp.url.clone(),
@@ -88,17 +95,19 @@ impl Replica {
             .expect("live feed starts");
         let stop = CancellationToken::new();
         tokio::spawn(forwarder.run(stop.clone()));
-        let relay = Relay::new(
-            "notification",
-            db.clone(),
-            bus,
-            waker,
-            RelaySettings {
-                poll_interval: Duration::from_millis(50),
-                ..RelaySettings::default()
-            },
-        );
-        tokio::spawn(relay.run(stop.clone()));
+        if relay {
+            let relay = Relay::new(
+                "notification",
+                db.clone(),
+                bus.clone(),
+                waker,
+                RelaySettings {
+                    poll_interval: Duration::from_millis(50),
+                    ..RelaySettings::default()
+                },
+            );
+            tokio::spawn(relay.run(stop.clone()));
+        }
         let limits = GraphqlSettings {
             max_depth: 16,
             max_complexity: 1000,
@@ -109,6 +118,7 @@ impl Replica {
         Self {
             _temp: temp,
             db,
+            bus,
             store,
             notifications,
             feed,
@@ -192,6 +202,18 @@ impl Replica {
     /// The sequence numbers of the outbox's `NotificationCreated` rows, in
     /// outbox (commit) order.
     async fn outbox_numbers(&self) -> Vec<i64> {
+        self.outbox_events()
+            .await
+            .iter()
+            .map(|event| {
+                let data: Value = event.data().expect("JSON data");
+                data["seq"].as_i64().expect("a sequence number")
+            })
+            .collect()
+    }
+
+    /// The outbox's events, in outbox (commit) order.
+    async fn outbox_events(&self) -> Vec<CloudEvent> {
         let backend = self.db.get_database_backend();
         let rows = self
             .db
@@ -204,8 +226,7 @@ impl Replica {
         rows.iter()
             .map(|row| {
                 let payload: String = row.try_get("", "payload").expect("payload");
-                let event: Value = serde_json::from_str(&payload).expect("JSON event");
-                event["data"]["seq"].as_i64().expect("a sequence number")
+                CloudEvent::from_bytes(payload.as_bytes()).expect("a CloudEvent")
             })
             .collect()
     }
@@ -365,6 +386,11 @@ mod sqlite {
     async fn existing_notifications_are_numbered_in_id_order() {
         super::existing_notifications_are_numbered_in_id_order(TempBackend::Sqlite).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_live_stream_with_a_hole_is_filled_from_the_store() {
+        super::a_live_stream_with_a_hole_is_filled_from_the_store(TempBackend::Sqlite).await;
+    }
 }
 
 mod postgres {
@@ -383,6 +409,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn existing_notifications_are_numbered_in_id_order() {
         super::existing_notifications_are_numbered_in_id_order(TempBackend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_live_stream_with_a_hole_is_filled_from_the_store() {
+        super::a_live_stream_with_a_hole_is_filled_from_the_store(TempBackend::Postgres).await;
     }
 }
 
@@ -403,6 +434,44 @@ mod mariadb {
     async fn existing_notifications_are_numbered_in_id_order() {
         super::existing_notifications_are_numbered_in_id_order(TempBackend::MariaDb).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_live_stream_with_a_hole_is_filled_from_the_store() {
+        super::a_live_stream_with_a_hole_is_filled_from_the_store(TempBackend::MariaDb).await;
+    }
+}
+
+/// A live stream that repeats events or skips numbers (a bus handing
+/// them over out of order) still gives the subscriber every number once,
+/// in order: the skipped ones are read from the store.
+async fn a_live_stream_with_a_hole_is_filled_from_the_store(backend: TempBackend) {
+    let replica = Replica::start_with(backend, false).await;
+    let mut stored = Vec::new();
+    for n in 1..=4 {
+        stored.push(
+            replica
+                .notifications
+                .create(new_notification(&format!("#{n}")))
+                .await
+                .expect("created")
+                .id
+                .to_string(),
+        );
+    }
+    let events = replica.outbox_events().await;
+    assert_eq!(events.len(), 4, "nothing published yet");
+    let mut subscriber = replica.subscribe(None).await;
+    // 1, 3 (2 missing), 2 again, 3 again, 4.
+    for index in [0, 2, 1, 2, 3] {
+        replica
+            .bus
+            .publish(Topic::Notification, &events[index])
+            .await
+            .expect("published");
+    }
+    assert_eq!(subscriber.take(4).await, stored, "1, 2, 3, 4, each once");
+    let extra = subscriber.rest(Duration::from_millis(300)).await;
+    assert!(extra.is_empty(), "nothing more: {extra:?}");
 }
 
 /// The migration numbers notifications stored before it in id order, per
