@@ -55,6 +55,16 @@ pub struct NotificationPage {
     pub has_next_page: bool,
 }
 
+/// Where a resumed `notificationAdded` stands once its backlog is read.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// The notifications the client missed, oldest (lowest number) first.
+    pub backlog: Vec<Notification>,
+    /// The user's sequence number the backlog ends at: live events at or
+    /// below it are repeats.
+    pub last_seq: i64,
+}
+
 /// Notification operations over one store and one deliverer.
 #[derive(Clone)]
 pub struct Notifications {
@@ -122,27 +132,55 @@ impl Notifications {
         Ok(result)
     }
 
-    /// The user's notifications after notification `after`, oldest first:
-    /// what a resumed `notificationAdded` replays before going live.
-    pub async fn created_after(
-        &self,
-        user_id: &str,
-        after: &str,
-    ) -> Result<Vec<Notification>, NotificationError> {
+    /// What a `notificationAdded(after: <id>)` replays before going live:
+    /// the user's notifications announced after that one, in commit
+    /// order, and the sequence number the live stream continues after
+    /// (see [`NotificationStore::resume_point`] for an id that is not the
+    /// user's).
+    pub async fn resume(&self, user_id: &str, after: &str) -> Result<Resume, NotificationError> {
         let after = Uuid::parse_str(after.trim())
             .map_err(|_| NotificationError::invalid("after", "must be a notification id"))?;
+        let mut last_seq = self.store.resume_point(user_id, after).await?;
         let mut backlog = Vec::new();
-        let mut cursor = after;
         loop {
             let page = self
                 .store
-                .created_after(user_id, cursor, TICK_BATCH)
+                .announced_after(user_id, last_seq, None, TICK_BATCH)
                 .await?;
             let full = page.len() as u64 == TICK_BATCH;
-            cursor = page.last().map_or(cursor, |n| n.id);
+            if let Some(seq) = page.last().and_then(|n| n.seq) {
+                last_seq = seq;
+            }
             backlog.extend(page);
             if !full {
-                return Ok(backlog);
+                return Ok(Resume { backlog, last_seq });
+            }
+        }
+    }
+
+    /// The user's notifications numbered strictly between `after` and
+    /// `before`, in order: what a live stream that jumped from `after` to
+    /// `before` did not carry (see `notificationAdded`).
+    pub async fn announced_between(
+        &self,
+        user_id: &str,
+        after: i64,
+        before: i64,
+    ) -> Result<Vec<Notification>, NotificationError> {
+        let mut found = Vec::new();
+        let mut from = after;
+        loop {
+            let page = self
+                .store
+                .announced_after(user_id, from, Some(before), TICK_BATCH)
+                .await?;
+            let full = page.len() as u64 == TICK_BATCH;
+            if let Some(seq) = page.last().and_then(|n| n.seq) {
+                from = seq;
+            }
+            found.extend(page);
+            if !full {
+                return Ok(found);
             }
         }
     }

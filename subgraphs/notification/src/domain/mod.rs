@@ -155,6 +155,11 @@ pub struct Notification {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Its place among its user's announced notifications (1, 2, 3, … in
+    /// commit order); `None` while a scheduled one waits for delivery.
+    /// `notificationAdded(after:)` resumes by it, since ids are taken
+    /// before commit and so do not follow commit order.
+    pub seq: Option<i64>,
 }
 
 /// Fields of a notification to create, as an adapter received them.

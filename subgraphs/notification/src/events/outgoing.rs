@@ -1,6 +1,7 @@
 //! What the notification subgraph publishes on `notification-events`:
-//! `NotificationCreated`, whose data is the whole notification, so a live
-//! `notificationAdded` needs no read of the store.
+//! `NotificationCreated`, whose data is the whole notification with its
+//! per-user sequence number, so a live `notificationAdded` needs no read of
+//! the store and can tell a repeat or a gap by the number alone.
 //!
 //! * [`created_event`] — the event of a stored notification; the store
 //!   writes it to its outbox in the transaction that stores (or, for a
@@ -40,6 +41,11 @@ struct NotificationData {
     created_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
+    /// The user's sequence number (commit order), which live subscribers
+    /// resume and de-duplicate by; absent from events written before it
+    /// existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<i64>,
 }
 
 /// The `NotificationCreated` event of a stored notification, keyed by its
@@ -58,6 +64,7 @@ pub fn created_event(n: &Notification) -> Result<CloudEvent, DbErr> {
         created_at: n.created_at,
         sent_at: n.sent_at,
         expires_at: n.expires_at,
+        seq: n.seq,
     };
     outbox::event(
         SOURCE,
@@ -91,5 +98,6 @@ pub fn created_notification(event: &CloudEvent) -> Option<Notification> {
         expires_at: d.expires_at,
         created_at: d.created_at,
         updated_at: d.created_at,
+        seq: d.seq,
     })
 }

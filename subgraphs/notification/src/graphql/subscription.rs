@@ -1,19 +1,31 @@
 //! `notificationAdded`: the signed-in user's new notifications, live, and
 //! resumable from the last one a client saw.
 //!
-//! The hand-over from stored to live is gap-free: the live stream is
-//! opened first, then the backlog after `after` is read; the backlog is
-//! sent, then live events, skipping any the backlog already carried, any
-//! at or before `after` (a re-published old event), and any seen already
-//! (delivery is at-least-once: an event may arrive twice).
+//! Order and resumption follow each notification's per-user sequence
+//! number (see [`crate::store`]), which is commit order, not its id (taken
+//! before commit). `after` is still a notification id, as the API has it:
+//! it is resolved to that notification's number.
+//!
+//! The hand-over from stored to live is gap-free and duplicate-free: the
+//! live stream is opened first, then the backlog numbered after `after` is
+//! read; the backlog is sent, then live events numbered above the last
+//! one sent. A live event at or below it (one the backlog carried, a
+//! re-published one: delivery is at-least-once) is dropped; a live event
+//! that skips numbers (the bus handed events over out of order) is
+//! preceded by the skipped ones, read from the store, so the client still
+//! sees every number once and in order. Events from a replica that
+//! predates numbering carry none and are de-duplicated by id, as before.
 
 use std::collections::{HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use async_graphql::{Context, Result, Subscription as GqlSubscription};
 use futures::{Stream, StreamExt, stream};
 use shopgraph_core::error::to_graphql;
 use subgraph_kit::auth;
-use subgraph_kit::events::live::LiveFeed;
+use subgraph_kit::events::CloudEvent;
+use subgraph_kit::events::live::{Lagged, LiveFeed};
 use subgraph_kit::graphql::authenticated;
 use uuid::Uuid;
 
@@ -36,34 +48,115 @@ impl Subscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<NotificationNode>> + use<>> {
         let user_id = auth::viewer(ctx)?.user_id.clone();
+        let notifications = ctx.data_unchecked::<Notifications>().clone();
         // Live first, so nothing created during the backlog read is missed.
         let live = ctx.data_unchecked::<LiveFeed>().events();
-        let (backlog, after) = match after {
+        let (backlog, last_seq, after_id) = match after {
             Some(after) => {
-                let backlog = ctx
-                    .data_unchecked::<Notifications>()
-                    .created_after(&user_id, &after)
+                let resume = notifications
+                    .resume(&user_id, &after)
                     .await
                     .map_err(to_graphql)?;
-                (backlog, Uuid::parse_str(after.trim()).ok())
+                let after_id = Uuid::parse_str(after.trim()).ok();
+                (resume.backlog, Some(resume.last_seq), after_id)
             }
-            None => (Vec::new(), None),
+            None => (Vec::new(), None, None),
         };
         let mut seen = RecentIds::with_capacity(RECENT_IDS.max(backlog.len()));
         for notification in &backlog {
             seen.insert(notification.id);
         }
-        let live = live.filter_map(move |item| {
-            let next = match item {
-                Err(lagged) => Some(Err(lagged.to_graphql())),
-                Ok(event) => created_notification(&event)
-                    .filter(|n| n.user_id == user_id)
-                    .filter(|n| after.is_none_or(|a| n.id > a) && seen.insert(n.id))
-                    .map(|n| Ok(NotificationNode(n))),
-            };
-            futures::future::ready(next)
-        });
+        let follow = Follow {
+            live,
+            user_id,
+            notifications,
+            last_seq,
+            after_id,
+            seen,
+            ended: false,
+        };
+        let live = stream::unfold(follow, |mut follow| async move {
+            let batch = follow.next_batch().await?;
+            Some((batch, follow))
+        })
+        .flat_map(stream::iter);
         Ok(stream::iter(backlog.into_iter().map(|n| Ok(NotificationNode(n)))).chain(live))
+    }
+}
+
+/// The live part of one subscription: what it has delivered so far.
+struct Follow {
+    live: Pin<Box<dyn Stream<Item = std::result::Result<Arc<CloudEvent>, Lagged>> + Send>>,
+    user_id: String,
+    notifications: Notifications,
+    /// The highest sequence number delivered (or replayed, or resumed
+    /// after); `None` until the first numbered event without `after`.
+    last_seq: Option<i64>,
+    /// `after` as an id, for events without a number.
+    after_id: Option<Uuid>,
+    /// Ids delivered lately, for events without a number.
+    seen: RecentIds,
+    ended: bool,
+}
+
+impl Follow {
+    /// The next notifications to send (one, or a filled gap and the one
+    /// after it, or a final error); `None` at the end of the live stream.
+    async fn next_batch(&mut self) -> Option<Vec<Result<NotificationNode>>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let event = match self.live.next().await? {
+                Ok(event) => event,
+                Err(lagged) => {
+                    self.ended = true;
+                    return Some(vec![Err(lagged.to_graphql())]);
+                }
+            };
+            let Some(notification) =
+                created_notification(&event).filter(|n| n.user_id == self.user_id)
+            else {
+                continue;
+            };
+            let Some(seq) = notification.seq else {
+                // From a replica that predates numbering.
+                let after = self.after_id;
+                if after.is_none_or(|a| notification.id > a) && self.seen.insert(notification.id) {
+                    return Some(vec![Ok(NotificationNode(notification))]);
+                }
+                continue;
+            };
+            let mut batch = Vec::new();
+            match self.last_seq {
+                Some(last) if seq <= last => continue,
+                Some(last) if seq > last + 1 => {
+                    // Every lower number committed before this one did.
+                    match self
+                        .notifications
+                        .announced_between(&self.user_id, last, seq)
+                        .await
+                    {
+                        Ok(missing) => batch = missing,
+                        Err(err) => {
+                            self.ended = true;
+                            return Some(vec![Err(to_graphql(err))]);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            batch.push(notification);
+            self.last_seq = Some(seq);
+            let delivered = batch
+                .into_iter()
+                .map(|n| {
+                    self.seen.insert(n.id);
+                    Ok(NotificationNode(n))
+                })
+                .collect();
+            return Some(delivered);
+        }
     }
 }
 

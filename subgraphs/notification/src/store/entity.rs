@@ -31,6 +31,9 @@ pub struct Model {
     pub claimed_by: Option<String>,
     /// When that claim lapses (a replica that died mid-delivery).
     pub claimed_until: Option<DateTimeUtc>,
+    /// Its place in its user's announcement (commit) order; null until
+    /// announced.
+    pub seq: Option<i64>,
 }
 
 /// Notifications reference no other table of this store.

@@ -17,14 +17,23 @@
 //! transaction that records its delivery): that event feeds
 //! `notificationAdded` on every replica. In-app notifications are delivered
 //! by being stored, so they are stored SENT.
+//!
+//! That transaction also gives the notification its user's next
+//! **sequence number** ([`sequence`]): numbers follow commit order, so
+//! `notificationAdded(after:)` resumes by them ([`NotificationStore::resume_point`],
+//! [`NotificationStore::announced_after`]) — ids are taken before commit
+//! and do not.
 
 mod entity;
+mod sequence;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use subgraph_kit::events::Topic;
@@ -77,6 +86,7 @@ impl NotificationStore {
         notifications: Vec<NewNotification>,
         default_expiry: DateTime<Utc>,
     ) -> Result<Vec<Notification>, NotificationError> {
+        sequence::ensure_rows(&self.db, announced_users(&notifications).into_keys()).await?;
         let txn = self.db.begin().await?;
         let stored = Self::insert_in(&txn, notifications, default_expiry).await?;
         txn.commit().await?;
@@ -92,8 +102,22 @@ impl NotificationStore {
         default_expiry: DateTime<Utc>,
     ) -> Result<Vec<Notification>, NotificationError> {
         let created_at = now();
+        // Numbers first, users in sorted order (see [`sequence`]); each
+        // user's are then handed out in input order.
+        let mut next_seq = BTreeMap::new();
+        for (user_id, count) in announced_users(&notifications) {
+            let last = sequence::reserve(txn, user_id, count).await?;
+            next_seq.insert(user_id.to_owned(), last - count + 1);
+        }
         let mut stored = Vec::with_capacity(notifications.len());
         for new in notifications {
+            let seq = match new.scheduled_at {
+                Some(_) => None,
+                None => next_seq.get_mut(&new.user_id).map(|next| {
+                    *next += 1;
+                    *next - 1
+                }),
+            };
             let delivered = new.channel == Channel::InApp && new.scheduled_at.is_none();
             let status = if delivered {
                 Status::Sent
@@ -120,6 +144,7 @@ impl NotificationStore {
                 updated_at: Set(created_at),
                 claimed_by: Set(None),
                 claimed_until: Set(None),
+                seq: Set(seq),
             };
             let row = Entity::insert(model).exec_with_returning(txn).await?;
             let notification = to_domain(row)?;
@@ -131,17 +156,64 @@ impl NotificationStore {
         Ok(stored)
     }
 
-    /// The user's notifications created after notification `after`, oldest
-    /// first, without those still waiting for their schedule (a resumed
-    /// `notificationAdded`'s backlog).
-    pub async fn created_after(
+    /// The sequence number a `notificationAdded(after: <id>)` resumes
+    /// after: that notification's, when it is `user_id`'s and announced.
+    ///
+    /// For an id that is not (deleted since, never announced, another
+    /// user's, made up) the best estimate from ids: just before the
+    /// first of the user's notifications with a later id, or the user's
+    /// last number if none is later. Exact only up to notifications
+    /// committed within moments of that id's creation.
+    pub async fn resume_point(&self, user_id: &str, after: Uuid) -> Result<i64, NotificationError> {
+        let own: Option<Option<i64>> = Entity::find_by_id(after)
+            .select_only()
+            .column(Column::Seq)
+            .filter(Column::UserId.eq(user_id))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        if let Some(Some(seq)) = own {
+            return Ok(seq);
+        }
+        let later: Option<Option<i64>> = Entity::find()
+            .select_only()
+            .column_as(Column::Seq.min(), "first")
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::Id.gt(after))
+            .filter(Column::Seq.is_not_null())
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        match later.flatten() {
+            Some(first) => Ok(first - 1),
+            None => Ok(sequence::current(&self.db, user_id).await?),
+        }
+    }
+
+    /// The user's announced notifications numbered after `after` (and
+    /// before `before`, if given), in number (commit) order: a resumed
+    /// `notificationAdded`'s backlog, or a hole its live stream skipped.
+    pub async fn announced_after(
         &self,
         user_id: &str,
-        after: Uuid,
+        after: i64,
+        before: Option<i64>,
         limit: u64,
     ) -> Result<Vec<Notification>, NotificationError> {
-        self.find_many(visible_to(user_id, now()).add(Column::Id.gt(after)), limit)
-            .await
+        let mut query = Entity::find()
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::Seq.gt(after));
+        if let Some(before) = before {
+            query = query.filter(Column::Seq.lt(before));
+        }
+        query
+            .order_by_asc(Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| to_domain(row).map_err(Into::into))
+            .collect()
     }
 
     /// One notification.
@@ -196,6 +268,20 @@ impl NotificationStore {
     /// any claim on it.
     pub async fn mark_sent(&self, id: Uuid, from: Status) -> Result<bool, NotificationError> {
         let at = now();
+        if self.db.get_database_backend() == DatabaseBackend::MySql {
+            // A scheduled notification is announced (numbered) below: its
+            // user's counter row must exist before the transaction.
+            let scheduled_for: Option<(String, Option<DateTime<Utc>>)> = Entity::find_by_id(id)
+                .select_only()
+                .column(Column::UserId)
+                .column(Column::ScheduledAt)
+                .into_tuple()
+                .one(&self.db)
+                .await?;
+            if let Some((user_id, Some(_))) = &scheduled_for {
+                sequence::ensure_rows(&self.db, [user_id.as_str()]).await?;
+            }
+        }
         let txn = self.db.begin().await?;
         let sent = change(&txn, id, from, |update| {
             update
@@ -210,11 +296,18 @@ impl NotificationStore {
         })
         .await?;
         // A scheduled notification is announced when it is delivered, not
-        // when it was created for later.
+        // when it was created for later, and once.
         let mut announced = false;
         if sent && let Some(row) = Entity::find_by_id(id).one(&txn).await? {
-            let notification = to_domain(row)?;
-            if notification.scheduled_at.is_some() {
+            let mut notification = to_domain(row)?;
+            if notification.scheduled_at.is_some() && notification.seq.is_none() {
+                let seq = sequence::reserve(&txn, &notification.user_id, 1).await?;
+                Entity::update_many()
+                    .col_expr(Column::Seq, Expr::value(seq))
+                    .filter(Column::Id.eq(id))
+                    .exec(&txn)
+                    .await?;
+                notification.seq = Some(seq);
                 outbox::enqueue(&txn, Topic::Notification, &created_event(&notification)?).await?;
                 announced = true;
             }
@@ -507,6 +600,16 @@ async fn change(
     Ok(result.rows_affected == 1)
 }
 
+/// The users `notifications` announces at once (the unscheduled ones), in
+/// sorted order, with how many each.
+fn announced_users(notifications: &[NewNotification]) -> BTreeMap<&str, i64> {
+    let mut users = BTreeMap::new();
+    for new in notifications.iter().filter(|n| n.scheduled_at.is_none()) {
+        *users.entry(new.user_id.as_str()).or_insert(0) += 1;
+    }
+    users
+}
+
 /// Notifications nobody's claim holds at `at`.
 fn unclaimed(at: DateTime<Utc>) -> Condition {
     Condition::any()
@@ -554,5 +657,6 @@ fn to_domain(row: Model) -> Result<Notification, DbErr> {
         expires_at: row.expires_at,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        seq: row.seq,
     })
 }
