@@ -23,7 +23,7 @@ use payment_subgraph::domain::{
 use payment_subgraph::service::{Holds, Payments, Reconciled};
 use payment_subgraph::store::{Change, PaymentStore};
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{EntityTrait, QueryOrder};
 use subgraph_kit::db::Database;
 use subgraph_kit::events::CloudEvent;
 use subgraph_kit::events::outbox::{RelayWaker, entity as outbox};
@@ -224,16 +224,24 @@ impl Fixture {
             .expect("the payment exists")
     }
 
-    /// The events written to the outbox for payment `id`, in commit order.
+    /// The events written to the outbox for payment `id`, in commit order;
+    /// each is keyed by the payer (one user's payment events share a
+    /// partition and keep their order).
     async fn events(&self, id: Uuid) -> Vec<CloudEvent> {
+        let payer = self.get(id).await.user_id;
         outbox::Entity::find()
-            .filter(outbox::Column::EventKey.eq(id.to_string()))
             .order_by_asc(outbox::Column::Seq)
             .all(&self.db)
             .await
             .expect("the outbox is readable")
             .into_iter()
-            .map(|row| CloudEvent::from_bytes(row.payload.as_bytes()).expect("a CloudEvent"))
+            .filter_map(|row| {
+                let event = CloudEvent::from_bytes(row.payload.as_bytes()).expect("a CloudEvent");
+                (event.subject == id.to_string()).then(|| {
+                    assert_eq!(row.event_key, payer, "{} is keyed by its payer", event.kind);
+                    event
+                })
+            })
             .collect()
     }
 

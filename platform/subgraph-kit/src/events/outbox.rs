@@ -109,18 +109,30 @@ pub fn event(
 }
 
 /// Writes `event` for `topic` into the outbox, inside the caller's
-/// transaction.
+/// transaction, keyed by its subject (one aggregate's events in order).
 pub async fn enqueue(
     txn: &impl ConnectionTrait,
     topic: Topic,
     event: &CloudEvent,
+) -> Result<(), DbErr> {
+    enqueue_keyed(txn, topic, event, &event.subject).await
+}
+
+/// [`enqueue`] under another Kafka key than the subject: events that share
+/// `key` go to one partition and stay in order, e.g. all of one user's
+/// payments, not only each payment's own events.
+pub async fn enqueue_keyed(
+    txn: &impl ConnectionTrait,
+    topic: Topic,
+    event: &CloudEvent,
+    key: &str,
 ) -> Result<(), DbErr> {
     let payload = String::from_utf8(event.to_bytes())
         .map_err(|err| DbErr::Custom(format!("event {} is not UTF-8: {err}", event.id)))?;
     entity::Entity::insert(entity::ActiveModel {
         event_id: Set(event.id.clone()),
         topic: Set(topic.name().to_owned()),
-        event_key: Set(event.subject.clone()),
+        event_key: Set(key.to_owned()),
         payload: Set(payload),
         created_at: Set(event.time),
         published_at: Set(None),

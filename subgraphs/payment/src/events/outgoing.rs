@@ -1,6 +1,6 @@
 //! What the payment subgraph publishes on `payment-events`: one event per
-//! payment change, carrying the payment as it is after the change, keyed
-//! by its id.
+//! payment change, carrying the payment as it is after the change, about
+//! (subject) the payment; the store keys it by the payer.
 //!
 //! The store calls [`payment_event`] and writes the result to its outbox;
 //! nothing here touches the store.
@@ -16,7 +16,7 @@ use crate::domain::Payment;
 /// The CloudEvents `source` of this subgraph's events.
 pub const SOURCE: &str = "/subgraphs/payment";
 
-/// The `kind` event of `payment` as it is now, keyed by its id.
+/// The `kind` event of `payment` as it is now.
 pub fn payment_event(kind: EventKind, payment: &Payment) -> Result<CloudEvent, DbErr> {
     event(kind, payment, None)
 }

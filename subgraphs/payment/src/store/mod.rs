@@ -38,9 +38,9 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use subgraph_kit::events::Topic;
 use subgraph_kit::events::contract::EventKind;
 use subgraph_kit::events::outbox::{self, RelayWaker};
+use subgraph_kit::events::{CloudEvent, Topic};
 use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
@@ -131,7 +131,18 @@ impl PaymentStore {
     /// Writes `kind` for payment `id` (as it is inside `txn`) to the outbox.
     async fn emit(txn: &impl ConnectionTrait, kind: EventKind, id: Uuid) -> Result<(), DbErr> {
         let payment = Self::committed_view(txn, id).await?;
-        outbox::enqueue(txn, Topic::Payment, &payment_event(kind, &payment)?).await
+        Self::publish(txn, &payment, &payment_event(kind, &payment)?).await
+    }
+
+    /// Writes `event` of `payment` to the outbox keyed by the payer, so one
+    /// user's payment events (and the notifications made of them) keep
+    /// their order across payments, not only within one.
+    async fn publish(
+        txn: &impl ConnectionTrait,
+        payment: &Payment,
+        event: &CloudEvent,
+    ) -> Result<(), DbErr> {
+        outbox::enqueue_keyed(txn, Topic::Payment, event, &payment.user_id).await
     }
 
     /// The payment with its items as `txn` sees it: what its event carries.

@@ -18,8 +18,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set, TransactionTrait,
 };
-use subgraph_kit::events::Topic;
-use subgraph_kit::events::outbox;
 use subgraph_kit::money::normalize;
 use uuid::Uuid;
 
@@ -162,9 +160,9 @@ impl PaymentStore {
             return Err(inconsistent(refund, "the payment changed under its lock"));
         }
         let refunded_payment = Self::committed_view(&txn, refund.payment_id).await?;
-        outbox::enqueue(
+        Self::publish(
             &txn,
-            Topic::Payment,
+            &refunded_payment,
             &refund_event(&refunded_payment, refund.amount)?,
         )
         .await?;
