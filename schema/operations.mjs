@@ -7,8 +7,8 @@
 // Sources: the operations in tests/operations/*.graphql (one manifest entry
 // per operation, with the fragments it spreads, printed by graphql-js), and
 // the storefront's, as GraphQL Code Generator's client preset writes them
-// (web-demo/src/gql/persisted-documents.json: SHA-256 → document, the exact
-// text the storefront sends) or, if it keeps them in files,
+// (web-demo/src/gql/persisted-documents.json: SHA-256 → document, the id
+// and text the storefront sends) or, without that file,
 // web-demo/src/**/*.graphql.
 //
 // The manifest is what the router runs in safelist mode
@@ -89,25 +89,23 @@ function entry(body, operation, client, source) {
   };
 }
 
-/// The storefront's operations as the codegen client preset registered them.
+/// The storefront's operations: as the codegen client preset persisted
+/// them (the text and id the storefront sends) when it does, otherwise
+/// from its `.graphql` files.
 function storefrontEntries() {
   const persisted = join(root, 'web-demo/src/gql/persisted-documents.json');
-  const entries = [];
-  if (existsSync(persisted)) {
-    const documents = JSON.parse(readFileSync(persisted, 'utf8'));
-    for (const [hash, body] of Object.entries(documents)) {
-      const computed = createHash('sha256').update(body).digest('hex');
-      if (computed !== hash) {
-        throw new Error(`web-demo persisted document ${hash} does not hash to its id (${computed})`);
-      }
-      const operation = parse(body).definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
-      entries.push(entry(body, operation, 'web-demo', relative(root, persisted)));
+  if (!existsSync(persisted)) {
+    return filesUnder(join(root, 'web-demo/src'), '.graphql').flatMap((path) => entriesOfFile(path, 'web-demo'));
+  }
+  const documents = JSON.parse(readFileSync(persisted, 'utf8'));
+  return Object.entries(documents).map(([hash, body]) => {
+    const computed = createHash('sha256').update(body).digest('hex');
+    if (computed !== hash) {
+      throw new Error(`web-demo persisted document ${hash} does not hash to its id (${computed})`);
     }
-  }
-  for (const path of filesUnder(join(root, 'web-demo/src'), '.graphql')) {
-    entries.push(...entriesOfFile(path, 'web-demo'));
-  }
-  return entries;
+    const operation = parse(body).definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
+    return entry(body, operation, 'web-demo', relative(root, persisted));
+  });
 }
 
 /// The manifest the sources give now.

@@ -82,7 +82,8 @@ pub struct RouterSettings {
     /// `serve` unless `GRAPHIQL=true`.
     pub graphiql: bool,
     /// Whether the storefront (`web-demo/`, embedded) is served at `/`:
-    /// on in `dev`, off in `serve` unless `STOREFRONT=true`.
+    /// on in `dev`, off in `serve` unless `STOREFRONT=true`. When on, its
+    /// operations are registered persisted queries (it sends only ids).
     pub storefront: bool,
     /// Whether `POST /dev/token` signs demo users in: `dev` only, never
     /// `serve` (not a variable: no setting turns it on there).
@@ -135,6 +136,22 @@ impl RouterSettings {
             ..PlannerSettings::default()
         };
 
+        let storefront = env.bool_or("STOREFRONT", mode == RunMode::Dev)?;
+        let mut persisted = PersistedSettings::from_env(env)?;
+        if storefront {
+            persisted
+                .register_documents(crate::storefront::PERSISTED_DOCUMENTS)
+                .map_err(|err| {
+                    invalid(
+                        "STOREFRONT",
+                        "true",
+                        &format!(
+                            "false: the embedded storefront's operations are unusable ({err})"
+                        ),
+                    )
+                })?;
+        }
+
         Ok(Self {
             http,
             supergraph,
@@ -142,7 +159,7 @@ impl RouterSettings {
             traffic: TrafficSettings::from_env(env)?,
             admin: AdminSettings::from_env(env)?,
             security: SecuritySettings::from_env(env, mode)?,
-            persisted: PersistedSettings::from_env(env)?,
+            persisted,
             rate_limit: RateLimitSettings::from_env(env)?,
             redis_url: redis_url(env)?,
             subgraph_timeout: env.duration_or("SUBGRAPH_TIMEOUT", Duration::from_secs(30))?,
@@ -153,7 +170,7 @@ impl RouterSettings {
             subgraph_compression: env.bool_or("SUBGRAPH_COMPRESSION", false)?,
             introspection: env.bool_or("GRAPHQL_INTROSPECTION", mode == RunMode::Dev)?,
             graphiql: env.bool_or("GRAPHIQL", mode == RunMode::Dev)?,
-            storefront: env.bool_or("STOREFRONT", mode == RunMode::Dev)?,
+            storefront,
             dev_tokens: mode == RunMode::Dev,
             planner,
             auth: JwtSettings::from_env(env, mode)?,
@@ -307,5 +324,22 @@ mod tests {
             RouterSettings::from_env(&Env::from_pairs([("STOREFRONT", "false")]), RunMode::Dev)
                 .unwrap();
         assert!(!off.storefront && off.dev_tokens);
+    }
+
+    #[test]
+    fn a_served_storefront_has_its_operations_registered() {
+        let registered =
+            |settings: &RouterSettings| settings.persisted.manifest.as_ref().map_or(0, |m| m.len());
+        let dev = RouterSettings::from_env(&Env::default(), RunMode::Dev).unwrap();
+        let documents: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(crate::storefront::PERSISTED_DOCUMENTS).unwrap();
+        assert!(!documents.is_empty());
+        assert_eq!(registered(&dev), documents.len());
+        let off =
+            RouterSettings::from_env(&Env::from_pairs([("STOREFRONT", "false")]), RunMode::Dev)
+                .unwrap();
+        assert_eq!(registered(&off), 0);
+        let serve = RouterSettings::from_env(&serve_env([]), RunMode::Serve).unwrap();
+        assert_eq!(registered(&serve), 0);
     }
 }

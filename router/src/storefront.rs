@@ -12,7 +12,9 @@
 //! Every storefront answer carries a Content-Security-Policy allowing only
 //! the page's own scripts, styles and connections (`connect-src 'self'`
 //! covers the websocket to the same origin); the edge adds the router's
-//! other security headers. Nothing is read from disk at run time: the
+//! other security headers. The page sends its operations by id only; the
+//! router registers them while it serves the page ([`PERSISTED_DOCUMENTS`]),
+//! so the storefront works in safelist mode too. Nothing is read from disk at run time: the
 //! files are compiled in by `rust-embed` (with `debug-embed`, so debug
 //! builds and tests serve exactly what a release build serves), and
 //! `router/build.rs` rebuilds the crate when `web-demo/dist/` changes.
@@ -36,6 +38,13 @@ use shopgraph_core::static_files::{self, CACHE_HASHED, CACHE_REVALIDATE};
 #[derive(rust_embed::Embed)]
 #[folder = "../web-demo/dist/"]
 struct Assets;
+
+/// The storefront's operations as codegen persisted them (id → text): it
+/// sends only their ids, so the router that serves it registers them
+/// ([`crate::pipeline::persisted::PersistedSettings::register_documents`]).
+/// `web-demo/check.sh` keeps this file and the embedded build in step.
+pub const PERSISTED_DOCUMENTS: &str =
+    include_str!("../../web-demo/src/gql/persisted-documents.json");
 
 /// The page every client route is drawn from.
 const INDEX: &str = "index.html";

@@ -1,7 +1,7 @@
 // What every browser test here starts from: the real `shopgraph dev`
 // binary on free ports with a fresh data directory, and Debian's Chromium
-// driven by playwright-core. Shared by storefront.test.mjs and
-// graphiql.test.mjs (not a test file itself: `node --test` runs only
+// driven by playwright-core. Shared by the *.test.mjs files here (not a
+// test file itself: `node --test` runs only
 // `*.test.mjs`).
 //
 // Environment: SHOPGRAPH_BIN (default ../target/debug/shopgraph, or
@@ -28,9 +28,9 @@ const SERVICES = ['router', 'product', 'basket', 'payment', 'notification'];
  * Starts `shopgraph dev` and waits until the router is ready. Resolves to
  * `{ base, urls, logTail, stop }`: `base` is the router's origin
  * (`http://127.0.0.1:<port>`), `urls` each service's printed `/graphql`
- * URL by name.
+ * URL by name. `extraEnv` adds settings (a test of a non-default mode).
  */
-export async function startShop() {
+export async function startShop(extraEnv = {}) {
   assert.ok(existsSync(binary), `no shopgraph binary at ${binary}: cargo build --bin shopgraph, or set SHOPGRAPH_BIN`);
   // Every port 0: `dev` binds free ones itself (no race with other
   // processes for a port picked beforehand) and prints where they are.
@@ -63,6 +63,7 @@ export async function startShop() {
   for (const name of ['KAFKA_BROKERS', 'JWT_SECRET', 'JWT_JWKS_URL', 'JWT_JWKS_FILE', 'STOREFRONT', 'GRAPHIQL', 'REDIS_URL']) {
     delete env[name];
   }
+  Object.assign(env, extraEnv);
   const log = openSync(logPath, 'w');
   const shop = spawn(binary, ['dev'], { cwd: repo, env, stdio: ['ignore', 'pipe', log] });
   const stop = async () => {
@@ -188,4 +189,35 @@ export async function eventually(what, check, within) {
     assert.ok(Date.now() < deadline, `not within ${within} ms: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** Routes `page`'s GraphQL websocket through the test, so it can cut the
+ * connection as a network drop would and refuse reconnections until
+ * restored. Call before the page opens its socket. */
+export async function cuttableWebSocket(page) {
+  let down = false;
+  const open = [];
+  await page.routeWebSocket(/\/graphql$/, (ws) => {
+    if (down) {
+      void ws.close({ code: 1001, reason: 'offline' });
+      return;
+    }
+    ws.connectToServer();
+    open.push(ws);
+  });
+  return {
+    /** How many sockets went through since the last cut. */
+    get connected() {
+      return open.length;
+    },
+    /** Drops every open socket and refuses new ones. */
+    async cut() {
+      down = true;
+      await Promise.all(open.splice(0).map((ws) => ws.close({ code: 1001, reason: 'network drop' })));
+    },
+    /** Lets the page's reconnection attempts through again. */
+    restore() {
+      down = false;
+    },
+  };
 }

@@ -290,18 +290,7 @@ test('the bell resumes after the websocket drops: what was created meanwhile arr
       { input: { userId: 'alice', type: 'SYSTEM', title, message: 'Sent by the browser test.' } },
     );
   const page = await openPage();
-  // The page's websocket goes through this route, so the test can cut it
-  // (as a network drop would) and refuse reconnections for a while.
-  let offline = false;
-  const sockets = [];
-  await page.routeWebSocket(/\/graphql$/, (ws) => {
-    if (offline) {
-      void ws.close({ code: 1001, reason: 'offline' });
-      return;
-    }
-    ws.connectToServer();
-    sockets.push(ws);
-  });
+  const socket = await shop.cuttableWebSocket(page);
   await signIn(page, 'alice');
   const bell = page.getByRole('button', { name: /^Notifications, \d+ unread$/ });
   // Read the count once the bell has loaded it (aria-busy until then).
@@ -313,14 +302,13 @@ test('the bell resumes after the websocket drops: what was created meanwhile arr
   await notify(`Live ${stamp}`);
   await page.getByRole('button', { name: `Notifications, ${before + 1} unread` }).waitFor({ timeout: LIVE });
 
-  offline = true;
-  await Promise.all(sockets.splice(0).map((ws) => ws.close({ code: 1001, reason: 'network drop' })));
+  await socket.cut();
   await notify(`While offline ${stamp}`);
   // The client keeps retrying and is refused: nothing can arrive.
   await page.waitForTimeout(1500);
   assert.equal(await unread(), before + 1, 'nothing arrives while the socket is down');
 
-  offline = false;
+  socket.restore();
   await page.getByRole('button', { name: `Notifications, ${before + 2} unread` }).waitFor({ timeout: LIVE });
   // Give a duplicate (a replay from an older `after`) time to show up.
   await page.waitForTimeout(1500);

@@ -4,9 +4,10 @@
 // otherwise resend the original `after`); when the socket is back, it is
 // started again with `after` = the last notification seen, so those created
 // while offline arrive first, in order, and none twice (ids already shown
-// are skipped as well).
+// are skipped as well). An inbox that was empty when it loaded resumes
+// from the nil UUID, before every notification: what was created since
+// the page loaded (or while offline) is all the user has.
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { stringifyDocument } from '@urql/core';
 import { useMutation, useQuery } from 'urql';
 import {
   MyBasketDocument,
@@ -18,8 +19,11 @@ import {
   type NotificationViewFragment,
 } from './gql/graphql';
 import { useSession } from './session';
+import { byId } from './client';
 
 const SHOWN = 20;
+/** The cursor of a client that has seen no notification (see above). */
+const BEFORE_ALL = '00000000-0000-0000-0000-000000000000';
 
 export interface Bell {
   /** Whether the first page and the unread count have been read. */
@@ -59,8 +63,9 @@ export function useBell(): Bell {
       stop?.();
       stop = ws.subscribe<NotificationAddedSubscription>(
         {
-          query: stringifyDocument(NotificationAddedDocument),
-          variables: lastId.current ? { after: lastId.current } : {},
+          query: '',
+          extensions: byId(NotificationAddedDocument),
+          variables: { after: lastId.current ?? BEFORE_ALL },
         },
         {
           next: (result) => {

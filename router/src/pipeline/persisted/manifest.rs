@@ -63,7 +63,7 @@ struct OperationEntry {
 }
 
 /// The registered operations, indexed for the three lookups a request needs.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Manifest {
     /// Operation id, exactly as written in the manifest → body.
     by_id: HashMap<String, Arc<str>>,
@@ -122,6 +122,25 @@ impl Manifest {
             manifest.insert(entry.id, entry.body)?;
         }
         Ok(manifest)
+    }
+
+    /// Registers persisted documents as GraphQL Code Generator's client
+    /// preset writes them (`persisted-documents.json`: a JSON object from
+    /// id to document text), so an app built with codegen needs no separate
+    /// manifest to be sent by id.
+    pub fn add_documents(&mut self, json: &str) -> Result<usize, ManifestError> {
+        let documents: std::collections::BTreeMap<String, String> = serde_json::from_str(json)?;
+        let count = documents.len();
+        for (index, (id, body)) in documents.into_iter().enumerate() {
+            if id.trim().is_empty() || body.trim().is_empty() {
+                return Err(ManifestError::Operation {
+                    index,
+                    problem: "an empty id or document".to_owned(),
+                });
+            }
+            self.insert(id, body)?;
+        }
+        Ok(count)
     }
 
     fn insert(&mut self, id: String, body: String) -> Result<(), ManifestError> {
@@ -189,6 +208,30 @@ mod tests {
         assert!(m.lookup("products-v2").is_none());
         assert!(m.contains_body("  query P { products { id } }"));
         assert!(!m.contains_body("query P { products { id name } }"));
+    }
+
+    #[test]
+    fn codegen_persisted_documents_add_to_a_manifest() {
+        let mut m = manifest(r#"{"id":"a","body":"{ a }"}"#).unwrap();
+        let hash = QueryHash::of("query B { b }").to_string();
+        let added = m
+            .add_documents(&format!(r#"{{"{hash}":"query B {{ b }}"}}"#))
+            .unwrap();
+        assert_eq!((added, m.len()), (1, 2));
+        assert_eq!(&**m.lookup(&hash).unwrap(), "query B { b }");
+        assert!(m.contains_body("query B { b }") && m.contains_body("{ a }"));
+        assert!(matches!(
+            m.add_documents(r#"{"a":"{ not a }"}"#),
+            Err(ManifestError::DuplicateId(_))
+        ));
+        assert!(matches!(
+            m.add_documents(r#"{"c":""}"#),
+            Err(ManifestError::Operation { .. })
+        ));
+        assert!(matches!(
+            m.add_documents(r#"["not", "a map"]"#),
+            Err(ManifestError::Json(_))
+        ));
     }
 
     #[test]

@@ -168,6 +168,21 @@ impl PersistedSettings {
     }
 }
 
+impl PersistedSettings {
+    /// Registers codegen persisted documents (see [`Manifest::add_documents`])
+    /// beside the manifest's operations, or as the only ones when there is
+    /// no manifest: the router registers the storefront it serves this way.
+    pub fn register_documents(&mut self, json: &str) -> Result<usize, ManifestError> {
+        let mut manifest = match self.manifest.take() {
+            Some(shared) => Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()),
+            None => Manifest::default(),
+        };
+        let added = manifest.add_documents(json);
+        self.manifest = Some(Arc::new(manifest));
+        added
+    }
+}
+
 /// A persisted query request the router refuses (or, for
 /// [`PersistedError::NotFound`], asks the client to complete).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -40,7 +40,10 @@ pub struct Subscription;
 impl Subscription {
     /// The signed-in user's notifications as they are created. With
     /// `after` (the id of the last notification the client saw), those
-    /// created since are sent first, in order, then live ones.
+    /// created since are sent first, in order, then live ones. A client
+    /// that has seen none passes the nil UUID
+    /// (`00000000-0000-0000-0000-000000000000`): everything stored is sent
+    /// first, so an inbox that was empty when it loaded misses nothing.
     #[graphql(directive = authenticated::apply())]
     async fn notification_added(
         &self,
