@@ -43,7 +43,7 @@ pub struct RouterSettings {
     pub http: HttpSettings,
     /// The supergraph to serve.
     pub supergraph: SupergraphSource,
-    /// How often a supergraph file is checked for changes.
+    /// How often the supergraph file or URL is checked for changes.
     pub poll_interval: Duration,
     /// Replicas, balancing, health checks, breakers and retries.
     pub traffic: TrafficSettings,
@@ -107,16 +107,11 @@ impl RouterSettings {
     pub fn from_env(env: &Env, mode: RunMode) -> Result<Self, ConfigError> {
         let http = HttpSettings::from_env(env, "ROUTER_PORT", DEFAULT_PORT, mode)?;
 
-        let supergraph = match env.raw("SUPERGRAPH_PATH") {
-            Some(path) => SupergraphSource::File(PathBuf::from(path)),
-            None => {
-                let default = PathBuf::from("schema/supergraph.graphql");
-                if mode == RunMode::Dev && !default.exists() {
-                    SupergraphSource::Embedded
-                } else {
-                    SupergraphSource::File(default)
-                }
-            }
+        let supergraph = supergraph_source(env, mode)?;
+        // A CDN is asked less often than a local file is looked at.
+        let default_poll = match supergraph {
+            SupergraphSource::Url(_) => Duration::from_secs(10),
+            SupergraphSource::File(_) | SupergraphSource::Embedded => Duration::from_secs(2),
         };
 
         let mut subgraph_timeouts = BTreeMap::new();
@@ -155,7 +150,7 @@ impl RouterSettings {
         Ok(Self {
             http,
             supergraph,
-            poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", Duration::from_secs(2))?,
+            poll_interval: env.duration_or("SUPERGRAPH_POLL_INTERVAL", default_poll)?,
             traffic: TrafficSettings::from_env(env)?,
             admin: AdminSettings::from_env(env)?,
             security: SecuritySettings::from_env(env, mode)?,
@@ -181,6 +176,63 @@ impl RouterSettings {
             )?,
         })
     }
+}
+
+/// `SUPERGRAPH_URL` (with `SUPERGRAPH_URL_HEADER` and
+/// `SUPERGRAPH_URL_STARTUP_TIMEOUT`) or `SUPERGRAPH_PATH`, never both: a
+/// router must not serve a file while its operators think it follows the
+/// registry.
+fn supergraph_source(env: &Env, mode: RunMode) -> Result<SupergraphSource, ConfigError> {
+    let path = env.raw("SUPERGRAPH_PATH");
+    let Some(url) = env.raw("SUPERGRAPH_URL") else {
+        return Ok(match path {
+            Some(path) => SupergraphSource::File(PathBuf::from(path)),
+            None => {
+                let default = PathBuf::from("schema/supergraph.graphql");
+                if mode == RunMode::Dev && !default.exists() {
+                    SupergraphSource::Embedded
+                } else {
+                    SupergraphSource::File(default)
+                }
+            }
+        });
+    };
+    if path.is_some() {
+        return Err(invalid(
+            "SUPERGRAPH_URL",
+            url,
+            "SUPERGRAPH_PATH unset: the supergraph comes from a file or a URL, not both",
+        ));
+    }
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| {
+            invalid(
+                "SUPERGRAPH_URL",
+                url,
+                "an http:// or https:// URL, e.g. https://cdn.example.com/artifacts/v1/ID/supergraph",
+            )
+        })?;
+    let header = match env.raw("SUPERGRAPH_URL_HEADER") {
+        None => None,
+        Some(line) => Some(
+            crate::supergraph::remote::parse_header(line).ok_or_else(|| {
+                // The value is a secret: not echoed.
+                invalid(
+                    "SUPERGRAPH_URL_HEADER",
+                    "(hidden)",
+                    "one header as `Name: value`, e.g. `X-Hive-CDN-Key: …`",
+                )
+            })?,
+        ),
+    };
+    Ok(SupergraphSource::Url(crate::supergraph::SupergraphUrl {
+        url: parsed,
+        header,
+        startup_timeout: env
+            .duration_or("SUPERGRAPH_URL_STARTUP_TIMEOUT", Duration::from_secs(30))?,
+    }))
 }
 
 /// `PLAN_TIMEOUT`: a duration above zero (zero would refuse every new
@@ -238,6 +290,64 @@ mod tests {
     fn serve_env<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
         let hop = shopgraph_core::hop::HopKeyPair::of_this_process().env_vars();
         Env::from_pairs(pairs.into_iter().chain([("JWT_SECRET", SECRET)]).chain(hop))
+    }
+
+    #[test]
+    fn a_supergraph_url_is_one_source_with_its_own_poll_default() {
+        let settings = RouterSettings::from_env(
+            &serve_env([
+                (
+                    "SUPERGRAPH_URL",
+                    "https://cdn.example.com/artifacts/v1/x/supergraph",
+                ),
+                ("SUPERGRAPH_URL_HEADER", "X-Hive-CDN-Key: k:1"),
+            ]),
+            RunMode::Serve,
+        )
+        .unwrap();
+        let SupergraphSource::Url(source) = &settings.supergraph else {
+            panic!("a URL source: {:?}", settings.supergraph);
+        };
+        assert_eq!(source.url.host_str(), Some("cdn.example.com"));
+        assert_eq!(source.startup_timeout, Duration::from_secs(30));
+        assert_eq!(settings.poll_interval, Duration::from_secs(10));
+        assert!(
+            !format!("{settings:?}").contains("k:1"),
+            "the key is hidden"
+        );
+
+        let both = RouterSettings::from_env(
+            &serve_env([
+                ("SUPERGRAPH_URL", "https://cdn.example.com/s"),
+                ("SUPERGRAPH_PATH", "schema/supergraph.graphql"),
+            ]),
+            RunMode::Serve,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("SUPERGRAPH_PATH unset"), "{both}");
+        for url in [
+            "ftp://cdn.example.com/s",
+            "cdn.example.com/s",
+            "file:///etc/passwd",
+        ] {
+            let refused =
+                RouterSettings::from_env(&serve_env([("SUPERGRAPH_URL", url)]), RunMode::Serve)
+                    .unwrap_err()
+                    .to_string();
+            assert!(refused.contains("SUPERGRAPH_URL"), "{url}: {refused}");
+        }
+        let header = RouterSettings::from_env(
+            &serve_env([
+                ("SUPERGRAPH_URL", "https://cdn.example.com/s"),
+                ("SUPERGRAPH_URL_HEADER", "no-colon-secret"),
+            ]),
+            RunMode::Serve,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(header.contains("SUPERGRAPH_URL_HEADER"), "{header}");
+        assert!(!header.contains("no-colon-secret"), "not echoed: {header}");
     }
 
     #[test]

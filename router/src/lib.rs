@@ -65,7 +65,7 @@ use pipeline::persisted::PersistedQueries;
 use shopgraph_core::config::ConfigError;
 use shopgraph_core::identity::{AuthSetupError, JwtVerifier, TokenIssuer};
 use subscriptions::GraphqlState;
-use supergraph::{Supergraph, SupergraphError, SupergraphHandle};
+use supergraph::{SourceReader, Supergraph, SupergraphError, SupergraphHandle};
 use traffic::Upstreams;
 
 /// The name the router uses in logs and metrics.
@@ -104,6 +104,8 @@ pub struct RouterApp {
     admin: Option<(TcpListener, Router)>,
     router: Router,
     handle: SupergraphHandle,
+    /// The supergraph's source, watched while the router runs.
+    reader: SourceReader,
     upstreams: Arc<Upstreams>,
     settings: RouterSettings,
     shutdown: CancellationToken,
@@ -113,7 +115,8 @@ impl RouterApp {
     /// Loads the supergraph, sets up token verification and binds the
     /// listener (port 0 picks a free one).
     pub async fn bind(settings: RouterSettings) -> Result<Self, StartError> {
-        let sdl = supergraph::read_source(&settings.supergraph)?;
+        let mut reader = SourceReader::new(&settings.supergraph)?;
+        let sdl = reader.read_at_start().await?;
         let upstreams = Arc::new(Upstreams::new(settings.traffic.clone()));
         let supergraph = Supergraph::build(&sdl, &settings.supergraph_settings(), &upstreams)?;
         let handle = SupergraphHandle::new(supergraph);
@@ -207,6 +210,7 @@ impl RouterApp {
             admin,
             router,
             handle,
+            reader,
             upstreams,
             settings,
             shutdown,
@@ -225,8 +229,8 @@ impl RouterApp {
             .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
-    /// Serves until `shutdown` resolves, reloading the supergraph file when
-    /// it changes; then drains in-flight requests.
+    /// Serves until `shutdown` resolves, reloading the supergraph when its
+    /// file or URL changes; then drains in-flight requests.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -241,6 +245,7 @@ impl RouterApp {
             self.handle.clone(),
             self.settings.supergraph_settings(),
             Arc::clone(&self.upstreams),
+            self.reader,
             stop_watch.clone(),
         ));
         let balancer = &self.settings.traffic.balancer;

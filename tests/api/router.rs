@@ -538,6 +538,231 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A supergraph URL is polled as Hive's CDN and Apollo Uplink are: with the
+/// source's key, and with `If-None-Match` once a version is served, so an
+/// unchanged supergraph is a `304`. A source that is down or serves a
+/// broken supergraph changes nothing for clients; a good new one is served
+/// from the next request on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supergraph_url_is_polled_with_if_none_match_and_survives_its_source_failing() {
+    let product = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            seed: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let committed = std::fs::read_to_string(supergraph_path()).expect("supergraph");
+    let pointing_to = |url: &str| committed.replace("http://127.0.0.1:4001/graphql", url);
+    let cdn = SupergraphCdn::start(&pointing_to(&unreachable_url())).await;
+
+    let router = RouterProcess::start_on_supergraph_urls(&[
+        ("SUPERGRAPH_PATH", String::new()),
+        ("SUPERGRAPH_URL", cdn.url.clone()),
+        (
+            "SUPERGRAPH_URL_HEADER",
+            "X-Hive-CDN-Key: cdn-test-key".into(),
+        ),
+        ("SUPERGRAPH_POLL_INTERVAL", "100ms".into()),
+    ])
+    .await;
+    let reloads = |outcome: &'static str| {
+        let router = &router;
+        async move {
+            router
+                .metric(
+                    "router_supergraph_reloads_total",
+                    &format!("outcome=\"{outcome}\""),
+                )
+                .await
+        }
+    };
+    let before = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(before.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", before.body);
+    wait_until(
+        "polls are answered 304",
+        Duration::from_secs(10),
+        || async { cdn.seen().not_modified >= 3 },
+    )
+    .await;
+    let seen = cdn.seen();
+    assert_eq!(seen.full, 1, "fetched in full once, then by ETag");
+    assert_eq!(seen.without_key, 0, "every poll carries the key");
+
+    // The source goes down: counted, and the router keeps its supergraph.
+    cdn.serve(None);
+    wait_until("the outage is noticed", Duration::from_secs(10), || async {
+        reloads("unreachable").await >= 2.0
+    })
+    .await;
+    let kept = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(kept.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", kept.body);
+
+    // It comes back with a broken supergraph: rejected, still kept.
+    cdn.serve(Some("type Query {"));
+    wait_until(
+        "the broken supergraph is rejected",
+        Duration::from_secs(10),
+        || async { reloads("error").await == 1.0 },
+    )
+    .await;
+    let kept = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(kept.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", kept.body);
+
+    // A good one is swapped in and served; then polled by its ETag again.
+    cdn.serve(Some(&pointing_to(&product.graphql_url())));
+    wait_until(
+        "the new supergraph is loaded",
+        Duration::from_secs(10),
+        || async { reloads("ok").await == 1.0 },
+    )
+    .await;
+    let answered = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
+    assert!(
+        answered.data()["categories"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{:#}",
+        answered.body
+    );
+    let settled = cdn.seen().not_modified;
+    wait_until(
+        "the new version is polled by its ETag",
+        Duration::from_secs(10),
+        || async { cdn.seen().not_modified >= settled + 3 },
+    )
+    .await;
+    assert_eq!(reloads("error").await, 1.0, "the broken one is not rebuilt");
+    assert_eq!(cdn.seen().without_key, 0);
+}
+
+/// With no supergraph there is nothing to serve: a router whose URL never
+/// answers gives up after `SUPERGRAPH_URL_STARTUP_TIMEOUT`, naming the URL,
+/// and never prints the source's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_whose_supergraph_url_never_answers_does_not_start() {
+    let dead = unreachable_url();
+    let output = tokio::process::Command::new(crate::harness::SHOPGRAPH)
+        .args(["serve", "router"])
+        .env("HOST", "127.0.0.1")
+        .env("ROUTER_PORT", "0")
+        .env("ADMIN_ENABLED", "false")
+        .env("JWT_SECRET", crate::helpers::TEST_JWT_SECRET)
+        .env("SUPERGRAPH_URL", &dead)
+        .env("SUPERGRAPH_URL_HEADER", "Authorization: Bearer very-secret")
+        .env("SUPERGRAPH_URL_STARTUP_TIMEOUT", "1s")
+        .env("LOG_LEVEL", "warn")
+        .envs(shopgraph_core::hop::HopKeyPair::of_this_process().env_vars())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("gives up within its startup timeout")
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot fetch the supergraph from") && stderr.contains(&dead),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("very-secret"), "{stderr}");
+}
+
+/// What [`SupergraphCdn`] has been asked.
+#[derive(Debug, Clone, Copy, Default)]
+struct CdnSeen {
+    /// Answered with the SDL.
+    full: u32,
+    /// Answered `304` to `If-None-Match`.
+    not_modified: u32,
+    /// Asked without the key (answered 401).
+    without_key: u32,
+}
+
+/// A supergraph source that behaves as Hive's CDN does: the key in
+/// `X-Hive-CDN-Key`, an `ETag` per version, `304` to `If-None-Match` of the
+/// current one; `None` makes it answer 503.
+struct SupergraphCdn {
+    url: String,
+    state: std::sync::Arc<std::sync::Mutex<(Option<String>, u32, CdnSeen)>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl SupergraphCdn {
+    async fn start(sdl: &str) -> Self {
+        use axum::http::{HeaderMap, StatusCode as Status, header};
+        use axum::response::{IntoResponse, Response};
+        let state = std::sync::Arc::new(std::sync::Mutex::new((
+            Some(sdl.to_owned()),
+            1,
+            CdnSeen::default(),
+        )));
+        let shared = std::sync::Arc::clone(&state);
+        let app = axum::Router::new().route(
+            "/artifacts/v1/shop/supergraph",
+            axum::routing::get(move |headers: HeaderMap| {
+                let shared = std::sync::Arc::clone(&shared);
+                async move {
+                    let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    let (sdl, version, seen) = &mut *guard;
+                    if headers
+                        .get("x-hive-cdn-key")
+                        .is_none_or(|k| k != "cdn-test-key")
+                    {
+                        seen.without_key += 1;
+                        return Status::UNAUTHORIZED.into_response();
+                    }
+                    let Some(sdl) = sdl.clone() else {
+                        return Status::SERVICE_UNAVAILABLE.into_response();
+                    };
+                    let etag = format!("\"v{version}\"");
+                    if headers
+                        .get(header::IF_NONE_MATCH)
+                        .is_some_and(|tag| tag.as_bytes() == etag.as_bytes())
+                    {
+                        seen.not_modified += 1;
+                        return Status::NOT_MODIFIED.into_response();
+                    }
+                    seen.full += 1;
+                    let response: Response = ([(header::ETAG, etag)], sdl).into_response();
+                    response
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let addr = listener.local_addr().expect("bound");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        Self {
+            url: format!("http://{addr}/artifacts/v1/shop/supergraph"),
+            state,
+            server,
+        }
+    }
+
+    /// Serves `sdl` as a new version (or 503 for `None`).
+    fn serve(&self, sdl: Option<&str>) {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0 = sdl.map(str::to_owned);
+        guard.1 += 1;
+    }
+
+    fn seen(&self) -> CdnSeen {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).2
+    }
+}
+
+impl Drop for SupergraphCdn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
 /// Replaces `path` with `content` in one step (write aside, rename), as a
 /// deployment would: the router polling it never sees a half-written file.
 fn write_atomically(path: &std::path::Path, content: &str) {

@@ -7,6 +7,14 @@
 //! `Arc<Supergraph>` snapshot when they start, so swapping in a new one
 //! ([`SupergraphHandle::replace`]) never disturbs requests in flight: they
 //! finish on the supergraph they started with.
+//!
+//! The SDL comes from a file (re-read when it changes), from a URL polled
+//! with `If-None-Match` ([`remote`]) or, in `dev` outside a checkout, from
+//! the copy built into the binary. Whatever the source, a supergraph that
+//! cannot be read or loaded is logged and skipped: the router keeps
+//! serving the last good one.
+
+pub mod remote;
 
 use shopgraph_core::hop::HopSigner;
 use std::collections::BTreeMap;
@@ -24,16 +32,20 @@ use crate::planner::introspection::IntrospectionSchema;
 use crate::planner::{LoadError, QueryPlanner};
 use crate::subgraph::client::HttpFetcher;
 use crate::traffic::{self, Upstreams};
+pub use remote::SupergraphUrl;
+use remote::{Fetched, RemoteSupergraph};
 
 /// The supergraph committed with this build: `shopgraph dev` falls back to
 /// it when run outside a checkout.
-pub const EMBEDDED_SUPERGRAPH: &str = include_str!("../../schema/supergraph.graphql");
+pub const EMBEDDED_SUPERGRAPH: &str = include_str!("../../../schema/supergraph.graphql");
 
 /// Where the supergraph comes from.
 #[derive(Debug, Clone)]
 pub enum SupergraphSource {
     /// A file, watched for changes (hot reload).
     File(PathBuf),
+    /// A URL, polled with `If-None-Match` (`SUPERGRAPH_URL`).
+    Url(SupergraphUrl),
     /// The supergraph compiled into the binary (dev outside a checkout).
     Embedded,
 }
@@ -46,7 +58,7 @@ pub enum SupergraphSource {
 pub struct SupergraphSettings {
     /// The supergraph to serve.
     pub source: SupergraphSource,
-    /// How often a supergraph file is checked for changes.
+    /// How often the file or URL is checked for changes.
     pub poll_interval: Duration,
     /// Plan cache, planning time and operation limits.
     pub planner: PlannerSettings,
@@ -75,6 +87,15 @@ pub enum SupergraphError {
         /// The I/O failure.
         #[source]
         source: std::io::Error,
+    },
+    /// The URL could not be fetched (transport error, status other than
+    /// 200 or 304, too large, not UTF-8).
+    #[error("cannot fetch the supergraph from {url}: {reason}")]
+    Fetch {
+        /// The source.
+        url: String,
+        /// What went wrong.
+        reason: String,
     },
     /// The SDL is not a usable supergraph.
     #[error(transparent)]
@@ -149,45 +170,108 @@ impl SupergraphHandle {
     }
 }
 
-/// Reads the SDL of `source`.
-pub fn read_source(source: &SupergraphSource) -> Result<String, SupergraphError> {
-    match source {
-        SupergraphSource::Embedded => Ok(EMBEDDED_SUPERGRAPH.to_owned()),
-        SupergraphSource::File(path) => {
-            std::fs::read_to_string(path).map_err(|source| SupergraphError::Read {
-                path: path.display().to_string(),
-                source,
-            })
+/// Reads a [`SupergraphSource`], keeping what it needs to ask for changes
+/// only (a URL's `ETag`).
+pub struct SourceReader {
+    source: SupergraphSource,
+    remote: Option<RemoteSupergraph>,
+}
+
+impl SourceReader {
+    /// A reader for `source`.
+    pub fn new(source: &SupergraphSource) -> Result<Self, SupergraphError> {
+        let remote = match source {
+            SupergraphSource::Url(url) => Some(RemoteSupergraph::new(url.clone())?),
+            SupergraphSource::File(_) | SupergraphSource::Embedded => None,
+        };
+        Ok(Self {
+            source: source.clone(),
+            remote,
+        })
+    }
+
+    /// The first SDL, to start with; a URL is retried for its startup
+    /// timeout.
+    pub async fn read_at_start(&mut self) -> Result<String, SupergraphError> {
+        match (&self.source, &mut self.remote) {
+            (_, Some(remote)) => remote.fetch_at_start().await,
+            (SupergraphSource::File(path), None) => {
+                std::fs::read_to_string(path).map_err(|source| SupergraphError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+            (_, None) => Ok(EMBEDDED_SUPERGRAPH.to_owned()),
+        }
+    }
+
+    /// Where the SDL comes from, for logs.
+    fn describe(&self) -> String {
+        match (&self.source, &self.remote) {
+            (_, Some(remote)) => remote.url().to_string(),
+            (SupergraphSource::File(path), None) => path.display().to_string(),
+            (_, None) => "(embedded)".to_owned(),
         }
     }
 }
 
-/// Polls the supergraph file every `settings.poll_interval` and swaps in a
-/// new [`Supergraph`] when its content changes. A file that fails to load
-/// is logged and ignored: the router keeps serving the last good one.
+/// Checks the source every `settings.poll_interval` and swaps in a new
+/// [`Supergraph`] when its content changes. A source that cannot be read,
+/// or serves a supergraph that fails to load, is logged and counted: the
+/// router keeps serving the last good one, and a rejected supergraph is not
+/// rebuilt until its content changes again.
 pub async fn watch(
     handle: SupergraphHandle,
     settings: SupergraphSettings,
     upstreams: Arc<Upstreams>,
+    mut reader: SourceReader,
     stop: CancellationToken,
 ) {
-    let SupergraphSource::File(path) = &settings.source else {
+    if matches!(reader.source, SupergraphSource::Embedded) {
         return;
-    };
+    }
+    let source = reader.describe();
     let mut timer = tokio::time::interval(settings.poll_interval.max(Duration::from_millis(50)));
-    // A file that failed to load is not retried until it changes again.
-    let mut rejected = None;
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: the start just read the source.
+    timer.tick().await;
+    let mut rejected = None;
+    // Whether the last read failed: a source that stays down is logged
+    // once, not every poll.
+    let mut unreachable = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = timer.tick() => {}
         }
-        let Ok(sdl) = tokio::fs::read_to_string(path).await else {
-            continue;
+        let (sdl, etag) = match read_for_watch(&reader).await {
+            Ok(Some(read)) => {
+                if unreachable {
+                    tracing::info!(%source, "supergraph source reachable again");
+                }
+                unreachable = false;
+                read
+            }
+            Ok(None) => {
+                unreachable = false;
+                continue;
+            }
+            Err(err) => {
+                metrics::counter!("router_supergraph_reloads_total", "outcome" => "unreachable")
+                    .increment(1);
+                if !unreachable {
+                    tracing::warn!(error = %err, "supergraph source unreadable; keeping the current supergraph");
+                }
+                unreachable = true;
+                continue;
+            }
         };
         let print = fingerprint(&sdl);
-        if print == handle.current().fingerprint || rejected == Some(print) {
+        if print == handle.current().fingerprint {
+            accept(&mut reader, etag);
+            continue;
+        }
+        if rejected == Some(print) {
             continue;
         }
         let build_settings = settings.clone();
@@ -199,18 +283,47 @@ pub async fn watch(
         match built {
             Ok(Ok(supergraph)) => {
                 handle.replace(supergraph);
+                accept(&mut reader, etag);
                 metrics::counter!("router_supergraph_reloads_total", "outcome" => "ok")
                     .increment(1);
-                tracing::info!(path = %path.display(), "supergraph reloaded");
+                tracing::info!(%source, "supergraph reloaded");
             }
             Ok(Err(err)) => {
                 rejected = Some(print);
                 metrics::counter!("router_supergraph_reloads_total", "outcome" => "error")
                     .increment(1);
-                tracing::error!(path = %path.display(), error = %err, "supergraph changed but cannot be loaded; keeping the previous one");
+                tracing::error!(%source, error = %err, "supergraph changed but cannot be loaded; keeping the previous one");
             }
             Err(err) => tracing::error!(%err, "supergraph reload task failed"),
         }
+    }
+}
+
+/// One poll: the SDL and its `ETag`, or `None` when the source says nothing
+/// changed.
+async fn read_for_watch(
+    reader: &SourceReader,
+) -> Result<Option<(String, Option<http::HeaderValue>)>, SupergraphError> {
+    match (&reader.source, &reader.remote) {
+        (_, Some(remote)) => match remote.fetch().await? {
+            (Fetched::Unchanged, _) => Ok(None),
+            (Fetched::Sdl(sdl), etag) => Ok(Some((sdl, etag))),
+        },
+        (SupergraphSource::File(path), None) => tokio::fs::read_to_string(path)
+            .await
+            .map(|sdl| Some((sdl, None)))
+            .map_err(|source| SupergraphError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
+        (_, None) => Ok(None),
+    }
+}
+
+/// The source's version now served: a URL is asked `If-None-Match` it.
+fn accept(reader: &mut SourceReader, etag: Option<http::HeaderValue>) {
+    if let Some(remote) = &mut reader.remote {
+        remote.accept(etag);
     }
 }
 
