@@ -16,6 +16,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use serde_json::{Map, Value};
 use shopgraph_core::identity::Identity;
+use tracing::Instrument;
 
 type Pending<V> = Shared<BoxFuture<'static, Option<V>>>;
 
@@ -52,15 +53,21 @@ impl<V: Clone + Send + Sync + 'static> InFlight<V> {
         let registry = Arc::clone(&self.pending);
         let task_key = key.clone();
         // A task of its own: the work completes (and leaves the registry)
-        // even if every caller waiting for it goes away.
-        let task = tokio::spawn(async move {
-            let value = work.await;
-            registry
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&task_key);
-            value
-        });
+        // even if every caller waiting for it goes away. It runs in the
+        // span of the caller that started it, so its spans (plan nodes,
+        // subgraph fetches) stay in that caller's trace instead of each
+        // starting a trace of its own.
+        let task = tokio::spawn(
+            async move {
+                let value = work.await;
+                registry
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&task_key);
+                value
+            }
+            .instrument(tracing::Span::current()),
+        );
         let shared = async move { task.await.ok() }.boxed().shared();
         pending.insert(key, shared.clone());
         (shared, false)

@@ -565,24 +565,10 @@ fn migrate_runs_twice() {
 // Multi-threaded: the collector must keep answering while `stop` blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_are_exported_over_otlp_in_the_callers_trace() {
-    use axum::body::Bytes;
-    use axum::routing::post;
-    use std::sync::{Arc, Mutex};
-
-    let received: Arc<Mutex<Vec<Bytes>>> = Arc::default();
-    let sink = Arc::clone(&received);
-    let collector = axum::Router::new().route(
-        "/v1/traces",
-        post(move |body: Bytes| {
-            let sink = Arc::clone(&sink);
-            async move {
-                sink.lock().unwrap().push(body);
-                ""
-            }
-        }),
-    );
+    let received = otlp_receiver::Received::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let collector_addr = listener.local_addr().unwrap();
+    let collector = otlp_receiver::routes(received.clone());
     tokio::spawn(async move { axum::serve(listener, collector).await });
 
     let data_dir =
@@ -592,48 +578,60 @@ async fn traces_are_exported_over_otlp_in_the_callers_trace() {
         &data_dir,
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
     );
-    let url = &urls["product"];
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({ "query": "{ categories }" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    // Through the router: a span per request, per plan node and per
-    // subgraph fetch, in the same trace.
-    let routed = reqwest::Client::new()
-        .post(&urls["router"])
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({ "query": "{ categories }" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(routed.status(), 200);
+    let direct = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let routed = "5cf92f3577b34da6a3ce929d0e0e4737";
+    let caller_span = "00f067aa0ba902b7";
+    for (url, trace_id) in [(&urls["product"], direct), (&urls["router"], routed)] {
+        let response = reqwest::Client::new()
+            .post(url)
+            .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+            .json(&json!({ "query": "{ categories }" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
     stop(child);
     std::fs::remove_dir_all(&data_dir).ok();
 
-    let payloads = received.lock().unwrap().clone();
-    assert!(!payloads.is_empty(), "the collector received spans");
-    let trace_bytes: Vec<u8> = (0..16)
-        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
+    // Straight to the subgraph: its request span is the caller's child.
+    let spans = received.trace(direct);
     assert!(
-        payloads
+        spans
             .iter()
-            .any(|p| p.windows(16).any(|w| w == trace_bytes.as_slice())),
-        "a span continues the caller's trace"
+            .any(|s| s.name == "http_request" && s.parent_span_id == caller_span),
+        "the product subgraph's request span is the caller's child: {spans:#?}"
     );
+    // Through the router: a span per request, per plan node and per
+    // subgraph fetch, and the subgraph's own request span, all in the
+    // caller's trace and nested. (`dev` is one process: one service name;
+    // the deploy test checks names across processes.)
+    let spans = received.trace(routed);
     for name in ["http_request", "plan_node", "subgraph_request"] {
         assert!(
-            payloads
-                .iter()
-                .any(|p| p.windows(name.len()).any(|w| w == name.as_bytes())),
-            "the collector received a `{name}` span"
+            spans.iter().any(|s| s.name == name),
+            "a `{name}` span in the caller's trace: {spans:#?}\nall received: {:#?}",
+            received.all()
         );
     }
+    let ids: Vec<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.parent_span_id == caller_span || ids.contains(&s.parent_span_id.as_str())),
+        "one tree under the caller's span, no span cut loose: {spans:#?}"
+    );
+    let fetches: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.name == "subgraph_request")
+        .map(|s| s.span_id.as_str())
+        .collect();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "http_request" && fetches.contains(&s.parent_span_id.as_str())),
+        "the subgraph's request span hangs under the router's fetch: {spans:#?}"
+    );
 }
 
 /// What a newcomer types wrong is refused with a reason, before anything
