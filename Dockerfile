@@ -3,13 +3,17 @@
 #
 #   docker build -t shopgraph:dev .
 #   docker build --build-arg BASE_IMAGE=local/debian:bookworm \
-#                --build-arg BUILDER_IMAGE=local/rust:bookworm -t shopgraph:ci .
+#                --build-arg BINARY_FROM=local/shopgraph-binary:ci -t shopgraph:ci .
 #
 # BASE_IMAGE is the runtime base (public Debian slim by default; CI passes
 # one made locally with debootstrap, with ca-certificates, curl and tini
 # baked in, since no registry is reachable there).
 ARG BUILDER_IMAGE=rust:1.95-bookworm
 ARG BASE_IMAGE=debian:bookworm-slim
+# Where the binary comes from: `build` compiles it here; CI, which cannot
+# pull a Rust image, names an image holding a binary it already built at
+# /out/shopgraph (BuildKit skips the unused build stage).
+ARG BINARY_FROM=build
 
 FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
@@ -24,6 +28,8 @@ RUN if ! command -v cmake >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/de
 COPY . .
 RUN cargo build --release --locked --bin shopgraph \
     && install -D -m 0755 target/release/shopgraph /out/shopgraph
+
+FROM ${BINARY_FROM} AS binary
 
 FROM ${BASE_IMAGE} AS runtime
 ARG VERSION=0.1.0
@@ -47,7 +53,7 @@ RUN if ! command -v tini >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 \
     fi \
     && groupadd --system --gid 10001 shopgraph \
     && useradd --system --uid 10001 --gid shopgraph --home-dir /var/lib/shopgraph --create-home --shell /usr/sbin/nologin shopgraph
-COPY --from=build /out/shopgraph /usr/local/bin/shopgraph
+COPY --from=binary /out/shopgraph /usr/local/bin/shopgraph
 COPY deploy/docker/healthcheck.sh /usr/local/bin/shopgraph-healthcheck
 COPY schema/supergraph.graphql /etc/shopgraph/supergraph.graphql
 # The supergraph the router serves unless one is mounted over it; the

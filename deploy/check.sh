@@ -35,24 +35,16 @@
 #      TEST_MARIADB_URL as there); SHOPGRAPH_BIN names a built binary,
 #      DEPLOY_CHECK_RUN=0 skips the step.
 #
-# Not checked here: building the image, `docker compose up`, a live
-# cluster, Kafka (see README "Deploying").
+# Not checked here: building the image and `docker compose up` (that is
+# deploy/compose/ci/run.sh, the next step of tests/run.sh), a live cluster
+# (see README "Deploying").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 chart=deploy/helm/shopgraph
 
-# Tools: pinned PyPI packages in a virtualenv kept between runs (about
-# 300 MB; reinstalled when deploy/requirements.txt changes).
-tools="${DEPLOY_TOOLS_DIR:-/var/tmp/shopgraph-deploy-tools}"
-stamp="$tools/.requirements.sha256"
-want=$(sha256sum deploy/requirements.txt | cut -d' ' -f1)
-if [ ! -x "$tools/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "installing deploy check tools into $tools"
-    python3 -m venv "$tools"
-    "$tools/bin/pip" install --quiet --disable-pip-version-check -r deploy/requirements.txt
-    echo "$want" > "$stamp"
-fi
+# Tools: pinned PyPI packages in a virtualenv kept between runs.
+tools=$(deploy/tools/venv.sh)
 py="$tools/bin/python"
 kube_versions=(1.30.0 1.37.0)
 

@@ -214,6 +214,16 @@ if [ "$#" -eq 0 ] && [ "${SKIP_BROWSER_TESTS:-0}" != 1 ]; then
         node --test --test-concurrency=1 --test-reporter=spec web-demo/e2e/ || status=$?
 fi
 
+# The compose stack on a Docker daemon of its own (short CI mode, about
+# 2 minutes once its base images are cached, 3 on a fresh machine): image
+# built, `docker compose up`, smoke test from a container, a replica killed
+# under load; the long mode is `deploy/compose/ci/run.sh long`. Only for
+# the whole suite, not a filtered run.
+if [ "$#" -eq 0 ] && [ "${SKIP_COMPOSE:-0}" != 1 ]; then
+    say "compose stack (short CI mode)"
+    deploy/compose/ci/run.sh || status=$?
+fi
+
 # Fuzzing, short mode (about a minute of runs once built; the long mode is
 # `tests/fuzz.sh long`). Only for the whole suite, not a filtered run.
 if [ "$#" -eq 0 ] && [ "${SKIP_FUZZ:-0}" != 1 ]; then

@@ -66,10 +66,14 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// The spans exported over OTLP, whatever `LOG_LEVEL` says: the request,
+/// plan and fetch spans are `info`.
+const TRACE_LEVEL: &str = "info";
+
 /// Installs the global subscriber. Call exactly once, from `main`.
 pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
     // Validated by `TelemetrySettings::from_env`; fall back rather than panic.
-    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let log_filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match settings.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -77,20 +81,24 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
             .with_current_span(true)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
-    };
+    }
+    .with_filter(log_filter);
 
     let provider = settings
         .otlp_endpoint
         .as_deref()
         .map(|endpoint| otlp_provider(endpoint, &settings.service_name))
         .transpose()?;
-    let otel_layer = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("shopgraph")));
+    // Traces have a filter of their own: quieting the logs (`LOG_LEVEL=warn`)
+    // must not cut the request spans out of every trace.
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("shopgraph"))
+            .with_filter(EnvFilter::new(TRACE_LEVEL))
+    });
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     tracing_subscriber::registry()
-        .with(filter)
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()?;
