@@ -704,7 +704,9 @@ mod tests {
             .expect_err("refused");
         assert!(refused.is_connect(), "{refused:?}");
         proxy.set_mode(Mode::PASS).await;
-        let back = post_query(&client, &url, "{ a }")
+        // On a new connection: `client` may still hold a pooled one the
+        // refusal closed, and find out only when it sends on it.
+        let back = post_query(&fresh, &url, "{ a }")
             .await
             .expect("listening again");
         assert_eq!(back.status(), 200);
