@@ -93,4 +93,5 @@ async fn main() {
     let report = load::run(concurrency, Duration::from_secs(seconds), send).await;
     let per_request = (statements.get() - before) as f64 / report.latencies.len().max(1) as f64;
     println!("{}", report.row("myNotifications(first: 50)", per_request));
+    report.require_success("myNotifications(first: 50)");
 }

@@ -182,4 +182,5 @@ async fn main() {
         "{}",
         report.row("add + checkout (payments/s)", report.latencies.len() as f64)
     );
+    report.require_success("add + checkout");
 }

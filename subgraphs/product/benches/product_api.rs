@@ -44,6 +44,11 @@ async fn main() {
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
     ]);
     let settings = ProductSettings::from_env(&env, RunMode::Serve).expect("settings");
+    // Every request signed, as the router signs it: `serve` refuses
+    // unsigned ones, and verifying the signature is part of the cost.
+    let signer = shopgraph_core::hop::HopSettings::from_env(&env, RunMode::Serve)
+        .and_then(|hop| hop.require_signer())
+        .expect("the hop signing key");
     let app = product_subgraph::build(settings, subgraph_kit::events::EventBus::in_process())
         .await
         .expect("subgraph starts");
@@ -84,16 +89,41 @@ async fn main() {
     println!("{}", LoadReport::header("stmts/req"));
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/graphql");
+    let uri: axum::http::Uri = url.parse().expect("a URI");
     for (name, body) in scenarios {
-        let body = serde_json::to_vec(&body).expect("body");
+        let body = axum::body::Bytes::from(serde_json::to_vec(&body).expect("body"));
         let send = {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url, uri, signer) =
+                (client.clone(), url.clone(), uri.clone(), signer.clone());
             move |_, _| {
-                let request = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone());
-                graphql_ok(request)
+                let (client, url, uri, signer, body) = (
+                    client.clone(),
+                    url.clone(),
+                    uri.clone(),
+                    signer.clone(),
+                    body.clone(),
+                );
+                async move {
+                    let mut headers = axum::http::HeaderMap::new();
+                    headers.insert(
+                        axum::http::header::CONTENT_TYPE,
+                        axum::http::HeaderValue::from_static("application/json"),
+                    );
+                    if signer
+                        .sign(
+                            &axum::http::Method::POST,
+                            &uri,
+                            &mut headers,
+                            &body,
+                            "product",
+                        )
+                        .await
+                        .is_err()
+                    {
+                        return false;
+                    }
+                    graphql_ok(client.post(&url).headers(headers).body(body)).await
+                }
             }
         };
         // Warm up connections and caches.
@@ -102,6 +132,7 @@ async fn main() {
         let report = load::run(concurrency, Duration::from_secs(seconds), send).await;
         let per_request = (statements.get() - before) as f64 / report.latencies.len().max(1) as f64;
         println!("{}", report.row(name, per_request));
+        report.require_success(name);
     }
 }
 

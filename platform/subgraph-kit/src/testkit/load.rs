@@ -46,6 +46,20 @@ impl LoadReport {
         )
     }
 
+    /// Stops the benchmark when more than 1 % of `name`'s requests failed:
+    /// a run of refused requests is a broken benchmark, not a slow
+    /// subgraph, and must not print as a figure (the product benchmark
+    /// printed "0 req/s" once the subgraphs began refusing unsigned
+    /// requests).
+    pub fn require_success(&self, name: &str) {
+        let total = self.latencies.len() + self.errors;
+        assert!(
+            total > 0 && self.errors * 100 <= total,
+            "{name}: {} of {total} requests failed; the benchmark is broken",
+            self.errors
+        );
+    }
+
     /// The header matching [`LoadReport::row`].
     pub fn header(per_request: &str) -> String {
         format!(
