@@ -28,6 +28,13 @@ fn environments() -> Vec<Env> {
             signing,
             trusted,
         ]),
+        // The supergraph from a URL: its own variables are read then.
+        Env::from_pairs([
+            ("JWT_SECRET", SECRET),
+            ("SUPERGRAPH_URL", "https://cdn.example.com/supergraph"),
+            signing,
+            trusted,
+        ]),
     ]
 }
 

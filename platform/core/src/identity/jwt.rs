@@ -20,9 +20,14 @@
 //! * `exp`, `nbf`, `iss` and `aud` are checked (30 s leeway); `sub` is the
 //!   user id and `roles` the roles.
 //!
-//! Verification itself is `jsonwebtoken`'s; this module only picks the key.
+//! Verification itself is `jsonwebtoken`'s; this module only picks the key,
+//! and remembers tokens it verified ([`VerifiedTokens`]): a client sends the
+//! same token with every request until it expires, and checking its
+//! signature again each time was the largest single cost of a request the
+//! router answers from its caches.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -74,6 +79,9 @@ pub struct JwtSettings {
     /// flood of forged tokens cannot hammer the identity provider. Not read
     /// from the environment (30 s, or `jwks_refresh` if shorter).
     pub jwks_refetch_cooldown: Duration,
+    /// How many verified tokens are remembered until they expire
+    /// (`JWT_CACHE_SIZE`; 0 verifies every token every time).
+    pub cache_size: usize,
 }
 
 impl std::fmt::Debug for JwtSettings {
@@ -89,14 +97,15 @@ impl std::fmt::Debug for JwtSettings {
             .field("audience", &self.audience)
             .field("jwks_refresh", &self.jwks_refresh)
             .field("jwks_refetch_cooldown", &self.jwks_refetch_cooldown)
+            .field("cache_size", &self.cache_size)
             .finish()
     }
 }
 
 impl JwtSettings {
     /// Reads `JWT_SECRET`, `JWT_JWKS_URL` / `JWT_JWKS_FILE`, `JWT_ISSUER`,
-    /// `JWT_AUDIENCE` (both default `shopgraph`) and `JWT_JWKS_REFRESH`
-    /// (default 5m). A bad value is a [`ConfigError`] naming the variable.
+    /// `JWT_AUDIENCE` (both default `shopgraph`), `JWT_JWKS_REFRESH`
+    /// (default 5m) and `JWT_CACHE_SIZE` (default 10 000). A bad value is a [`ConfigError`] naming the variable.
     ///
     /// Fails closed: in [`RunMode::Serve`], neither `JWT_SECRET` nor a JWKS
     /// is a [`ConfigError::Missing`] naming `JWT_SECRET` (and the JWKS
@@ -164,6 +173,7 @@ impl JwtSettings {
                 .unwrap_or_else(|| "shopgraph".into()),
             jwks_refresh,
             jwks_refetch_cooldown: jwks_refresh.min(Duration::from_secs(30)),
+            cache_size: env.int_in_or("JWT_CACHE_SIZE", 0..=1_000_000, 10_000)?,
         })
     }
 }
@@ -206,6 +216,9 @@ struct Claims {
     sub: String,
     #[serde(default)]
     roles: Vec<String>,
+    /// Required and checked by `jsonwebtoken`; kept to know how long the
+    /// verified token may be remembered.
+    exp: u64,
 }
 
 /// One published public key, with the one algorithm it may verify.
@@ -269,6 +282,8 @@ pub struct JwtVerifier {
     audience: String,
     /// `None` when no JWKS is configured: RS256/ES256 are refused.
     keys: Option<Arc<KeyStore>>,
+    /// Tokens verified already; `None` when `cache_size` is 0.
+    verified: Option<VerifiedTokens>,
 }
 
 impl JwtVerifier {
@@ -330,6 +345,7 @@ impl JwtVerifier {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             keys,
+            verified: NonZeroUsize::new(settings.cache_size).map(VerifiedTokens::new),
         })
     }
 
@@ -349,24 +365,45 @@ impl JwtVerifier {
         self.using_dev_secret
     }
 
-    /// Verifies a token and returns its caller.
+    /// Verifies a token and returns its caller; a token verified before
+    /// and not expired since is answered from memory, as long as the key
+    /// that verified it is still published.
     pub fn verify(&self, token: &str) -> Result<Viewer, AuthError> {
+        if let Some(viewer) = self
+            .verified
+            .as_ref()
+            .and_then(|verified| verified.get(token, self.keys.as_deref()))
+        {
+            return Ok(viewer);
+        }
+        let (viewer, exp, key) = self.verify_signature(token)?;
+        if let Some(verified) = &self.verified {
+            verified.insert(token, viewer.clone(), exp, key);
+        }
+        Ok(viewer)
+    }
+
+    /// The full check: the caller, the token's `exp`, and the JWKS key that
+    /// verified it (`None` for HS256, whose secret never changes).
+    fn verify_signature(&self, token: &str) -> Result<(Viewer, u64, Option<KeyUsed>), AuthError> {
         let header = jsonwebtoken::decode_header(token)?;
-        let data = match header.alg {
+        let (data, key) = match header.alg {
             Algorithm::HS256 => {
                 let key = self
                     .hs256
                     .as_ref()
                     .ok_or_else(|| AuthError::DisallowedAlgorithm("HS256".into()))?;
-                jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))?
+                let data =
+                    jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))?;
+                (data, None)
             }
             alg @ (Algorithm::RS256 | Algorithm::ES256) => {
                 let store = self
                     .keys
                     .as_ref()
                     .ok_or_else(|| AuthError::DisallowedAlgorithm(format!("{alg:?}")))?;
-                let kid = header.kid.as_deref().ok_or(AuthError::UnknownKey)?;
-                let Some(key) = store.get(kid) else {
+                let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+                let Some(key) = store.get(&kid) else {
                     store.request_refetch();
                     return Err(AuthError::UnknownKey);
                 };
@@ -374,11 +411,14 @@ impl JwtVerifier {
                 if key.algorithm != alg {
                     return Err(AuthError::DisallowedAlgorithm(format!("{alg:?}")));
                 }
-                jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation(alg))?
+                let data = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation(alg))?;
+                (data, Some(KeyUsed { kid, key }))
             }
             other => return Err(AuthError::DisallowedAlgorithm(format!("{other:?}"))),
         };
-        Viewer::from_claims(data.claims.sub, data.claims.roles)
+        let exp = data.claims.exp;
+        let viewer = Viewer::from_claims(data.claims.sub, data.claims.roles)?;
+        Ok((viewer, exp, key))
     }
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
@@ -389,6 +429,71 @@ impl JwtVerifier {
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
         validation
+    }
+}
+
+/// The JWKS key a token was verified with.
+struct KeyUsed {
+    kid: String,
+    key: Arc<PublicKey>,
+}
+
+/// Tokens longer than this are verified every time rather than remembered,
+/// so a full cache stays a few megabytes.
+const MAX_REMEMBERED_TOKEN: usize = 4096;
+
+/// Tokens verified already, until their `exp` (plus the leeway every check
+/// allows), least recently used out first. Only tokens that verified are
+/// kept, keyed by the whole token, so a forged or altered token never
+/// matches one; an RS256/ES256 token is trusted again only while the JWKS
+/// still publishes the very key that verified it (a key withdrawn by the
+/// identity provider takes its tokens with it at the next refresh; every
+/// refresh loads fresh keys, so each token is verified once more then).
+struct VerifiedTokens {
+    entries: Mutex<lru::LruCache<Box<str>, Verified>>,
+}
+
+struct Verified {
+    viewer: Viewer,
+    /// Remembered until this Unix time.
+    until: u64,
+    key: Option<KeyUsed>,
+}
+
+impl VerifiedTokens {
+    fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            entries: Mutex::new(lru::LruCache::new(capacity)),
+        }
+    }
+
+    fn get(&self, token: &str, keys: Option<&KeyStore>) -> Option<Viewer> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = entries.get(token)?;
+        let key_still_published = match (&entry.key, keys) {
+            (None, _) => true,
+            (Some(used), Some(keys)) => keys
+                .get(&used.kid)
+                .is_some_and(|current| Arc::ptr_eq(&current, &used.key)),
+            (Some(_), None) => false,
+        };
+        if now > entry.until || !key_still_published {
+            entries.pop(token);
+            return None;
+        }
+        Some(entry.viewer.clone())
+    }
+
+    fn insert(&self, token: &str, viewer: Viewer, exp: u64, key: Option<KeyUsed>) {
+        if token.len() > MAX_REMEMBERED_TOKEN {
+            return;
+        }
+        let until = exp.saturating_add(LEEWAY_SECS);
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(token.into(), Verified { viewer, until, key });
     }
 }
 
@@ -1008,5 +1113,89 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    fn remembered(auth: &JwtVerifier) -> usize {
+        auth.verified.as_ref().map_or(0, |verified| {
+            verified
+                .entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_until_it_expires_and_only_as_it_is() {
+        let auth = JwtVerifier::new(&settings(&[("JWT_SECRET", SECRET)]))
+            .await
+            .unwrap();
+        let token = hs256(SECRET, &claims(json!({})));
+        assert_eq!(check(&auth, &token).unwrap(), admin_user());
+        assert_eq!(remembered(&auth), 1);
+        assert_eq!(check(&auth, &token).unwrap(), admin_user(), "from memory");
+        assert_eq!(remembered(&auth), 1);
+
+        // Refused tokens are not remembered; an altered token never
+        // matches a remembered one.
+        let mut altered = token.clone();
+        altered.pop();
+        assert!(check(&auth, &altered).is_err());
+        assert!(
+            check(
+                &auth,
+                &hs256("another-secret-0123456789abcdef", &claims(json!({})))
+            )
+            .is_err()
+        );
+        assert_eq!(remembered(&auth), 1);
+
+        // Past its exp (and the leeway), a remembered token is refused
+        // again by the full check.
+        let verified = auth.verified.as_ref().expect("on by default");
+        verified
+            .entries
+            .lock()
+            .unwrap()
+            .get_mut(token.as_str())
+            .expect("remembered")
+            .until = jsonwebtoken::get_current_timestamp() - 1;
+        assert!(verified.get(&token, None).is_none(), "expired in memory");
+        assert_eq!(remembered(&auth), 0, "and forgotten");
+
+        // Off with JWT_CACHE_SIZE=0; huge tokens are never remembered.
+        let off = JwtVerifier::new(&settings(&[
+            ("JWT_SECRET", SECRET),
+            ("JWT_CACHE_SIZE", "0"),
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(check(&off, &token).unwrap(), admin_user());
+        assert!(off.verified.is_none());
+        let padded = hs256(
+            SECRET,
+            &claims(json!({ "padding": "x".repeat(MAX_REMEMBERED_TOKEN) })),
+        );
+        assert_eq!(check(&auth, &padded).unwrap(), admin_user());
+        assert_eq!(remembered(&auth), 0);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_dies_with_the_key_that_verified_it() {
+        let path = jwks_path();
+        let auth = JwtVerifier::new(&settings(&[("JWT_JWKS_FILE", &path)]))
+            .await
+            .unwrap();
+        let token = rs256("rsa-1", &claims(json!({})));
+        assert_eq!(check(&auth, &token).unwrap(), admin_user());
+        assert_eq!(remembered(&auth), 1);
+
+        // The identity provider withdraws the key (a refresh without it).
+        let store = auth.keys.as_ref().expect("a JWKS");
+        let mut keys: KeyMap = (**store.keys.read().unwrap()).clone();
+        keys.remove("rsa-1");
+        store.replace(keys);
+        assert!(matches!(check(&auth, &token), Err(AuthError::UnknownKey)));
+        assert_eq!(remembered(&auth), 0);
     }
 }
