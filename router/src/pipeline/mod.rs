@@ -112,7 +112,7 @@ pub async fn graphql(
 }
 
 /// A `200` carrying one GraphQL response body in `content_type`.
-pub fn json_response(body: Vec<u8>, content_type: &'static str) -> Response {
+pub fn json_response(body: Bytes, content_type: &'static str) -> Response {
     let mut response = Response::new(axum::body::Body::from(body));
     let headers = response.headers_mut();
     // Room for what the edge adds on the way out (security, CORS and
@@ -193,7 +193,7 @@ pub async fn answer(
     headers: &HeaderMap,
     admitted: Result<Admitted, (&'static str, RouterError)>,
     started: Instant,
-) -> Result<Vec<u8>, RouterError> {
+) -> Result<Bytes, RouterError> {
     let (label, result) = match admitted {
         Ok(admitted) => execute_once(state, method, admitted).await,
         Err((label, err)) => (label, Err(err)),
@@ -216,7 +216,7 @@ async fn execute_once(
     state: &RouterState,
     method: &Method,
     admitted: Admitted,
-) -> (&'static str, Result<(Vec<u8>, bool), RouterError>) {
+) -> (&'static str, Result<(Bytes, bool), RouterError>) {
     let Admitted {
         request,
         identity,
@@ -371,8 +371,9 @@ pub async fn prepare_operation(
 
 /// An executed operation: the response body and its errors' codes.
 pub struct Executed {
-    /// The serialized response.
-    pub body: Vec<u8>,
+    /// The serialized response: shared, not copied, by every request that
+    /// joined the execution.
+    pub body: Bytes,
     error_codes: Vec<String>,
 }
 
@@ -413,7 +414,7 @@ pub async fn execute(
     GraphqlError::locate(&mut result.errors, |path| prepared.locate(path));
     let error_codes = result.errors.iter().map(|e| e.code().to_owned()).collect();
     Arc::new(Executed {
-        body: result.into_body(),
+        body: Bytes::from(result.into_body()),
         error_codes,
     })
 }

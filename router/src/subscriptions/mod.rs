@@ -222,7 +222,7 @@ pub(crate) async fn results(
             ..
         } = operation;
         let executed = execute(supergraph, prepared, access, variables, identity).await;
-        return Ok(stream::once(async move { Outcome::Next(executed.body.clone()) }).boxed());
+        return Ok(stream::once(async move { Outcome::Next(executed.body.to_vec()) }).boxed());
     }
     if !matches!(identity, Identity::User(_)) {
         return Err(RouterError::SignInToSubscribe);
