@@ -12,7 +12,8 @@
 //!
 //! 1. connect N subscribers and subscribe; measure the router's RSS before
 //!    and after → memory per idle subscriber (client socket, router
-//!    state, its share of the upstream connection);
+//!    state, its share of the upstream connection), and the router's
+//!    websockets to the product subgraph (its admin `/metrics`);
 //! 2. change the product's stock `FANOUT_EVENTS` times at `FANOUT_RATE`
 //!    per second (admin `adjustStock` through the router);
 //! 3. every subscriber records, per event, the time from the event's
@@ -50,6 +51,22 @@ impl Drop for Processes {
             let _ = child.start_kill();
         }
     }
+}
+
+/// The router's websockets to the product subgraph
+/// (`router_subgraph_subscription_connections`), from its admin `/metrics`.
+async fn upstream_sockets(client: &reqwest::Client, metrics_url: &str) -> String {
+    let Ok(response) = client.get(metrics_url).send().await else {
+        return "?".into();
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find(|line| {
+            line.starts_with("router_subgraph_subscription_connections")
+                && line.contains("subgraph=\"product\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or_else(|| "?".into(), str::to_owned)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -194,9 +211,24 @@ async fn main() {
         env!("CARGO_MANIFEST_DIR")
     );
 
+    // One hop key pair for both processes: the separate router signs, the
+    // subgraphs inside `dev` trust it (and sign their own calls with it).
+    let keys = data.join("keys");
+    let made = Command::new(&bin)
+        .arg("hop-keys")
+        .arg(&keys)
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("shopgraph hop-keys runs");
+    assert!(made.success(), "shopgraph hop-keys failed");
+    let (signing_key, trusted_keys) = (keys.join("hop.key"), keys.join("hop.pub"));
+
     let port = |n: u16| (base + n).to_string();
     let dev = Command::new(&bin)
         .arg("dev")
+        .env("HOP_SIGNING_KEY_FILE", &signing_key)
+        .env("HOP_TRUSTED_KEYS_FILE", &trusted_keys)
         .env("SHOPGRAPH_DATA_DIR", &data)
         .env("ROUTER_PORT", port(0))
         .env("ADMIN_PORT", "0")
@@ -217,7 +249,9 @@ async fn main() {
         .args(["serve", "router"])
         .env("PORT", port(10))
         .env("HOST", "127.0.0.1")
-        .env("ADMIN_PORT", "0")
+        .env("ADMIN_HOST", "127.0.0.1")
+        .env("ADMIN_PORT", port(11))
+        .env("HOP_SIGNING_KEY_FILE", &signing_key)
         .env("SUPERGRAPH_PATH", &supergraph)
         .env("JWT_SECRET", JWT_SECRET)
         .env(
@@ -271,9 +305,10 @@ async fn main() {
         "\nSubscription fan-out: stockChanged of one product, {events} events at {rate}/s, subscribers spread over {users} users"
     );
     println!(
-        "| subscribers | deliveries | missing | deliveries/s | p50 ms | p99 ms | max ms | router RSS idle MiB | KiB per idle subscriber |"
+        "| subscribers | deliveries | missing | deliveries/s | p50 ms | p99 ms | max ms | router RSS idle MiB | KiB per idle subscriber | upstream sockets |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", port(11));
     for &size in &sizes {
         let before = rss_kib(router_pid);
         let tally = Arc::new(Tally::default());
@@ -290,6 +325,7 @@ async fn main() {
         // Let every subscription reach its subgraph before measuring.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let idle = rss_kib(router_pid);
+        let upstream = upstream_sockets(&client, &metrics_url).await;
         let listeners: Vec<_> = sockets
             .into_iter()
             .map(|socket| tokio::spawn(listen(socket, tally.clone())))
@@ -330,7 +366,7 @@ async fn main() {
         let mut latencies = std::mem::take(&mut *tally.latencies.lock().await);
         latencies.sort_unstable();
         println!(
-            "| {size} | {delivered} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {size} | {delivered} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {upstream} |",
             expected.saturating_sub(delivered),
             delivered as f64 / elapsed.as_secs_f64().max(0.001),
             percentile(&latencies, 0.50),

@@ -286,6 +286,12 @@ async fn pump(
     mut commands: mpsc::UnboundedReceiver<Command>,
     alive: Arc<AtomicBool>,
 ) {
+    // How many sockets subscriptions hold open to each subgraph: one per
+    // distinct caller today, the figure upstream multiplexing must bring
+    // down.
+    let open =
+        metrics::gauge!("router_subgraph_subscription_connections", "subgraph" => subgraph.clone());
+    open.increment(1.0);
     let mut sinks: Sinks = HashMap::new();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.reset();
@@ -338,6 +344,7 @@ async fn pump(
         }
     }
     let _ = socket.close(None).await;
+    open.decrement(1.0);
 }
 
 /// Hands one subgraph message to the subscription it is for.
