@@ -17,7 +17,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`supergraph`] | the loaded supergraph (planner, executor, introspection schema) and its hot reload; every request reads the current one |
+//! | [`supergraph`] | the loaded supergraph (planner, executor, introspection schema) and its hot reload from a file or a URL ([`supergraph::remote`]); every request reads the current one |
 //! | [`admin`] | the public `/health*` probes; on the admin listener `/health/detailed`, `/metrics` and the admin API (admin JWT) |
 //! | [`storefront`] | the embedded web-demo storefront at `/` (`STOREFRONT`) and `dev`'s demo sign-in, `POST /dev/token` |
 //! | [`inflight`] | shared work for identical requests in flight, used by the pipeline (whole queries) and traffic (subgraph fetches) |

@@ -464,21 +464,11 @@ async fn serve_has_no_dev_token_route_and_serves_the_storefront_only_when_asked(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
-    let product = TestApp::spawn_with(
-        Backend::Sqlite,
-        Options {
-            seed: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let committed = std::fs::read_to_string(supergraph_path()).expect("supergraph");
+    let product = seeded_product().await;
     let dir = std::env::temp_dir().join(format!("shopgraph-reload-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("supergraph.graphql");
-    let dead = unreachable_url();
-    let pointing_to = |url: &str| committed.replace("http://127.0.0.1:4001/graphql", url);
-    write_atomically(&path, &pointing_to(&dead));
+    write_atomically(&path, &supergraph_with_product_at(&unreachable_url()));
 
     // A process of its own: its `/metrics` counts this router's reloads only.
     let router = RouterProcess::start_on_supergraph_urls(&[
@@ -486,19 +476,8 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
         ("SUPERGRAPH_POLL_INTERVAL", "100ms".into()),
     ])
     .await;
-    let reloads = |outcome: &'static str| {
-        let router = &router;
-        async move {
-            router
-                .metric(
-                    "router_supergraph_reloads_total",
-                    &format!("outcome=\"{outcome}\""),
-                )
-                .await
-        }
-    };
-    let before = router.gql(None, "{ categories }", json!({})).await;
-    assert_eq!(before.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", before.body);
+    let reloads = |outcome| supergraph_reloads(&router, outcome);
+    assert_product_unreachable(&router).await;
 
     // A broken file is rejected, and the router keeps the last good
     // supergraph.
@@ -509,27 +488,18 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
         || async { reloads("error").await == 1.0 },
     )
     .await;
-    let kept = router.gql(None, "{ categories }", json!({})).await;
-    assert_eq!(kept.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", kept.body);
+    assert_product_unreachable(&router).await;
     assert_eq!(reloads("ok").await, 0.0);
 
     // A good file is swapped in, and served from the next request on.
-    write_atomically(&path, &pointing_to(&product.graphql_url()));
+    write_atomically(&path, &supergraph_with_product_at(&product.graphql_url()));
     wait_until(
         "the new supergraph is loaded",
         Duration::from_secs(10),
         || async { reloads("ok").await == 1.0 },
     )
     .await;
-    let answered = router.gql(None, "{ categories }", json!({})).await;
-    assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
-    assert!(
-        answered.data()["categories"]
-            .as_array()
-            .is_some_and(|c| !c.is_empty()),
-        "{:#}",
-        answered.body
-    );
+    assert_categories_served(&router).await;
     assert_eq!(
         reloads("error").await,
         1.0,
@@ -545,17 +515,8 @@ async fn a_changed_supergraph_file_is_picked_up_without_a_restart() {
 /// from the next request on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supergraph_url_is_polled_with_if_none_match_and_survives_its_source_failing() {
-    let product = TestApp::spawn_with(
-        Backend::Sqlite,
-        Options {
-            seed: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let committed = std::fs::read_to_string(supergraph_path()).expect("supergraph");
-    let pointing_to = |url: &str| committed.replace("http://127.0.0.1:4001/graphql", url);
-    let cdn = SupergraphCdn::start(&pointing_to(&unreachable_url())).await;
+    let product = seeded_product().await;
+    let cdn = SupergraphCdn::start(&supergraph_with_product_at(&unreachable_url())).await;
 
     let router = RouterProcess::start_on_supergraph_urls(&[
         ("SUPERGRAPH_PATH", String::new()),
@@ -567,19 +528,8 @@ async fn a_supergraph_url_is_polled_with_if_none_match_and_survives_its_source_f
         ("SUPERGRAPH_POLL_INTERVAL", "100ms".into()),
     ])
     .await;
-    let reloads = |outcome: &'static str| {
-        let router = &router;
-        async move {
-            router
-                .metric(
-                    "router_supergraph_reloads_total",
-                    &format!("outcome=\"{outcome}\""),
-                )
-                .await
-        }
-    };
-    let before = router.gql(None, "{ categories }", json!({})).await;
-    assert_eq!(before.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", before.body);
+    let reloads = |outcome| supergraph_reloads(&router, outcome);
+    assert_product_unreachable(&router).await;
     wait_until(
         "polls are answered 304",
         Duration::from_secs(10),
@@ -596,8 +546,7 @@ async fn a_supergraph_url_is_polled_with_if_none_match_and_survives_its_source_f
         reloads("unreachable").await >= 2.0
     })
     .await;
-    let kept = router.gql(None, "{ categories }", json!({})).await;
-    assert_eq!(kept.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", kept.body);
+    assert_product_unreachable(&router).await;
 
     // It comes back with a broken supergraph: rejected, still kept.
     cdn.serve(Some("type Query {"));
@@ -607,26 +556,17 @@ async fn a_supergraph_url_is_polled_with_if_none_match_and_survives_its_source_f
         || async { reloads("error").await == 1.0 },
     )
     .await;
-    let kept = router.gql(None, "{ categories }", json!({})).await;
-    assert_eq!(kept.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", kept.body);
+    assert_product_unreachable(&router).await;
 
     // A good one is swapped in and served; then polled by its ETag again.
-    cdn.serve(Some(&pointing_to(&product.graphql_url())));
+    cdn.serve(Some(&supergraph_with_product_at(&product.graphql_url())));
     wait_until(
         "the new supergraph is loaded",
         Duration::from_secs(10),
         || async { reloads("ok").await == 1.0 },
     )
     .await;
-    let answered = router.gql(None, "{ categories }", json!({})).await;
-    assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
-    assert!(
-        answered.data()["categories"]
-            .as_array()
-            .is_some_and(|c| !c.is_empty()),
-        "{:#}",
-        answered.body
-    );
+    assert_categories_served(&router).await;
     let settled = cdn.seen().not_modified;
     wait_until(
         "the new version is polled by its ETag",
@@ -761,6 +701,54 @@ impl Drop for SupergraphCdn {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The product subgraph on SQLite with the demo catalogue.
+async fn seeded_product() -> TestApp {
+    TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            seed: true,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// The committed supergraph with the product subgraph at `url`.
+fn supergraph_with_product_at(url: &str) -> String {
+    std::fs::read_to_string(supergraph_path())
+        .expect("supergraph")
+        .replace("http://127.0.0.1:4001/graphql", url)
+}
+
+/// `router_supergraph_reloads_total{outcome}` of this router process.
+async fn supergraph_reloads(router: &RouterProcess, outcome: &str) -> f64 {
+    router
+        .metric(
+            "router_supergraph_reloads_total",
+            &format!("outcome=\"{outcome}\""),
+        )
+        .await
+}
+
+/// The router still serves a supergraph whose product subgraph is nowhere.
+async fn assert_product_unreachable(router: &RouterProcess) {
+    let answer = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(answer.code(), "SUBGRAPH_UNAVAILABLE", "{:#}", answer.body);
+}
+
+/// The router serves a supergraph whose product subgraph answers.
+async fn assert_categories_served(router: &RouterProcess) {
+    let answer = router.gql(None, "{ categories }", json!({})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:#}", answer.body);
+    assert!(
+        answer.data()["categories"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{:#}",
+        answer.body
+    );
 }
 
 /// Replaces `path` with `content` in one step (write aside, rename), as a

@@ -7,34 +7,23 @@
 // an inbox that was empty is exactly what it missed.
 //
 //   SHOPGRAPH_BIN=target/debug/shopgraph node --test web-demo/e2e/bell.test.mjs
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as shop from './shop.mjs';
 
 /** Waits this long at most for anything live to show up. */
 const LIVE = 20_000;
 
-let running;
-let browser;
-
-before(async () => {
-  running = await shop.startShop();
-  browser = await shop.launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await running?.stop();
-});
+const fixture = shop.shopAndBrowser();
 
 test('an empty bell misses nothing created while its websocket was down', async () => {
-  const { base } = running;
+  const { base } = fixture.running;
   const admin = await shop.tokenFor(base, 'admin');
   const notify = (title) =>
     shop.gqlAt(base, admin, 'mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id } }', {
       input: { userId: 'bob', type: 'SYSTEM', title, message: 'Sent by the browser test.' },
     });
-  const page = await shop.openPage(browser);
+  const page = await shop.openPage(fixture.browser);
   const socket = await shop.cuttableWebSocket(page);
   await page.goto(`${base}/signin`);
   await page.getByRole('button', { name: 'Sign in as bob' }).click();

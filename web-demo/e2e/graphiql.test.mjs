@@ -10,7 +10,7 @@
 //
 // Environment as storefront.test.mjs (shop.mjs); SCREENSHOT_DIR gets
 // graphiql-*.png when set.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -19,23 +19,12 @@ import * as shop from './shop.mjs';
 /** Waits this long at most for anything live to show up. */
 const LIVE = 20_000;
 
-let running;
-let browser;
-
-before(async () => {
-  running = await shop.startShop();
-  browser = await shop.launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await running?.stop();
-});
+const fixture = shop.shopAndBrowser();
 
 /** A page whose requests may go to `origin` only; the others are aborted
  * and listed in `page.blocked`. */
 async function offlinePage(origin) {
-  const page = await shop.openPage(browser);
+  const page = await shop.openPage(fixture.browser);
   page.blocked = [];
   await page.context().route('**/*', (route) => {
     const url = route.request().url();
@@ -89,7 +78,7 @@ function result(page) {
 }
 
 test("the router's GraphiQL runs a query with nothing but the shop reachable", async () => {
-  const page = await openGraphiql(running.urls.router);
+  const page = await openGraphiql(fixture.running.urls.router);
   await typeInto(page, '.graphiql-query-editor', '{ products(first: 2) { nodes { name } } }');
   await run(page);
   await shop.eventually('the query result', async () => /"nodes"/.test(await result(page)), LIVE);
@@ -109,8 +98,8 @@ test("the router's GraphiQL runs a query with nothing but the shop reachable", a
  * made after it is open is sent). Resolves to the result pane's text.
  */
 async function notificationShowsUp(page) {
-  const alice = await shop.tokenFor(running.base, 'alice');
-  const admin = await shop.tokenFor(running.base, 'admin');
+  const alice = await shop.tokenFor(fixture.running.base, 'alice');
+  const admin = await shop.tokenFor(fixture.running.base, 'admin');
   const inits = [];
   page.on('websocket', (socket) => {
     socket.on('framesent', ({ payload }) => {
@@ -130,11 +119,11 @@ async function notificationShowsUp(page) {
   const deadline = Date.now() + LIVE;
   let text = '';
   for (let attempt = 1; !shown(text); attempt++) {
-    assert.ok(Date.now() < deadline, `no notification in the result pane within ${LIVE} ms:\n${text}\n${running.logTail()}`);
+    assert.ok(Date.now() < deadline, `no notification in the result pane within ${LIVE} ms:\n${text}\n${fixture.running.logTail()}`);
     const title = `From GraphiQL's test #${attempt} at ${Date.now()}`;
     titles.push(title);
     await shop.gqlAt(
-      running.base,
+      fixture.running.base,
       admin,
       'mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id } }',
       { input: { userId: 'alice', type: 'SYSTEM', title, message: 'Sent by the GraphiQL browser test.' } },
@@ -150,14 +139,14 @@ async function notificationShowsUp(page) {
 }
 
 test('a subscription runs over the websocket as the user of the headers tab', async () => {
-  const page = await openGraphiql(running.urls.router);
+  const page = await openGraphiql(fixture.running.urls.router);
   await notificationShowsUp(page);
   await shot(page, 'subscription');
   await finish(page);
 });
 
 test("a subgraph's GraphiQL runs a query", async () => {
-  const page = await openGraphiql(running.urls.product);
+  const page = await openGraphiql(fixture.running.urls.product);
   assert.equal(await page.title(), 'product');
   await typeInto(page, '.graphiql-query-editor', '{ products(first: 1) { nodes { id name } } }');
   await run(page);
@@ -167,7 +156,7 @@ test("a subgraph's GraphiQL runs a query", async () => {
 });
 
 test("a subgraph's GraphiQL runs a subscription as the user of the headers tab", async () => {
-  const page = await openGraphiql(running.urls.notification);
+  const page = await openGraphiql(fixture.running.urls.notification);
   await notificationShowsUp(page);
   await finish(page);
 });

@@ -7,7 +7,7 @@
 // unchanged, and anything off the list is refused.
 //
 //   SHOPGRAPH_BIN=target/debug/shopgraph node --test web-demo/e2e/safelist.test.mjs
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,21 +16,10 @@ import * as shop from './shop.mjs';
 /** Waits this long at most for anything live to show up. */
 const LIVE = 20_000;
 
-let running;
-let browser;
-
-before(async () => {
-  running = await shop.startShop({
-    PERSISTED_QUERIES_MANIFEST: path.join(shop.repo, 'schema/operations.json'),
-    PERSISTED_QUERIES_SAFELIST: 'true',
-    PERSISTED_QUERIES_ALLOW_TEXT: 'false',
-  });
-  browser = await shop.launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await running?.stop();
+const fixture = shop.shopAndBrowser({
+  PERSISTED_QUERIES_MANIFEST: path.join(shop.repo, 'schema/operations.json'),
+  PERSISTED_QUERIES_SAFELIST: 'true',
+  PERSISTED_QUERIES_ALLOW_TEXT: 'false',
 });
 
 /** Records what `page` sends to /graphql: POST bodies and the payloads of
@@ -52,8 +41,8 @@ function recordOperations(page) {
 }
 
 test('alice shops, pays and is notified live with every operation sent by id', async () => {
-  const { base } = running;
-  const page = await shop.openPage(browser);
+  const { base } = fixture.running;
+  const page = await shop.openPage(fixture.browser);
   const sent = recordOperations(page);
   await page.goto(`${base}/signin`);
   await page.getByRole('button', { name: 'Sign in as alice' }).click();
@@ -87,8 +76,8 @@ test('alice shops, pays and is notified live with every operation sent by id', a
 });
 
 test('the admin pages run under the safelist too', async () => {
-  const { base } = running;
-  const page = await shop.openPage(browser);
+  const { base } = fixture.running;
+  const page = await shop.openPage(fixture.browser);
   await page.goto(`${base}/signin`);
   await page.getByRole('button', { name: 'Sign in as admin' }).click();
   await page.getByTestId('signed-in-as').filter({ hasText: 'admin' }).waitFor();
@@ -99,7 +88,7 @@ test('the admin pages run under the safelist too', async () => {
 });
 
 test('what is not on the list is refused, even the text of a registered operation', async () => {
-  const { base } = running;
+  const { base } = fixture.running;
   const token = await shop.tokenFor(base, 'alice');
   const post = async (body) => {
     const response = await fetch(`${base}/graphql`, {

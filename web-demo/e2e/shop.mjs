@@ -7,6 +7,7 @@
 // Environment: SHOPGRAPH_BIN (default ../target/debug/shopgraph, or
 // $CARGO_TARGET_DIR/debug/shopgraph), CHROMIUM (default /usr/bin/chromium).
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -120,6 +121,22 @@ export async function startShop(extraEnv = {}) {
     await stop();
     throw err;
   }
+}
+
+/** The fixture of every browser suite: before the file's tests, a shop
+ * (`startShop(extraEnv)`) and a browser; after them, both stopped. Its
+ * `running` and `browser` are set once the `before` hook has run. */
+export function shopAndBrowser(extraEnv = {}) {
+  const fixture = { running: undefined, browser: undefined };
+  before(async () => {
+    fixture.running = await startShop(extraEnv);
+    fixture.browser = await launchBrowser();
+  });
+  after(async () => {
+    await fixture.browser?.close();
+    await fixture.running?.stop();
+  });
+  return fixture;
 }
 
 /** Headless Chromium, kept off the network beyond what a test opens. */

@@ -13,7 +13,7 @@
 // $CARGO_TARGET_DIR/debug/shopgraph), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOT_DIR (where each page's screenshot is saved; default a temp
 // folder, printed). Run by tests/run.sh after the Rust tests.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -26,30 +26,22 @@ mkdirSync(screenshots, { recursive: true });
 /** Waits this long at most for anything live to show up. */
 const LIVE = 20_000;
 
-let running;
-let browser;
-let base;
+const fixture = shop.shopAndBrowser();
+/** The shop's origin (once the fixture has started it). */
+const base = () => fixture.running.base;
 
-before(async () => {
-  running = await shop.startShop();
-  base = running.base;
-  browser = await shop.launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await running?.stop();
+after(() => {
   console.log(`# screenshots in ${screenshots}`);
 });
 
 /** A page in a fresh context (its own localStorage) that fails the test on
  * any CSP violation or uncaught error. */
 function openPage(viewport) {
-  return shop.openPage(browser, viewport);
+  return shop.openPage(fixture.browser, viewport);
 }
 
 async function signIn(page, user) {
-  await page.goto(`${base}/signin`);
+  await page.goto(`${base()}/signin`);
   await page.getByRole('button', { name: `Sign in as ${user}` }).click();
   await page.getByTestId('signed-in-as').filter({ hasText: user }).waitFor();
 }
@@ -59,7 +51,7 @@ async function shot(page, name) {
 }
 
 async function addToBasket(page, search, name) {
-  await page.goto(`${base}/`);
+  await page.goto(`${base()}/`);
   await page.getByLabel('Search', { exact: true }).fill(search);
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await page.getByTestId('result-count').filter({ hasText: `matching “${search}”` }).waitFor();
@@ -74,13 +66,13 @@ function eventually(what, check, within = LIVE) {
 
 /** A demo user's token from the dev sign-in. */
 function tokenFor(user) {
-  return shop.tokenFor(base, user);
+  return shop.tokenFor(base(), user);
 }
 
 /** A GraphQL request to the router, outside the browser (the "other
  * side": an admin changing the catalogue under a shopper). */
 function gql(token, query, variables = {}) {
-  return shop.gqlAt(base, token, query, variables);
+  return shop.gqlAt(base(), token, query, variables);
 }
 
 async function productId(token, search) {
@@ -91,18 +83,18 @@ async function productId(token, search) {
 }
 
 async function payWith(page, last4) {
-  await page.goto(`${base}/checkout`);
+  await page.goto(`${base()}/checkout`);
   await page.getByRole('button', { name: new RegExp(`^${last4} `) }).click();
   await page.getByRole('button', { name: /^Pay / }).click();
 }
 
 test('the page is served with its security headers, and client routes fall back to it', async () => {
-  const page = await fetch(`${base}/orders`, { headers: { accept: 'text/html' } });
+  const page = await fetch(`${base()}/orders`, { headers: { accept: 'text/html' } });
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-type'), /^text\/html/);
   assert.match(page.headers.get('content-security-policy'), /script-src 'self'/);
   assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
-  const token = await fetch(`${base}/dev/token`, {
+  const token = await fetch(`${base()}/dev/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: '{"user":"bob"}',
@@ -113,14 +105,14 @@ test('the page is served with its security headers, and client routes fall back 
 test('alice signs in, searches, buys, and sees her order and the notification arrive live', async () => {
   const page = await openPage();
   const started = Date.now();
-  await page.goto(`${base}/`);
+  await page.goto(`${base()}/`);
   await page.getByRole('list', { name: 'Products' }).getByRole('listitem').first().waitFor();
   console.log(`# navigation to a rendered catalogue: ${Date.now() - started} ms`);
   await shot(page, 'catalogue');
 
   await signIn(page, 'alice');
   // Browse: a category filter and a sort order narrow and order the list.
-  await page.goto(`${base}/`);
+  await page.goto(`${base()}/`);
   await page.getByLabel('Category').selectOption('Coffee');
   await page.getByLabel('Sort by').selectOption('PRICE');
   // The list settles on Coffee only, cheapest first (until the new page
@@ -138,7 +130,7 @@ test('alice signs in, searches, buys, and sees her order and the notification ar
 
   await addToBasket(page, 'Yirgacheffe', 'Ethiopia Yirgacheffe beans 250g');
   await page.getByTestId('basket-count').filter({ hasText: '1' }).waitFor();
-  await page.goto(`${base}/basket`);
+  await page.goto(`${base()}/basket`);
   await page.getByLabel('Quantity of Ethiopia Yirgacheffe beans 250g').fill('2');
   await page.getByLabel('Quantity of Ethiopia Yirgacheffe beans 250g').press('Enter');
   await page.getByTestId('basket-total').filter({ hasText: '25.80' }).waitFor();
@@ -159,7 +151,7 @@ test('alice signs in, searches, buys, and sees her order and the notification ar
   await notification.getByRole('button', { name: /Mark .* read/ }).click();
   await page.getByRole('button', { name: /^Notifications, 0 unread/ }).waitFor();
 
-  await page.goto(`${base}/orders`);
+  await page.goto(`${base()}/orders`);
   const order = page.getByTestId('order').first();
   await order.getByTestId('order-status').filter({ hasText: 'Paid' }).waitFor();
   assert.match(await order.textContent(), /2 × Ethiopia Yirgacheffe beans 250g/);
@@ -176,7 +168,7 @@ test('a declined card is told to the shopper, and nothing is charged', async () 
   const answer = page.getByTestId('checkout-result');
   await answer.filter({ hasText: 'Your card was declined. Nothing was charged.' }).waitFor();
   await shot(page, 'checkout-declined');
-  await page.goto(`${base}/orders`);
+  await page.goto(`${base()}/orders`);
   await page.getByTestId('order-status').first().filter({ hasText: 'Payment failed' }).waitFor();
   assert.deepEqual(page.problems, []);
   await page.context().close();
@@ -185,7 +177,7 @@ test('a declined card is told to the shopper, and nothing is charged', async () 
 test("an admin's stock change reaches an open product page live", async () => {
   const shopper = await openPage({ width: 390, height: 844 });
   await signIn(shopper, 'alice');
-  await shopper.goto(`${base}/`);
+  await shopper.goto(`${base()}/`);
   await shopper.getByLabel('Search', { exact: true }).fill('Guatemala');
   await shopper.getByRole('button', { name: 'Search', exact: true }).click();
   await shopper.getByRole('link', { name: 'Guatemala Antigua beans 250g' }).click();
@@ -201,7 +193,7 @@ test("an admin's stock change reaches an open product page live", async () => {
 
   const admin = await openPage();
   await signIn(admin, 'admin');
-  await admin.goto(`${base}/admin`);
+  await admin.goto(`${base()}/admin`);
   await admin.getByLabel('Find a product').fill('Guatemala');
   await admin.getByRole('button', { name: 'Find', exact: true }).click();
   await admin.getByLabel('Units to add to Guatemala Antigua beans 250g').fill('7');
@@ -259,14 +251,14 @@ test('changed prices and sold-out units are explained, and the shopper recovers 
 test("an admin's refund reaches the shopper's orders page live", async () => {
   const shopper = await openPage();
   await signIn(shopper, 'alice');
-  await shopper.goto(`${base}/orders`);
+  await shopper.goto(`${base()}/orders`);
   const order = shopper.getByTestId('order').filter({ hasText: 'Ethiopia Yirgacheffe' });
   await order.getByTestId('order-status').filter({ hasText: 'Paid' }).waitFor();
   await shopper.waitForTimeout(500);
 
   const admin = await openPage();
   await signIn(admin, 'admin');
-  await admin.goto(`${base}/admin`);
+  await admin.goto(`${base()}/admin`);
   const payment = admin.getByRole('listitem').filter({ hasText: 'Ethiopia Yirgacheffe' });
   await payment.getByLabel('Refund amount').fill('5.80');
   await payment.getByRole('button', { name: 'Refund' }).click();

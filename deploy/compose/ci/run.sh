@@ -72,7 +72,7 @@ project="shopgraph-ci-$$"
 daemon_pid=""
 compose_cmd=("$compose" -p "$project" --project-directory deploy/compose
     -f deploy/compose/compose.yaml -f deploy/compose/ci/compose.ci.yaml)
-# What compose.ci.yaml interpolates (the token is made once the secrets are).
+# What compose.ci.yaml interpolates.
 export SHOPGRAPH_IMAGE=shopgraph:ci CI_STORES_IMAGE=local/shopgraph-stores:ci \
     CI_TANSU_BIN="$tansu" CI_OTLP_RECEIVER_BIN="$(readlink -f "$receiver")" \
     CI_SECRETS_DIR="$run/secrets" LOG_LEVEL=warn

@@ -99,16 +99,14 @@ flow() {
     done
     [ "$(echo "$services" | jq -c --argjson want "$want" '$want - . | length')" = 0 ] \
         || fail "trace $trace_id has spans of $services, not of all of $want"
-    loose=$(echo "$spans" | jq -c --arg root "$caller_span" \
-        '[.[].span_id] as $ids | [.[] | select(.parent_span_id != $root and (.parent_span_id as $p | $ids | index($p) | not))] | map(.service + ":" + .name)')
     # Spans still in an exporter's batch may have children here already:
     # wait for their parents before calling them loose.
     for _ in $(seq 1 20); do
+        loose=$(echo "$spans" | jq -c --arg root "$caller_span" \
+            '[.[].span_id] as $ids | [.[] | select(.parent_span_id != $root and (.parent_span_id as $p | $ids | index($p) | not))] | map(.service + ":" + .name)')
         [ "$loose" = "[]" ] && break
         sleep 0.5
         spans=$(curl -sS --max-time 5 "$COLLECTOR/traces/$trace_id")
-        loose=$(echo "$spans" | jq -c --arg root "$caller_span" \
-            '[.[].span_id] as $ids | [.[] | select(.parent_span_id != $root and (.parent_span_id as $p | $ids | index($p) | not))] | map(.service + ":" + .name)')
     done
     [ "$loose" = "[]" ] || fail "spans of trace $trace_id cut loose from it: $loose"
     echo "smoke: trace ok ($(echo "$spans" | jq length) spans from $services, one tree)"

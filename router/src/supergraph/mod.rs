@@ -172,47 +172,72 @@ impl SupergraphHandle {
 
 /// Reads a [`SupergraphSource`], keeping what it needs to ask for changes
 /// only (a URL's `ETag`).
-pub struct SourceReader {
-    source: SupergraphSource,
-    remote: Option<RemoteSupergraph>,
+pub enum SourceReader {
+    /// A file, read in full each time.
+    File(PathBuf),
+    /// A URL, asked with `If-None-Match`.
+    Remote(RemoteSupergraph),
+    /// The copy in the binary: read once, never changes.
+    Embedded,
 }
 
 impl SourceReader {
     /// A reader for `source`.
     pub fn new(source: &SupergraphSource) -> Result<Self, SupergraphError> {
-        let remote = match source {
-            SupergraphSource::Url(url) => Some(RemoteSupergraph::new(url.clone())?),
-            SupergraphSource::File(_) | SupergraphSource::Embedded => None,
-        };
-        Ok(Self {
-            source: source.clone(),
-            remote,
+        Ok(match source {
+            SupergraphSource::File(path) => Self::File(path.clone()),
+            SupergraphSource::Url(url) => Self::Remote(RemoteSupergraph::new(url.clone())?),
+            SupergraphSource::Embedded => Self::Embedded,
         })
     }
 
     /// The first SDL, to start with; a URL is retried for its startup
     /// timeout.
     pub async fn read_at_start(&mut self) -> Result<String, SupergraphError> {
-        match (&self.source, &mut self.remote) {
-            (_, Some(remote)) => remote.fetch_at_start().await,
-            (SupergraphSource::File(path), None) => {
-                std::fs::read_to_string(path).map_err(|source| SupergraphError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
-            (_, None) => Ok(EMBEDDED_SUPERGRAPH.to_owned()),
+        match self {
+            Self::File(path) => read_file(path).await,
+            Self::Remote(remote) => remote.fetch_at_start().await,
+            Self::Embedded => Ok(EMBEDDED_SUPERGRAPH.to_owned()),
+        }
+    }
+
+    /// One poll: the SDL and its `ETag`, or `None` when the source says
+    /// nothing changed.
+    async fn poll(&self) -> Result<Option<(String, Option<http::HeaderValue>)>, SupergraphError> {
+        match self {
+            Self::File(path) => read_file(path).await.map(|sdl| Some((sdl, None))),
+            Self::Remote(remote) => match remote.fetch().await? {
+                (Fetched::Unchanged, _) => Ok(None),
+                (Fetched::Sdl(sdl), etag) => Ok(Some((sdl, etag))),
+            },
+            Self::Embedded => Ok(None),
+        }
+    }
+
+    /// The source's version now served: a URL is asked `If-None-Match` it.
+    fn accept(&mut self, etag: Option<http::HeaderValue>) {
+        if let Self::Remote(remote) = self {
+            remote.accept(etag);
         }
     }
 
     /// Where the SDL comes from, for logs.
     fn describe(&self) -> String {
-        match (&self.source, &self.remote) {
-            (_, Some(remote)) => remote.url().to_string(),
-            (SupergraphSource::File(path), None) => path.display().to_string(),
-            (_, None) => "(embedded)".to_owned(),
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Remote(remote) => remote.url().to_string(),
+            Self::Embedded => "(embedded)".to_owned(),
         }
     }
+}
+
+async fn read_file(path: &std::path::Path) -> Result<String, SupergraphError> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|source| SupergraphError::Read {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// Checks the source every `settings.poll_interval` and swaps in a new
@@ -227,7 +252,7 @@ pub async fn watch(
     mut reader: SourceReader,
     stop: CancellationToken,
 ) {
-    if matches!(reader.source, SupergraphSource::Embedded) {
+    if matches!(reader, SourceReader::Embedded) {
         return;
     }
     let source = reader.describe();
@@ -244,7 +269,7 @@ pub async fn watch(
             () = stop.cancelled() => return,
             _ = timer.tick() => {}
         }
-        let (sdl, etag) = match read_for_watch(&reader).await {
+        let (sdl, etag) = match reader.poll().await {
             Ok(Some(read)) => {
                 if unreachable {
                     tracing::info!(%source, "supergraph source reachable again");
@@ -268,7 +293,7 @@ pub async fn watch(
         };
         let print = fingerprint(&sdl);
         if print == handle.current().fingerprint {
-            accept(&mut reader, etag);
+            reader.accept(etag);
             continue;
         }
         if rejected == Some(print) {
@@ -283,7 +308,7 @@ pub async fn watch(
         match built {
             Ok(Ok(supergraph)) => {
                 handle.replace(supergraph);
-                accept(&mut reader, etag);
+                reader.accept(etag);
                 metrics::counter!("router_supergraph_reloads_total", "outcome" => "ok")
                     .increment(1);
                 tracing::info!(%source, "supergraph reloaded");
@@ -296,34 +321,6 @@ pub async fn watch(
             }
             Err(err) => tracing::error!(%err, "supergraph reload task failed"),
         }
-    }
-}
-
-/// One poll: the SDL and its `ETag`, or `None` when the source says nothing
-/// changed.
-async fn read_for_watch(
-    reader: &SourceReader,
-) -> Result<Option<(String, Option<http::HeaderValue>)>, SupergraphError> {
-    match (&reader.source, &reader.remote) {
-        (_, Some(remote)) => match remote.fetch().await? {
-            (Fetched::Unchanged, _) => Ok(None),
-            (Fetched::Sdl(sdl), etag) => Ok(Some((sdl, etag))),
-        },
-        (SupergraphSource::File(path), None) => tokio::fs::read_to_string(path)
-            .await
-            .map(|sdl| Some((sdl, None)))
-            .map_err(|source| SupergraphError::Read {
-                path: path.display().to_string(),
-                source,
-            }),
-        (_, None) => Ok(None),
-    }
-}
-
-/// The source's version now served: a URL is asked `If-None-Match` it.
-fn accept(reader: &mut SourceReader, etag: Option<http::HeaderValue>) {
-    if let Some(remote) = &mut reader.remote {
-        remote.accept(etag);
     }
 }
 
