@@ -834,12 +834,13 @@ async fn a_scheduled_notification_is_pushed_when_it_is_delivered() {
     assert!(chrono::Utc::now() >= at, "not before its time");
 }
 
-/// Notifications a long absence leaves behind: more than the router's
-/// per-subscription buffer towards the subgraph holds (64), so the replay
-/// is a burst the router must pace rather than cut off.
-const LONG_ABSENCE: usize = 300;
+/// Notifications a long absence leaves behind: far more than the router's
+/// per-subscription buffer towards the subgraph holds (64) or a client's
+/// queue (128), so the replay is a burst the router must pull from the
+/// subgraph as the client drains it, rather than cut off.
+const LONG_ABSENCE: usize = 10_000;
 
-/// A resume that replays hundreds of stored notifications delivers every
+/// A resume that replays ten thousand stored notifications delivers every
 /// one, in order, and then stays live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resume_after_a_long_absence_replays_everything_and_stays_live() {

@@ -44,3 +44,4 @@ mod router;
 mod shop;
 mod text_inputs;
 mod traffic;
+mod upstream_subscriptions;

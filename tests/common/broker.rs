@@ -90,6 +90,26 @@ impl Broker {
         }
     }
 
+    /// The variables that put a `shopgraph serve` process on this broker,
+    /// with topic names no other test uses (the same for every process
+    /// given this list).
+    pub fn process_env(&self) -> Vec<(&'static str, String)> {
+        let settings = self.settings();
+        vec![
+            ("KAFKA_BROKERS", settings.brokers),
+            ("KAFKA_TOPIC_PREFIX", settings.topic_prefix),
+            ("KAFKA_SESSION_TIMEOUT", "6s".into()),
+            (
+                "KAFKA_CLIENT_PROPERTIES",
+                TANSU_CLIENT_PROPERTIES
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ]
+    }
+
     /// A bus on this broker with topic names no other test uses.
     pub async fn bus(&self) -> EventBus {
         let settings = EventSettings {

@@ -28,6 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use shopgraph_core::error::{ErrorCode, coded};
 use shopgraph_core::graphql_http::coded_response;
+use shopgraph_core::hop::operation::{OperationRefusal, SignedOperation};
 use shopgraph_core::hop::{self, HopError, HopVerifier, SignedBy};
 use shopgraph_core::identity::{
     AuthError, Identity, JwtVerifier, USER_ID_HEADER, USER_ROLES_HEADER, Viewer,
@@ -114,6 +115,17 @@ impl SubgraphAuth {
         Ok((identity, None))
     }
 
+    /// The caller of one operation on a websocket, from its
+    /// [`SignedOperation`] (the router's multiplexed connections: see
+    /// [`shopgraph_core::hop::operation`]), received at `path`.
+    pub async fn identify_operation(
+        &self,
+        path: &str,
+        signed: &SignedOperation,
+    ) -> Result<(Identity, SignedBy), OperationRefusal> {
+        self.hop.verify_operation(path, signed).await
+    }
+
     /// The caller a websocket's `connection_init` `payload` names (as the
     /// router reads it: [`connection_init_authorization`]), with the
     /// `Authorization` value to forward; `None` when it names none. Only
@@ -165,6 +177,8 @@ pub async fn identify(
                 identity: identity.clone(),
             });
             extensions.insert(identity);
+            // A websocket verifies each signed operation it carries.
+            extensions.insert(Arc::clone(&auth));
             match signed_by {
                 Some(signed_by) => {
                     extensions.insert(SignedHop(signed_by));

@@ -17,20 +17,21 @@
 //! handed out by default.
 //!
 //! Subscriptions are served at `/graphql/ws` over websockets
-//! (`graphql-transport-ws`, as async-graphql implements it). Their real
-//! client is the router, which forwards the verified caller in the upgrade
-//! request's identity headers; where direct tokens are accepted (`dev`),
-//! an unsigned connection — GraphiQL in a browser — may instead send its
-//! token in `connection_init` as it would to the router. The connection ends after
-//! [`SUBSCRIPTION_IDLE_TIMEOUT`] without a message from the router.
+//! (`graphql-transport-ws`, [`crate::subscriptions`]). Their real client
+//! is the router, which carries many callers' subscriptions on one
+//! connection, each `subscribe` signed for its caller; where direct tokens
+//! are accepted (`dev`), an unsigned connection — GraphiQL in a browser —
+//! may instead send its token in `connection_init` as it would to the
+//! router. The connection ends after [`SUBSCRIPTION_IDLE_TIMEOUT`] without
+//! a message from the router.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection,
 };
 use async_graphql::{ObjectType, Schema, SchemaBuilder, ServerError, SubscriptionType, Variables};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::WebSocketUpgrade;
@@ -45,9 +46,10 @@ use shopgraph_core::graphql_http::{
 };
 use shopgraph_core::identity::Identity;
 
-use crate::auth::{SignedHop, UnsignedCaller};
+use crate::auth::{SignedHop, SubgraphAuth, UnsignedCaller};
 use crate::metrics;
 use crate::settings::GraphqlSettings;
+use crate::subscriptions;
 use crate::text_input;
 use crate::upstream::Credentials;
 
@@ -91,10 +93,11 @@ pub const SUBSCRIPTION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::
 
 async fn subscribe<Q, M, S>(
     State(endpoint): State<Endpoint<Q, M, S>>,
-    protocol: GraphQLProtocol,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
     identity: Option<Extension<Identity>>,
     credentials: Option<Extension<Credentials>>,
+    auth: Option<Extension<Arc<SubgraphAuth>>>,
     unsigned: Option<Extension<UnsignedCaller>>,
 ) -> Response
 where
@@ -102,44 +105,30 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let mut data = async_graphql::Data::default();
-    data.insert(identity.map(|Extension(i)| i).unwrap_or_default());
-    data.insert(credentials.map(|Extension(c)| c).unwrap_or_default());
+    let connection = subscriptions::Connection {
+        identity: identity.map(|Extension(i)| i).unwrap_or_default(),
+        credentials: credentials.map(|Extension(c)| c).unwrap_or_default(),
+        auth: auth.map(|Extension(auth)| auth),
+        // An unsigned, anonymous upgrade (a browser, in `dev`) may name
+        // its caller in `connection_init`; the router's connections never do.
+        unsigned: unsigned.map(|Extension(UnsignedCaller(auth))| auth),
+        path: uri.path().to_owned(),
+    };
+    let timers = subscriptions::Timers {
+        init: SUBSCRIPTION_INIT_TIMEOUT,
+        idle: SUBSCRIPTION_IDLE_TIMEOUT,
+    };
     let schema = endpoint.schema.clone();
-    // An unsigned, anonymous upgrade (a browser, in `dev`) may name its
-    // caller in `connection_init`; the router's connections never do.
-    let unsigned = unsigned.map(|Extension(UnsignedCaller(auth))| auth);
     upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        // One connection per router caller, mostly idle: small buffers.
+        .protocols([subscriptions::PROTOCOL])
+        // A router connection carries many subscriptions, most idle.
         .read_buffer_size(16 * 1024)
-        .write_buffer_size(4 * 1024)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .with_data(data)
-                .on_connection_init(move |payload| async move {
-                    let mut data = async_graphql::Data::default();
-                    let Some(auth) = unsigned else {
-                        return Ok(data);
-                    };
-                    // Merged over the upgrade's (anonymous) caller.
-                    match auth.identify_connection_init(&payload) {
-                        Ok(Some((identity, authorization))) => {
-                            data.insert(Credentials {
-                                authorization: Some(authorization),
-                                identity: identity.clone(),
-                            });
-                            data.insert(identity);
-                            Ok(data)
-                        }
-                        Ok(None) => Ok(data),
-                        Err(refusal) => Err(async_graphql::Error::new(refusal.to_string())),
-                    }
-                })
-                .keepalive_timeout(SUBSCRIPTION_IDLE_TIMEOUT)
-                .serve()
-        })
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| subscriptions::serve(socket, schema, connection, timers))
 }
+
+/// Time a new websocket has to send `connection_init`.
+pub const SUBSCRIPTION_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Endpoint<Q, M, S> {
     service: &'static str,
@@ -298,7 +287,7 @@ where
 
 /// Gives an error without `extensions.code` the code its phase implies, and
 /// returns the code.
-fn ensure_code(error: &mut ServerError, request_error: bool) -> String {
+pub(crate) fn ensure_code(error: &mut ServerError, request_error: bool) -> String {
     if let Some(async_graphql::Value::String(code)) =
         error.extensions.as_ref().and_then(|ext| ext.get("code"))
     {

@@ -10,6 +10,7 @@
 //! | [`service`] | a subgraph's life: migrate, bind, serve, background jobs, stop |
 //! | [`auth`] | the caller of a subgraph request (forwarded on a verified hop signature, or a direct token) and the resolver guards |
 //! | [`graphql`] | serving an async-graphql schema over HTTP and websockets, the federated schema builder, `mirror_enum!` |
+//! | [`subscriptions`] | the websocket server: many callers' subscriptions on one connection, each signed for its caller, resumable |
 //! | [`db`] | opening a SeaORM pool for PostgreSQL, MariaDB or SQLite, with statement counting |
 //! | [`migration`] | column helpers the migration sets share |
 //! | [`events`] | the event bus (Kafka or in-process), CloudEvents, the transactional outbox, idempotent consumers, live fan-out |
@@ -34,6 +35,7 @@ pub mod money;
 pub mod pagination;
 pub mod service;
 pub mod settings;
+pub mod subscriptions;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod text_input;

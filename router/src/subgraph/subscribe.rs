@@ -1,40 +1,53 @@
 //! Subscriptions to subgraphs over websockets, speaking
 //! `graphql-transport-ws` to each subgraph's `/graphql/ws`, multiplexed:
-//! one connection per (subgraph, caller) carries all of that caller's
-//! subscriptions to that subgraph, each under its own operation id.
+//! a few connections per subgraph replica carry every caller's
+//! subscriptions, each under its own operation id.
 //!
-//! The router is the subgraph's only websocket client. It forwards the
-//! verified caller in the upgrade request's identity headers (the same hop
-//! as HTTP fetches) and the current trace context, so a connection belongs
-//! to one caller. It pings every [`PING_INTERVAL`] so the subgraph's idle
-//! timeout never fires on a live connection, and answers the subgraph's
-//! pings. Ten thousand subscribers of one user cost one upstream socket;
-//! ten thousand users cost one each.
+//! A connection belongs to the router, not to a caller: its upgrade
+//! request is signed on the hop as the router's own (anonymous), and each
+//! `subscribe` carries its operation signed for its caller
+//! ([`shopgraph_core::hop::operation`]), which the subgraph verifies and
+//! runs as that caller. Ten thousand users cost a handful of sockets: a
+//! replica gets a new connection only when each open one carries
+//! [`SPREAD_AT`] subscriptions, up to [`CONNECTIONS_PER_REPLICA`]; past
+//! that the least loaded one takes the next subscription. The router pings
+//! every [`PING_INTERVAL`] so the subgraph's idle timeout never fires on a
+//! live connection, and answers the subgraph's pings.
 //!
-//! An [`Events`] stream ends its subscription when dropped (`complete` is
-//! sent upstream); the connection closes when its last subscription ends.
+//! A [`Subscription`] survives the loss of its connection: it subscribes
+//! again, with backoff, on a replica picked afresh, for up to
+//! [`RESUBSCRIBE_WINDOW`], passing back the resume token of the last event
+//! it received (`extensions.resume`, see `subgraph_kit::subscriptions`),
+//! so a resumable field (`notificationAdded`) continues after that event:
+//! nothing lost, nothing repeated. Past the window it ends with the
+//! connection's error.
+//!
 //! Each subscription has a bounded buffer. A burst (a resume replaying
-//! hundreds of stored notifications) waits for room: reading the socket
-//! pauses, and TCP holds the subgraph back. A consumer that takes no
-//! event for [`FALL_BEHIND_GRACE`] is ended instead, with a final
+//! thousands of stored notifications) waits for room: reading the socket
+//! pauses, and TCP holds the subgraph back. A consumer that takes no event
+//! for [`FALL_BEHIND_GRACE`] is ended instead, with a final
 //! [`FetchError::FellBehind`] after what it was sent, so it cannot stall
-//! the caller's other subscriptions on the connection for longer.
+//! the other subscriptions on the connection for longer.
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{SinkExt, Stream, StreamExt};
 use http::HeaderValue;
 use hyper::body::Bytes;
 use serde_json::{Map, Value, json};
+use shopgraph_core::backoff::Backoff;
 use shopgraph_core::hop::HopSigner;
+use shopgraph_core::hop::operation::EXTENSION;
 use shopgraph_core::identity::{Identity, forward_identity};
 use shopgraph_core::telemetry::inject_trace_context;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -50,6 +63,14 @@ const BUFFER: usize = 64;
 /// eagerly (slow clients overflow the client-facing queue instead), so
 /// only a consumer stuck on an event's own fetches waits this long.
 pub const FALL_BEHIND_GRACE: Duration = Duration::from_secs(5);
+/// The most connections the router opens to one subgraph replica.
+pub const CONNECTIONS_PER_REPLICA: usize = 4;
+/// Subscriptions a connection carries before the next one to that replica
+/// is opened (while fewer than [`CONNECTIONS_PER_REPLICA`] are).
+pub const SPREAD_AT: usize = 1024;
+/// How long a subscription whose connection was lost keeps trying to
+/// subscribe again before it ends with the connection's error.
+pub const RESUBSCRIBE_WINDOW: Duration = Duration::from_secs(30);
 const PROTOCOL: &str = "graphql-transport-ws";
 
 /// The websocket URL of a subgraph's subscriptions, from its GraphQL URL
@@ -69,33 +90,64 @@ pub fn websocket_url(graphql_url: &str) -> String {
 /// docs). Cheap to clone.
 #[derive(Clone)]
 pub struct Subscriber {
-    connections: Arc<tokio::sync::Mutex<Connections>>,
+    replicas: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Pool>>>>>,
     signer: HopSigner,
 }
 
-/// Open connections by (subgraph URL, caller); a connection lives as long
-/// as a subscription holds it.
-type Connections = HashMap<(String, String), Weak<Connection>>;
+/// The open connections to one replica (by its GraphQL URL).
+#[derive(Default)]
+struct Pool(Vec<Arc<Connection>>);
+
+/// Picks the replica a subscription (re)subscribes on: the subgraph's
+/// load balancer, asked afresh each time.
+pub type PickReplica = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// What to subscribe to, kept to subscribe again after a lost connection.
+pub struct Target {
+    /// The subgraph's name (the hop signature's audience, logs).
+    pub subgraph: String,
+    /// Where to subscribe.
+    pub pick: PickReplica,
+    /// The operation text.
+    pub query: String,
+    /// Its variables.
+    pub variables: Map<String, Value>,
+    /// The caller it runs as.
+    pub identity: Identity,
+    /// How long opening a connection may take.
+    pub timeout: Duration,
+}
 
 /// One subscription's events: `Ok` per `next` (or a final `error`), then
-/// the end; one `Err` if the connection is lost or the subscription fell
-/// behind. Dropping it ends the subscription.
-pub struct Events {
-    receiver: mpsc::Receiver<Result<SubgraphResponse, FetchError>>,
+/// the end; one `Err` if it could not subscribe again within
+/// [`RESUBSCRIBE_WINDOW`] or fell behind. Dropping it ends the
+/// subscription.
+pub struct Subscription {
+    events: BoxStream<'static, Result<SubgraphResponse, FetchError>>,
+}
+
+impl Stream for Subscription {
+    type Item = Result<SubgraphResponse, FetchError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.poll_next_unpin(cx)
+    }
+}
+
+/// One event as the connection hands it over: the response and its
+/// resume token, if the subgraph gave one.
+type Delivery = Result<(SubgraphResponse, Option<Value>), FetchError>;
+
+/// One subscription on one connection. Dropping it sends `complete`.
+struct Events {
+    receiver: mpsc::Receiver<Delivery>,
     id: u64,
     connection: Arc<Connection>,
 }
 
-impl Stream for Events {
-    type Item = Result<SubgraphResponse, FetchError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.receiver.poll_recv(cx)
-    }
-}
-
 impl Drop for Events {
     fn drop(&mut self) {
+        self.connection.load.fetch_sub(1, Ordering::Relaxed);
         let _ = self
             .connection
             .commands
@@ -107,6 +159,8 @@ impl Drop for Events {
 struct Connection {
     commands: mpsc::UnboundedSender<Command>,
     next_id: AtomicU64,
+    /// Subscriptions it carries now.
+    load: AtomicUsize,
     alive: Arc<AtomicBool>,
 }
 
@@ -114,7 +168,7 @@ enum Command {
     Subscribe {
         id: u64,
         payload: Value,
-        sink: mpsc::Sender<Result<SubgraphResponse, FetchError>>,
+        sink: mpsc::Sender<Delivery>,
     },
     Complete {
         id: u64,
@@ -122,62 +176,112 @@ enum Command {
 }
 
 impl Subscriber {
-    /// A subscriber whose upgrade requests `signer` signs (the signed hop).
+    /// A subscriber whose upgrade requests and operations `signer` signs
+    /// (the signed hop).
     pub fn new(signer: HopSigner) -> Self {
         Self {
-            connections: Arc::default(),
+            replicas: Arc::default(),
             signer,
         }
     }
 
-    /// Opens subscription `query` on `subgraph` at `graphql_url` for
-    /// `identity`, connecting (within `timeout`) unless this caller already
-    /// has a connection to that subgraph.
-    pub async fn subscribe(
-        &self,
-        subgraph: &str,
-        graphql_url: &str,
-        query: &str,
-        variables: Map<String, Value>,
-        identity: &Identity,
-        timeout: Duration,
-    ) -> Result<Events, FetchError> {
-        let connection = self
-            .connection(subgraph, graphql_url, identity, timeout)
-            .await?;
-        let id = connection.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sink, receiver) = mpsc::channel(BUFFER);
-        let payload = json!({ "query": query, "variables": variables });
-        connection
-            .commands
-            .send(Command::Subscribe { id, payload, sink })
-            .map_err(|_| FetchError::Unreachable {
-                subgraph: subgraph.to_owned(),
-                reason: "the connection closed".into(),
-            })?;
-        Ok(Events {
-            receiver,
-            id,
-            connection,
+    /// Opens the subscription `target` describes (connecting, within its
+    /// timeout, if no connection to the replica can take it); it subscribes
+    /// again by itself when its connection is lost (see the module docs).
+    pub async fn subscribe(&self, target: Target) -> Result<Subscription, FetchError> {
+        let first = self.subscribe_once(&target, None).await?;
+        let state = Resubscribing {
+            subscriber: self.clone(),
+            target,
+            current: Some(first),
+            resume: None,
+            ended: false,
+        };
+        let events = futures::stream::unfold(state, |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
+        });
+        Ok(Subscription {
+            events: events.boxed(),
         })
     }
 
+    /// One subscription on one replica, after `resume` if given.
+    async fn subscribe_once(
+        &self,
+        target: &Target,
+        resume: Option<&Value>,
+    ) -> Result<Events, FetchError> {
+        let subgraph = target.subgraph.as_str();
+        let unreachable = |reason: String| FetchError::Unreachable {
+            subgraph: subgraph.to_owned(),
+            reason,
+        };
+        let graphql_url = (target.pick)().ok_or_else(|| FetchError::Unavailable {
+            subgraph: subgraph.to_owned(),
+            reason: "no replica is available".into(),
+        })?;
+        let mut operation = json!({ "query": target.query, "variables": target.variables });
+        if let Some(token) = resume {
+            operation["extensions"] = json!({ "resume": token });
+        }
+        let path = websocket_path(&graphql_url);
+        let signed = self
+            .signer
+            .sign_operation(&path, &target.identity, operation.to_string(), subgraph)
+            .await
+            .map_err(|err| unreachable(err.to_string()))?;
+        let payload = json!({ "query": target.query, "extensions": { EXTENSION: signed } });
+        let connection = self
+            .connection(subgraph, &graphql_url, target.timeout)
+            .await?;
+        let id = connection.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sink, receiver) = mpsc::channel(BUFFER);
+        connection.load.fetch_add(1, Ordering::Relaxed);
+        let events = Events {
+            receiver,
+            id,
+            connection,
+        };
+        events
+            .connection
+            .commands
+            .send(Command::Subscribe { id, payload, sink })
+            .map_err(|_| unreachable("the connection closed".into()))?;
+        Ok(events)
+    }
+
+    /// A connection to the replica at `graphql_url` that can take one
+    /// more subscription, opened if none can.
     async fn connection(
         &self,
         subgraph: &str,
         graphql_url: &str,
-        identity: &Identity,
         timeout: Duration,
     ) -> Result<Arc<Connection>, FetchError> {
-        let key = (graphql_url.to_owned(), caller_key(identity));
-        let mut connections = self.connections.lock().await;
-        if let Some(connection) = connections.get(&key).and_then(Weak::upgrade)
-            && connection.alive.load(Ordering::Acquire)
+        let pool = {
+            let mut replicas = self
+                .replicas
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(replicas.entry(graphql_url.to_owned()).or_default())
+        };
+        // One opening at a time per replica; other replicas go on.
+        let mut pool = pool.lock().await;
+        pool.0
+            .retain(|connection| connection.alive.load(Ordering::Acquire));
+        let least_loaded = pool
+            .0
+            .iter()
+            .min_by_key(|connection| connection.load.load(Ordering::Relaxed))
+            .cloned();
+        if let Some(connection) = &least_loaded
+            && (connection.load.load(Ordering::Relaxed) < SPREAD_AT
+                || pool.0.len() >= CONNECTIONS_PER_REPLICA)
         {
-            return Ok(connection);
+            return Ok(Arc::clone(connection));
         }
-        connections.retain(|_, weak| weak.strong_count() > 0);
-        let handshake = handshake(subgraph, graphql_url, identity, &self.signer);
+        let handshake = handshake(subgraph, graphql_url, &self.signer);
         let socket = tokio::time::timeout(timeout, handshake)
             .await
             .map_err(|_| FetchError::Timeout {
@@ -190,19 +294,98 @@ impl Subscriber {
         let connection = Arc::new(Connection {
             commands,
             next_id: AtomicU64::new(1),
+            load: AtomicUsize::new(0),
             alive,
         });
-        connections.insert(key, Arc::downgrade(&connection));
+        pool.0.push(Arc::clone(&connection));
         Ok(connection)
     }
 }
 
-/// Which connection a caller uses: its user id and roles.
-fn caller_key(identity: &Identity) -> String {
-    match identity {
-        Identity::User(viewer) => format!("{}\u{0}{}", viewer.user_id, viewer.roles.join(",")),
-        _ => String::new(),
+/// A subscription across connections: the one it is on, and the resume
+/// token of the last event it passed on.
+struct Resubscribing {
+    subscriber: Subscriber,
+    target: Target,
+    current: Option<Events>,
+    resume: Option<Value>,
+    ended: bool,
+}
+
+impl Resubscribing {
+    async fn next(&mut self) -> Option<Result<SubgraphResponse, FetchError>> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let Some(events) = &mut self.current else {
+                match self.resubscribe().await {
+                    Ok(events) => {
+                        self.current = Some(events);
+                        continue;
+                    }
+                    Err(err) => {
+                        self.ended = true;
+                        return Some(Err(err));
+                    }
+                }
+            };
+            match events.receiver.recv().await {
+                None => return None,
+                Some(Ok((response, resume))) => {
+                    if resume.is_some() {
+                        self.resume = resume;
+                    }
+                    return Some(Ok(response));
+                }
+                Some(Err(FetchError::Unreachable { subgraph, reason })) => {
+                    tracing::info!(%subgraph, %reason, "subgraph subscription connection lost; subscribing again");
+                    metrics::counter!("router_subgraph_resubscriptions_total", "subgraph" => subgraph).increment(1);
+                    self.current = None;
+                }
+                Some(Err(err)) => {
+                    self.ended = true;
+                    return Some(Err(err));
+                }
+            }
+        }
     }
+
+    /// Subscribes again, with backoff, until it works or
+    /// [`RESUBSCRIBE_WINDOW`] has passed.
+    async fn resubscribe(&mut self) -> Result<Events, FetchError> {
+        let give_up = Instant::now() + RESUBSCRIBE_WINDOW;
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        loop {
+            let attempt = self
+                .subscriber
+                .subscribe_once(&self.target, self.resume.as_ref());
+            let err = match tokio::time::timeout_at(give_up, attempt).await {
+                Ok(Ok(events)) => return Ok(events),
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    return Err(FetchError::Timeout {
+                        subgraph: self.target.subgraph.clone(),
+                        timeout: RESUBSCRIBE_WINDOW,
+                    });
+                }
+            };
+            let delay = backoff.next_delay();
+            if Instant::now() + delay >= give_up {
+                return Err(err);
+            }
+            tracing::debug!(subgraph = %self.target.subgraph, error = %err, "subscribing again failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The request path of a subgraph's websocket (what operations sent on
+/// it are signed for).
+fn websocket_path(graphql_url: &str) -> String {
+    websocket_url(graphql_url)
+        .parse::<http::Uri>()
+        .map_or_else(|_| "/graphql/ws".to_owned(), |uri| uri.path().to_owned())
 }
 
 type Socket =
@@ -212,7 +395,6 @@ type Socket =
 async fn handshake(
     subgraph: &str,
     graphql_url: &str,
-    identity: &Identity,
     signer: &HopSigner,
 ) -> Result<Socket, FetchError> {
     let unreachable = |reason: String| FetchError::Unreachable {
@@ -227,7 +409,8 @@ async fn handshake(
         http::header::SEC_WEBSOCKET_PROTOCOL,
         HeaderValue::from_static(PROTOCOL),
     );
-    forward_identity(identity, headers);
+    // The router's own connection: no caller (each operation names its own).
+    forward_identity(&Identity::Anonymous, headers);
     inject_trace_context(headers);
     let (method, uri) = (request.method().clone(), request.uri().clone());
     signer
@@ -240,10 +423,9 @@ async fn handshake(
         )
         .await
         .map_err(|err| unreachable(err.to_string()))?;
-    // Small buffers: a connection per caller, mostly idle.
     let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(4 * 1024);
+        .read_buffer_size(64 * 1024)
+        .write_buffer_size(16 * 1024);
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|err| unreachable(err.to_string()))?;
@@ -276,7 +458,7 @@ async fn handshake(
     }
 }
 
-type Sinks = HashMap<u64, mpsc::Sender<Result<SubgraphResponse, FetchError>>>;
+type Sinks = HashMap<u64, mpsc::Sender<Delivery>>;
 
 /// Runs one connection: commands from its subscriptions out, messages
 /// from the subgraph routed to them by id.
@@ -286,9 +468,8 @@ async fn pump(
     mut commands: mpsc::UnboundedReceiver<Command>,
     alive: Arc<AtomicBool>,
 ) {
-    // How many sockets subscriptions hold open to each subgraph: one per
-    // distinct caller today, the figure upstream multiplexing must bring
-    // down.
+    // How many sockets subscriptions hold open to each subgraph: at most
+    // CONNECTIONS_PER_REPLICA per replica.
     let open =
         metrics::gauge!("router_subgraph_subscription_connections", "subgraph" => subgraph.clone());
     open.increment(1.0);
@@ -354,7 +535,7 @@ async fn route(
     sinks: &mut Sinks,
     message: &Message,
 ) -> Result<(), String> {
-    let Some(message) = parse(message) else {
+    let Some(mut message) = parse(message) else {
         return Ok(());
     };
     let id = message["id"].as_str().and_then(|id| id.parse::<u64>().ok());
@@ -363,11 +544,15 @@ async fn route(
             let Some(sink) = sinks.get(&id) else {
                 return Ok(());
             };
-            let response = serde_json::from_value::<SubgraphResponse>(message["payload"].clone())
-                .unwrap_or_default();
+            let mut payload = message["payload"].take();
+            let resume = payload
+                .get_mut("extensions")
+                .and_then(|extensions| extensions.get_mut("resume"))
+                .map(Value::take);
+            let response = serde_json::from_value::<SubgraphResponse>(payload).unwrap_or_default();
             match sink
                 .clone()
-                .send_timeout(Ok(response), FALL_BEHIND_GRACE)
+                .send_timeout(Ok((response, resume)), FALL_BEHIND_GRACE)
                 .await
             {
                 Ok(()) => Ok(()),
@@ -399,7 +584,7 @@ async fn route(
                     Value::Array(errors) => errors,
                     other => vec![other],
                 };
-                let _ = sink.try_send(Ok(SubgraphResponse { data: None, errors }));
+                let _ = sink.try_send(Ok((SubgraphResponse { data: None, errors }, None)));
             }
             Ok(())
         }

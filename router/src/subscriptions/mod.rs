@@ -22,7 +22,10 @@
 //!    other subgraphs — and projects the client's selection, so one event
 //!    becomes one complete response;
 //! 3. ends when the subgraph completes, or with a `SUBGRAPH_UNAVAILABLE`
-//!    response when the subgraph connection is lost.
+//!    response when no replica took the subscription again within
+//!    [`subscribe::RESUBSCRIBE_WINDOW`] of a lost connection (until then
+//!    the client sees nothing of the loss: a resumable field carries on
+//!    after the last event it received).
 //!
 //! Queries and mutations sent over these transports give one response.
 //! Every subscription needs a signed-in caller.
@@ -31,6 +34,7 @@ pub mod multipart;
 pub mod sse;
 pub mod ws;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -238,33 +242,40 @@ pub(crate) async fn results(
         return Err(RouterError::SubscriptionUnplannable);
     };
     let service = source.service_name.clone();
-    // A long-lived stream goes to one available replica, like a fetch.
-    let replica = supergraph.upstreams.get(&service).and_then(|upstream| {
+    // A long-lived stream goes to one available replica, like a fetch;
+    // after a lost connection it is picked afresh.
+    let Some(upstream) = supergraph.upstreams.get(&service) else {
+        return Err(RouterError::NoReplica { service });
+    };
+    let pick: subscribe::PickReplica = Arc::new(move || {
         upstream
             .pool
             .pick(0)
             .map(|(_, replica)| replica.url.clone())
     });
-    let Some(url) = replica else {
-        return Err(RouterError::NoReplica { service });
+    let target = subscribe::Target {
+        subgraph: service.clone(),
+        pick,
+        query: source.operation.document_str.clone(),
+        variables: fetch_variables(source, &variables),
+        identity: identity.clone(),
+        timeout: settings.connect_timeout,
     };
     let events = subscriber
-        .subscribe(
-        &service,
-        &url,
-        &source.operation.document_str,
-        fetch_variables(source, &variables),
-        &identity,
-        settings.connect_timeout,
-    )
-    .await
-    .map_err(|source| {
-        tracing::warn!(subgraph = %service, error = %source, "cannot open a subgraph subscription");
-        RouterError::SubscribeFailed {
-            service: service.clone(),
-            source,
-        }
-    })?;
+        .subscribe(target)
+        .await
+        .map_err(|source| match source {
+            FetchError::Unavailable { .. } => RouterError::NoReplica {
+                service: service.clone(),
+            },
+            source => {
+                tracing::warn!(subgraph = %service, error = %source, "cannot open a subgraph subscription");
+                RouterError::SubscribeFailed {
+                    service: service.clone(),
+                    source,
+                }
+            }
+        })?;
     metrics::gauge!("router_active_subscriptions").increment(1.0);
     let guard = ActiveSubscription;
     let responses = events

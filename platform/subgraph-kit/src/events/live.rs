@@ -78,14 +78,36 @@ impl LiveFeed {
     /// the subscriber falls more than the backlog behind.
     pub fn events(&self) -> Pin<Box<dyn Stream<Item = Result<Arc<CloudEvent>, Lagged>> + Send>> {
         let mut ended = false;
+        let following = Following::new();
         BroadcastStream::new(self.sender.subscribe())
-            .map(|item| item.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged(n)))
+            .map(move |item| {
+                let _counted = &following;
+                item.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged(n))
+            })
             .take_while(move |item| {
                 let keep = !ended;
                 ended |= item.is_err();
                 futures::future::ready(keep)
             })
             .boxed()
+    }
+}
+
+/// Counts a stream of [`LiveFeed::events`] in `subgraph_live_subscriptions`
+/// while it exists: what an operator (or a test) reads to see where a
+/// router's subscriptions are.
+struct Following;
+
+impl Following {
+    fn new() -> Self {
+        metrics::gauge!("subgraph_live_subscriptions").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        metrics::gauge!("subgraph_live_subscriptions").decrement(1.0);
     }
 }
 

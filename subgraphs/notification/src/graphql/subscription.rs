@@ -13,8 +13,17 @@
 //! re-published one: delivery is at-least-once) is dropped; a live event
 //! that skips numbers (the bus handed events over out of order) is
 //! preceded by the skipped ones, read from the store, so the client still
-//! sees every number once and in order. Events from a replica that
+//! sees every number once and in order. A live stream that lagged (more
+//! events arrived than the feed holds while this subscription was busy,
+//! replaying a long backlog, say) is followed again and what it dropped is
+//! read from the store, so a subscriber that keeps reading is never ended
+//! for it. Events from a replica that
 //! predates numbering carry none and are de-duplicated by id, as before.
+//!
+//! Each notification sent is recorded as the subscription's resume token
+//! ([`Resume`]): when the router loses its connection to this replica, it
+//! subscribes again (on any replica) with the last token it received, which
+//! stands for `after`, so its client sees neither a gap nor a repeat.
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
@@ -27,6 +36,7 @@ use subgraph_kit::auth;
 use subgraph_kit::events::CloudEvent;
 use subgraph_kit::events::live::{Lagged, LiveFeed};
 use subgraph_kit::graphql::authenticated;
+use subgraph_kit::subscriptions::Resume;
 use uuid::Uuid;
 
 use crate::events::outgoing::created_notification;
@@ -52,8 +62,17 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<NotificationNode>> + use<>> {
         let user_id = auth::viewer(ctx)?.user_id.clone();
         let notifications = ctx.data_unchecked::<Notifications>().clone();
+        // A subscriber that lost its connection (the router, re-subscribing
+        // for its client) resumes after the last notification it received.
+        let resume = ctx.data_opt::<Resume>().cloned();
+        let after = resume
+            .as_ref()
+            .and_then(Resume::requested)
+            .and_then(|token| token.as_str().map(str::to_owned))
+            .or(after);
         // Live first, so nothing created during the backlog read is missed.
-        let live = ctx.data_unchecked::<LiveFeed>().events();
+        let feed = ctx.data_unchecked::<LiveFeed>().clone();
+        let live = feed.events();
         let (backlog, last_seq, after_id) = match after {
             Some(after) => {
                 let resume = notifications
@@ -71,6 +90,7 @@ impl Subscription {
         }
         let follow = Follow {
             live,
+            feed,
             user_id,
             notifications,
             last_seq,
@@ -83,13 +103,20 @@ impl Subscription {
             Some((batch, follow))
         })
         .flat_map(stream::iter);
-        Ok(stream::iter(backlog.into_iter().map(|n| Ok(NotificationNode(n)))).chain(live))
+        let all = stream::iter(backlog.into_iter().map(|n| Ok(NotificationNode(n)))).chain(live);
+        Ok(all.inspect(move |item| {
+            if let (Some(resume), Ok(NotificationNode(notification))) = (&resume, item) {
+                resume.record(notification.id.to_string().into());
+            }
+        }))
     }
 }
 
 /// The live part of one subscription: what it has delivered so far.
 struct Follow {
     live: Pin<Box<dyn Stream<Item = std::result::Result<Arc<CloudEvent>, Lagged>> + Send>>,
+    /// Where `live` comes from, to follow again after it lagged.
+    feed: LiveFeed,
     user_id: String,
     notifications: Notifications,
     /// The highest sequence number delivered (or replayed, or resumed
@@ -112,10 +139,21 @@ impl Follow {
             }
             let event = match self.live.next().await? {
                 Ok(event) => event,
-                Err(lagged) => {
-                    self.ended = true;
-                    return Some(vec![Err(lagged.to_graphql())]);
-                }
+                Err(lagged) => match self.last_seq {
+                    // Numbered: what the feed dropped is in the store.
+                    Some(last) => match self.catch_up(last).await {
+                        Ok(batch) if batch.is_empty() => continue,
+                        Ok(batch) => return Some(batch),
+                        Err(err) => {
+                            self.ended = true;
+                            return Some(vec![Err(to_graphql(err))]);
+                        }
+                    },
+                    None => {
+                        self.ended = true;
+                        return Some(vec![Err(lagged.to_graphql())]);
+                    }
+                },
             };
             let Some(notification) =
                 created_notification(&event).filter(|n| n.user_id == self.user_id)
@@ -160,6 +198,34 @@ impl Follow {
                 .collect();
             return Some(delivered);
         }
+    }
+}
+
+impl Follow {
+    /// After the live feed dropped events for this subscription (a burst
+    /// of other users' notifications, say, while it was replaying): follow
+    /// the feed again, then read from the store everything numbered after
+    /// `last`, as a resume does. Live events at or below the new last
+    /// number are then repeats and dropped.
+    async fn catch_up(
+        &mut self,
+        last: i64,
+    ) -> std::result::Result<Vec<Result<NotificationNode>>, crate::domain::NotificationError> {
+        self.live = self.feed.events();
+        let missed = self
+            .notifications
+            .announced_between(&self.user_id, last, i64::MAX)
+            .await?;
+        if let Some(seq) = missed.last().and_then(|n| n.seq) {
+            self.last_seq = Some(seq);
+        }
+        Ok(missed
+            .into_iter()
+            .map(|n| {
+                self.seen.insert(n.id);
+                Ok(NotificationNode(n))
+            })
+            .collect())
     }
 }
 

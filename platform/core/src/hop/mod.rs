@@ -31,8 +31,16 @@
 //! same code signs and verifies in development as in production; `serve`
 //! refuses to start without the keys its role needs.
 //!
+//! Subscriptions travel differently: the router multiplexes many callers
+//! over one websocket per subgraph replica, so the caller cannot be a
+//! property of the connection. Each `subscribe` message then carries its
+//! operation signed the same way, as if it were a request of its own
+//! ([`operation`]).
+//!
 //! [RFC 9421]: https://www.rfc-editor.org/rfc/rfc9421
 //! [RFC 9530]: https://www.rfc-editor.org/rfc/rfc9530
+
+pub mod operation;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
