@@ -66,6 +66,14 @@ impl NodeSubscriber {
         Self::spawn("apollo-subscribe.mjs", &args).await
     }
 
+    /// Follows `notificationAdded` as the holder of `token` and never
+    /// gives up (`tests/subscriptions/resume-subscribe.mjs`): each
+    /// reconnection goes to the next of `urls` (routers behind one
+    /// address) and subscribes again after the last notification seen.
+    pub async fn resuming(urls: &[String], token: &str, query: &str) -> Self {
+        Self::spawn("resume-subscribe.mjs", &[&urls.join(","), token, query]).await
+    }
+
     async fn spawn(script: &str, args: &[&str]) -> Self {
         ensure_node_clients().await;
         let mut process = Command::new("node")

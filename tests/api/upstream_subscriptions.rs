@@ -17,7 +17,7 @@ use shopgraph_core::settings::RunMode;
 use crate::broker::Broker;
 use crate::harness::{RouterProcess, SubgraphProcess, client, migrate, token, wait_until};
 use crate::helpers::{Backend, fresh_db};
-use crate::live::{RawSocket, Received};
+use crate::live::{NodeSubscriber, RawSocket, Received, ws_url};
 use crate::shop::Shop;
 
 const NOTIFICATIONS: &str =
@@ -420,5 +420,95 @@ async fn a_subgraph_websocket_closes_on_protocol_errors_with_the_protocols_codes
     assert_eq!(
         repeated.receive().await,
         Received::Closed(4409, "Subscriber for same already exists".into())
+    );
+}
+
+/// Two routers over the same subgraphs, standing for one address behind a
+/// load balancer. The router a client is connected to is killed while
+/// notifications keep coming; the client (graphql-ws, retrying with
+/// `after` = the last notification it saw) reconnects to the other and
+/// misses nothing, repeats nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_of_a_killed_router_resumes_on_the_other_and_misses_nothing() {
+    const COUNT: usize = 60;
+    const KILL_AT: usize = 20;
+    let shop = Shop::spawn(Backend::Sqlite).await;
+    let urls = Shop::urls(
+        &shop.product,
+        &shop.basket,
+        &shop.payment,
+        &shop.notification,
+    );
+    let (mut first, second) =
+        tokio::join!(RouterProcess::start(&urls), RouterProcess::start(&urls));
+    let mut subscriber = NodeSubscriber::resuming(
+        &[ws_url(&first.graphql_url()), ws_url(&second.graphql_url())],
+        &token("user-1", false),
+        NOTIFICATIONS,
+    )
+    .await;
+    assert_eq!(
+        subscriber.next(Duration::from_secs(10)).await,
+        Some(json!({ "connected": 1 }))
+    );
+    shop.notification.wait_for_subscriptions(1).await;
+
+    let writer = {
+        let router = second.graphql_url();
+        tokio::spawn(async move {
+            let http = client();
+            let mut ids = Vec::with_capacity(COUNT);
+            for n in 0..COUNT {
+                let response: Value = http
+                    .post(&router)
+                    .bearer_auth(token("admin-1", true))
+                    .json(&json!({ "query": BULK, "variables": { "inputs": [notification_for("user-1", &format!("#{n}"))] } }))
+                    .send()
+                    .await
+                    .expect("the second router answers")
+                    .json()
+                    .await
+                    .expect("JSON");
+                ids.push(
+                    response["data"]["bulkCreateNotifications"][0]["id"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{response}"))
+                        .to_owned(),
+                );
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            ids
+        })
+    };
+    let mut received = Vec::new();
+    let mut connections = 1;
+    while received.len() < COUNT {
+        if received.len() == KILL_AT && connections == 1 {
+            first.kill().await;
+        }
+        let line = subscriber
+            .next(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("stalled after {} notifications", received.len()));
+        if let Some(n) = line.get("connected") {
+            connections = n.as_u64().unwrap_or_default();
+            continue;
+        }
+        let id = line["next"]["data"]["notificationAdded"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not a notification: {line}"))
+            .to_owned();
+        received.push(id);
+    }
+    let created = writer.await.expect("the writer");
+    assert_eq!(connections, 2, "the client reconnected once");
+    assert_eq!(
+        received, created,
+        "a gap, a repeat or disorder across the router kill"
+    );
+    assert_eq!(
+        subscriber.next(Duration::from_millis(300)).await,
+        None,
+        "nothing more"
     );
 }

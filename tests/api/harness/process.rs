@@ -296,6 +296,13 @@ impl RouterProcess {
         }
     }
 
+    /// SIGKILL: the router is gone at once, its clients' sockets with it.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill the router");
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
