@@ -360,3 +360,57 @@ async fn publishes_in_flight_when_the_broker_is_killed_are_not_lost() {
         missing.remove(&number_of(&delivery));
     }
 }
+
+/// A replica's live tail (the feed its subscriptions follow) keeps its
+/// place across a broker restart: every event published after the tail
+/// started reaches its followers, those published right after the broker
+/// came back included (a tail that started again "at the end" would drop
+/// them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_tail_misses_nothing_across_a_broker_restart() {
+    use futures::StreamExt;
+    use subgraph_kit::events::live::LiveFeed;
+
+    const BEFORE: usize = 20;
+    const AFTER: usize = 60;
+    let broker = Broker::start().await;
+    let bus = broker.bus().await;
+    let (feed, forwarder) = LiveFeed::start(&bus, vec![Topic::Payment], 1024)
+        .await
+        .expect("the tail starts");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let forwarding = tokio::spawn(forwarder.run(stop.clone()));
+    let mut followed = feed.events();
+    let received = tokio::spawn(async move {
+        let mut numbers = BTreeSet::new();
+        while numbers.len() < BEFORE + AFTER {
+            let event = tokio::time::timeout(Duration::from_secs(60), followed.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "stalled with {} of {} events",
+                        numbers.len(),
+                        BEFORE + AFTER
+                    )
+                })
+                .expect("the feed goes on")
+                .expect("no lag");
+            let n = event.data["n"].as_u64().expect("numbered");
+            numbers.insert(usize::try_from(n).expect("small"));
+        }
+        numbers
+    });
+    for n in 0..BEFORE {
+        publish_until_held(&bus, &numbered(n)).await;
+    }
+    broker.kill().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.resume().await;
+    for n in BEFORE..BEFORE + AFTER {
+        publish_until_held(&bus, &numbered(n)).await;
+    }
+    let numbers = received.await.expect("the follower");
+    assert_eq!(numbers, (0..BEFORE + AFTER).collect::<BTreeSet<_>>());
+    stop.cancel();
+    forwarding.await.expect("the forwarder stops");
+}

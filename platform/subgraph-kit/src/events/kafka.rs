@@ -34,7 +34,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{BusError, CloudEvent, Delivery, KafkaSettings, Start, Subscription, Transport};
+use super::{
+    BusError, CloudEvent, Delivery, KafkaSettings, Positions, Start, Subscription, Transport,
+};
 
 /// The Kafka transport (see the module docs).
 pub struct KafkaTransport {
@@ -161,7 +163,12 @@ impl KafkaTransport {
         Ok(created)
     }
 
-    fn consumer(&self, group: &str, topics: &[String]) -> Result<StreamConsumer, BusError> {
+    fn consumer(
+        &self,
+        group: &str,
+        topics: &[String],
+        reset: &str,
+    ) -> Result<StreamConsumer, BusError> {
         let consume_error = |err: KafkaError| BusError::Consume {
             topics: topics.join(","),
             reason: err.to_string(),
@@ -172,7 +179,7 @@ impl KafkaTransport {
             .set("auto.commit.interval.ms", "500")
             // Offsets are stored by `ack`, after the effect committed.
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", reset)
             .set(
                 "session.timeout.ms",
                 self.settings.session_timeout.as_millis().to_string(),
@@ -304,23 +311,31 @@ impl Transport for KafkaTransport {
             };
             let subscription = match start {
                 Start::Group(group) => {
-                    let consumer = self.consumer(&group, topics)?;
+                    // A new group reads what is retained.
+                    let consumer = self.consumer(&group, topics, "earliest")?;
                     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                     consumer.subscribe(&names).map_err(consume_error)?;
                     KafkaSubscription {
                         consumer: Some(consumer),
                         topics: topics.join(","),
                         grouped: true,
+                        positions: Positions::new(),
                     }
                 }
-                Start::Live => {
+                Start::Live | Start::LiveFrom(_) => {
+                    let from = match start {
+                        Start::LiveFrom(from) => from,
+                        _ => Positions::new(),
+                    };
                     // The group id is required by librdkafka but never
-                    // joined: partitions are assigned by hand.
+                    // joined: partitions are assigned by hand. A position
+                    // the broker no longer has (it lost its data) resumes
+                    // at the end, never replays the retained past.
                     let group = format!("{}-live-{}", self.client_id, uuid::Uuid::now_v7());
-                    let consumer = self.consumer(&group, topics)?;
-                    let consumer = tokio::task::spawn_blocking({
+                    let consumer = self.consumer(&group, topics, "latest")?;
+                    let (consumer, positions) = tokio::task::spawn_blocking({
                         let topics = topics.to_vec();
-                        move || assign_all_at_end(consumer, &topics)
+                        move || assign_live(consumer, &topics, &from)
                     })
                     .await
                     .map_err(|err| BusError::Consume {
@@ -332,6 +347,7 @@ impl Transport for KafkaTransport {
                         consumer: Some(consumer),
                         topics: topics.join(","),
                         grouped: false,
+                        positions,
                     }
                 }
             };
@@ -340,22 +356,37 @@ impl Transport for KafkaTransport {
     }
 }
 
-/// Assigns every partition of `topics` from its end (blocking: metadata).
-fn assign_all_at_end(
+/// Assigns every partition of `topics` at its place in `from`, or at its
+/// end (its high watermark, read now, so the tail knows its position from
+/// the first moment); returns the positions it starts at (blocking:
+/// metadata and watermarks).
+fn assign_live(
     consumer: StreamConsumer,
     topics: &[String],
-) -> Result<StreamConsumer, KafkaError> {
+    from: &Positions,
+) -> Result<(StreamConsumer, Positions), KafkaError> {
+    let timeout = Duration::from_secs(10);
     let mut assignment = TopicPartitionList::new();
+    let mut positions = Positions::new();
     for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         for found in metadata.topics() {
             for partition in found.partitions() {
-                assignment.add_partition_offset(topic, partition.id(), Offset::End)?;
+                let id = partition.id();
+                let offset = match from.get(topic).and_then(|partitions| partitions.get(&id)) {
+                    Some(&offset) => offset,
+                    None => consumer.fetch_watermarks(topic, id, timeout)?.1,
+                };
+                assignment.add_partition_offset(topic, id, Offset::Offset(offset))?;
+                positions
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(id, offset);
             }
         }
     }
     consumer.assign(&assignment)?;
-    Ok(consumer)
+    Ok((consumer, positions))
 }
 
 struct KafkaSubscription {
@@ -363,6 +394,8 @@ struct KafkaSubscription {
     consumer: Option<StreamConsumer>,
     topics: String,
     grouped: bool,
+    /// A live tail's next offset per partition (empty for a group).
+    positions: Positions,
 }
 
 impl KafkaSubscription {
@@ -389,13 +422,26 @@ impl Subscription for KafkaSubscription {
                 Some(bytes) => CloudEvent::from_bytes(bytes).map_err(|err| err.to_string()),
                 None => Err("empty message".to_owned()),
             };
-            Ok(Delivery {
+            let delivery = Delivery {
                 topic: message.topic().to_owned(),
                 partition: message.partition(),
                 offset: message.offset(),
                 event,
-            })
+            };
+            if !self.grouped
+                && let Some(next) = self
+                    .positions
+                    .get_mut(&delivery.topic)
+                    .and_then(|partitions| partitions.get_mut(&delivery.partition))
+            {
+                *next = delivery.offset + 1;
+            }
+            Ok(delivery)
         })
+    }
+
+    fn position(&self) -> Positions {
+        self.positions.clone()
     }
 
     fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {

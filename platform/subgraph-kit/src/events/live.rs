@@ -4,7 +4,10 @@
 //! Each replica tails the topics itself ([`Start::Live`]: no consumer
 //! group, all partitions), so every replica sees every event and a client
 //! connected to any replica (through any router) gets its events: no sticky
-//! sessions. Inside the replica one broadcast channel fans out to the
+//! sessions. The tail knows where it stands in every partition: when its
+//! broker connection fails it subscribes again from there
+//! ([`Start::LiveFrom`]), so nothing published meanwhile is skipped.
+//! Inside the replica one broadcast channel fans out to the
 //! subscriptions; each has a bounded backlog, and a subscription that falls
 //! further behind ends with an error instead of holding memory.
 
@@ -145,12 +148,19 @@ impl Forwarder {
                     }
                 },
                 Err(err) => {
-                    tracing::warn!(%err, "live feed cannot receive; retrying");
+                    // Where the tail stood, kept across failed attempts:
+                    // the events published meanwhile are still delivered.
+                    let from = subscription.position();
+                    tracing::warn!(%err, "live feed cannot receive; retrying from where it stood");
                     if backoff.sleep(&stop).await {
                         return;
                     }
-                    if let Ok(again) = bus.subscribe(&topics, Start::Live).await {
-                        subscription = again;
+                    match bus.subscribe(&topics, Start::LiveFrom(from)).await {
+                        Ok(again) => {
+                            subscription = again;
+                            backoff.reset();
+                        }
+                        Err(err) => tracing::warn!(%err, "live feed cannot subscribe again yet"),
                     }
                 }
             }

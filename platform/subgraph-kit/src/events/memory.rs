@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
-use super::{BusError, CloudEvent, Delivery, Start, Subscription, Transport};
+use super::{BusError, CloudEvent, Delivery, Positions, Start, Subscription, Transport};
 
 /// The in-process transport (see the module docs).
 #[derive(Default)]
@@ -125,15 +125,25 @@ impl Transport for MemoryTransport {
         start: Start,
     ) -> BoxFuture<'a, Result<Box<dyn Subscription>, BusError>> {
         let mut state = self.state();
-        let (group, live) = match start {
-            Start::Group(group) => (group, false),
-            Start::Live => (format!("{LIVE_PREFIX}{}", uuid::Uuid::now_v7()), true),
+        let (group, live, from) = match start {
+            Start::Group(group) => (group, false, Positions::new()),
+            Start::Live => (
+                format!("{LIVE_PREFIX}{}", uuid::Uuid::now_v7()),
+                true,
+                Positions::new(),
+            ),
+            Start::LiveFrom(from) => (format!("{LIVE_PREFIX}{}", uuid::Uuid::now_v7()), true, from),
         };
         let positions = topics
             .iter()
             .map(|topic| {
                 let log = state.logs.entry(topic.clone()).or_default();
-                let start = if live { log.end() } else { log.base };
+                // One partition per topic here: 0.
+                let start = match from.get(topic).and_then(|partitions| partitions.get(&0)) {
+                    Some(&position) => position.max(log.base),
+                    None if live => log.end(),
+                    None => log.base,
+                };
                 (
                     topic.clone(),
                     *log.groups.entry(group.clone()).or_insert(start),
@@ -203,6 +213,16 @@ impl Subscription for MemorySubscription {
                 notified.await;
             }
         })
+    }
+
+    fn position(&self) -> Positions {
+        if !self.live {
+            return Positions::new();
+        }
+        self.positions
+            .iter()
+            .map(|(topic, next)| (topic.clone(), [(0, *next)].into()))
+            .collect()
     }
 
     fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {

@@ -112,7 +112,16 @@ pub enum Start {
     /// A live tail for this process only: every partition from the end, no
     /// group, nothing acknowledged. Each replica sees every new event.
     Live,
+    /// A live tail that goes on where an earlier one stood
+    /// ([`Subscription::position`]): after a lost broker connection, so the
+    /// events published meanwhile are not skipped. Partitions it has no
+    /// position for start at the end.
+    LiveFrom(Positions),
 }
+
+/// Where a live tail stands: per topic (full name) and partition, the
+/// offset of the next event it has not received yet.
+pub type Positions = std::collections::BTreeMap<String, std::collections::BTreeMap<i32, i64>>;
 
 /// One received event and where it came from.
 #[derive(Debug, Clone)]
@@ -134,6 +143,11 @@ pub trait Subscription: Send {
     /// Marks `delivery` (and everything before it in its partition) done:
     /// a restarted group resumes after it.
     fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+    /// Where a live tail stands (empty for a group, whose position the
+    /// broker keeps): what [`Start::LiveFrom`] continues from.
+    fn position(&self) -> Positions {
+        Positions::new()
+    }
 }
 
 /// The bus port: what the outbox relay, consumers and live feeds need.
