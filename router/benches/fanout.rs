@@ -8,7 +8,7 @@
 //! subgraphs on SQLite, the in-process event bus) and a separate
 //! `shopgraph serve router` in front of it, whose memory is measured. Each
 //! subscriber is a graphql-transport-ws connection to that router,
-//! signed in as one of `FANOUT_USERS` users. For each N in `FANOUT_SIZES`:
+//! signed in as a user of its own (or one of `FANOUT_USERS`). For each N in `FANOUT_SIZES`:
 //!
 //! 1. connect N subscribers and subscribe; measure the router's RSS before
 //!    and after → memory per idle subscriber (client socket, router
@@ -21,7 +21,8 @@
 //!    max, deliveries per second, and deliveries missing after 30 s.
 //!
 //! Knobs: FANOUT_SIZES=1000,10000 FANOUT_EVENTS=50 FANOUT_RATE=10
-//! FANOUT_USERS=100 FANOUT_PORT_BASE=15000 SHOPGRAPH_BIN=<release binary>.
+//! FANOUT_USERS (unset: every subscriber a user of its own; N: spread over
+//! N users) FANOUT_PORT_BASE=15000 SHOPGRAPH_BIN=<release binary>.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use shopgraph_core::identity::TokenIssuer;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
@@ -99,16 +101,14 @@ async fn wait_ready(url: &str) {
 /// without one) and of the tokens it verifies.
 const JWT_SECRET: &str = "shopgraph-fanout-bench-secret-0123456789abcdef";
 
-async fn token(bin: &str, user: &str, admin: bool) -> String {
-    let mut command = Command::new(bin);
-    command
-        .args(["token", "--user", user])
-        .env("JWT_SECRET", JWT_SECRET);
-    if admin {
-        command.arg("--admin");
-    }
-    let output = command.output().await.expect("shopgraph token");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+/// A token of `user` as the router verifies them (the bench's secret,
+/// the default issuer and audience), made in-process: ten thousand users
+/// would take minutes as `shopgraph token` runs.
+fn token(user: &str, admin: bool) -> String {
+    let roles: &[&str] = if admin { &["admin"] } else { &[] };
+    TokenIssuer::new(JWT_SECRET, "shopgraph", "shopgraph")
+        .issue(user, roles, Duration::from_secs(24 * 3600))
+        .expect("a token")
 }
 
 /// Latencies (µs) of every delivery, and how many arrived.
@@ -202,7 +202,11 @@ async fn main() {
         .collect();
     let events: u64 = knob("FANOUT_EVENTS", 50);
     let rate: f64 = knob("FANOUT_RATE", 10.0);
-    let users: usize = knob("FANOUT_USERS", 100);
+    // Distinct users by default: one per subscriber, as a shop's are.
+    let users: Option<usize> = std::env::var("FANOUT_USERS")
+        .ok()
+        .and_then(|users| users.parse().ok())
+        .filter(|&users| users > 0);
     let base: u16 = knob("FANOUT_PORT_BASE", 15000);
     let data = std::env::temp_dir().join(format!("shopgraph-fanout-{}", std::process::id()));
     std::fs::create_dir_all(&data).expect("temp dir");
@@ -281,11 +285,11 @@ async fn main() {
     wait_ready(&format!("http://127.0.0.1:{}/health/ready", port(10))).await;
     let ws = http.replacen("http://", "ws://", 1);
 
-    let admin = token(&bin, "fanout-admin", true).await;
-    let mut tokens = Vec::with_capacity(users);
-    for n in 0..users {
-        tokens.push(token(&bin, &format!("fanout-user-{n}"), false).await);
-    }
+    let admin = token("fanout-admin", true);
+    let most_users = users.unwrap_or_else(|| sizes.iter().copied().max().unwrap_or(1));
+    let tokens: Vec<String> = (0..most_users)
+        .map(|n| token(&format!("fanout-user-{n}"), false))
+        .collect();
     let client = reqwest::Client::new();
     let products: Value = client
         .post(&http)
@@ -301,8 +305,12 @@ async fn main() {
         .expect("a product")
         .to_owned();
 
+    let spread = users.map_or_else(
+        || "each subscriber its own user".to_owned(),
+        |users| format!("subscribers spread over {users} users"),
+    );
     println!(
-        "\nSubscription fan-out: stockChanged of one product, {events} events at {rate}/s, subscribers spread over {users} users"
+        "\nSubscription fan-out: stockChanged of one product, {events} events at {rate}/s, {spread}"
     );
     println!(
         "| subscribers | deliveries | missing | deliveries/s | p50 ms | p99 ms | max ms | router RSS idle MiB | KiB per idle subscriber | upstream sockets |"
@@ -312,6 +320,7 @@ async fn main() {
     for &size in &sizes {
         let before = rss_kib(router_pid);
         let tally = Arc::new(Tally::default());
+        let users = users.unwrap_or(size);
         let mut sockets = Vec::with_capacity(size);
         for chunk in (0..size).collect::<Vec<_>>().chunks(200) {
             let batch = futures::future::join_all(

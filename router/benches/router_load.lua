@@ -3,6 +3,10 @@
 -- (BENCH_TOKEN) and an optional Origin header (BENCH_ORIGIN), counts answers
 -- that are not HTTP 200 or that carry GraphQL `errors`, and prints one
 -- machine-readable RESULT line at the end.
+--
+-- Many users: with BENCH_TOKENS_FILE (one token per line), every request
+-- carries the next token of the file instead, each wrk thread starting at
+-- its own place in it, so the requests of one second come from many users.
 
 local body_file = os.getenv("BENCH_BODY_FILE")
 local token = os.getenv("BENCH_TOKEN")
@@ -23,9 +27,12 @@ if origin ~= nil and origin ~= "" then
     wrk.headers["Origin"] = origin
 end
 
+local tokens_file = os.getenv("BENCH_TOKENS_FILE")
+
 local threads = {}
 
 function setup(thread)
+    thread:set("thread_index", #threads)
     table.insert(threads, thread)
 end
 
@@ -34,6 +41,29 @@ function init(args)
     gql_errors = 0
     bad_status = 0
     first_error = ""
+    tokens = {}
+    if tokens_file ~= nil and tokens_file ~= "" then
+        for line in io.lines(tokens_file) do
+            if line ~= "" then
+                table.insert(tokens, line)
+            end
+        end
+    end
+    -- Threads start far apart in the list, so they do not move in step.
+    next_token = (thread_index or 0) * 7919
+end
+
+function request()
+    if #tokens == 0 then
+        return wrk.format()
+    end
+    next_token = next_token + 1
+    local headers = {}
+    for name, value in pairs(wrk.headers) do
+        headers[name] = value
+    end
+    headers["Authorization"] = "Bearer " .. tokens[(next_token % #tokens) + 1]
+    return wrk.format(nil, nil, headers, nil)
 end
 
 function response(status, headers, resp_body)

@@ -4,7 +4,12 @@
 #
 #   hive (default): the Shopgraph router against Hive Router (and against
 #     calling the product subgraph directly), on the same supergraph, the
-#     same four release-built subgraphs and the same seeded data.
+#     same four release-built subgraphs and the same seeded data, with the
+#     traffic of a shop: many distinct signed-in users (BENCH_USERS, 64 and
+#     1000 by default), each with their own basket, payments and
+#     notifications, every request carrying the next user's token. With
+#     BENCH_CALLGRIND=N it also counts the instructions each router executes
+#     per request (both routers, both queries, tokens rotated).
 #   protections: what the router's traffic-management protections cost
 #     (issue 6: under 5 % of throughput). Two Shopgraph routers over the
 #     same subgraphs, no Hive Router:
@@ -45,9 +50,10 @@
 #      Router 0.0.84 (cargo install into $HIVE_ROOT, built in
 #      /var/tmp/hive-router-build);
 #   2. builds `shopgraph` in release;
-#   3. starts product/basket/payment/notification (`shopgraph serve`) on
-#      fresh SQLite files in a temporary directory, then the routers, all on
-#      127.0.0.1. Hive mode: the Shopgraph router, Hive Router (default
+#   3. starts product/basket/payment/notification (one `shopgraph dev`
+#      process, its in-process bus carrying a checkout's events between
+#      them; its own router idle) on fresh SQLite files in a temporary
+#      directory, then the routers, all on 127.0.0.1. Hive mode: the Shopgraph router, Hive Router (default
 #      config: in-flight subgraph request dedupe ON), and both again with
 #      every dedupe OFF (QUERY_DEDUPE / SUBGRAPH_DEDUPE for Shopgraph,
 #      traffic_shaping.dedupe_enabled for Hive; BENCH_HIVE_NODEDUPE=0 skips
@@ -57,7 +63,9 @@
 #      the circuit breakers in /health/detailed);
 #   4. seeds, through the (first) Shopgraph router, a bench user with 20
 #      basket lines, 15 completed payments (each snapshots the 20 lines) and
-#      40 notifications;
+#      40 notifications, and the largest BENCH_USERS of users user-1..N with
+#      5 basket lines, 3 completed payments of 5 lines and 10 notifications
+#      each (parallel curl batches; stock raised first so no checkout fails);
 #   5. checks the two queries once on every target (no errors, identical
 #      JSON from every router), then load-tests each with wrk:
 #        heavy    — me { basket, payments(15) × 20 lines × product, notifications(40) }
@@ -65,7 +73,12 @@
 #                   product subgraph (anonymous in hive mode, as the bench
 #                   user in protections mode);
 #      printing req/s, p50/p95/p99, subgraph requests and CPU per request,
-#      and router RSS at rest / peak under load.
+#      and router RSS at rest / peak under load. Each users count gets its
+#      own rows (heavy@64, products@64...): the heavy query as the next
+#      user each request, products pages the same (signed in, as a shop's
+#      pages are). BENCH_USERS=1 is the single bench user (heavy as that
+#      user, products anonymous), where most requests join an identical
+#      one already in flight.
 #   The "other CPU" column is CPU used by processes outside the benchmark
 #   during a run (other builds and tests on a shared machine): above 0.25
 #   core the report warns that numbers are noisy. Compare ratios within one
@@ -82,11 +95,13 @@
 #   BENCH_PORT_BASE=14000   router on BASE (+12 without dedupe), subgraphs BASE+1..4 (their metrics
 #                           listeners +100), Hive BASE+10, BASE+11;
 #                           protections: protected on BASE, bare BASE+12, protected + Redis BASE+13
+#   BENCH_USERS="64 1000"   distinct users the load comes from, one table each (1: the single bench user);
+#                           protections mode: one number (default 64)
 #   BENCH_HIVE_NODEDUPE=1   also run both routers with every dedupe disabled (hive mode)
 #   BENCH_ROUNDS=3          protections: rounds of runs per router and query (at least 2;
 #                           0 skips the load test, with BENCH_CALLGRIND)
 #   BENCH_QUERIES="heavy products"  protections: the queries to load-test
-#   BENCH_CALLGRIND=0       protections: N > 0 restarts each router under callgrind after the load test
+#   BENCH_CALLGRIND=0       N > 0 restarts each router (hive mode: ours and Hive) under callgrind after the load test
 #                           and counts its instructions per request over N requests of each query
 #                           (1000 take ~3 minutes per router; with BENCH_KEEP=1, callgrind_annotate
 #                           $WORK/callgrind.<router>.<dump> shows where they go)
@@ -105,6 +120,7 @@
 #                           `perf report -i $WORK/perf.<run>.<router>.data --children` afterwards)
 #   HIVE_ROOT=/var/tmp/hive-router   where Hive Router is installed
 #   CARGO_TARGET_DIR=/var/tmp/shopgraph-ci-target
+#   SHOPGRAPH_BIN=          a shopgraph binary to measure instead of building one (to compare two builds)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -118,6 +134,12 @@ BENCH_PORT_BASE=${BENCH_PORT_BASE:-14000}
 BENCH_HIVE_NODEDUPE=${BENCH_HIVE_NODEDUPE:-1}
 BENCH_COMPARE=${BENCH_COMPARE:-hive}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+if [ "$BENCH_COMPARE" = protections ]; then
+    BENCH_USERS=${BENCH_USERS:-64}
+else
+    BENCH_USERS=${BENCH_USERS:-64 1000}
+fi
+read -r -a USER_COUNTS <<<"$BENCH_USERS"
 BENCH_QUERIES=${BENCH_QUERIES:-heavy products}
 BENCH_CALLGRIND=${BENCH_CALLGRIND:-0}
 BENCH_DEDUPE=${BENCH_DEDUPE:-true}
@@ -128,7 +150,7 @@ HIVE_VERSION=0.0.84
 HIVE_ROOT=${HIVE_ROOT:-/var/tmp/hive-router}
 HIVE_BIN=$HIVE_ROOT/bin/hive_router
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/shopgraph-ci-target}
-BIN=$CARGO_TARGET_DIR/release/shopgraph
+BIN=${SHOPGRAPH_BIN:-$CARGO_TARGET_DIR/release/shopgraph}
 LUA=$ROOT/router/benches/router_load.lua
 
 JWT_SECRET_BENCH="shopgraph-router-load-bench-secret-0123456789abcdef"
@@ -151,8 +173,15 @@ case $BENCH_COMPARE in
     hive | protections) ;;
     *) die "BENCH_COMPARE must be hive or protections, not '$BENCH_COMPARE'" ;;
 esac
+[ ${#USER_COUNTS[@]} -gt 0 ] || die "BENCH_USERS names no number of users"
+MAX_USERS=1
+for n in "${USER_COUNTS[@]}"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 100000 ] || die "BENCH_USERS: '$n' is not a number of users (1..100000)"
+    [ "$n" -gt "$MAX_USERS" ] && MAX_USERS=$n
+done
+[[ $BENCH_CALLGRIND =~ ^[0-9]+$ ]] || die "BENCH_CALLGRIND must be a number of requests, not '$BENCH_CALLGRIND'"
+[ "$BENCH_COMPARE" = hive ] || [ ${#USER_COUNTS[@]} = 1 ] || die "protections mode takes one BENCH_USERS number"
 if [ "$BENCH_COMPARE" = protections ]; then
-    [[ $BENCH_CALLGRIND =~ ^[0-9]+$ ]] || die "BENCH_CALLGRIND must be a number of requests, not '$BENCH_CALLGRIND'"
     [[ $BENCH_ROUNDS =~ ^[0-9]+$ ]] || die "BENCH_ROUNDS must be a number of rounds, not '$BENCH_ROUNDS'"
     if [ "$BENCH_ROUNDS" = 0 ]; then
         [ "$BENCH_CALLGRIND" -gt 0 ] || die "BENCH_ROUNDS=0 skips the load test: it needs BENCH_CALLGRIND"
@@ -374,11 +403,7 @@ all_subgraph_requests() {
     for s in "${SUBGRAPHS[@]}"; do total=$((total + $(subgraph_requests "$(port_of_subgraph "$s")"))); done
     echo "$total"
 }
-subgraph_cpu_ticks() {
-    local total=0 s
-    for s in "${SUBGRAPHS[@]}"; do total=$((total + $(cpu_ticks "${PID_OF[$s]}"))); done
-    echo "$total"
-}
+subgraph_cpu_ticks() { cpu_ticks "${PID_OF[subgraphs]}"; }
 
 HEAVY_QUERY='{ me { id basket { total { amount } items { quantity product { name price { amount } stockQuantity } } } payments(first: 15) { edges { node { status amount { amount } items { quantity product { name category } } } } } notifications(first: 40) { edges { node { title status } } } unreadNotificationCount } }'
 PRODUCTS_QUERY='{ products(first: 50) { edges { node { id name price { amount currency } } } } }'
@@ -398,8 +423,10 @@ if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_REDIS" != 0 ]; then
     fi
 fi
 
-say "building shopgraph (release)"
-cargo build --release --locked --bin shopgraph
+if [ -z "${SHOPGRAPH_BIN:-}" ]; then
+    say "building shopgraph (release)"
+    cargo build --release --locked --bin shopgraph
+fi
 [ -x "$BIN" ] || die "no binary at $BIN"
 
 if [ "$BENCH_COMPARE" = protections ]; then
@@ -420,28 +447,24 @@ mkdir -p "$WORK/data"
 # they accept direct tokens (ACCEPT_DIRECT_TOKENS=true below).
 "$BIN" hop-keys "$WORK/keys" >/dev/null
 
-say "starting the subgraphs on 127.0.0.1:$PRODUCT_PORT_B-$NOTIFICATION_PORT_B (SQLite in $WORK/data)"
-subgraph_env=(
-    HOST=127.0.0.1
-    JWT_SECRET="$JWT_SECRET_BENCH"
-    ACCEPT_DIRECT_TOKENS=true
-    HOP_SIGNING_KEY_FILE="$WORK/keys/hop.key"
-    HOP_TRUSTED_KEYS_FILE="$WORK/keys/hop.pub"
-    LOG_LEVEL=warn
-    LOG_FORMAT=json
-    SHOPGRAPH_DATA_DIR="$WORK/data"
-    PRODUCT_SERVICE_URL="http://127.0.0.1:$PRODUCT_PORT_B/graphql"
-    BASKET_SERVICE_URL="http://127.0.0.1:$BASKET_PORT_B/graphql"
-)
-start product env "${subgraph_env[@]}" SEED_DEMO_DATA=true PRODUCT_PORT="$PRODUCT_PORT_B" PRODUCT_METRICS_PORT="$(subgraph_metrics_port "$PRODUCT_PORT_B")" \
-    PRODUCT_DATABASE_URL="sqlite://$WORK/data/product.db?mode=rwc" "$BIN" serve product
-start basket env "${subgraph_env[@]}" BASKET_PORT="$BASKET_PORT_B" BASKET_METRICS_PORT="$(subgraph_metrics_port "$BASKET_PORT_B")" \
-    BASKET_DATABASE_URL="sqlite://$WORK/data/basket.db?mode=rwc" "$BIN" serve basket
-start payment env "${subgraph_env[@]}" PAYMENT_PORT="$PAYMENT_PORT_B" PAYMENT_METRICS_PORT="$(subgraph_metrics_port "$PAYMENT_PORT_B")" \
-    PAYMENT_DATABASE_URL="sqlite://$WORK/data/payment.db?mode=rwc" "$BIN" serve payment
-start notification env "${subgraph_env[@]}" NOTIFICATION_PORT="$NOTIFICATION_PORT_B" NOTIFICATION_METRICS_PORT="$(subgraph_metrics_port "$NOTIFICATION_PORT_B")" \
-    NOTIFICATION_DATABASE_URL="sqlite://$WORK/data/notification.db?mode=rwc" "$BIN" serve notification
+# The four subgraphs in one `shopgraph dev` process: its in-process event
+# bus carries a checkout's events to basket and product (as Kafka would
+# between `serve` processes), so the seeded checkouts settle and release
+# their basket locks. Its own router is not measured; it sits idle on a
+# port of its own.
+say "starting the subgraphs on 127.0.0.1:$PRODUCT_PORT_B-$NOTIFICATION_PORT_B (shopgraph dev, SQLite in $WORK/data)"
+start subgraphs env -u DATABASE_URL -u KAFKA_BROKERS -u REDIS_URL \
+    HOST=127.0.0.1 JWT_SECRET="$JWT_SECRET_BENCH" ACCEPT_DIRECT_TOKENS=true \
+    HOP_SIGNING_KEY_FILE="$WORK/keys/hop.key" HOP_TRUSTED_KEYS_FILE="$WORK/keys/hop.pub" \
+    LOG_LEVEL=warn LOG_FORMAT=json SHOPGRAPH_DATA_DIR="$WORK/data" SEED_DEMO_DATA=true \
+    ROUTER_PORT=$((BENCH_PORT_BASE + 20)) ADMIN_PORT=$((BENCH_PORT_BASE + 21)) \
+    PRODUCT_PORT="$PRODUCT_PORT_B" PRODUCT_METRICS_PORT="$(subgraph_metrics_port "$PRODUCT_PORT_B")" \
+    BASKET_PORT="$BASKET_PORT_B" BASKET_METRICS_PORT="$(subgraph_metrics_port "$BASKET_PORT_B")" \
+    PAYMENT_PORT="$PAYMENT_PORT_B" PAYMENT_METRICS_PORT="$(subgraph_metrics_port "$PAYMENT_PORT_B")" \
+    NOTIFICATION_PORT="$NOTIFICATION_PORT_B" NOTIFICATION_METRICS_PORT="$(subgraph_metrics_port "$NOTIFICATION_PORT_B")" \
+    "$BIN" dev
 for s in "${SUBGRAPHS[@]}"; do
+    PID_OF[$s]=${PID_OF[subgraphs]}
     wait_http "$s" "http://127.0.0.1:$(port_of_subgraph "$s")/health/ready"
 done
 
@@ -516,8 +539,8 @@ start_hive() { # NAME PORT DEDUPE
     start "$1" env -u SUPERGRAPH_FILE_PATH -u HIVE_CDN_ENDPOINT -u HIVE_CDN_KEY \
         -u HIVE_ACCESS_TOKEN -u HIVE_TARGET -u LOG_FILTER \
         ROUTER_CONFIG_FILE_PATH="$WORK/$1.config.yaml" PORT="$2" HOST=127.0.0.1 \
-        LOG_LEVEL=warn "$HIVE_BIN"
-    wait_http "$1" "http://127.0.0.1:$2/readiness"
+        LOG_LEVEL=warn "${ROUTER_WRAP[@]}" "$HIVE_BIN"
+    wait_http "$1" "http://127.0.0.1:$2/readiness" "$ROUTER_READY_SECONDS"
 }
 
 if [ "$BENCH_COMPARE" = protections ]; then
@@ -613,22 +636,111 @@ resp=$(gql "$SEED_PORT" "" "$(body '{ products(first: 20, filter: {inStock: true
 ok "products(first: 20)" "$resp"
 mapfile -t PRODUCT_IDS < <(jq -r '.data.products.edges[].node.id' <<<"$resp")
 [ ${#PRODUCT_IDS[@]} = 20 ] || die "expected 20 products in stock, got ${#PRODUCT_IDS[@]}"
+# Enough stock for every seeded checkout and basket: checkouts sell it.
+USER_LINES=5 USER_PAYMENTS=3 USER_NOTIFICATIONS=10
 for id in "${PRODUCT_IDS[@]}"; do
-    resp=$(gql "$SEED_PORT" "$TOKEN" "$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' \
-        "$(jq -nc --arg id "$id" '{id: $id}')")")
-    ok "addBasketItem($id)" "$resp"
+    resp=$(gql "$SEED_PORT" "$ADMIN_TOKEN" "$(body 'mutation($id: ID!, $delta: Int!) { adjustStock(id: $id, delta: $delta) { stockQuantity } }' \
+        "$(jq -nc --arg id "$id" --argjson d $((20 + MAX_USERS * (USER_PAYMENTS + 1) * USER_LINES)) '{id: $id, delta: $d}')")")
+    ok "adjustStock($id)" "$resp"
 done
+# basket_emptied TOKEN — waits until the holder of TOKEN's basket is empty:
+# a completed checkout's event reached basket (lines removed, lock gone).
+basket_emptied() {
+    for _ in $(seq 1 100); do
+        [ "$(gql "$SEED_PORT" "$1" "$(body '{ me { basket { itemCount } } }')" | jq -r '.data.me.basket.itemCount // 0')" = 0 ] && return
+        sleep 0.1
+    done
+    die "a checked-out basket was not emptied within 10 s (its PaymentCompleted event did not reach basket)"
+}
+fill_basket() {
+    for id in "${PRODUCT_IDS[@]}"; do
+        resp=$(gql "$SEED_PORT" "$TOKEN" "$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' \
+            "$(jq -nc --arg id "$id" '{id: $id}')")")
+        ok "addBasketItem($id)" "$resp"
+    done
+}
 for i in $(seq 1 15); do
+    fill_basket
     resp=$(gql "$SEED_PORT" "$TOKEN" "$(body 'mutation($key: String!) { checkout(input: {idempotencyKey: $key, method: CARD, card: {number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123"}}) { id status } }' \
         "$(jq -nc --arg k "bench-checkout-$i" '{key: $k}')")")
     ok "checkout #$i" "$resp"
     [ "$(jq -r '.data.checkout.status' <<<"$resp")" = COMPLETED ] || die "checkout #$i: $resp"
+    basket_emptied "$TOKEN"
 done
+fill_basket
 for i in $(seq 1 40); do
     resp=$(gql "$SEED_PORT" "$ADMIN_TOKEN" "$(body 'mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id status } }' \
         "$(jq -nc --arg t "Bench notification $i" '{input: {userId: "bench", type: "PAYMENT_COMPLETED", title: $t, message: "Your order was paid."}}')")")
     ok "createNotification #$i" "$resp"
 done
+
+# batch NAME FILE [PARALLEL] — sends the requests of the curl config FILE
+# (each ended by `next`), PARALLEL (16) at a time, 1 meaning one after the
+# other over one keep-alive connection; fails unless every answer is a 200
+# without GraphQL errors.
+batch() {
+    local name=$1 file=$2 parallel=${3:-16} n answers
+    local at_once=()
+    [ "$parallel" -gt 1 ] && at_once=(--parallel --parallel-max "$parallel")
+    sed -i '${/^next$/d}' "$file"
+    n=$(grep -c '^url = ' "$file")
+    answers=$(curl -sS --no-progress-meter --max-time 600 "${at_once[@]}" -K "$file" 2>&1) || die "$name: curl failed"
+    [ "$(grep -c '^HTTP 200$' <<<"$answers")" = "$n" ] && ! grep -q '"errors"' <<<"$answers" ||
+        die "$name: not every one of $n requests answered 200 without errors: $(grep -v '^HTTP 200$' <<<"$answers" | head -c 600)"
+}
+# request PORT TOKEN BODY — one request of a curl config, for `batch`.
+request() {
+    printf 'url = "http://127.0.0.1:%s/graphql"\n' "$1"
+    printf 'header = "%s"\n' 'content-type: application/json' 'accept: application/json' "authorization: Bearer $2"
+    local escaped=${3//\\/\\\\} # backslashes first, then quotes
+    printf 'data-binary = "%s"\n' "${escaped//\"/\\\"}"
+    echo 'write-out = "\nHTTP %{http_code}\n"'
+    echo next
+}
+
+if [ "$MAX_USERS" -gt 1 ]; then
+    say "seeding $MAX_USERS users through ${LABEL[$BASE_ROUTER]}: $USER_LINES basket lines, $USER_PAYMENTS payments of $USER_LINES lines, $USER_NOTIFICATIONS notifications each"
+    : >"$WORK/tokens.all"
+    for i in $(seq 1 "$MAX_USERS"); do
+        JWT_SECRET="$JWT_SECRET_BENCH" "$BIN" token --user "user-$i" >>"$WORK/tokens.all"
+    done
+    mapfile -t USER_TOKENS <"$WORK/tokens.all"
+    # add_lines ROUND — every user adds USER_LINES lines; one user's
+    # requests are MAX_USERS apart in the batch, never at once.
+    add_lines() {
+        local round=$1 line i
+        for line in $(seq 1 "$USER_LINES"); do
+            for i in $(seq 1 "$MAX_USERS"); do
+                request "$SEED_PORT" "${USER_TOKENS[$((i - 1))]}" \
+                    "$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' \
+                        "$(jq -nc --arg id "${PRODUCT_IDS[$(((i + line + round) % 20))]}" '{id: $id}')")"
+            done
+        done >"$WORK/seed.curl"
+        batch "basket lines, round $round" "$WORK/seed.curl"
+    }
+    for round in $(seq 1 "$USER_PAYMENTS"); do
+        add_lines "$round"
+        for i in $(seq 1 "$MAX_USERS"); do
+            request "$SEED_PORT" "${USER_TOKENS[$((i - 1))]}" \
+                "$(body 'mutation($key: String!) { checkout(input: {idempotencyKey: $key, method: CARD, card: {number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123"}}) { status } }' \
+                    "$(jq -nc --arg k "bench-user-$i-$round" '{key: $k}')")"
+        done >"$WORK/seed.curl"
+        batch "checkouts, round $round" "$WORK/seed.curl"
+        basket_emptied "${USER_TOKENS[0]}"
+        basket_emptied "${USER_TOKENS[$((MAX_USERS - 1))]}"
+        sleep 1 # the others' events, processed in order behind the last one's
+    done
+    add_lines 0
+    for first in $(seq 1 100 $((MAX_USERS * USER_NOTIFICATIONS))); do
+        inputs=$(jq -nc --argjson from "$first" --argjson users "$MAX_USERS" --argjson total $((MAX_USERS * USER_NOTIFICATIONS)) \
+            '[range($from; [$from + 100, $total + 1] | min) | {userId: "user-\((. - 1) % $users + 1)", type: "PAYMENT_COMPLETED", title: "Bench notification \(.)", message: "Your order was paid."}]')
+        request "$SEED_PORT" "$ADMIN_TOKEN" \
+            "$(body 'mutation($inputs: [CreateNotificationInput!]!) { bulkCreateNotifications(inputs: $inputs) { id } }' \
+                "$(jq -nc --argjson i "$inputs" '{inputs: $i}')")"
+    done >"$WORK/seed.curl"
+    batch "notifications" "$WORK/seed.curl"
+    for n in "${USER_COUNTS[@]}"; do head -n "$n" "$WORK/tokens.all" >"$WORK/tokens.$n"; done
+fi
 
 # ------------------------------------------------------------------ check
 
@@ -672,6 +784,26 @@ done
 jq -S '{data}' "$WORK/products.$BASE_ROUTER.json" | diff -u - "$WORK/products.direct.json" >"$WORK/products.diff" ||
     die "products query: the router and the product subgraph answer differently"
 HEAVY_BYTES=$(jq -c . "$WORK/heavy.$BASE_ROUTER.json" | wc -c)
+if [ "$MAX_USERS" -gt 1 ]; then
+    for who in 1 "$MAX_USERS"; do
+        user_token=${USER_TOKENS[$((who - 1))]}
+        for r in "${ROUTERS[@]}"; do
+            resp=$(gql "${PORT_OF[$r]}" "$user_token" "$(cat "$HEAVY_BODY")")
+            ok "heavy query as user-$who on ${LABEL[$r]}" "$resp"
+            jq -S . <<<"$resp" >"$WORK/heavy.user-$who.$r.json"
+            diff -u "$WORK/heavy.user-$who.$BASE_ROUTER.json" "$WORK/heavy.user-$who.$r.json" >"$WORK/heavy.diff" ||
+                die "heavy query as user-$who: ${LABEL[$BASE_ROUTER]} and ${LABEL[$r]} answer differently:
+$(head -n 40 "$WORK/heavy.diff")"
+        done
+        jq -e --argjson l "$USER_LINES" --argjson p "$USER_PAYMENTS" --argjson n "$USER_NOTIFICATIONS" \
+            '.data.me | (.basket.items | length) == $l and (.payments.edges | length) == $p
+             and all(.payments.edges[]; (.node.items | length) == $l) and (.notifications.edges | length) == $n + $p' \
+            "$WORK/heavy.user-$who.$BASE_ROUTER.json" >/dev/null ||
+            die "user-$who does not see their seeded data: $(head -c 400 "$WORK/heavy.user-$who.$BASE_ROUTER.json")"
+    done
+    USER_HEAVY_BYTES=$(jq -c . "$WORK/heavy.user-1.$BASE_ROUTER.json" | wc -c)
+    echo "heavy answer of user-1: $USER_HEAVY_BYTES bytes, identical on ${ROUTERS[*]} (user-$MAX_USERS too)" >&2
+fi
 echo "heavy answer: $HEAVY_BYTES bytes, identical on ${ROUTERS[*]}; products answer identical everywhere" >&2
 
 # post PORT CONTENT-TYPE BODYFILE OUT [CURL-ARGS...] — POSTs as the bench user
@@ -818,13 +950,14 @@ fi
 
 LOAD_PERF=1 # BENCH_PERF=1: whether load() perf-records this run
 
-# load SCENARIO TARGET BODYFILE TOKEN
+# load SCENARIO TARGET BODYFILE TOKEN [TOKENS-FILE] — with TOKENS-FILE,
+# every request carries the next token of that file instead of TOKEN.
 load() {
-    local scenario=$1 target=$2 bodyfile=$3 token=$4
+    local scenario=$1 target=$2 bodyfile=$3 token=$4 tokens=${5:-}
     local port=${PORT_OF[$target]} url out pid=""
     url="http://127.0.0.1:$port/graphql"
     [ "$target" != direct ] && pid=${PID_OF[$target]}
-    export BENCH_BODY_FILE=$bodyfile BENCH_TOKEN=$token
+    export BENCH_BODY_FILE=$bodyfile BENCH_TOKEN=$token BENCH_TOKENS_FILE=$tokens
 
     timeout $((BENCH_WARMUP_SECONDS + 30)) wrk -t "$BENCH_THREADS" -c "$BENCH_CONNECTIONS" \
         -d "${BENCH_WARMUP_SECONDS}s" --timeout 10s -s "$LUA" "$url" >/dev/null 2>&1 || true
@@ -940,6 +1073,8 @@ if [ "$BENCH_COMPARE" = protections ]; then
     # Alternating rounds, ABBA: odd rounds run the routers in order, even
     # rounds in reverse, so a slow drift of the machine hits both alike.
     export BENCH_ORIGIN
+    USERS_FILE=""
+    [ "$MAX_USERS" -gt 1 ] && USERS_FILE=$WORK/tokens.$MAX_USERS
     for round in $(seq 1 "$BENCH_ROUNDS"); do
         order=("${ROUTERS[@]}")
         if [ $((round % 2)) = 0 ]; then
@@ -950,13 +1085,21 @@ if [ "$BENCH_COMPARE" = protections ]; then
         [ "$round" = 1 ] && LOAD_PERF=1
         echo "  round $round/$BENCH_ROUNDS: ${order[*]}" >&2
         for q in "${LOAD_QUERIES[@]}"; do
-            for r in "${order[@]}"; do load "$q-$round" "$r" "${BODY_OF[$q]}" "$TOKEN"; done
+            for r in "${order[@]}"; do load "$q-$round" "$r" "${BODY_OF[$q]}" "$TOKEN" "$USERS_FILE"; done
         done
     done
 else
-    for r in "${ROUTERS[@]}"; do load heavy "$r" "$HEAVY_BODY" "$TOKEN"; done
-    load products direct "$PRODUCTS_BODY" ""
-    for r in "${ROUTERS[@]}"; do load products "$r" "$PRODUCTS_BODY" ""; done
+    for users in "${USER_COUNTS[@]}"; do
+        if [ "$users" = 1 ]; then
+            for r in "${ROUTERS[@]}"; do load heavy@1 "$r" "$HEAVY_BODY" "$TOKEN"; done
+            load products@1 direct "$PRODUCTS_BODY" ""
+            for r in "${ROUTERS[@]}"; do load products@1 "$r" "$PRODUCTS_BODY" ""; done
+        else
+            for r in "${ROUTERS[@]}"; do load "heavy@$users" "$r" "$HEAVY_BODY" "" "$WORK/tokens.$users"; done
+            load "products@$users" direct "$PRODUCTS_BODY" "" "$WORK/tokens.$users"
+            for r in "${ROUTERS[@]}"; do load "products@$users" "$r" "$PRODUCTS_BODY" "" "$WORK/tokens.$users"; done
+        fi
+    done
 fi
 
 # Protections mode: the rate limiter must have let everything through, and
@@ -979,25 +1122,24 @@ for r in "${ROUTERS[@]}"; do RSS_AFTER[$r]=$(rss_kb "${PID_OF[$r]}"); done
 
 # ------------------------------------------------------------- callgrind
 
-# send_requests PORT BODYFILE N [PARALLEL] — POSTs BODYFILE N times as the
-# bench user with BENCH_ORIGIN, one after the other over one keep-alive
-# connection (one curl, which reuses it), or PARALLEL at a time; fails
-# unless every answer is a 200 without errors.
+# send_requests PORT BODYFILE N [PARALLEL] [TOKENS-FILE] — POSTs BODYFILE
+# N times as the bench user (or, with TOKENS-FILE, as the next user of that
+# file each time) with BENCH_ORIGIN, one after the other over one
+# keep-alive connection (one curl, which reuses it), or PARALLEL at a time;
+# fails unless every answer is a 200 without errors.
 send_requests() {
-    local port=$1 bodyfile=$2 n=$3 parallel=${4:-1} i answers
-    local at_once=()
-    [ "$parallel" -gt 1 ] && at_once=(--parallel --parallel-max "$parallel")
+    local port=$1 bodyfile=$2 n=$3 parallel=${4:-1} tokens_file=${5:-} i
+    local tokens=("$TOKEN")
+    [ -n "$tokens_file" ] && mapfile -t tokens <"$tokens_file"
     for i in $(seq 1 "$n"); do
-        [ "$i" -gt 1 ] && echo next
         printf 'url = "http://127.0.0.1:%s/graphql"\n' "$port"
         printf 'header = "%s"\n' 'content-type: application/json' 'accept: application/json' \
-            "authorization: Bearer $TOKEN" "origin: $BENCH_ORIGIN"
+            "authorization: Bearer ${tokens[$((i % ${#tokens[@]}))]}" "origin: $BENCH_ORIGIN"
         printf 'data-binary = "@%s"\n' "$bodyfile"
         echo 'write-out = "\nHTTP %{http_code}\n"'
+        echo next
     done >"$WORK/requests.curl"
-    answers=$(curl -sS --max-time 600 "${at_once[@]}" -K "$WORK/requests.curl" 2>&1) || die "curl failed sending $n requests to port $port"
-    [ "$(grep -c '^HTTP 200$' <<<"$answers")" = "$n" ] && ! grep -q '"errors"' <<<"$answers" ||
-        die "port $port: not every one of $n requests answered 200 without errors: $(grep -v '^HTTP 200$' <<<"$answers" | head -c 400)"
+    batch "$n requests to port $port" "$WORK/requests.curl" "$parallel"
 }
 
 # Each router in turn is restarted under callgrind, warmed up, and counted
@@ -1008,35 +1150,72 @@ send_requests() {
 # reached no process: a missing dump file is the failure). valgrind names
 # its control pipe after $USER and $HOST, so both are set alike on both sides.
 declare -A INSTR=() JOINED=()
-if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
-    say "counting instructions per request under callgrind: $BENCH_CALLGRIND requests of each query per router"
+if [ "$BENCH_CALLGRIND" -gt 0 ]; then
     cg_user=${USER:-$(id -un)}
     ROUTER_READY_SECONDS=300
     cg_control() { USER=$cg_user HOST=127.0.0.1 callgrind_control "$@" >/dev/null 2>&1; }
-    for r in "${ROUTERS[@]}"; do
+    # under_callgrind NAME START-COMMAND... — restarts router NAME under callgrind.
+    under_callgrind() {
+        local name=$1
+        shift
+        stop "$name"
+        CG_DUMP=0 # callgrind numbers a process's dumps from 1
+        ROUTER_WRAP=(env USER="$cg_user" valgrind --tool=callgrind "--callgrind-out-file=$WORK/callgrind.$name")
+        "$@"
+        ROUTER_WRAP=()
+    }
+    # count NAME SEND-ARGS... — instructions router NAME executes while
+    # send_requests SEND-ARGS runs (its N requests), per request, into CG_COUNT.
+    count() {
+        local name=$1 vpid=${PID_OF[$1]} file total
+        shift
+        cg_control -z "$vpid"
+        send_requests "$@"
+        cg_control -d "$vpid"
+        CG_DUMP=$((CG_DUMP + 1))
+        file=$WORK/callgrind.$name.$CG_DUMP
+        for _ in $(seq 1 100); do [ -s "$file" ] && grep -q '^totals:' "$file" && break; sleep 0.2; done
+        total=$(awk '/^totals:/ {print $2}' "$file")
+        [ -n "$total" ] || die "callgrind_control did not make ${LABEL[$name]} (pid $vpid) dump its counts to $file"
+        CG_TOTAL=$total
+        CG_COUNT=$(awk -v t="$total" -v n="$3" 'BEGIN {printf "%.0f", t / n}')
+    }
+fi
+if [ "$BENCH_COMPARE" = hive ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
+    # Both routers, dedupe on (their defaults), the next user each request.
+    say "counting instructions per request under callgrind: $BENCH_CALLGRIND requests of each query per router"
+    CG_TOKENS=""
+    [ "$MAX_USERS" -gt 1 ] && CG_TOKENS=$WORK/tokens.$MAX_USERS
+    for r in router hive; do
+        case $r in
+            router) under_callgrind router start_router router "$ROUTER_PORT_B" true ;;
+            hive) under_callgrind hive start_hive hive "$HIVE_PORT_B" true ;;
+        esac
+        send_requests "${PORT_OF[$r]}" "$HEAVY_BODY" 20 1 "$CG_TOKENS"
+        send_requests "${PORT_OF[$r]}" "$PRODUCTS_BODY" 200 1 "$CG_TOKENS"
+        for q in heavy products; do
+            count "$r" "${PORT_OF[$r]}" "${BODY_OF[$q]}" "$BENCH_CALLGRIND" 1 "$CG_TOKENS"
+            INSTR[$q.$r]=$CG_COUNT
+            printf '  %-9s %-18s %12s instructions per request\n' "$q" "${LABEL[$r]}" "${INSTR[$q.$r]}" >&2
+        done
         stop "$r"
-        ROUTER_WRAP=(env USER="$cg_user" valgrind --tool=callgrind "--callgrind-out-file=$WORK/callgrind.$r")
-        start_protections_router "$r"
-        vpid=${PID_OF[$r]}
+    done
+fi
+if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
+    say "counting instructions per request under callgrind: $BENCH_CALLGRIND requests of each query per router"
+    for r in "${ROUTERS[@]}"; do
+        under_callgrind "$r" start_protections_router "$r"
         send_requests "${PORT_OF[$r]}" "$HEAVY_BODY" 20
         send_requests "${PORT_OF[$r]}" "$PRODUCTS_BODY" 200
-        dump=0
         for q in heavy products products_joined; do
             joined_before=$(metric_sum "${PORT_OF[$r]}" router_query_dedupe_hits_total)
-            cg_control -z "$vpid"
             if [ "$q" = products_joined ]; then
-                send_requests "${PORT_OF[$r]}" "$PRODUCTS_BODY" "$BENCH_CALLGRIND" "$BENCH_CONNECTIONS"
+                count "$r" "${PORT_OF[$r]}" "$PRODUCTS_BODY" "$BENCH_CALLGRIND" "$BENCH_CONNECTIONS"
             else
-                send_requests "${PORT_OF[$r]}" "${BODY_OF[$q]}" "$BENCH_CALLGRIND"
+                count "$r" "${PORT_OF[$r]}" "${BODY_OF[$q]}" "$BENCH_CALLGRIND"
             fi
-            cg_control -d "$vpid"
-            dump=$((dump + 1))
-            file=$WORK/callgrind.$r.$dump
-            for _ in $(seq 1 100); do [ -s "$file" ] && grep -q '^totals:' "$file" && break; sleep 0.2; done
-            total=$(awk '/^totals:/ {print $2}' "$file")
-            [ -n "$total" ] || die "callgrind_control did not make ${LABEL[$r]} (pid $vpid) dump its counts to $file"
             joined=$(($(metric_sum "${PORT_OF[$r]}" router_query_dedupe_hits_total) - joined_before))
-            INSTR[$q.$r]=$(awk -v t="$total" -v n="$BENCH_CALLGRIND" 'BEGIN {printf "%.0f", t / n}')
+            INSTR[$q.$r]=$CG_COUNT
             JOINED[$q.$r]=$(awk -v j="$joined" -v n="$BENCH_CALLGRIND" 'BEGIN {printf "%.0f %%", j / n * 100}')
             printf '  %-15s %-18s %12s instructions per request, %s joined\n' "$q" "${LABEL[$r]}" \
                 "${INSTR[$q.$r]}" "${JOINED[$q.$r]}" >&2
@@ -1044,7 +1223,7 @@ if [ "$BENCH_COMPARE" = protections ] && [ "$BENCH_CALLGRIND" -gt 0 ]; then
                 # What one joined request costs: the executed ones are
                 # taken out at what an execution cost one at a time.
                 [ "$joined" -gt 0 ] || die "${LABEL[$r]}: none of $BENCH_CALLGRIND products requests $BENCH_CONNECTIONS at a time joined another"
-                INSTR[joined_only.$r]=$(awk -v t="$total" -v n="$BENCH_CALLGRIND" -v j="$joined" \
+                INSTR[joined_only.$r]=$(awk -v t="$CG_TOTAL" -v n="$BENCH_CALLGRIND" -v j="$joined" \
                     -v e="${INSTR[products.$r]}" 'BEGIN {printf "%.0f", (t - (n - j) * e) / j}')
                 JOINED[joined_only.$r]="100 %"
                 printf '  %-15s %-18s %12s instructions per joined request\n' joined_only "${LABEL[$r]}" \
@@ -1061,34 +1240,63 @@ mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "n/a"}'; }
 
 report_hive() {
+    local users sc t k
     echo
     echo "Router load benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, shopgraph $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- router src subgraphs 2>/dev/null || echo '+dirty'), hive-router $HIVE_VERSION"
-    echo "wrk: ${BENCH_SECONDS}s, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
-    echo
-    printf '%-9s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' scenario target "req/s" "p50 ms" "p95 ms" "p99 ms" "sub req/op" "router µs/op" "subgr. µs/op" "other CPU"
-    printf '%-9s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' --------- ------------------ --------- -------- -------- -------- ---------- ------------ ------------- ----------
-    for sc in heavy products; do
-        targets=("${ROUTERS[@]}")
-        [ "$sc" = products ] && targets=(direct "${ROUTERS[@]}")
-        for t in "${targets[@]}"; do
-            [ -n "${RES[$sc.$t.rps]:-}" ] || continue
-            printf '%-9s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' "$sc" "${LABEL[$t]}" \
-                "${RES[$sc.$t.rps]}" "${RES[$sc.$t.p50_ms]}" "${RES[$sc.$t.p95_ms]}" "${RES[$sc.$t.p99_ms]}" \
-                "${RES[$sc.$t.sg_per_op]}" "${RES[$sc.$t.r_cpu_us]}" "${RES[$sc.$t.sg_cpu_us]}" "${RES[$sc.$t.other]}"
+    echo "wrk: ${BENCH_SECONDS}s, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads; subgraphs on SQLite"
+    for users in "${USER_COUNTS[@]}"; do
+        echo
+        if [ "$users" = 1 ]; then
+            echo "one user: heavy as the bench user (20 lines, 15 payments, 40 notifications; $HEAVY_BYTES bytes), products anonymous"
+        else
+            echo "$users users, the next user's token on every request: heavy as that user ($USER_LINES lines, $USER_PAYMENTS payments, $((USER_NOTIFICATIONS + USER_PAYMENTS)) notifications;"
+            echo "$USER_HEAVY_BYTES bytes for user-1), products signed in as that user (straight to the product subgraph too)"
+        fi
+        echo
+        printf '%-14s %-22s %9s %8s %8s %8s %10s %12s %13s %10s\n' scenario target "req/s" "p50 ms" "p95 ms" "p99 ms" "sub req/op" "router µs/op" "subgr. µs/op" "other CPU"
+        printf '%-14s %-22s %9s %8s %8s %8s %10s %12s %13s %10s\n' -------------- ---------------------- --------- -------- -------- -------- ---------- ------------ ------------- ----------
+        for sc in heavy products; do
+            local targets=("${ROUTERS[@]}")
+            [ "$sc" = products ] && targets=(direct "${ROUTERS[@]}")
+            for t in "${targets[@]}"; do
+                k=$sc@$users.$t
+                [ -n "${RES[$k.rps]:-}" ] || continue
+                printf '%-14s %-22s %9s %8s %8s %8s %10s %12s %13s %10s\n' "$sc@$users" "${LABEL[$t]}" \
+                    "${RES[$k.rps]}" "${RES[$k.p50_ms]}" "${RES[$k.p95_ms]}" "${RES[$k.p99_ms]}" \
+                    "${RES[$k.sg_per_op]}" "${RES[$k.r_cpu_us]}" "${RES[$k.sg_cpu_us]}" "${RES[$k.other]}"
+            done
         done
+        echo
+        echo "$users user(s), shopgraph ÷ hive:      req/s   p95    router CPU/op"
+        for sc in heavy products; do
+            k=$sc@$users
+            printf '  %-8s dedupe on (default)    %5s   %5s   %5s\n' "$sc" \
+                "$(ratio "${RES[$k.router.rps]:-}" "${RES[$k.hive.rps]:-}")" \
+                "$(ratio "${RES[$k.router.p95_ms]:-}" "${RES[$k.hive.p95_ms]:-}")" \
+                "$(ratio "${RES[$k.router.r_cpu_us]:-}" "${RES[$k.hive.r_cpu_us]:-}")"
+            [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
+                printf '  %-8s dedupe off             %5s   %5s   %5s\n' "$sc" \
+                    "$(ratio "${RES[$k.router_nodedupe.rps]:-}" "${RES[$k.hive_nodedupe.rps]:-}")" \
+                    "$(ratio "${RES[$k.router_nodedupe.p95_ms]:-}" "${RES[$k.hive_nodedupe.p95_ms]:-}")" \
+                    "$(ratio "${RES[$k.router_nodedupe.r_cpu_us]:-}" "${RES[$k.hive_nodedupe.r_cpu_us]:-}")"
+        done
+        k=products@$users
+        echo "  products via the router ÷ straight to the product subgraph: shopgraph $(ratio "${RES[$k.router.rps]:-}" "${RES[$k.direct.rps]:-}"), hive $(ratio "${RES[$k.hive.rps]:-}" "${RES[$k.direct.rps]:-}")"
     done
-    echo
-    echo "throughput ratios:"
-    echo "  heavy     shopgraph ÷ hive                = $(ratio "${RES[heavy.router.rps]:-}" "${RES[heavy.hive.rps]:-}")"
-    [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
-        echo "  heavy     both with dedupe off            = $(ratio "${RES[heavy.router_nodedupe.rps]:-}" "${RES[heavy.hive_nodedupe.rps]:-}")"
-    echo "  products  shopgraph ÷ hive                = $(ratio "${RES[products.router.rps]:-}" "${RES[products.hive.rps]:-}")"
-    [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
-        echo "  products  both with dedupe off            = $(ratio "${RES[products.router_nodedupe.rps]:-}" "${RES[products.hive_nodedupe.rps]:-}")"
-    echo "  products  shopgraph router ÷ direct       = $(ratio "${RES[products.router.rps]:-}" "${RES[products.direct.rps]:-}")"
-    [ "$BENCH_HIVE_NODEDUPE" = 1 ] &&
-        echo "  products  shopgraph (dedupe off) ÷ direct = $(ratio "${RES[products.router_nodedupe.rps]:-}" "${RES[products.direct.rps]:-}")"
-    echo "  products  hive router ÷ direct            = $(ratio "${RES[products.hive.rps]:-}" "${RES[products.direct.rps]:-}")"
+    if [ "$BENCH_CALLGRIND" -gt 0 ]; then
+        echo
+        echo "router instructions per request (callgrind, the router process only, $BENCH_CALLGRIND requests of each query one at a"
+        echo "time over one connection after a warm-up, the next of $MAX_USERS users' tokens on each; repeatable, unlike req/s):"
+        echo
+        printf '%-9s %-22s %16s %14s\n' query router "instructions/op" "÷ hive"
+        printf '%-9s %-22s %16s %14s\n' --------- ---------------------- ---------------- --------------
+        for sc in heavy products; do
+            for t in router hive; do
+                printf '%-9s %-22s %16s %14s\n' "$sc" "${LABEL[$t]}" "${INSTR[$sc.$t]:-}" \
+                    "$(ratio "${INSTR[$sc.$t]:-}" "${INSTR[$sc.hive]:-}")"
+            done
+        done
+    fi
     echo
 }
 
