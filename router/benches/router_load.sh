@@ -398,11 +398,9 @@ port_of_subgraph() {
         notification) echo "$NOTIFICATION_PORT_B" ;;
     esac
 }
-all_subgraph_requests() {
-    local total=0 s
-    for s in "${SUBGRAPHS[@]}"; do total=$((total + $(subgraph_requests "$(port_of_subgraph "$s")"))); done
-    echo "$total"
-}
+# All four subgraphs' requests: one `dev` process, whose metrics listeners
+# all serve its one registry, so one of them tells.
+all_subgraph_requests() { subgraph_requests "$PRODUCT_PORT_B"; }
 subgraph_cpu_ticks() { cpu_ticks "${PID_OF[subgraphs]}"; }
 
 HEAVY_QUERY='{ me { id basket { total { amount } items { quantity product { name price { amount } stockQuantity } } } payments(first: 15) { edges { node { status amount { amount } items { quantity product { name category } } } } } notifications(first: 40) { edges { node { title status } } } unreadNotificationCount } }'
@@ -705,6 +703,10 @@ if [ "$MAX_USERS" -gt 1 ]; then
         JWT_SECRET="$JWT_SECRET_BENCH" "$BIN" token --user "user-$i" >>"$WORK/tokens.all"
     done
     mapfile -t USER_TOKENS <"$WORK/tokens.all"
+    # Request bodies from templates (one jq each, not one per request).
+    ADD_LINE=$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' '{"id": "@ID@"}')
+    CHECKOUT=$(body 'mutation($key: String!) { checkout(input: {idempotencyKey: $key, method: CARD, card: {number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123"}}) { status } }' \
+        '{"key": "@KEY@"}')
     # add_lines ROUND — every user adds USER_LINES lines; one user's
     # requests are MAX_USERS apart in the batch, never at once.
     add_lines() {
@@ -712,8 +714,7 @@ if [ "$MAX_USERS" -gt 1 ]; then
         for line in $(seq 1 "$USER_LINES"); do
             for i in $(seq 1 "$MAX_USERS"); do
                 request "$SEED_PORT" "${USER_TOKENS[$((i - 1))]}" \
-                    "$(body 'mutation($id: ID!) { addBasketItem(productId: $id, quantity: 1) { itemCount } }' \
-                        "$(jq -nc --arg id "${PRODUCT_IDS[$(((i + line + round) % 20))]}" '{id: $id}')")"
+                    "${ADD_LINE//@ID@/${PRODUCT_IDS[$(((i + line + round) % 20))]}}"
             done
         done >"$WORK/seed.curl"
         batch "basket lines, round $round" "$WORK/seed.curl"
@@ -721,9 +722,7 @@ if [ "$MAX_USERS" -gt 1 ]; then
     for round in $(seq 1 "$USER_PAYMENTS"); do
         add_lines "$round"
         for i in $(seq 1 "$MAX_USERS"); do
-            request "$SEED_PORT" "${USER_TOKENS[$((i - 1))]}" \
-                "$(body 'mutation($key: String!) { checkout(input: {idempotencyKey: $key, method: CARD, card: {number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123"}}) { status } }' \
-                    "$(jq -nc --arg k "bench-user-$i-$round" '{key: $k}')")"
+            request "$SEED_PORT" "${USER_TOKENS[$((i - 1))]}" "${CHECKOUT//@KEY@/bench-user-$i-$round}"
         done >"$WORK/seed.curl"
         batch "checkouts, round $round" "$WORK/seed.curl"
         basket_emptied "${USER_TOKENS[0]}"

@@ -234,7 +234,9 @@ fn decode(
     if !status.is_success() && !status.is_client_error() {
         return Err(status_error());
     }
-    let parsed = serde_json::from_slice::<SubgraphResponse>(body)
+    // sonic-rs: the same serde data model, parsed with SIMD; answers are
+    // the biggest JSON the router reads.
+    let parsed = sonic_rs::from_slice::<SubgraphResponse>(body)
         .map_err(|err| {
             let content_type = headers
                 .get(header::CONTENT_TYPE)

@@ -86,14 +86,18 @@ impl<F: Fetcher> Fetcher for Deduplicating<F> {
                 .increment(1);
         }
         async move {
-            match answer.await.as_deref() {
-                Some(Ok(response)) => Ok(response.clone()),
-                Some(Err(err)) => Err(err.clone()),
-                None => Err(FetchError::Unreachable {
+            let Some(answer) = answer.await else {
+                return Err(FetchError::Unreachable {
                     subgraph: subgraph.to_owned(),
                     reason: "the fetch task failed".into(),
-                }),
-            }
+                });
+            };
+            // The only caller (nobody joined) takes the answer as it is;
+            // callers who shared it each take a copy.
+            Arc::try_unwrap(answer).unwrap_or_else(|shared| match shared.as_ref() {
+                Ok(response) => Ok(response.clone()),
+                Err(err) => Err(err.clone()),
+            })
         }
         .boxed()
     }
