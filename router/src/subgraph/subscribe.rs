@@ -135,8 +135,10 @@ impl Stream for Subscription {
 }
 
 /// One event as the connection hands it over: the response and its
-/// resume token, if the subgraph gave one.
-type Delivery = Result<(SubgraphResponse, Option<Value>), FetchError>;
+/// resume token, if the subgraph gave one. Boxed: a channel allocates its
+/// first block of 32 slots when it is made, so an idle subscription costs
+/// 32 pointers instead of 32 × 168 bytes.
+type Delivery = Box<Result<(SubgraphResponse, Option<Value>), FetchError>>;
 
 /// One subscription on one connection. Dropping it sends `complete`.
 struct Events {
@@ -330,7 +332,7 @@ impl Resubscribing {
                     }
                 }
             };
-            match events.receiver.recv().await {
+            match events.receiver.recv().await.map(|delivery| *delivery) {
                 None => return None,
                 Some(Ok((response, resume))) => {
                     if resume.is_some() {
@@ -484,7 +486,7 @@ async fn pump(
                 Some(Command::Subscribe { id, payload, sink }) => {
                     let message = json!({ "id": id.to_string(), "type": "subscribe", "payload": payload });
                     if let Err(err) = send(&mut socket, message).await {
-                        let _ = sink.try_send(Err(lost(&subgraph, &err)));
+                        let _ = sink.try_send(Box::new(Err(lost(&subgraph, &err))));
                         break Some(err);
                     }
                     sinks.insert(id, sink);
@@ -521,7 +523,7 @@ async fn pump(
     if let Some(reason) = reason {
         tracing::warn!(subgraph, %reason, subscriptions = sinks.len(), "subgraph subscription connection lost");
         for sink in sinks.values() {
-            let _ = sink.try_send(Err(lost(&subgraph, &reason)));
+            let _ = sink.try_send(Box::new(Err(lost(&subgraph, &reason))));
         }
     }
     let _ = socket.close(None).await;
@@ -552,7 +554,7 @@ async fn route(
             let response = serde_json::from_value::<SubgraphResponse>(payload).unwrap_or_default();
             match sink
                 .clone()
-                .send_timeout(Ok((response, resume)), FALL_BEHIND_GRACE)
+                .send_timeout(Box::new(Ok((response, resume))), FALL_BEHIND_GRACE)
                 .await
             {
                 Ok(()) => Ok(()),
@@ -568,7 +570,7 @@ async fn route(
                         let fell_behind = FetchError::FellBehind {
                             subgraph: subgraph.to_owned(),
                         };
-                        tokio::spawn(async move { sink.send(Err(fell_behind)).await });
+                        tokio::spawn(async move { sink.send(Box::new(Err(fell_behind))).await });
                     }
                     send(socket, json!({ "id": id.to_string(), "type": "complete" })).await
                 }
@@ -584,7 +586,10 @@ async fn route(
                     Value::Array(errors) => errors,
                     other => vec![other],
                 };
-                let _ = sink.try_send(Ok((SubgraphResponse { data: None, errors }, None)));
+                let _ = sink.try_send(Box::new(Ok((
+                    SubgraphResponse { data: None, errors },
+                    None,
+                ))));
             }
             Ok(())
         }
