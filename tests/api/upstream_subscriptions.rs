@@ -356,18 +356,7 @@ async fn a_killed_replica_under_live_subscriptions_loses_and_repeats_nothing() {
 
 /// Live subscriptions a subgraph replica holds, from its `/metrics`.
 async fn subgraph_subscriptions(replica: &SubgraphProcess) -> f64 {
-    let text = client()
-        .get(replica.metrics_url())
-        .send()
-        .await
-        .expect("/metrics answers")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|line| line.starts_with("subgraph_live_subscriptions"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    replica.metric("subgraph_live_subscriptions", "").await
 }
 
 /// The subgraph's websocket server speaks `graphql-transport-ws` as the

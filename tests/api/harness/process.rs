@@ -194,6 +194,12 @@ impl SubgraphProcess {
             child.kill().await.expect("kill the replica");
         }
     }
+
+    /// The sum of the samples of `name` whose labels contain `labels`
+    /// (all samples when empty), from its `/metrics`.
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        scrape(&client(), &self.metrics_url(), name, labels).await
+    }
 }
 
 /// `shopgraph serve router` on free ports (GraphQL and admin), killed on
@@ -396,17 +402,22 @@ impl RouterProcess {
     /// `labels` on `/metrics` (served on the admin listener, not the API
     /// port).
     pub async fn metric(&self, name: &str, labels: &str) -> f64 {
-        let text = self
-            .http
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .expect("/metrics answers")
-            .text()
-            .await
-            .expect("metrics text");
-        metric_sum(&text, name, labels)
+        scrape(&self.http, &self.admin_url("/metrics"), name, labels).await
     }
+}
+
+/// The sum of the samples of `name` whose labels contain `labels` in the
+/// Prometheus exposition at `url`.
+async fn scrape(http: &reqwest::Client, url: &str, name: &str, labels: &str) -> f64 {
+    let text = http
+        .get(url)
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("metrics text");
+    metric_sum(&text, name, labels)
 }
 
 /// The sum of the samples of `name` whose labels contain `labels` (all
