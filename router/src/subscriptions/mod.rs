@@ -86,7 +86,7 @@ pub struct GraphqlState {
     pub pipeline: RouterState,
     /// Limits and timers of websocket, SSE and multipart connections.
     pub settings: SubscriptionSettings,
-    /// Subscriptions opened on subgraphs, sharing connections per caller.
+    /// Subscriptions opened on subgraphs, a few shared connections per replica.
     pub subscriber: subscribe::Subscriber,
     /// Cancelled when the router shuts down: streaming connections close.
     pub shutdown: CancellationToken,
