@@ -1360,7 +1360,11 @@ report_protections_instructions() {
 report_protections_load() {
     local sc t r round
     echo "wrk: ${BENCH_SECONDS}s per run, $BENCH_CONNECTIONS connections, $BENCH_THREADS threads, ${BENCH_WARMUP_SECONDS}s warm-up; $BENCH_ROUNDS rounds, ABBA order;"
-    echo "every request as the bench user (bearer token), Origin $BENCH_ORIGIN; dedupe $BENCH_DEDUPE; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
+    if [ "$MAX_USERS" -gt 1 ]; then
+        echo "every request as the next of $MAX_USERS users (bearer tokens rotated), Origin $BENCH_ORIGIN; dedupe $BENCH_DEDUPE; subgraphs on SQLite"
+    else
+        echo "every request as the bench user (bearer token), Origin $BENCH_ORIGIN; dedupe $BENCH_DEDUPE; subgraphs on SQLite; heavy answer $HEAVY_BYTES bytes"
+    fi
     echo
     printf '%-9s %5s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' query round target "req/s" "p50 ms" "p95 ms" "p99 ms" "sub req/op" "router µs/op" "subgr. µs/op" "other CPU"
     printf '%-9s %5s %-18s %9s %8s %8s %8s %10s %12s %13s %10s\n' --------- ----- ------------------ --------- -------- -------- -------- ---------- ------------ ------------- ----------
