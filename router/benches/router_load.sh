@@ -377,9 +377,12 @@ ok() {
 # PORT (set at start): subgraphs serve /metrics there only.
 subgraph_metrics_port() { echo $(($1 + 100)); }
 # subgraph_requests PORT — graphql_requests_total of the subgraph on PORT.
+# subgraph_requests PORT [SERVICE] — graphql_requests_total of the
+# subgraph on PORT (its `service` label SERVICE only, when given: the dev
+# process's listeners all serve its one registry).
 subgraph_requests() {
     curl -fsS --max-time 5 "http://127.0.0.1:$(subgraph_metrics_port "$1")/metrics" |
-        awk '/^graphql_requests_total[{ ]/ {s += $NF} END {printf "%d\n", s}'
+        awk -v want="${2:+service=\"$2\"}" '/^graphql_requests_total[{ ]/ && index($0, want) {s += $NF} END {printf "%d\n", s}'
 }
 # router_admin_port PORT — the admin listener of the router on PORT (set by
 # start_router): the router serves /metrics and /health/detailed there only.
@@ -915,11 +918,11 @@ fi
 declare -A FETCHES=()
 for r in "${ROUTERS[@]}"; do
     declare -A before=()
-    for s in "${SUBGRAPHS[@]}"; do before[$s]=$(subgraph_requests "$(port_of_subgraph "$s")"); done
+    for s in "${SUBGRAPHS[@]}"; do before[$s]=$(subgraph_requests "$(port_of_subgraph "$s")" "$s"); done
     for _ in $(seq 1 20); do gql "${PORT_OF[$r]}" "$TOKEN" "$(cat "$HEAVY_BODY")" >/dev/null; done
     line=""
     for s in "${SUBGRAPHS[@]}"; do
-        after=$(subgraph_requests "$(port_of_subgraph "$s")")
+        after=$(subgraph_requests "$(port_of_subgraph "$s")" "$s")
         line+="$s=$(awk -v d=$((after - before[$s])) 'BEGIN {printf "%.2f", d / 20}') "
     done
     FETCHES[$r]=$line
