@@ -31,3 +31,22 @@ pub fn prometheus() -> &'static PrometheusHandle {
         handle
     })
 }
+
+/// Counts one thing in `gauge` for as long as it lives: up when made, down
+/// when dropped, however its owner ends (a decrement written at the end of
+/// a task is skipped when the task panics or is aborted).
+pub struct GaugeGuard(metrics::Gauge);
+
+impl GaugeGuard {
+    /// Increments `gauge` now; dropping the guard decrements it.
+    pub fn new(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}

@@ -48,7 +48,7 @@ pub struct SignedHop(pub SignedBy);
 /// how the subgraph's GraphiQL sends the Headers tab's token), read with
 /// [`SubgraphAuth::identify_connection_init`].
 #[derive(Clone)]
-pub struct UnsignedCaller(pub Arc<SubgraphAuth>);
+pub struct UnsignedCaller;
 
 /// A subgraph's identity policy: signed hop requests, and unsigned ones
 /// only where direct tokens are accepted.
@@ -184,7 +184,7 @@ pub async fn identify(
                     extensions.insert(SignedHop(signed_by));
                 }
                 None if anonymous => {
-                    extensions.insert(UnsignedCaller(Arc::clone(&auth)));
+                    extensions.insert(UnsignedCaller);
                 }
                 None => {}
             }

@@ -111,7 +111,7 @@ where
         auth: auth.map(|Extension(auth)| auth),
         // An unsigned, anonymous upgrade (a browser, in `dev`) may name
         // its caller in `connection_init`; the router's connections never do.
-        unsigned: unsigned.map(|Extension(UnsignedCaller(auth))| auth),
+        init_names_caller: unsigned.is_some(),
         path: uri.path().to_owned(),
     };
     let timers = subscriptions::Timers {

@@ -98,9 +98,9 @@ pub(crate) struct Connection {
     pub credentials: Credentials,
     /// The subgraph's identity policy: verifies signed operations.
     pub auth: Option<Arc<SubgraphAuth>>,
-    /// Set when the upgrade was unsigned and anonymous: its
+    /// Whether the upgrade was unsigned and anonymous: then its
     /// `connection_init` may name a caller (direct tokens).
-    pub unsigned: Option<Arc<SubgraphAuth>>,
+    pub init_names_caller: bool,
     /// The request path of the upgrade, which signed operations are signed for.
     pub path: String,
 }
@@ -297,7 +297,7 @@ impl Connection {
     /// Handles `connection_init`: an unsigned connection may name its
     /// caller with a token; every other connection keeps its caller.
     fn init(&mut self, payload: serde_json::Value) -> Result<(), String> {
-        let Some(auth) = &self.unsigned else {
+        let Some(auth) = self.auth.as_ref().filter(|_| self.init_names_caller) else {
             return Ok(());
         };
         match auth.identify_connection_init(&payload) {

@@ -472,9 +472,9 @@ async fn pump(
 ) {
     // How many sockets subscriptions hold open to each subgraph: at most
     // CONNECTIONS_PER_REPLICA per replica.
-    let open =
-        metrics::gauge!("router_subgraph_subscription_connections", "subgraph" => subgraph.clone());
-    open.increment(1.0);
+    let _open = shopgraph_core::metrics::GaugeGuard::new(
+        metrics::gauge!("router_subgraph_subscription_connections", "subgraph" => subgraph.clone()),
+    );
     let mut sinks: Sinks = HashMap::new();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.reset();
@@ -527,7 +527,6 @@ async fn pump(
         }
     }
     let _ = socket.close(None).await;
-    open.decrement(1.0);
 }
 
 /// Hands one subgraph message to the subscription it is for.

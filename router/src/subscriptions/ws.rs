@@ -29,6 +29,7 @@
 //! Framing, masking and close handshakes are tungstenite's (through axum);
 //! this module is only the protocol's state machine.
 
+use shopgraph_core::metrics::GaugeGuard;
 use std::collections::HashMap;
 
 use axum::extract::WebSocketUpgrade;
@@ -110,7 +111,8 @@ pub async fn serve(
         }
         let _ = sink.close().await;
     });
-    let _gauge = ConnectionGauge::open();
+    // Down when the task ends, however it ends (a panic included).
+    let _gauge = GaugeGuard::new(metrics::gauge!("router_websocket_connections"));
     let mut connection = Connection {
         state,
         settings: settings.clone(),
@@ -150,24 +152,6 @@ pub async fn serve(
     drop(connection);
     drop(outbound);
     let _ = writer.await;
-}
-
-/// `router_websocket_connections`, up while a connection is served and
-/// down when its task ends, however it ends: a decrement written at the
-/// end of [`serve`] was skipped when the task panicked, leaking the gauge.
-struct ConnectionGauge;
-
-impl ConnectionGauge {
-    fn open() -> Self {
-        metrics::gauge!("router_websocket_connections").increment(1.0);
-        Self
-    }
-}
-
-impl Drop for ConnectionGauge {
-    fn drop(&mut self) {
-        metrics::gauge!("router_websocket_connections").decrement(1.0);
-    }
 }
 
 struct Connection {

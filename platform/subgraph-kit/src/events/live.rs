@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use shopgraph_core::metrics::GaugeGuard;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -81,7 +82,8 @@ impl LiveFeed {
     /// the subscriber falls more than the backlog behind.
     pub fn events(&self) -> Pin<Box<dyn Stream<Item = Result<Arc<CloudEvent>, Lagged>> + Send>> {
         let mut ended = false;
-        let following = Following::new();
+        // Counted while it exists: where a router's subscriptions are.
+        let following = GaugeGuard::new(metrics::gauge!("subgraph_live_subscriptions"));
         BroadcastStream::new(self.sender.subscribe())
             .map(move |item| {
                 let _counted = &following;
@@ -93,24 +95,6 @@ impl LiveFeed {
                 futures::future::ready(keep)
             })
             .boxed()
-    }
-}
-
-/// Counts a stream of [`LiveFeed::events`] in `subgraph_live_subscriptions`
-/// while it exists: what an operator (or a test) reads to see where a
-/// router's subscriptions are.
-struct Following;
-
-impl Following {
-    fn new() -> Self {
-        metrics::gauge!("subgraph_live_subscriptions").increment(1.0);
-        Self
-    }
-}
-
-impl Drop for Following {
-    fn drop(&mut self) {
-        metrics::gauge!("subgraph_live_subscriptions").decrement(1.0);
     }
 }
 
